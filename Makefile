@@ -42,8 +42,8 @@ lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-demo: ## stream a demo database to Kafka and show the decoded records (arrives with issue 4)
-	@echo "make demo arrives with the standalone pipeline (issue 4); until then: make env-up"; exit 2
+demo: build env-up ## stream a demo database to Kafka and show the decoded records (Ctrl-C stops)
+	@deploy/demo/run.sh
 
 clean: env-down ## remove build outputs and environment state (downloads in .cache/ are kept)
 	rm -rf bin $(LOGS) .cache/env .cache/mongo-standin

@@ -31,6 +31,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"consume", "print a topic's records as JSON lines, decoded through the schema registry", runConsume},
+		{"standalone", "run connectors from JSON files in this one process, without a cluster", runStandalone},
 		{"version", "print the version, commit and Go version", runVersion},
 	}
 }

@@ -1,0 +1,161 @@
+// Package changestream reads one collection's MongoDB change stream in server batches, from a
+// committed resume point, and classifies the server's errors into conditions a task acts on.
+package changestream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/tasks/resumetoken"
+)
+
+// Options shape the stream; they come from the connector config.
+type Options struct {
+	// Pipeline holds the user's stages ($match, $project) and, later, the shard filter.
+	Pipeline []bson.D
+	// FullDocument is sent as the change stream's fullDocument option ("" leaves it out).
+	FullDocument options.FullDocument
+	// FullDocumentBeforeChange asks for pre-images ("" leaves it out).
+	FullDocumentBeforeChange options.FullDocument
+	// BatchSize caps the events per server batch (max.batch.size).
+	BatchSize int32
+	// MaxAwait is how long the server holds an empty getMore (poll.max.wait.ms).
+	MaxAwait time.Duration
+}
+
+// Start says where a stream begins. The zero value starts now.
+type Start struct {
+	// ResumeToken is the committed token ({_data: ...}); the stream resumes after it.
+	ResumeToken bson.Raw
+	// Position is the committed token's decoded position, used when the server no longer
+	// knows the token (error 280): the stream then restarts at its cluster time and drops
+	// every event at or before it.
+	Position resumetoken.Position
+	// AtOperationTime starts at a cluster time (inclusive) when there is no token.
+	AtOperationTime *bson.Timestamp
+}
+
+// Stream is an open change stream. It is not safe for concurrent use.
+type Stream struct {
+	cs *mongo.ChangeStream
+	// skipThrough, when set, drops events at or before this position: after a fallback from
+	// an unknown token to its cluster time, those events were already delivered.
+	skipThrough *resumetoken.Position
+}
+
+// Open opens the change stream of coll at start.
+func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start) (*Stream, error) {
+	ns := coll.Database().Name() + "." + coll.Name()
+	csOpts := baseOptions(opts)
+	switch {
+	case len(start.ResumeToken) > 0:
+		csOpts.SetResumeAfter(start.ResumeToken)
+	case start.AtOperationTime != nil:
+		csOpts.SetStartAtOperationTime(start.AtOperationTime)
+	}
+	cs, err := coll.Watch(ctx, opts.Pipeline, csOpts)
+	if err == nil {
+		return &Stream{cs: cs}, nil
+	}
+	err = Classify(err)
+	if len(start.ResumeToken) == 0 || !errors.Is(err, ErrResumeTokenNotFound) {
+		return nil, fmt.Errorf("open change stream on %s: %w", ns, err)
+	}
+	// DESIGN.md 5: error 280 is not loss (a pipeline edit changes which events exist, so the
+	// token may not be found); the history is still there from the token's cluster time on.
+	at := start.Position.StartAtOperationTime()
+	cs, err = coll.Watch(ctx, opts.Pipeline, baseOptions(opts).SetStartAtOperationTime(&at))
+	if err != nil {
+		return nil, fmt.Errorf("reopen change stream on %s at %v after its resume token was not found: %w",
+			ns, at, Classify(err))
+	}
+	pos := start.Position
+	return &Stream{cs: cs, skipThrough: &pos}, nil
+}
+
+func baseOptions(opts Options) *options.ChangeStreamOptionsBuilder {
+	o := options.ChangeStream()
+	if opts.FullDocument != "" {
+		o.SetFullDocument(opts.FullDocument)
+	}
+	if opts.FullDocumentBeforeChange != "" {
+		o.SetFullDocumentBeforeChange(opts.FullDocumentBeforeChange)
+	}
+	if opts.BatchSize > 0 {
+		o.SetBatchSize(opts.BatchSize)
+	}
+	if opts.MaxAwait > 0 {
+		o.SetMaxAwaitTime(opts.MaxAwait)
+	}
+	return o
+}
+
+// NextBatch passes each event of the next server batch to fn, in order, and returns the token
+// to commit once those events are delivered: the post-batch resume token, which moves on even
+// when the batch is empty, so an idle stream keeps a fresh position. The event bytes are only
+// valid during fn. It returns (nil, nil) when the server had nothing new and no new token.
+func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (bson.Raw, error) {
+	for s.cs.TryNext(ctx) {
+		ev := s.cs.Current
+		if s.skipThrough != nil {
+			skip, err := s.atOrBefore(ev)
+			if err != nil {
+				return nil, err
+			}
+			if skip {
+				if s.cs.RemainingBatchLength() == 0 {
+					break
+				}
+				continue
+			}
+			s.skipThrough = nil // positions only grow: nothing later needs the check
+		}
+		if err := fn(ev); err != nil {
+			return nil, err
+		}
+		if s.cs.RemainingBatchLength() == 0 {
+			break
+		}
+	}
+	if err := s.cs.Err(); err != nil {
+		return nil, fmt.Errorf("read change stream: %w", Classify(err))
+	}
+	tok := s.cs.ResumeToken()
+	if tok == nil {
+		return nil, nil
+	}
+	return append(bson.Raw(nil), tok...), nil
+}
+
+func (s *Stream) atOrBefore(ev bson.Raw) (bool, error) {
+	data, ok := ev.Lookup("_id", "_data").StringValueOK()
+	if !ok {
+		return false, errors.New("change event has no _id._data resume token")
+	}
+	pos, err := resumetoken.Decode(data)
+	if err != nil {
+		return false, fmt.Errorf("decode change event token: %w", err)
+	}
+	return resumetoken.Compare(pos, *s.skipThrough) <= 0, nil
+}
+
+// ResumeToken is the stream's current resume token: right after Open, the server's
+// post-batch resume token for the present, which marks where a snapshot starts.
+func (s *Stream) ResumeToken() bson.Raw {
+	tok := s.cs.ResumeToken()
+	if tok == nil {
+		return nil
+	}
+	return append(bson.Raw(nil), tok...)
+}
+
+// Close releases the server cursor.
+func (s *Stream) Close(ctx context.Context) error {
+	return s.cs.Close(ctx)
+}

@@ -1,0 +1,503 @@
+// Package config parses and validates a connector's configuration into a
+// typed Config, reporting every problem at once.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+)
+
+// ShardFilter is shard.filter.
+type ShardFilter string
+
+// shard.filter values.
+const (
+	ShardFilterAuto   ShardFilter = "auto"
+	ShardFilterServer ShardFilter = "server"
+	ShardFilterClient ShardFilter = "client"
+)
+
+// CaptureMode is capture.mode.
+type CaptureMode string
+
+// capture.mode values.
+const (
+	CaptureChangeStreams          CaptureMode = "change_streams"
+	CaptureUpdateFull             CaptureMode = "change_streams_update_full"
+	CaptureWithPreImage           CaptureMode = "change_streams_with_pre_image"
+	CaptureUpdateFullWithPreImage CaptureMode = "change_streams_update_full_with_pre_image"
+)
+
+// SnapshotMode is snapshot.mode.
+type SnapshotMode string
+
+// snapshot.mode values.
+const (
+	SnapshotInitial     SnapshotMode = "initial"
+	SnapshotNever       SnapshotMode = "never"
+	SnapshotWhenNeeded  SnapshotMode = "when_needed"
+	SnapshotInitialOnly SnapshotMode = "initial_only"
+)
+
+// ValueFormat is value.format.
+type ValueFormat string
+
+// value.format values.
+const (
+	ValueAvro ValueFormat = "avro"
+	ValueJSON ValueFormat = "json"
+)
+
+// DocumentMode is document.mode.
+type DocumentMode string
+
+// document.mode values.
+const (
+	DocumentTyped DocumentMode = "typed"
+	DocumentJSON  DocumentMode = "json"
+)
+
+// ErrorsTolerance is errors.tolerance.
+type ErrorsTolerance string
+
+// errors.tolerance values.
+const (
+	ToleranceNone ErrorsTolerance = "none"
+	ToleranceAll  ErrorsTolerance = "all"
+)
+
+// OversizeHandling is oversize.handling.
+type OversizeHandling string
+
+// oversize.handling values.
+const (
+	OversizeFail OversizeHandling = "fail"
+	OversizeSkip OversizeHandling = "skip"
+)
+
+// OffsetLostPolicy is offset.lost.policy.
+type OffsetLostPolicy string
+
+// offset.lost.policy values.
+const (
+	OffsetLostFail       OffsetLostPolicy = "fail"
+	OffsetLostResnapshot OffsetLostPolicy = "resnapshot"
+)
+
+// Config is a validated connector config. Keys() documents each field's
+// key, default and range.
+type Config struct {
+	Name             string
+	ConnectorClass   string
+	ConnectionString Secret
+
+	TopicPrefix        string
+	Shards             int
+	ShardFilter        ShardFilter
+	TasksMax           int // 0: no cap
+	CaptureMode        CaptureMode
+	SnapshotMode       SnapshotMode
+	Pipeline           []bson.D
+	HeartbeatInterval  time.Duration
+	ExactlyOnce        bool
+	ValueFormat        ValueFormat
+	DocumentMode       DocumentMode
+	SchemaRegistryURLs []Secret // empty: the built-in registry
+	TombstonesOnDelete bool
+	ErrorsTolerance    ErrorsTolerance
+	DeadLetterTopic    string // "": none
+	OversizeHandling   OversizeHandling
+	OffsetLostPolicy   OffsetLostPolicy
+	MaxBatchSize       int
+	PollMaxWait        time.Duration
+	// TopicPartitions and TopicReplicationFactor are -1 for the broker's
+	// default.
+	TopicPartitions        int32
+	TopicReplicationFactor int16
+
+	databaseInclude, databaseExclude     []*regexp.Regexp
+	collectionInclude, collectionExclude []*regexp.Regexp
+
+	raw map[string]string // the user's entries, normalised to strings
+}
+
+// Parse validates the config of the connector named name (a Kafka Connect
+// config map) and returns it typed. On failure the error is a
+// *ValidationError listing every problem.
+func Parse(name string, raw map[string]string) (*Config, error) {
+	c := &Config{Name: name, raw: maps.Clone(raw)}
+	if c.raw == nil {
+		c.raw = map[string]string{}
+	}
+	var problems []Problem
+	if msg := checkName(name); msg != "" {
+		problems = append(problems, Problem{Key: "name", Value: name, Message: msg})
+	}
+
+	keys := Keys()
+	known := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		known[k.Name] = true
+		v := strings.TrimSpace(raw[k.Name])
+		if v == "" {
+			if k.Required {
+				problems = append(problems, Problem{Key: k.Name, Message: "is required: " + requiredHint(k.Name)})
+				continue
+			}
+			if v = k.Default; v == "" {
+				continue
+			}
+		}
+		norm, msg := check(k, v)
+		if msg == "" {
+			msg = k.set(c, norm)
+		}
+		if msg != "" {
+			problems = append(problems, Problem{Key: k.Name, Value: k.Redact(v), Message: msg})
+		}
+	}
+
+	problems = append(problems, c.conflicts()...)
+
+	var unknown []string
+	for name := range raw {
+		if !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		msg := "unknown key"
+		if s := suggestKey(name); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		value := raw[name]
+		if looksSecret(name) {
+			value = hidden
+		}
+		problems = append(problems, Problem{Key: name, Value: value, Message: msg})
+	}
+
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	return c, nil
+}
+
+// ParseJSON parses a connector as Kafka Connect's REST API sends it:
+// {"name": "...", "config": {...}}.
+func ParseJSON(data []byte) (*Config, error) {
+	var doc struct {
+		Name   string          `json:"name"`
+		Config json.RawMessage `json:"config"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf(`parse connector JSON (want {"name": "...", "config": {...}}): %w`, err)
+	}
+	if doc.Config == nil {
+		return nil, fmt.Errorf(`parse connector JSON: no "config" object`)
+	}
+	return ParseConfigJSON(doc.Name, doc.Config)
+}
+
+// ParseConfigJSON parses the config object of the connector named name (the
+// body of PUT /connectors/{name}/config). Values may be strings, numbers,
+// booleans (kept as written: 8, true) or, for pipeline, a JSON array; null
+// means unset.
+func ParseConfigJSON(name string, config []byte) (*Config, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(config, &obj); err != nil {
+		return nil, fmt.Errorf("parse connector config JSON (want an object of key: value): %w", err)
+	}
+	raw := make(map[string]string, len(obj))
+	for k, v := range obj {
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.Equal(v, []byte("null")):
+			continue
+		case len(v) > 0 && v[0] == '"':
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, fmt.Errorf("parse connector config JSON: %q: %w", k, err)
+			}
+			raw[k] = s
+		default:
+			// Numbers and booleans as written; objects and arrays as
+			// compact JSON text.
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, v); err != nil {
+				return nil, fmt.Errorf("parse connector config JSON: %q: %w", k, err)
+			}
+			raw[k] = buf.String()
+		}
+	}
+	return Parse(name, raw)
+}
+
+// check applies a key's type, range and allowed values, and returns the value
+// normalised (lower-case for allowed values and booleans).
+func check(k Key, v string) (string, string) {
+	switch {
+	case len(k.Allowed) > 0:
+		for _, a := range k.Allowed {
+			if strings.EqualFold(v, a) {
+				return a, ""
+			}
+		}
+		msg := fmt.Sprintf("%q is not one of %s", v, strings.Join(k.Allowed, ", "))
+		if s := suggest(v, k.Allowed); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return "", msg
+	case k.Type == TypeBoolean:
+		switch strings.ToLower(v) {
+		case "true":
+			return "true", ""
+		case "false":
+			return "false", ""
+		}
+		return "", fmt.Sprintf("%q is not a boolean: use true or false", v)
+	case k.Type == TypeInt:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return "", fmt.Sprintf("%q is not a whole number: use one from %d to %d", v, k.Min, k.Max)
+		}
+		if n < k.Min || n > k.Max {
+			return "", fmt.Sprintf("%q is out of range: use a whole number from %d to %d", v, k.Min, k.Max)
+		}
+		return strconv.FormatInt(n, 10), ""
+	}
+	return v, ""
+}
+
+func checkName(name string) string {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return "is required: every connector needs a name"
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Sprintf("%q contains control characters: use a plain name, e.g. orders-cdc", name)
+	}
+	return ""
+}
+
+func requiredHint(key string) string {
+	switch key {
+	case "connector.class":
+		return `set it to "mongodb"`
+	case "mongodb.connection.string":
+		return "set it to the deployment's URI, e.g. mongodb://user:password@host1:27017,host2:27017/?replicaSet=rs0"
+	case "topic.prefix":
+		return `set the prefix of every topic name, e.g. "mongo" for mongo.<database>.<collection>`
+	}
+	return "set a value"
+}
+
+// looksSecret guesses whether an unknown key holds a secret, so that its
+// value is not echoed in the error about it.
+func looksSecret(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"password", "secret", "token", "credential", "jaas", "key", "uri", "connection"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// conflicts reports problems that involve more than one key.
+func (c *Config) conflicts() []Problem {
+	var out []Problem
+	if c.databaseInclude != nil && c.databaseExclude != nil {
+		out = append(out, Problem{Key: "database.exclude.list", Value: c.raw["database.exclude.list"],
+			Message: "cannot be set together with database.include.list: keep only one of them"})
+	}
+	if c.collectionInclude != nil && c.collectionExclude != nil {
+		out = append(out, Problem{Key: "collection.exclude.list", Value: c.raw["collection.exclude.list"],
+			Message: "cannot be set together with collection.include.list: keep only one of them"})
+	}
+	return out
+}
+
+func setConnectionString(c *Config, v string) string {
+	shown := redactURI(v)
+	c.ConnectionString = newSecret(v, shown)
+	if err := checkConnectionString(v); err != nil {
+		return fmt.Sprintf("%q is not a valid MongoDB connection string (%s): use mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://[user:password@]host/[?options], percent-encoding reserved characters in the user and password",
+			shown, scrub(err.Error(), v))
+	}
+	return ""
+}
+
+// checkConnectionString parses and validates a URI with the driver, without
+// the DNS lookups the driver makes for mongodb+srv://: an SRV URI is checked
+// as the single host it must name, and resolved only when connecting.
+func checkConnectionString(v string) error {
+	rest, srv := strings.CutPrefix(v, connstring.SchemeMongoDBSRV+"://")
+	if !srv {
+		_, err := connstring.ParseAndValidate(v)
+		return err
+	}
+	_, hostPart, _, query := splitURI(rest)
+	if at := strings.LastIndex(hostPart, "@"); at >= 0 {
+		hostPart = hostPart[at+1:]
+	}
+	host, _, _ := strings.Cut(hostPart, "/")
+	if strings.Contains(host, ",") || strings.Contains(host, ":") {
+		return fmt.Errorf("a mongodb+srv URI names exactly one host, without a port: %q", host)
+	}
+	// The SRV-only options are meaningless to the plain parser.
+	if query != nil {
+		var opts []string
+		for _, opt := range splitOptions(*query) {
+			name, _, _ := strings.Cut(opt, "=")
+			if !strings.EqualFold(name, "srvMaxHosts") && !strings.EqualFold(name, "srvServiceName") {
+				opts = append(opts, opt)
+			}
+		}
+		rest = rest[:len(rest)-len(*query)] + strings.Join(opts, "&")
+	}
+	_, err := connstring.ParseAndValidate(connstring.SchemeMongoDB + "://" + rest)
+	return err
+}
+
+// splitList splits a comma-separated list, trimming items and dropping
+// empty ones; "\," is a comma inside an item (Debezium's rule).
+func splitList(v string) []string {
+	var out []string
+	var cur strings.Builder
+	flush := func() {
+		if s := strings.TrimSpace(cur.String()); s != "" {
+			out = append(out, s)
+		}
+		cur.Reset()
+	}
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '\\' && i+1 < len(v) && v[i+1] == ',':
+			cur.WriteByte(',')
+			i++
+		case v[i] == ',':
+			flush()
+		default:
+			cur.WriteByte(v[i])
+		}
+	}
+	flush()
+	return out
+}
+
+// compileList compiles a regex list as Debezium matches it: each expression
+// must match the whole name, case-insensitively.
+func compileList(v string) ([]*regexp.Regexp, string) {
+	var out []*regexp.Regexp
+	var bad []string
+	for _, expr := range splitList(v) {
+		re, err := regexp.Compile(`(?i)^(?:` + expr + `)$`)
+		if err != nil {
+			// The error of the expression alone quotes the user's text
+			// rather than the anchored form.
+			if _, alone := regexp.Compile(expr); alone != nil {
+				err = alone
+			}
+			bad = append(bad, fmt.Sprintf("%q: %v", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: ")))
+			continue
+		}
+		out = append(out, re)
+	}
+	if len(bad) > 0 {
+		return nil, "has an invalid regular expression " + strings.Join(bad, "; ") +
+			" (Go RE2 syntax: no lookarounds or backreferences)"
+	}
+	return out, ""
+}
+
+func matchAny(res []*regexp.Regexp, s string) bool {
+	for _, re := range res {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Includes reports whether the connector captures collection coll of
+// database db. admin, config and local and system.* collections never are.
+func (c *Config) Includes(db, coll string) bool {
+	switch {
+	case db == "admin" || db == "config" || db == "local" || strings.HasPrefix(coll, "system."):
+		return false
+	case c.databaseInclude != nil && !matchAny(c.databaseInclude, db),
+		c.databaseExclude != nil && matchAny(c.databaseExclude, db):
+		return false
+	}
+	ns := db + "." + coll
+	return (c.collectionInclude == nil || matchAny(c.collectionInclude, ns)) &&
+		(c.collectionExclude == nil || !matchAny(c.collectionExclude, ns))
+}
+
+// Topic returns the topic of a collection: <topic.prefix>.<db>.<collection>
+// with every character Kafka does not allow replaced by '_'. A name longer
+// than Kafka's 249 characters is cut to 240 and ends with '_' and 8 hex
+// digits of a hash of the full name, so distinct long names stay distinct.
+func (c *Config) Topic(db, coll string) string {
+	full := c.TopicPrefix + "." + db + "." + coll
+	b := []byte(full)
+	for i := range b {
+		if !legalTopicChar(b[i]) {
+			b[i] = '_'
+		}
+	}
+	if len(b) <= maxTopicLength {
+		return string(b)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(full))
+	return fmt.Sprintf("%s_%08x", b[:maxTopicLength-9], h.Sum32())
+}
+
+// Redacted returns the user's entries, normalised to strings, with every
+// secret redacted: what responses and logs may show.
+func (c Config) Redacted() map[string]string {
+	out := make(map[string]string, len(c.raw))
+	byName := map[string]Key{}
+	for _, k := range Keys() {
+		byName[k.Name] = k
+	}
+	for name, v := range c.raw {
+		out[name] = byName[name].Redact(v)
+	}
+	return out
+}
+
+// Raw returns the user's entries, normalised to strings, secrets included:
+// what is stored and handed to tasks. Never log it.
+func (c *Config) Raw() map[string]string { return maps.Clone(c.raw) }
+
+// Format prints String for every verb, so that no formatting of a Config
+// (%+v, %#v) can reach the secrets in its unexported fields.
+func (c Config) Format(f fmt.State, verb rune) { io.WriteString(f, c.String()) }
+
+// String lists the redacted entries, sorted by key.
+func (c Config) String() string {
+	red := c.Redacted()
+	keys := slices.Sorted(maps.Keys(red))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + red[k]
+	}
+	return fmt.Sprintf("connector %s {%s}", c.Name, strings.Join(parts, ", "))
+}

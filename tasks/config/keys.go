@@ -1,0 +1,254 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Type is a key's type, named as Kafka Connect's ConfigDef names it so the
+// table can answer PUT /connector-plugins/{plugin}/config/validate.
+type Type string
+
+// The key types.
+const (
+	TypeString   Type = "STRING"
+	TypeInt      Type = "INT"
+	TypeBoolean  Type = "BOOLEAN"
+	TypeList     Type = "LIST"
+	TypePassword Type = "PASSWORD"
+	TypeClass    Type = "CLASS"
+)
+
+// Key describes one connector config key.
+type Key struct {
+	Name string
+	Type Type
+	// Default is used when the key is absent or empty; "" means unset.
+	Default  string
+	Required bool
+	// Allowed lists the accepted values (matched case-insensitively).
+	Allowed []string
+	// Min and Max bound an INT key, inclusive.
+	Min, Max int64
+	// Secret values are redacted wherever they are shown (see Redact).
+	Secret bool
+	Doc    string
+
+	// uris marks a secret that is a list of URIs, shown with only their
+	// passwords and secret options hidden.
+	uris bool
+
+	// set stores a value that passed the generic checks in c, and returns
+	// a problem message naming the fix, or "".
+	set func(c *Config, v string) string
+}
+
+// Names accepted for connector.class: ours, and the Debezium and MongoDB
+// Kafka Connector classes, so their configs work unchanged.
+const (
+	ClassMongoRelay = "mongodb"
+	ClassDebezium   = "io.debezium.connector.mongodb.MongoDbConnector"
+	ClassMongoKafka = "com.mongodb.kafka.connect.MongoSourceConnector"
+)
+
+// Keys returns every connector config key, in the order validation reports
+// them. It is the one list of keys, defaults, ranges and docs.
+func Keys() []Key {
+	return []Key{
+		{Name: "name", Type: TypeString,
+			Doc: "The connector's name. Optional inside config (Kafka Connect puts it there); when set it must equal the connector's name.",
+			set: func(c *Config, v string) string {
+				if v != c.Name {
+					return fmt.Sprintf("%q does not match the connector's name %q: remove it or make them equal", v, c.Name)
+				}
+				return ""
+			}},
+		{Name: "connector.class", Type: TypeClass, Required: true,
+			Allowed: []string{ClassMongoRelay, ClassDebezium, ClassMongoKafka},
+			Doc:     `The connector type: "mongodb". The Debezium and MongoDB Kafka Connector class names are accepted as aliases.`,
+			set:     func(c *Config, v string) string { c.ConnectorClass = v; return "" }},
+		{Name: "mongodb.connection.string", Type: TypePassword, Required: true, Secret: true, uris: true,
+			Doc: "The MongoDB connection string, mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...; the password is never shown. Reachability is checked when the connector starts, not here.",
+			set: setConnectionString},
+		{Name: "database.include.list", Type: TypeList,
+			Doc: "Comma-separated regular expressions; only databases whose whole name matches one (case-insensitively) are captured. Escape a comma inside an expression as \\,. Cannot be set together with database.exclude.list. Default: every database except admin, config and local.",
+			set: func(c *Config, v string) (msg string) { c.databaseInclude, msg = compileList(v); return }},
+		{Name: "database.exclude.list", Type: TypeList,
+			Doc: "Comma-separated regular expressions; databases whose whole name matches one are not captured. Cannot be set together with database.include.list.",
+			set: func(c *Config, v string) (msg string) { c.databaseExclude, msg = compileList(v); return }},
+		{Name: "collection.include.list", Type: TypeList,
+			Doc: "Comma-separated regular expressions matched against <database>.<collection>; only matching collections are captured. Cannot be set together with collection.exclude.list. system.* collections are never captured.",
+			set: func(c *Config, v string) (msg string) { c.collectionInclude, msg = compileList(v); return }},
+		{Name: "collection.exclude.list", Type: TypeList,
+			Doc: "Comma-separated regular expressions matched against <database>.<collection>; matching collections are not captured. Cannot be set together with collection.include.list.",
+			set: func(c *Config, v string) (msg string) { c.collectionExclude, msg = compileList(v); return }},
+		{Name: "topic.prefix", Type: TypeString, Required: true,
+			Doc: "Prefix of every topic: changes go to <topic.prefix>.<database>.<collection>, with characters Kafka does not allow replaced by _. Only letters, digits, '.', '_' and '-'.",
+			set: setTopicPrefix},
+		{Name: "shards", Type: TypeInt, Default: "1", Min: 1, Max: 1024,
+			Doc: "How many shards (tasks) each collection's change stream is split into, by the hash of _id. Changing it later neither loses nor repeats changes.",
+			set: func(c *Config, v string) string { c.Shards = atoi(v); return "" }},
+		{Name: "shard.filter", Type: TypeString, Default: string(ShardFilterAuto),
+			Allowed: []string{string(ShardFilterAuto), string(ShardFilterServer), string(ShardFilterClient)},
+			Doc:     "Where events are split into shards: server (a $toHashedIndexKey stage in the change stream, MongoDB 4.4+), client (each task reads the whole stream and keeps its share), or auto (server when the server supports it, else client).",
+			set:     func(c *Config, v string) string { c.ShardFilter = ShardFilter(v); return "" }},
+		{Name: "tasks.max", Type: TypeInt, Min: 1, Max: 1 << 20,
+			Doc: "Kafka Connect's cap on the connector's total tasks; collection shards beyond it share tasks. Default: no cap, one task per collection shard.",
+			set: func(c *Config, v string) string { c.TasksMax = atoi(v); return "" }},
+		{Name: "capture.mode", Type: TypeString, Default: string(CaptureUpdateFull),
+			Allowed: []string{string(CaptureChangeStreams), string(CaptureUpdateFull), string(CaptureWithPreImage), string(CaptureUpdateFullWithPreImage)},
+			Doc:     "What an update event carries: change_streams (the update description only), change_streams_update_full (also the full document after it), and the _with_pre_image variants (also the document before it; needs changeStreamPreAndPostImages on the collection, MongoDB 6.0+).",
+			set:     func(c *Config, v string) string { c.CaptureMode = CaptureMode(v); return "" }},
+		{Name: "snapshot.mode", Type: TypeString, Default: string(SnapshotInitial),
+			Allowed: []string{string(SnapshotInitial), string(SnapshotNever), string(SnapshotWhenNeeded), string(SnapshotInitialOnly)},
+			Doc:     "When existing documents are copied as op r events: initial (once, before streaming), never, when_needed (also when the stream's history was lost), initial_only (copy, then stop).",
+			set:     func(c *Config, v string) string { c.SnapshotMode = SnapshotMode(v); return "" }},
+		{Name: "pipeline", Type: TypeString, Default: "[]",
+			Doc: `A JSON (extended JSON) array of aggregation stages applied to each change stream, e.g. [{"$match": {"operationType": {"$in": ["insert", "update"]}}}]. Only $match, $project, $addFields, $set, $unset, $replaceRoot, $replaceWith and $redact, and none may change _id, which holds the resume token.`,
+			set: setPipeline},
+		{Name: "heartbeat.interval.ms", Type: TypeInt, Default: "10000", Min: 100, Max: 3_600_000,
+			Doc: "How often an idle task commits the stream's position, so a quiet collection never falls out of the oplog window.",
+			set: func(c *Config, v string) string { c.HeartbeatInterval = millis(v); return "" }},
+		{Name: "exactly.once", Type: TypeBoolean, Default: "false",
+			Doc: "Write each task's records and its offset in one Kafka transaction, so read_committed consumers see every change exactly once.",
+			set: func(c *Config, v string) string { c.ExactlyOnce = v == "true"; return "" }},
+		{Name: "value.format", Type: TypeString, Default: string(ValueAvro),
+			Allowed: []string{string(ValueAvro), string(ValueJSON)},
+			Doc:     "Record value encoding: avro (Confluent wire format, schemas in the registry) or json.",
+			set:     func(c *Config, v string) string { c.ValueFormat = ValueFormat(v); return "" }},
+		{Name: "document.mode", Type: TypeString, Default: string(DocumentTyped),
+			Allowed: []string{string(DocumentTyped), string(DocumentJSON)},
+			Doc:     "How documents appear in before/after: typed (a record schema inferred from the documents) or json (canonical extended JSON strings, as Debezium writes them).",
+			set:     func(c *Config, v string) string { c.DocumentMode = DocumentMode(v); return "" }},
+		{Name: "schema.registry.url", Type: TypeList, Secret: true, uris: true,
+			Doc: "Comma-separated URLs of an external Confluent-compatible schema registry; credentials in a URL are never shown. Default: the registry built into mongorelay.",
+			set: setRegistryURLs},
+		{Name: "tombstones.on.delete", Type: TypeBoolean, Default: "true",
+			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document.",
+			set: func(c *Config, v string) string { c.TombstonesOnDelete = v == "true"; return "" }},
+		{Name: "errors.tolerance", Type: TypeString, Default: string(ToleranceNone),
+			Allowed: []string{string(ToleranceNone), string(ToleranceAll)},
+			Doc:     "none: a record that cannot be converted fails the task. all: it is skipped, logged and counted, and sent to errors.deadletterqueue.topic.name when that is set.",
+			set:     func(c *Config, v string) string { c.ErrorsTolerance = ErrorsTolerance(v); return "" }},
+		{Name: "errors.deadletterqueue.topic.name", Type: TypeString,
+			Doc: "Topic for records skipped under errors.tolerance=all and references to records skipped by oversize.handling=skip. Optional, as in Kafka Connect: without it skipped records are only logged and counted.",
+			set: func(c *Config, v string) (msg string) { c.DeadLetterTopic, msg = v, checkTopicName(v); return }},
+		{Name: "oversize.handling", Type: TypeString, Default: string(OversizeFail),
+			Allowed: []string{string(OversizeFail), string(OversizeSkip)},
+			Doc:     "A record larger than its topic's max.message.bytes: fail (the task fails, naming the document key) or skip (logged, counted, and a reference without the body goes to the dead letter topic).",
+			set:     func(c *Config, v string) string { c.OversizeHandling = OversizeHandling(v); return "" }},
+		{Name: "offset.lost.policy", Type: TypeString, Default: string(OffsetLostFail),
+			Allowed: []string{string(OffsetLostFail), string(OffsetLostResnapshot)},
+			Doc:     "When the oplog no longer holds a task's position: fail (the task fails, saying what was lost and how to recover) or resnapshot (copy the collection again, then stream on). Never a silent restart from now.",
+			set:     func(c *Config, v string) string { c.OffsetLostPolicy = OffsetLostPolicy(v); return "" }},
+		{Name: "max.batch.size", Type: TypeInt, Default: "2048", Min: 1, Max: 100_000,
+			Doc: "Most events a task reads per change stream batch.",
+			set: func(c *Config, v string) string { c.MaxBatchSize = atoi(v); return "" }},
+		{Name: "poll.max.wait.ms", Type: TypeInt, Default: "500", Min: 1, Max: 60_000,
+			Doc: "How long the server may hold a change stream read that has no events (maxAwaitTimeMS).",
+			set: func(c *Config, v string) string { c.PollMaxWait = millis(v); return "" }},
+		{Name: "topic.creation.default.partitions", Type: TypeInt, Default: "1", Min: -1, Max: 100_000,
+			Doc: "Partitions of each topic mongorelay creates; -1 uses the broker's num.partitions.",
+			set: func(c *Config, v string) string {
+				c.TopicPartitions = int32(atoi(v))
+				return notZero(v, "the broker's num.partitions")
+			}},
+		{Name: "topic.creation.default.replication.factor", Type: TypeInt, Default: "-1", Min: -1, Max: 32767,
+			Doc: "Replication factor of each topic mongorelay creates; -1 (the default) uses the broker's default.replication.factor.",
+			set: func(c *Config, v string) string {
+				c.TopicReplicationFactor = int16(atoi(v))
+				return notZero(v, "the broker's default.replication.factor")
+			}},
+	}
+}
+
+// Redact returns v as it may be shown: a URI with its password and secret
+// options replaced by [hidden], any other secret as [hidden].
+func (k Key) Redact(v string) string {
+	switch {
+	case k.uris && k.Type != TypeList:
+		return redactURI(v)
+	case k.uris:
+		items := strings.Split(v, ",")
+		for i, item := range items {
+			items[i] = redactURI(item)
+		}
+		return strings.Join(items, ",")
+	case k.Secret:
+		return hidden
+	default:
+		return v
+	}
+}
+
+// atoi converts a value the INT check already accepted.
+func atoi(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+func millis(v string) time.Duration { return time.Duration(atoi(v)) * time.Millisecond }
+
+func notZero(v, brokerDefault string) string {
+	if v == "0" {
+		return fmt.Sprintf(`"0" is not allowed: use -1 for %s, or a whole number of at least 1`, brokerDefault)
+	}
+	return ""
+}
+
+// maxTopicLength is Kafka's limit on topic names.
+const maxTopicLength = 249
+
+// legalTopicChar reports whether Kafka allows c in a topic name.
+func legalTopicChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+func checkTopicName(v string) string {
+	if v == "" {
+		return ""
+	}
+	if v == "." || v == ".." {
+		return fmt.Sprintf("%q is not a valid topic name: Kafka forbids \".\" and \"..\"", v)
+	}
+	if len(v) > maxTopicLength {
+		return fmt.Sprintf("is %d characters long: Kafka topic names are at most %d", len(v), maxTopicLength)
+	}
+	for i := 0; i < len(v); i++ {
+		if !legalTopicChar(v[i]) {
+			return fmt.Sprintf("%q contains %q: Kafka topic names allow only letters, digits, '.', '_' and '-'", v, v[i:i+1])
+		}
+	}
+	return ""
+}
+
+func setTopicPrefix(c *Config, v string) string {
+	c.TopicPrefix = v
+	if msg := checkTopicName(v); msg != "" {
+		return msg
+	}
+	// Room for ".<db>.<collection>" with at least one character each.
+	if len(v) > maxTopicLength-4 {
+		return fmt.Sprintf("is %d characters long: keep it under %d so that <prefix>.<db>.<collection> fits Kafka's %d", len(v), maxTopicLength-4, maxTopicLength)
+	}
+	return ""
+}
+
+func setRegistryURLs(c *Config, v string) string {
+	var bad []string
+	for _, raw := range splitList(v) {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad = append(bad, redactURI(raw))
+			continue
+		}
+		c.SchemaRegistryURLs = append(c.SchemaRegistryURLs, newSecret(raw, redactURI(raw)))
+	}
+	if len(bad) > 0 {
+		return fmt.Sprintf("%s is not an http(s) URL: use e.g. http://registry:8081", strings.Join(bad, ", "))
+	}
+	return ""
+}

@@ -1,0 +1,129 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Problem is one thing wrong with a config.
+type Problem struct {
+	Key string
+	// Value is the value given, redacted if it is secret; "" when absent.
+	Value string
+	// Message says what is wrong and how to fix it; it quotes Value where
+	// that helps.
+	Message string
+}
+
+// String reads like: config "shard.filter": "sever" is not one of auto,
+// server, client (did you mean "server"?)
+func (p Problem) String() string { return fmt.Sprintf("config %q: %s", p.Key, p.Message) }
+
+// ValidationError lists every problem of a config; Parse returns it.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error lists the problems one per line, after a count, in the words Kafka
+// Connect uses for an invalid connector config.
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "connector configuration is invalid and contains the following %d error(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// renamedKey maps keys of Debezium 1.x and of the MongoDB Kafka Connector
+// to ours, for keys whose spelling edit distance cannot guess.
+func renamedKey(name string) string {
+	switch strings.ToLower(name) {
+	case "database.whitelist", "database":
+		return "database.include.list"
+	case "database.blacklist":
+		return "database.exclude.list"
+	case "collection.whitelist", "collection":
+		return "collection.include.list"
+	case "collection.blacklist":
+		return "collection.exclude.list"
+	case "connection.uri", "mongodb.hosts", "mongodb.user", "mongodb.password":
+		return "mongodb.connection.string"
+	case "mongodb.name":
+		return "topic.prefix"
+	case "copy.existing", "startup.mode":
+		return "snapshot.mode"
+	case "output.format.value", "value.converter", "key.converter":
+		return "value.format"
+	case "poll.await.time.ms":
+		return "poll.max.wait.ms"
+	case "batch.size":
+		return "max.batch.size"
+	}
+	return ""
+}
+
+// suggestKey proposes the key an unknown key was probably meant to be.
+func suggestKey(name string) string {
+	if to := renamedKey(name); to != "" {
+		return to
+	}
+	var names []string
+	for _, k := range Keys() {
+		names = append(names, k.Name)
+		// A known key's last words given alone, e.g. "prefix".
+		if strings.HasSuffix(k.Name, "."+strings.ToLower(name)) {
+			return k.Name
+		}
+	}
+	return suggest(name, names)
+}
+
+// suggest returns the candidate closest to s in edit distance, if it is
+// close enough to be a typo (at most a third of its length, and at least
+// 1), or else one that s abbreviates.
+func suggest(s string, candidates []string) string {
+	ls := strings.ToLower(s)
+	best, bestD := "", -1
+	for _, c := range candidates {
+		d := distance(ls, strings.ToLower(c))
+		if d <= max(1, len(c)/3) && (bestD < 0 || d < bestD) {
+			best, bestD = c, d
+		}
+	}
+	if best == "" && len(ls) >= 3 {
+		for _, c := range candidates {
+			if strings.HasPrefix(strings.ToLower(c), ls) {
+				return c
+			}
+		}
+	}
+	return best
+}
+
+// distance is the optimal string alignment distance: insertions, deletions,
+// substitutions and swaps of adjacent bytes each cost 1.
+func distance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,73 @@
+package worker
+
+import (
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c Config, rest []string)
+		wantErr []string
+	}{
+		{
+			name: "defaults and alias",
+			args: []string{"--kafka", "a:1, b:2", "conn.json"},
+			check: func(t *testing.T, c Config, rest []string) {
+				if strings.Join(c.KafkaBrokers, ";") != "a:1;b:2" || c.OffsetsTopic != "mongorelay-offsets" ||
+					c.SchemasTopic != "mongorelay-schemas" || c.RegistryListen != "127.0.0.1:8081" ||
+					c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.ReplicationFactor != -1 {
+					t.Errorf("unexpected config %+v", c)
+				}
+				if len(rest) != 1 || rest[0] != "conn.json" {
+					t.Errorf("rest = %v, want [conn.json]", rest)
+				}
+			},
+		},
+		{
+			name: "flag beats environment beats default",
+			args: []string{"--offsets.topic", "from-flag"},
+			env: map[string]string{"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS": "k:9", "MONGORELAY_OFFSETS_TOPIC": "from-env",
+				"MONGORELAY_SCHEMAS_TOPIC": "schemas-env"},
+			check: func(t *testing.T, c Config, _ []string) {
+				if c.KafkaBrokers[0] != "k:9" || c.OffsetsTopic != "from-flag" || c.SchemasTopic != "schemas-env" {
+					t.Errorf("unexpected config %+v", c)
+				}
+			},
+		},
+		{
+			name:    "every bad value named at once",
+			args:    []string{"--log.level", "loud", "--log.format", "xml", "--shutdown.timeout", "soon"},
+			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`, `"shutdown.timeout": "soon"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c, rest, err := ParseFlags(fs, tt.args, func(k string) string { return tt.env[k] })
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c, rest)
+		})
+	}
+}

@@ -1,0 +1,306 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/client"
+	"github.com/mongorelay/mongorelay/registry/kafkastore"
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+)
+
+// collectionScanInterval is how often a running connector looks for collections created since
+// it started. A new collection's task starts like any other: with snapshot.mode=initial it
+// copies what the collection already holds, so nothing written before it was found is missed.
+const collectionScanInterval = 10 * time.Second
+
+// LoadConnectorFiles reads and validates connector files ({"name":..., "config":{...}}), all of
+// them before anything starts, so a bad file changes nothing.
+func LoadConnectorFiles(paths []string) ([]*config.Config, error) {
+	var conns []*config.Config
+	var errs []error
+	names := map[string]string{}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read connector file: %w", err))
+			continue
+		}
+		c, err := config.ParseJSON(data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("connector file %s: %w", p, err))
+			continue
+		}
+		if other, dup := names[c.Name]; dup {
+			errs = append(errs, fmt.Errorf("connector file %s: connector %q is already defined in %s: give it another name", p, c.Name, other))
+			continue
+		}
+		names[c.Name] = p
+		conns = append(conns, c)
+	}
+	if len(paths) == 0 {
+		errs = append(errs, errors.New("name at least one connector file"))
+	}
+	return conns, errors.Join(errs...)
+}
+
+// Standalone runs connectors in one process without a cluster, like Kafka Connect's standalone
+// mode: offsets and schemas still live in Kafka, so a restart resumes where it stopped.
+type Standalone struct {
+	cfg   Config
+	conns []*config.Config
+	log   *slog.Logger
+
+	kafka    *kgo.Client
+	offsets  *offsets.Store
+	registry *registry.Registry
+
+	mu      sync.Mutex
+	running map[string]bool // tasks started, by connector and task name
+	wg      sync.WaitGroup
+}
+
+// NewStandalone returns a process that will run conns.
+func NewStandalone(cfg Config, conns []*config.Config, log *slog.Logger) *Standalone {
+	return &Standalone{cfg: cfg, conns: conns, log: log, running: map[string]bool{}}
+}
+
+// Run checks that every connector reaches its MongoDB deployment and that Kafka answers before
+// it writes anything, then starts every connector's tasks and blocks until ctx is done (then
+// stops them cleanly and returns nil).
+func (s *Standalone) Run(ctx context.Context) error {
+	mongos := make([]*mongo.Client, len(s.conns))
+	defer func() {
+		for _, mc := range mongos {
+			if mc != nil {
+				_ = mc.Disconnect(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	// Everything that can be checked without writing is checked first.
+	for i, c := range s.conns {
+		mc, err := connectMongo(ctx, c)
+		if err != nil {
+			return err
+		}
+		mongos[i] = mc
+	}
+	var err error
+	if s.kafka, err = kgo.NewClient(s.producerOpts()...); err != nil {
+		return fmt.Errorf("kafka client for %v: %w", s.cfg.KafkaBrokers, err)
+	}
+	defer s.kafka.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.kafka.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reach Kafka at %v (kafka.bootstrap.servers): %w", s.cfg.KafkaBrokers, err)
+	}
+
+	if s.offsets, err = offsets.Open(ctx, s.cfg.KafkaBrokers, s.cfg.OffsetsTopic,
+		offsets.ReplicationFactor(int16(s.cfg.ReplicationFactor)), offsets.Logger(s.log)); err != nil {
+		return fmt.Errorf("open offsets topic %s: %w", s.cfg.OffsetsTopic, err)
+	}
+	defer s.offsets.Close()
+	store, err := kafkastore.Open(ctx, kafkastore.Topic(s.cfg.SchemasTopic),
+		kafkastore.ReplicationFactor(int16(s.cfg.ReplicationFactor)),
+		kafkastore.ClientOpts(kgo.SeedBrokers(s.cfg.KafkaBrokers...)), kafkastore.Logger(s.log))
+	if err != nil {
+		return fmt.Errorf("open schemas topic %s: %w", s.cfg.SchemasTopic, err)
+	}
+	defer store.Close()
+	if s.registry, err = registry.New(ctx, store, registry.Logger(s.log)); err != nil {
+		return fmt.Errorf("load the schema registry from %s: %w", s.cfg.SchemasTopic, err)
+	}
+	stopRegistry, err := s.serveRegistry()
+	if err != nil {
+		return err
+	}
+	defer stopRegistry()
+
+	runCtx, stopTasks := context.WithCancel(ctx)
+	defer stopTasks()
+	for i, c := range s.conns {
+		reg, err := s.registryFor(c)
+		if err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runConnector(runCtx, c, mongos[i], reg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+		s.log.Info("stopping: flushing records and committing offsets")
+		stopTasks()
+		<-done
+		return nil
+	case <-done:
+		return errors.New("every connector has stopped")
+	}
+}
+
+func (s *Standalone) producerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(s.cfg.KafkaBrokers...),
+		// Idempotent and acks=all are franz-go's defaults: no duplicates from retries, and an
+		// ack means the record survives a broker loss, which the offsets rely on.
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(50_000),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+	}
+}
+
+func connectMongo(ctx context.Context, c *config.Config) (*mongo.Client, error) {
+	mc, err := mongo.Connect(options.Client().ApplyURI(c.ConnectionString.Reveal()).SetAppName("mongorelay"))
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "mongodb.connection.string", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := mc.Ping(pingCtx, nil); err != nil {
+		_ = mc.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("connector %s: config %q: cannot reach MongoDB at %s: %w (check the host, port and credentials)",
+			c.Name, "mongodb.connection.string", c.ConnectionString, err)
+	}
+	return mc, nil
+}
+
+func (s *Standalone) registryFor(c *config.Config) (tasks.SchemaRegistry, error) {
+	if len(c.SchemaRegistryURLs) == 0 {
+		return s.registry, nil
+	}
+	urls := ""
+	for i, u := range c.SchemaRegistryURLs {
+		if i > 0 {
+			urls += ","
+		}
+		urls += u.Reveal()
+	}
+	cl, err := client.New(urls)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "schema.registry.url", err)
+	}
+	return client.NewCached(cl), nil
+}
+
+func (s *Standalone) serveRegistry() (stop func(), err error) {
+	ln, err := net.Listen("tcp", s.cfg.RegistryListen)
+	if err != nil {
+		return nil, fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "registry.listen", s.cfg.RegistryListen, err)
+	}
+	srv := &http.Server{Handler: api.NewRegistryServer(s.registry, s.log), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("schema registry server stopped", "err", err)
+		}
+	}()
+	s.log.Info("schema registry listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// runConnector starts a task per matching collection and keeps looking for new ones.
+func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mongo.Client, reg tasks.SchemaRegistry) {
+	log := s.log.With("connector", c.Name)
+	ticker := time.NewTicker(collectionScanInterval)
+	defer ticker.Stop()
+	var tasksWG sync.WaitGroup
+	defer tasksWG.Wait()
+	for {
+		specs, err := s.scan(ctx, c, mc)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("listing collections failed; retrying at the next scan", "err", err)
+		}
+		for _, spec := range specs {
+			if err := s.createTopic(ctx, c, c.Topic(spec.DB, spec.Coll)); err != nil {
+				log.Error("task not started", "task", spec.Name(), "err", err)
+				continue
+			}
+			t := tasks.New(spec, tasks.Deps{
+				Mongo: mc, Producer: s.kafka, Offsets: s.offsets, Registry: reg,
+				Logger: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout,
+			})
+			tasksWG.Add(1)
+			go func() {
+				defer tasksWG.Done()
+				if err := t.Run(ctx); err != nil {
+					log.Error("task FAILED", "task", spec.Name(), "err", err)
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// scan lists the connector's collections and returns those without a running task.
+func (s *Standalone) scan(ctx context.Context, c *config.Config, mc *mongo.Client) ([]tasks.Spec, error) {
+	dbs, err := mc.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	var specs []tasks.Spec
+	for _, db := range dbs {
+		colls, err := mc.Database(db).ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return specs, fmt.Errorf("list collections of %s: %w", db, err)
+		}
+		for _, coll := range colls {
+			if !c.Includes(db, coll) {
+				continue
+			}
+			spec := tasks.Spec{Connector: c, DB: db, Coll: coll, Shard: 0, Shards: 1}
+			key := c.Name + "/" + spec.Name()
+			s.mu.Lock()
+			started := s.running[key]
+			s.running[key] = true
+			s.mu.Unlock()
+			if !started {
+				specs = append(specs, spec)
+			}
+		}
+	}
+	return specs, nil
+}
+
+// createTopic creates a task's topic when it is missing (brokers may not auto-create).
+func (s *Standalone) createTopic(ctx context.Context, c *config.Config, topic string) error {
+	adm := kadm.NewClient(s.kafka)
+	resp, err := adm.CreateTopic(ctx, c.TopicPartitions, c.TopicReplicationFactor, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
+}
