@@ -253,7 +253,7 @@ func (t *Task) restartSnapshot(ctx context.Context) error {
 		return err
 	}
 	v.Snapshot = &offsets.Snapshot{}
-	t.log.Info("starting a snapshot", "start", v.ClusterTime)
+	t.log.Info("starting a snapshot", "start_t", v.ClusterTime.T, "start_i", v.ClusterTime.I)
 	if err := t.offsets.Commit(ctx, t.snapshotKey, v); err != nil {
 		return fmt.Errorf("commit snapshot start of %s: %w", t.snapshotKey, err)
 	}

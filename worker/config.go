@@ -27,8 +27,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 }
 
-// setting is one configuration key: its name is the flag name, and the environment variable is
-// MONGORELAY_ followed by the name in upper case with '.' and '-' turned into '_'.
+// setting is one configuration key. Its flag is the name with '.' turned into '-'
+// (--registry-listen), and its environment variable MONGORELAY_ followed by the name in upper
+// case with '.' and '-' turned into '_' (MONGORELAY_REGISTRY_LISTEN).
 type setting struct {
 	name  string
 	alias string // a short flag name, where one is customary
@@ -99,9 +100,9 @@ func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		if env := getenv(EnvName(s.name)); env != "" {
 			values[i] = env
 		}
-		fs.StringVar(&values[i], s.name, values[i], s.doc+" (env "+EnvName(s.name)+")")
+		fs.StringVar(&values[i], FlagName(s.name), values[i], s.doc+" (env "+EnvName(s.name)+")")
 		if s.alias != "" {
-			fs.StringVar(&values[i], s.alias, values[i], "alias of --"+s.name)
+			fs.StringVar(&values[i], s.alias, values[i], "alias of --"+FlagName(s.name))
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +117,9 @@ func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	}
 	return c, fs.Args(), errors.Join(errs...)
 }
+
+// FlagName is the command-line flag that sets the key name.
+func FlagName(name string) string { return strings.ReplaceAll(name, ".", "-") }
 
 // EnvName is the environment variable that sets the key name.
 func EnvName(name string) string {

@@ -33,7 +33,7 @@ func TestParseFlags(t *testing.T) {
 		},
 		{
 			name: "flag beats environment beats default",
-			args: []string{"--offsets.topic", "from-flag"},
+			args: []string{"--offsets-topic", "from-flag"},
 			env: map[string]string{"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS": "k:9", "MONGORELAY_OFFSETS_TOPIC": "from-env",
 				"MONGORELAY_SCHEMAS_TOPIC": "schemas-env"},
 			check: func(t *testing.T, c Config, _ []string) {
@@ -44,7 +44,7 @@ func TestParseFlags(t *testing.T) {
 		},
 		{
 			name:    "every bad value named at once",
-			args:    []string{"--log.level", "loud", "--log.format", "xml", "--shutdown.timeout", "soon"},
+			args:    []string{"--log-level", "loud", "--log-format", "xml", "--shutdown-timeout", "soon"},
 			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`, `"shutdown.timeout": "soon"`},
 		},
 	}

@@ -34,8 +34,8 @@ trap cleanup INT TERM EXIT
 # The collections exist before the connector starts, so its first scan finds them at once.
 "$MONGORELAY_TEST_PYTHON" deploy/demo/generate.py --count 1 >/dev/null
 
-bin/mongorelay standalone --kafka "$MONGORELAY_TEST_KAFKA" --registry.listen "$REGISTRY" \
-	--offsets.topic demo-offsets --schemas.topic demo-schemas "$DEMO/connector.json" \
+bin/mongorelay standalone --kafka "$MONGORELAY_TEST_KAFKA" --registry-listen "$REGISTRY" \
+	--offsets-topic demo-offsets --schemas-topic demo-schemas "$DEMO/connector.json" \
 	2>"$DEMO/standalone.log" &
 pids+=($!)
 

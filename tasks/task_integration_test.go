@@ -1,0 +1,223 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/internal/testenv"
+	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/registrytest"
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+)
+
+// env is one test's servers, clients and uniquely named topics.
+type env struct {
+	t        *testing.T
+	mongoURI string
+	brokers  []string
+	mongo    *mongo.Client
+	kafka    *kgo.Client
+	offsets  *offsets.Store
+	reg      *registry.Registry
+	db       string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, mongoURI: testenv.Mongo(t), brokers: []string{testenv.Kafka(t)}}
+	e.db = fmt.Sprintf("tasktest%d", time.Now().UnixNano())
+	ctx := context.Background()
+	var err error
+	if e.mongo, err = mongo.Connect(options.Client().ApplyURI(e.mongoURI)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.mongo.Disconnect(context.Background()) })
+	if e.kafka, err = kgo.NewClient(kgo.SeedBrokers(e.brokers...)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.kafka.Close)
+	offsetsTopic := e.db + "-offsets"
+	if e.offsets, err = offsets.Open(ctx, e.brokers, offsetsTopic, offsets.Partitions(1)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.offsets.Close()
+		_, _ = kadm.NewClient(e.kafka).DeleteTopics(context.Background(), offsetsTopic)
+	})
+	if e.reg, err = registry.New(ctx, registrytest.NewStore()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) connector(extra map[string]string) *config.Config {
+	e.t.Helper()
+	raw := map[string]string{
+		"connector.class":           "mongodb",
+		"mongodb.connection.string": e.mongoURI,
+		"database.include.list":     e.db,
+		"topic.prefix":              "tt",
+		"heartbeat.interval.ms":     "500",
+		"poll.max.wait.ms":          "200",
+	}
+	for k, v := range extra {
+		raw[k] = v
+	}
+	c, err := config.Parse("tt-"+e.db, raw)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// start runs a task until the returned stop function is called; stop returns Run's error.
+func (e *env) start(cfg *config.Config, coll string) (topic string, stop func() error) {
+	e.t.Helper()
+	topic = cfg.Topic(e.db, coll)
+	resp, err := kadm.NewClient(e.kafka).CreateTopic(context.Background(), 1, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) { // it does on a restart
+		e.t.Fatal(err)
+	}
+	task := tasks.New(tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: 0, Shards: 1}, tasks.Deps{
+		Mongo: e.mongo, Producer: e.kafka, Offsets: e.offsets, Registry: e.reg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- task.Run(ctx) }()
+	return topic, func() error { cancel(); return <-done }
+}
+
+type rec struct {
+	key   string
+	op    string // "" for a tombstone
+	after map[string]any
+}
+
+// consume reads want records of topic from the start, decoded through the registry.
+func (e *env) consume(topic string, want int) []rec {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	dec := registry.NewDecoder(e.reg)
+	var out []rec
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			e.t.Fatalf("got %d of %d records from %s: %+v", len(out), want, topic, out)
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			k, err := dec.Decode(ctx, r.Key)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			x := rec{key: k.(map[string]any)["id"].(string)}
+			if r.Value != nil {
+				v, err := dec.Decode(ctx, r.Value)
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				m := v.(map[string]any)
+				x.op = m["op"].(string)
+				x.after = unionRecord(m["after"])
+			}
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// unionRecord unwraps a decoded ["null", record] union: hamba decodes a named branch into a
+// one-entry map keyed by the record's full name.
+func unionRecord(v any) map[string]any {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return m
+	}
+	for _, inner := range m {
+		if r, ok := inner.(map[string]any); ok {
+			return r
+		}
+	}
+	return m
+}
+
+func TestTaskSnapshotsStreamsAndResumes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	coll := e.mongo.Database(e.db).Collection("orders")
+	if _, err := coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: int32(1)}, {Key: "n", Value: int32(10)}},
+		bson.D{{Key: "_id", Value: int32(2)}, {Key: "n", Value: int32(20)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.connector(nil)
+	topic, stop := e.start(cfg, "orders")
+
+	// Changes made once the snapshot is out come after its two reads, in order. (Changes made
+	// before the task records its start point are in the snapshot instead.)
+	e.consume(topic, 2)
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: int32(1)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "s", Value: "x"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	got := e.consume(topic, 5)
+	want := []struct{ key, op string }{
+		{`{"$numberInt":"1"}`, "r"}, {`{"$numberInt":"2"}`, "r"},
+		{`{"$numberInt":"1"}`, "u"}, {`{"$numberInt":"2"}`, "d"}, {`{"$numberInt":"2"}`, ""},
+	}
+	for i, w := range want {
+		if got[i].key != w.key || got[i].op != w.op {
+			t.Fatalf("record %d = %s %q, want %s %q (all: %+v)", i, got[i].key, got[i].op, w.key, w.op, got)
+		}
+	}
+	if s := got[2].after["s"]; s != "x" {
+		t.Fatalf("update's after.s = %v, want x (full document looked up)", got[2].after)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+
+	// Written while stopped: a restart resumes after the committed position, without
+	// repeating the snapshot or the records already delivered.
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(3)}}); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = e.start(cfg, "orders")
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("clean stop: %v", err)
+		}
+	}()
+	got = e.consume(topic, 6)
+	if last := got[5]; last.key != `{"$numberInt":"3"}` || last.op != "c" {
+		t.Fatalf("record after restart = %+v, want insert of 3", last)
+	}
+}
