@@ -39,8 +39,10 @@ type SchemaSource interface {
 	SchemaByID(ctx context.Context, id int) (string, error)
 }
 
-// Decoder turns wire-format messages into generic Go values (records become maps), for tools
-// and tests that read what the tasks wrote. Parsed schemas are kept per id.
+// Decoder turns wire-format messages into plain Go values, for tools and tests that read what
+// the tasks wrote: records become maps and a union's value is the branch's value itself (as
+// Confluent's JSON rendering shows it), not a one-entry map naming the branch. Parsed schemas
+// are kept per id.
 type Decoder struct {
 	src     SchemaSource
 	mu      sync.Mutex
@@ -66,7 +68,65 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (any, error) {
 	if err := avro.Unmarshal(sch, body, &v); err != nil {
 		return nil, fmt.Errorf("decode Avro body with schema %d: %w", id, err)
 	}
-	return v, nil
+	return unwrapUnions(sch, v), nil
+}
+
+// unwrapUnions replaces hamba's generic union values ({"<branch name>": value}) with the value.
+func unwrapUnions(s avro.Schema, v any) any {
+	if r, ok := s.(*avro.RefSchema); ok {
+		s = r.Schema()
+	}
+	switch s := s.(type) {
+	case *avro.RecordSchema:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		for _, f := range s.Fields() {
+			if fv, ok := m[f.Name()]; ok {
+				m[f.Name()] = unwrapUnions(f.Type(), fv)
+			}
+		}
+	case *avro.ArraySchema:
+		if a, ok := v.([]any); ok {
+			for i, e := range a {
+				a[i] = unwrapUnions(s.Items(), e)
+			}
+		}
+	case *avro.MapSchema:
+		if m, ok := v.(map[string]any); ok {
+			for k, e := range m {
+				m[k] = unwrapUnions(s.Values(), e)
+			}
+		}
+	case *avro.UnionSchema:
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 1 {
+			return v // null, or a nullable union hamba already unwrapped
+		}
+		for _, branch := range s.Types() {
+			if inner, ok := m[branchName(branch)]; ok {
+				return unwrapUnions(branch, inner)
+			}
+		}
+	}
+	return v
+}
+
+// branchName is the key hamba gives a union branch: a named type's full name, else the type
+// and its logical type ("long.timestamp-millis").
+func branchName(s avro.Schema) string {
+	if r, ok := s.(*avro.RefSchema); ok {
+		s = r.Schema()
+	}
+	if n, ok := s.(avro.NamedSchema); ok {
+		return n.FullName()
+	}
+	name := string(s.Type())
+	if l, ok := s.(avro.LogicalTypeSchema); ok && l.Logical() != nil {
+		name += "." + string(l.Logical().Type())
+	}
+	return name
 }
 
 func (d *Decoder) schema(ctx context.Context, id int) (avro.Schema, error) {

@@ -37,6 +37,38 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+func TestDecodeUnwrapsUnions(t *testing.T) {
+	const text = `{"type":"record","name":"V","fields":[
+		{"name":"doc","type":["null",{"type":"record","name":"D","fields":[{"name":"n","type":["null","long","double"]}]}]},
+		{"name":"tags","type":["null",{"type":"array","items":["null","string",{"type":"long","logicalType":"timestamp-millis"}]}]},
+		{"name":"m","type":["null",{"type":"map","values":["null","int","string"]}]},
+		{"name":"s","type":["null","string"]}]}`
+	sch := avro.MustParse(text)
+	in := map[string]any{
+		"doc":  map[string]any{"D": map[string]any{"n": map[string]any{"double": 1.5}}},
+		"tags": map[string]any{"array": []any{map[string]any{"string": "a"}, nil}},
+		"m":    map[string]any{"map": map[string]any{"k": map[string]any{"int": 7}}},
+		"s":    "plain",
+	}
+	body, err := avro.Marshal(sch, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewDecoder(schemaMap{1: text}).Decode(context.Background(), append(AppendWireHeader(nil, 1), body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"doc":  map[string]any{"n": 1.5},
+		"tags": []any{"a", nil},
+		"m":    map[string]any{"k": 7},
+		"s":    "plain",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %#v, want %#v", got, want)
+	}
+}
+
 func TestWireRejects(t *testing.T) {
 	tests := []struct {
 		name string

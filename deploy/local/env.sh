@@ -181,7 +181,7 @@ EOF
 
 start_mongo() {
 	log "starting the MongoDB stand-in on 127.0.0.1:$MONGO_PORT"
-	start mongo "$ENV_DIR/mongo.log" java -Xms256m -Xmx2g -XX:+UseG1GC -jar "$STANDIN_JAR" \
+	start mongo "$ENV_DIR/mongo.log" java -Xms512m -Xmx4g -XX:+UseG1GC -jar "$STANDIN_JAR" \
 		--bind 127.0.0.1 --port "$MONGO_PORT" --oplog-max-entries "$OPLOG_MAX_ENTRIES"
 }
 

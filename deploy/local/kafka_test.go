@@ -52,18 +52,25 @@ func TestKafkaCompactedTopicConfigIsKept(t *testing.T) {
 	compact := "compact"
 	topic := createTopic(t, ctx, adm, map[string]*string{"cleanup.policy": &compact})
 
-	configs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		t.Fatalf("describe topic configs: %v", err)
-	}
-	rc, err := configs.On(topic, nil)
-	if err != nil {
-		t.Fatalf("configs of %s: %v", topic, err)
-	}
+	// The broker answers CreateTopics before every part of it has applied the new topic's
+	// metadata, so the config is read until it shows (or the deadline passes).
 	var got string
-	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" {
-			got = c.MaybeValue()
+	for got != "compact" && ctx.Err() == nil {
+		configs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			t.Fatalf("describe topic configs: %v", err)
+		}
+		rc, err := configs.On(topic, nil)
+		if err != nil {
+			t.Fatalf("configs of %s: %v", topic, err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" {
+				got = c.MaybeValue()
+			}
+		}
+		if got != "compact" {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	if got != "compact" {

@@ -1,0 +1,75 @@
+package io.mongorelay.standin;
+
+import java.net.InetSocketAddress;
+import java.time.Instant;
+import java.util.List;
+
+import de.bwaldvogel.mongo.backend.Utils;
+import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.bson.ObjectId;
+import de.bwaldvogel.mongo.wire.BsonConstants;
+import de.bwaldvogel.mongo.wire.MongoWireProtocolHandler;
+import io.netty.channel.Channel;
+
+/**
+ * The library's in-memory backend, presenting itself as the primary of a one-member replica set
+ * running MongoDB 6.0 (the deployment kind change streams need), and refusing plainly what it
+ * cannot do (see {@link Refusals}).
+ *
+ * <p>The memory backend, not the H2 one: change capture (see BoundedOplogBackend) hooks into its
+ * collections, and nothing here needs data to outlive the process.
+ */
+public class StandinBackend extends MemoryBackend {
+
+    /** The replica set name in the handshake; clients may connect with replicaSet=rs0. */
+    private static final String REPLICA_SET = "rs0";
+
+    private static final ObjectId ELECTION_ID = new ObjectId("7fffffff0000000000000001");
+
+    public StandinBackend() {
+        version(new ReportedVersion());
+    }
+
+    @Override
+    public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+        if (command.equalsIgnoreCase("hello") || command.equalsIgnoreCase("isMaster")) {
+            return hello(channel, command, query);
+        }
+        Refusals.check(command, query);
+        return super.handleCommand(channel, databaseName, command, query);
+    }
+
+    /**
+     * The handshake reply of a replica set primary. Every host field names the address the
+     * client reached, so the set is consistent whether it connects directly or by set name.
+     * No topologyVersion: that would invite the streaming (exhaust) protocol, which the
+     * library's wire decoder does not support.
+     */
+    private Document hello(Channel channel, String command, Document query) {
+        InetSocketAddress local = (InetSocketAddress) channel.localAddress();
+        String me = local.getAddress().getHostAddress() + ":" + local.getPort();
+        Document reply = new Document()
+            .append(command.equals("hello") ? "isWritablePrimary" : "ismaster", Boolean.TRUE);
+        if (Utils.isTrue(query.get("helloOk"))) {
+            reply.append("helloOk", Boolean.TRUE);
+        }
+        reply.append("hosts", List.of(me))
+            .append("setName", REPLICA_SET)
+            .append("setVersion", 1)
+            .append("secondary", Boolean.FALSE)
+            .append("primary", me)
+            .append("me", me)
+            .append("electionId", ELECTION_ID)
+            .append("maxBsonObjectSize", BsonConstants.MAX_BSON_OBJECT_SIZE)
+            .append("maxMessageSizeBytes", MongoWireProtocolHandler.MAX_MESSAGE_SIZE_BYTES)
+            .append("maxWriteBatchSize", 100_000)
+            .append("localTime", Instant.now())
+            .append("logicalSessionTimeoutMinutes", 30)
+            .append("minWireVersion", 0)
+            .append("maxWireVersion", ReportedVersion.WIRE_VERSION)
+            .append("readOnly", Boolean.FALSE);
+        Utils.markOkay(reply);
+        return reply;
+    }
+}

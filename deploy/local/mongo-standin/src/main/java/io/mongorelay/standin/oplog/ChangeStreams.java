@@ -1,0 +1,100 @@
+package io.mongorelay.standin.oplog;
+
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Utils;
+import de.bwaldvogel.mongo.bson.Document;
+import io.mongorelay.standin.oplog.ChangeStreamCursor.Batch;
+import io.mongorelay.standin.oplog.ChangeStreamRequest.AfterToken;
+import io.mongorelay.standin.oplog.ChangeStreamRequest.AtOperationTime;
+import io.mongorelay.standin.oplog.ChangeStreamRequest.StartPoint;
+import io.mongorelay.standin.oplog.ResumeToken.ResumePoint;
+
+/**
+ * Serves change streams: the $changeStream aggregate that opens one, and the getMores that read
+ * it. Every reply carries the batch's postBatchResumeToken.
+ */
+final class ChangeStreams {
+
+    /** How long a getMore without maxTimeMS waits for events, as on a real server. */
+    private static final long DEFAULT_AWAIT_MILLIS = 1000;
+
+    private final BoundedOplog oplog;
+    private final CursorRegistry cursors;
+    private final DocumentLookup lookup;
+
+    ChangeStreams(BoundedOplog oplog, CursorRegistry cursors, DocumentLookup lookup) {
+        this.oplog = oplog;
+        this.cursors = cursors;
+        this.lookup = lookup;
+    }
+
+    Document open(String db, Document aggregate) {
+        ChangeStreamRequest request = ChangeStreamRequest.parse(db, aggregate);
+        long position = startPosition(request.start(), request.scope().cursorNamespace());
+        ChangeEvents events = new ChangeEvents(request.updateDocument(), request.beforeChangeField(), lookup);
+        ChangeStreamCursor cursor = new ChangeStreamCursor(cursors.generateCursorId(), oplog, request.scope(), events,
+            request.pipeline(), position);
+        Batch batch = cursor.nextBatch(request.firstBatchSize(), 0);
+        if (!cursor.isEmpty()) {
+            cursors.add(cursor);
+        }
+        return reply("firstBatch", cursor, batch);
+    }
+
+    Document getMore(ChangeStreamCursor cursor, Document getMore) {
+        int batchSize = getMore.get("batchSize") instanceof Number n && n.intValue() > 0 ? n.intValue() : Integer.MAX_VALUE;
+        long awaitMillis = getMore.get("maxTimeMS") instanceof Number n ? n.longValue() : DEFAULT_AWAIT_MILLIS;
+        Batch batch = cursor.nextBatch(batchSize, awaitMillis);
+        if (cursor.isEmpty()) {
+            cursors.remove(cursor);
+        }
+        return reply("nextBatch", cursor, batch);
+    }
+
+    /**
+     * The cluster time after which the stream reads, checked against what the oplog still holds
+     * the way a real server checks it: a start point older than the retained history fails with
+     * ChangeStreamHistoryLost (286); an event token whose event is not in the oplog fails with
+     * ChangeStreamFatalError (280).
+     */
+    private long startPosition(StartPoint start, String namespace) {
+        if (start instanceof AtOperationTime at) {
+            if (oplog.newestDropped() >= at.clusterTime()) {
+                throw ChangeStreamErrors.historyLost();
+            }
+            return at.clusterTime() - 1;
+        }
+        if (!(start instanceof AfterToken after)) {
+            return oplog.highWaterMark();
+        }
+        ResumePoint point = after.point();
+        if (point.fromInvalidate() && !after.startAfter()) {
+            throw ChangeStreamErrors.resumeAfterInvalidate();
+        }
+        if (point.highWaterMark()) {
+            if (oplog.newestDropped() > point.clusterTime()) {
+                throw ChangeStreamErrors.historyLost();
+            }
+            return point.clusterTime();
+        }
+        if (oplog.newestDropped() >= point.clusterTime()) {
+            throw ChangeStreamErrors.historyLost();
+        }
+        OplogEntry entry = oplog.at(point.clusterTime());
+        String expected = entry == null ? null : point.fromInvalidate() ? entry.invalidateToken() : entry.token();
+        if (!point.data().equals(expected)) {
+            throw ChangeStreamErrors.tokenNotFound(namespace, point.data());
+        }
+        return point.clusterTime();
+    }
+
+    private static Document reply(String batchField, ChangeStreamCursor cursor, Batch batch) {
+        Document cursorDocument = new Document(batchField, batch.events())
+            .append("postBatchResumeToken", ResumeToken.toDocument(batch.postBatchResumeToken()))
+            .append("id", cursor.isEmpty() ? 0L : cursor.getId())
+            .append("ns", cursor.namespace());
+        Document reply = new Document("cursor", cursorDocument);
+        Utils.markOkay(reply);
+        return reply;
+    }
+}
