@@ -20,6 +20,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/shard"
 	"github.com/mongorelay/mongorelay/tasks/snapshot"
 )
 
@@ -63,6 +64,9 @@ type Task struct {
 	streamKey   offsets.Key
 	snapshotKey offsets.Key
 
+	// headers go on every record: the shard that wrote it. Shared by all records, never mutated.
+	headers []kgo.RecordHeader
+
 	enc     *recordEncoder
 	acks    *ackTracker[checkpoint]
 	records sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
@@ -104,6 +108,7 @@ func New(spec Spec, deps Deps) *Task {
 		reg:             deps.Registry,
 		log:             deps.Logger.With("connector", cfg.Name, "task", name),
 		topic:           cfg.Topic(spec.DB, spec.Coll),
+		headers:         []kgo.RecordHeader{shard.Header(spec.Shard, spec.Shards)},
 		streamKey:       offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards),
 		snapshotKey:     offsets.SnapshotKey(cfg.Name, spec.DB, spec.Coll, 0, 1),
 		shutdownTimeout: deps.ShutdownTimeout,
@@ -183,7 +188,11 @@ func (t *Task) prepare(ctx context.Context) (*changestream.Start, error) {
 		return nil, err
 	}
 	switch {
-	case snap != nil && snap.Snapshot != nil && !snap.Snapshot.Done:
+	case stream == nil && t.spec.Shard > 0 && t.cfg.SnapshotMode != config.SnapshotNever:
+		// One snapshot per collection, copied by shard 0: the others stream from its start
+		// point once it is done, so none of them misses a change made during the copy.
+		return t.awaitSnapshot(ctx)
+	case snap != nil && snap.Snapshot != nil && !snap.Snapshot.Done && t.spec.Shard == 0:
 		t.log.Info("resuming the snapshot", "after_id", snap.Snapshot.LastID, "copied", snap.Snapshot.Copied)
 		if err := t.copy(ctx, snap); err != nil {
 			return nil, err
@@ -221,6 +230,33 @@ func startFrom(v *offsets.Value) (*changestream.Start, error) {
 	return &changestream.Start{ResumeToken: tokenDoc(v.ResumeToken.Data), Position: pos}, nil
 }
 
+// snapshotPoll is how often a shard waiting for its collection's snapshot checks on it.
+const snapshotPoll = 500 * time.Millisecond
+
+// awaitSnapshot waits until the collection's snapshot is done and returns its start point.
+func (t *Task) awaitSnapshot(ctx context.Context) (*changestream.Start, error) {
+	t.log.Info("waiting for the collection's snapshot (copied by shard 0)")
+	for {
+		snap, err := t.getOffset(t.snapshotKey)
+		if err != nil {
+			return nil, err
+		}
+		if snap != nil && snap.Snapshot != nil && snap.Snapshot.Done {
+			if t.cfg.SnapshotMode == config.SnapshotInitialOnly {
+				return nil, nil
+			}
+			stream := *snap
+			stream.Snapshot = nil
+			return startFrom(&stream)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(snapshotPoll):
+		}
+	}
+}
+
 // newSnapshot records where the change stream stands before copying (so no change made during
 // the copy is missed), commits that, and copies.
 func (t *Task) newSnapshot(ctx context.Context) (*changestream.Start, error) {
@@ -237,8 +273,16 @@ func (t *Task) newSnapshot(ctx context.Context) (*changestream.Start, error) {
 	return t.afterSnapshot(snap)
 }
 
-// restartSnapshot commits a fresh snapshot offset whose start point is the stream's position now.
+// restartSnapshot commits a fresh snapshot offset whose start point is the stream's position
+// now. On shards other than 0 it drops the shard's own position instead, so that it waits for
+// the snapshot that shard 0 starts (shard 0 loses the same history).
 func (t *Task) restartSnapshot(ctx context.Context) error {
+	if t.spec.Shard > 0 {
+		if err := t.offsets.Commit(ctx, t.streamKey, nil); err != nil {
+			return fmt.Errorf("drop offset %s to resnapshot: %w", t.streamKey, err)
+		}
+		return nil
+	}
 	s, err := changestream.Open(ctx, t.coll, t.streamOptions(), changestream.Start{})
 	if err != nil {
 		return err
@@ -347,8 +391,39 @@ func (t *Task) streamOptions() changestream.Options {
 	return o
 }
 
+// openStream opens the change stream with the shard filter of shard.filter: in the pipeline
+// (server), in this process (client, returned as keep), or auto: the server's when it can run
+// the stage ($toHashedIndexKey came with MongoDB 5.0), else this process's.
+func (t *Task) openStream(ctx context.Context, start changestream.Start) (s *changestream.Stream, keep func(bson.Raw) (bool, error), err error) {
+	opts := t.streamOptions()
+	if t.spec.Shards == 1 {
+		s, err = changestream.Open(ctx, t.coll, opts, start)
+		return s, nil, err
+	}
+	mode := t.cfg.ShardFilter
+	if mode != config.ShardFilterClient {
+		server := opts
+		server.Pipeline = append(append([]bson.D(nil), opts.Pipeline...), shard.ServerStage(t.spec.Shard, t.spec.Shards))
+		s, err = changestream.Open(ctx, t.coll, server, start)
+		if err == nil || mode == config.ShardFilterServer {
+			return s, nil, err
+		}
+		serverErr := err
+		// If the stream opens without the stage, the stage is what the server cannot run
+		// (an unknown $toHashedIndexKey, or on old servers another operator of it).
+		if s, err = changestream.Open(ctx, t.coll, opts, start); err != nil {
+			return nil, nil, err
+		}
+		t.log.Info("the server cannot filter shards: filtering in this process (shard.filter=auto)",
+			"server_error", serverErr.Error(), "unsupported_operator", shard.IsUnsupported(serverErr))
+		return s, shard.ClientFilter(t.spec.Shard, t.spec.Shards), nil
+	}
+	s, err = changestream.Open(ctx, t.coll, opts, start)
+	return s, shard.ClientFilter(t.spec.Shard, t.spec.Shards), err
+}
+
 func (t *Task) stream(ctx context.Context, start changestream.Start) error {
-	s, err := changestream.Open(ctx, t.coll, t.streamOptions(), start)
+	s, keep, err := t.openStream(ctx, start)
 	if err != nil {
 		return t.classify(err, start)
 	}
@@ -363,6 +438,11 @@ func (t *Task) stream(ctx context.Context, start changestream.Start) error {
 		now := time.Now()
 		n := 0
 		tok, err := s.NextBatch(ctx, func(raw bson.Raw) error {
+			if keep != nil {
+				if mine, err := keep(raw); err != nil || !mine {
+					return err
+				}
+			}
 			ev, err := envelope.Parse(raw)
 			if err != nil {
 				return fmt.Errorf("parse change event: %w", err)
@@ -420,6 +500,7 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.E
 		return t.recordError(ev, err)
 	}
 	r.Timestamp = eventTime(ev, now)
+	r.Headers = t.headers
 	// The tombstone is built before r is produced: once produced, r may be acked, recycled
 	// and handed out again by t.record().
 	var tomb *kgo.Record
@@ -428,6 +509,7 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.E
 		tomb.Key = append(tomb.Key[:0], r.Key...)
 		tomb.Value = nil
 		tomb.Timestamp = r.Timestamp
+		tomb.Headers = t.headers
 	}
 	g.Add()
 	t.producer.Produce(ctx, r, g.Promise())

@@ -22,6 +22,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/shard"
 )
 
 // env is one test's servers, clients and uniquely named topics.
@@ -87,6 +88,11 @@ func (e *env) connector(extra map[string]string) *config.Config {
 // start runs a task until the returned stop function is called; stop returns Run's error.
 func (e *env) start(cfg *config.Config, coll string) (topic string, stop func() error) {
 	e.t.Helper()
+	return e.startShard(cfg, coll, 0, 1)
+}
+
+func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic string, stop func() error) {
+	e.t.Helper()
 	topic = cfg.Topic(e.db, coll)
 	resp, err := kadm.NewClient(e.kafka).CreateTopic(context.Background(), 1, 1, nil, topic)
 	if err == nil {
@@ -95,7 +101,7 @@ func (e *env) start(cfg *config.Config, coll string) (topic string, stop func() 
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) { // it does on a restart
 		e.t.Fatal(err)
 	}
-	task := tasks.New(tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: 0, Shards: 1}, tasks.Deps{
+	task := tasks.New(tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: i, Shards: n}, tasks.Deps{
 		Mongo: e.mongo, Producer: e.kafka, Offsets: e.offsets, Registry: e.reg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -109,6 +115,7 @@ type rec struct {
 	key   string
 	op    string // "" for a tombstone
 	after map[string]any
+	shard string // the mongorelay.shard header
 }
 
 // consume reads want records of topic from the start, decoded through the registry.
@@ -136,6 +143,11 @@ func (e *env) consume(topic string, want int) []rec {
 				e.t.Fatal(err)
 			}
 			x := rec{key: k.(map[string]any)["id"].(string)}
+			for _, h := range r.Headers {
+				if h.Key == shard.HeaderKey {
+					x.shard = string(h.Value)
+				}
+			}
 			if r.Value != nil {
 				v, err := dec.Decode(ctx, r.Value)
 				if err != nil {
@@ -220,4 +232,69 @@ func TestTaskSnapshotsStreamsAndResumes(t *testing.T) {
 	if last := got[5]; last.key != `{"$numberInt":"3"}` || last.op != "c" {
 		t.Fatalf("record after restart = %+v, want insert of 3", last)
 	}
+}
+
+func TestTaskShardsSplitACollection(t *testing.T) {
+	const shards, docs = 3, 60
+	e := newEnv(t)
+	ctx := context.Background()
+	coll := e.mongo.Database(e.db).Collection("items")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "seed"}}); err != nil {
+		t.Fatal(err)
+	}
+	// shard.filter=auto: the stand-in refuses $toHashedIndexKey, so each task filters itself.
+	cfg := e.connector(map[string]string{"shards": "3"})
+	var topic string
+	for i := 0; i < shards; i++ {
+		var stop func() error
+		topic, stop = e.startShard(cfg, "items", i, shards)
+		defer func() {
+			if err := stop(); err != nil {
+				t.Errorf("clean stop: %v", err)
+			}
+		}()
+	}
+	e.consume(topic, 1) // the snapshot (shard 0) is out: the shards stream from its start point
+	for i := 0; i < docs; i++ {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.consume(topic, 1+docs)
+	seen := map[string]int{}
+	perShard := map[string]int{}
+	for _, r := range got[1:] {
+		seen[r.key]++
+		perShard[r.shard]++
+		var id int64
+		if _, err := fmt.Sscanf(r.key, `{"$numberLong":"%d"}`, &id); err != nil {
+			t.Fatalf("key %s: %v", r.key, err)
+		}
+		want, err := shard.ForID(bson.RawValue{Type: bson.TypeInt64, Value: bsonInt64(id)}, shards)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.shard != shard.Name(want, shards) {
+			t.Fatalf("document %d came from shard %s, its hash says %s", id, r.shard, shard.Name(want, shards))
+		}
+	}
+	if len(seen) != docs {
+		t.Fatalf("%d distinct documents, want %d", len(seen), docs)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("document %s emitted %d times, want once", k, n)
+		}
+	}
+	if len(perShard) != shards {
+		t.Fatalf("records came from shards %v, want all %d", perShard, shards)
+	}
+}
+
+func bsonInt64(v int64) []byte {
+	_, b, err := bson.MarshalValue(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -278,14 +278,16 @@ func (s *Standalone) scan(ctx context.Context, c *config.Config, mc *mongo.Clien
 			if !c.Includes(db, coll) {
 				continue
 			}
-			spec := tasks.Spec{Connector: c, DB: db, Coll: coll, Shard: 0, Shards: 1}
-			key := c.Name + "/" + spec.Name()
-			s.mu.Lock()
-			started := s.running[key]
-			s.running[key] = true
-			s.mu.Unlock()
-			if !started {
-				specs = append(specs, spec)
+			for i := 0; i < c.Shards; i++ {
+				spec := tasks.Spec{Connector: c, DB: db, Coll: coll, Shard: i, Shards: c.Shards}
+				key := c.Name + "/" + spec.Name()
+				s.mu.Lock()
+				started := s.running[key]
+				s.running[key] = true
+				s.mu.Unlock()
+				if !started {
+					specs = append(specs, spec)
+				}
 			}
 		}
 	}
