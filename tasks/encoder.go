@@ -82,6 +82,18 @@ func (e *recordEncoder) appendKey(dst []byte, ev *envelope.Event) ([]byte, error
 	return dst, nil
 }
 
+// conversionError marks a document that cannot be written as a record (as opposed to a schema
+// registry that cannot be reached): errors.tolerance decides what happens to the document.
+type conversionError struct{ err error }
+
+func (e conversionError) Error() string { return e.err.Error() }
+func (e conversionError) Unwrap() error { return e.err }
+
+func isConversion(err error) bool {
+	var c conversionError
+	return errors.As(err, &c)
+}
+
 // appendValue appends ev's value, header included, evolving the schema first when needed.
 func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error) {
 	if e.value != nil {
@@ -90,7 +102,7 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 			return out, nil
 		}
 		if !e.typed || !errors.Is(err, avroschema.ErrNotCovered) {
-			return dst, err
+			return dst, conversionError{err}
 		}
 	}
 	if err := e.evolve(ctx, ev); err != nil {
@@ -98,7 +110,7 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 	}
 	out, err := e.value.AppendValue(registry.AppendWireHeader(dst, e.valueID), ev, tsMs)
 	if err != nil {
-		return dst, fmt.Errorf("encode with the evolved schema of %s: %w", e.subject, err)
+		return dst, conversionError{fmt.Errorf("encode with the evolved schema of %s: %w", e.subject, err)}
 	}
 	return out, nil
 }
@@ -117,12 +129,12 @@ func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
 				return fmt.Errorf("merge schemas of %s: %w", e.subject, err)
 			}
 		}
-		doc, err := envelope.Evolve(base, ev, e.opts)
-		if err != nil {
-			return fmt.Errorf("infer the schema of a document of %s: %w", e.subject, err)
+		var doc *avroschema.Schema
+		if doc, err = envelope.Evolve(base, ev, e.opts); err != nil {
+			return conversionError{fmt.Errorf("infer the schema of a document of %s: %w", e.subject, err)}
 		}
-		vs, err := envelope.TypedValueSchema(e.names, doc)
-		if err != nil {
+		var vs *envelope.ValueSchema
+		if vs, err = envelope.TypedValueSchema(e.names, doc); err != nil {
 			return err
 		}
 		err = e.use(ctx, vs)

@@ -43,7 +43,13 @@ type Spec struct {
 	Coll      string
 	Shard     int // 0-based
 	Shards    int
+	// TopicMaxBytes is the topic's max.message.bytes; 0 takes Kafka's default (1 MiB).
+	TopicMaxBytes int
 }
+
+// defaultMaxMessageBytes is Kafka's default max.message.bytes, and franz-go's default batch
+// size: a larger record could not be produced even to a topic that allows it.
+const defaultMaxMessageBytes = 1 << 20
 
 // Name is the task's name in offsets, logs and transactional ids: <db>.<coll>#<i>-of-<n>.
 func (s Spec) Name() string {
@@ -66,6 +72,10 @@ type Task struct {
 
 	// headers go on every record: the shard that wrote it. Shared by all records, never mutated.
 	headers []kgo.RecordHeader
+
+	// maxRecordBytes is the largest key+value+headers that fits the topic, overhead deducted.
+	maxRecordBytes int
+	counters       Counters
 
 	enc     *recordEncoder
 	acks    *ackTracker[checkpoint]
@@ -114,6 +124,11 @@ func New(spec Spec, deps Deps) *Task {
 		shutdownTimeout: deps.ShutdownTimeout,
 	}
 	t.records.New = func() any { return new(kgo.Record) }
+	t.maxRecordBytes = min(spec.TopicMaxBytes, defaultMaxMessageBytes)
+	if t.maxRecordBytes <= 0 {
+		t.maxRecordBytes = defaultMaxMessageBytes
+	}
+	t.maxRecordBytes -= recordOverhead
 	t.acks = newAckTracker[checkpoint](func(r *kgo.Record) { t.records.Put(r) })
 	if t.shutdownTimeout <= 0 {
 		t.shutdownTimeout = 30 * time.Second
@@ -123,6 +138,9 @@ func New(spec Spec, deps Deps) *Task {
 
 // Topic is the Kafka topic the task writes.
 func (t *Task) Topic() string { return t.topic }
+
+// Counters are the task's counts of records not delivered normally.
+func (t *Task) Counters() *Counters { return &t.counters }
 
 // Run streams until ctx is done, then waits for outstanding records and commits the last
 // position (a clean stop returns nil), or until the task fails: history lost, a document that
@@ -353,9 +371,9 @@ func (t *Task) copy(ctx context.Context, snap *offsets.Value) error {
 		last, n, err := r.NextPage(ctx, func(doc bson.Raw) error {
 			ev, err := envelope.Snapshot(doc, db, coll, envelope.SnapshotTrue)
 			if err != nil {
-				return err
+				return t.reject(ctx, g, doc, &ev, err)
 			}
-			return t.emit(ctx, g, &ev, now)
+			return t.emit(ctx, g, doc, &ev, now)
 		})
 		if n == 0 || err != nil {
 			g.SealEmpty() // nothing new to commit; keeps the groups in order
@@ -445,14 +463,14 @@ func (t *Task) stream(ctx context.Context, start changestream.Start) error {
 			}
 			ev, err := envelope.Parse(raw)
 			if err != nil {
-				return fmt.Errorf("parse change event: %w", err)
+				return t.reject(ctx, g, raw, &ev, fmt.Errorf("parse change event: %w", err))
 			}
 			if ev.Kind() != envelope.KindRecord {
 				t.log.Info("change event without a record", "operationType", string(ev.OperationType))
 				return nil
 			}
 			n++
-			return t.emit(ctx, g, &ev, now)
+			return t.emit(ctx, g, raw, &ev, now)
 		})
 		if err != nil {
 			g.SealEmpty()
@@ -487,17 +505,26 @@ func (t *Task) classify(err error, at changestream.Start) error {
 	return err
 }
 
-// emit encodes ev and produces it (and its tombstone after a delete) as part of group g.
-func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, now time.Time) error {
+// emit encodes ev (read from raw) and produces it, and its tombstone after a delete, as part
+// of group g. A document that cannot be converted, or whose record is too large for the topic,
+// goes where errors.tolerance and oversize.handling say.
+func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, now time.Time) error {
 	r := t.record()
 	var err error
 	if r.Key, err = t.enc.appendKey(r.Key[:0], ev); err != nil {
 		t.records.Put(r)
-		return t.recordError(ev, err)
+		return t.reject(ctx, g, raw, ev, err)
 	}
 	if r.Value, err = t.enc.appendValue(ctx, r.Value[:0], ev, now.UnixMilli()); err != nil {
 		t.records.Put(r)
-		return t.recordError(ev, err)
+		if isConversion(err) {
+			return t.reject(ctx, g, raw, ev, err)
+		}
+		return err
+	}
+	if size := len(r.Key) + len(r.Value) + headersLen(t.headers); size > t.maxRecordBytes {
+		t.records.Put(r)
+		return t.oversize(ctx, g, ev, size+recordOverhead)
 	}
 	r.Timestamp = eventTime(ev, now)
 	r.Headers = t.headers
@@ -524,6 +551,14 @@ func (t *Task) recordError(ev *envelope.Event, err error) error {
 	id := ev.ID()
 	return fmt.Errorf("document %s in %s.%s: %w (errors.tolerance=none stops the task; fix the document or set errors.tolerance=all with a dead letter topic)",
 		id.String(), t.spec.DB, t.spec.Coll, err)
+}
+
+func headersLen(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // record returns a record to fill, reusing the buffers of an acked one.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +37,8 @@ type env struct {
 	offsets  *offsets.Store
 	reg      *registry.Registry
 	db       string
+	// exited waits up to timeout for the last started task to stop by itself.
+	exited func(timeout time.Duration) (error, bool)
 }
 
 func newEnv(t *testing.T) *env {
@@ -108,7 +112,22 @@ func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic strin
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- task.Run(ctx) }()
-	return topic, func() error { cancel(); return <-done }
+	var result error
+	var once sync.Once
+	e.exited = func(timeout time.Duration) (error, bool) {
+		select {
+		case err := <-done:
+			once.Do(func() { result = err })
+			return result, true
+		case <-time.After(timeout):
+			return nil, false
+		}
+	}
+	return topic, func() error {
+		cancel()
+		once.Do(func() { result = <-done })
+		return result
+	}
 }
 
 type rec struct {
@@ -297,4 +316,106 @@ func bsonInt64(v int64) []byte {
 		panic(err)
 	}
 	return b
+}
+
+func TestTaskOversizeRecords(t *testing.T) {
+	big := bson.D{{Key: "_id", Value: "big"}, {Key: "blob", Value: strings.Repeat("x", 2<<20)}}
+	small := bson.D{{Key: "_id", Value: "small"}}
+	tests := []struct {
+		name     string
+		config   map[string]string
+		wantFail bool
+	}{
+		{"fail stops the task naming the document", map[string]string{}, true},
+		{"skip writes a reference to the dead letter topic", map[string]string{
+			"oversize.handling": "skip", "errors.deadletterqueue.topic.name": "DLQ"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			coll := e.mongo.Database(e.db).Collection("docs")
+			if _, err := coll.InsertOne(ctx, small); err != nil {
+				t.Fatal(err)
+			}
+			if dlq, ok := tt.config["errors.deadletterqueue.topic.name"]; ok {
+				tt.config["errors.deadletterqueue.topic.name"] = e.db + "-" + dlq
+				if _, err := kadm.NewClient(e.kafka).CreateTopic(ctx, 1, 1, nil, e.db+"-"+dlq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := e.connector(tt.config)
+			topic, stop := e.start(cfg, "docs")
+			e.consume(topic, 1)
+			if _, err := coll.InsertOne(ctx, big); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "after"}}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantFail {
+				err, ok := e.exited(20 * time.Second)
+				if !ok {
+					t.Fatal("the task did not stop on an oversize record")
+				}
+				if err == nil || !strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "oversize.handling=skip") {
+					t.Fatalf("Run() = %v, want a failure naming the document and the fix", err)
+				}
+				if got := e.consumeAvailable(topic); len(got) != 1 {
+					t.Fatalf("%d records on the topic, want only the one before the oversize document", len(got))
+				}
+				return
+			}
+			got := e.consume(topic, 2)
+			if got[1].key != `"after"` {
+				t.Fatalf("second record = %+v, want the document after the skipped one", got[1])
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			refs := e.consumeRaw(tt.config["errors.deadletterqueue.topic.name"], 1)
+			if !strings.Contains(string(refs[0].Value), `"reason":"oversize"`) || len(refs[0].Value) > 4096 {
+				t.Fatalf("dead letter record = %.300s, want a small oversize reference", refs[0].Value)
+			}
+		})
+	}
+}
+
+// consumeAvailable returns the records of topic readable within a short wait.
+func (e *env) consumeAvailable(topic string) []*kgo.Record {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// consumeRaw reads want undecoded records of topic from the start.
+func (e *env) consumeRaw(topic string, want int) []*kgo.Record {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(out) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	if len(out) < want {
+		e.t.Fatalf("got %d of %d records from %s", len(out), want, topic)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -238,10 +239,15 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 			log.Warn("listing collections failed; retrying at the next scan", "err", err)
 		}
 		for _, spec := range specs {
-			if err := s.createTopic(ctx, c, c.Topic(spec.DB, spec.Coll)); err != nil {
+			maxBytes, err := s.createTopic(ctx, c, c.Topic(spec.DB, spec.Coll))
+			if err == nil && c.DeadLetterTopic != "" {
+				_, err = s.createTopic(ctx, c, c.DeadLetterTopic)
+			}
+			if err != nil {
 				log.Error("task not started", "task", spec.Name(), "err", err)
 				continue
 			}
+			spec.TopicMaxBytes = maxBytes
 			t := tasks.New(spec, tasks.Deps{
 				Mongo: mc, Producer: s.kafka, Offsets: s.offsets, Registry: reg,
 				Logger: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout,
@@ -294,15 +300,30 @@ func (s *Standalone) scan(ctx context.Context, c *config.Config, mc *mongo.Clien
 	return specs, nil
 }
 
-// createTopic creates a task's topic when it is missing (brokers may not auto-create).
-func (s *Standalone) createTopic(ctx context.Context, c *config.Config, topic string) error {
+// createTopic creates a task's topic when it is missing (brokers may not auto-create) and
+// returns its max.message.bytes (0 when the broker does not say).
+func (s *Standalone) createTopic(ctx context.Context, c *config.Config, topic string) (int, error) {
 	adm := kadm.NewClient(s.kafka)
 	resp, err := adm.CreateTopic(ctx, c.TopicPartitions, c.TopicReplicationFactor, nil, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", topic, err)
+		return 0, fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	return nil
+	configs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	rc, err := configs.On(topic, nil)
+	if err != nil {
+		return 0, nil // just created and not yet described: Kafka's default applies
+	}
+	for _, cfg := range rc.Configs {
+		if cfg.Key == "max.message.bytes" {
+			n, _ := strconv.Atoi(cfg.MaybeValue())
+			return n, nil
+		}
+	}
+	return 0, nil
 }

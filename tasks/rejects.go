@@ -1,0 +1,112 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/envelope"
+)
+
+// Counters count what a task did not deliver as a normal record. Nothing is dropped without
+// being counted here and logged, and written to the dead letter topic when one is set.
+type Counters struct {
+	// Failed records: conversion errors tolerated by errors.tolerance=all.
+	Failed atomic.Int64
+	// Oversize records skipped by oversize.handling=skip.
+	Oversize atomic.Int64
+	// DeadLettered is how many of those went to the dead letter topic.
+	DeadLettered atomic.Int64
+}
+
+// recordOverhead bounds what Kafka adds around a record's key, value and headers (record and
+// batch headers, varints), so a record measured below maxRecordBytes fits in a batch of its own.
+const recordOverhead = 256
+
+// Dead letter record headers, beside Kafka Connect's own __connect.errors.* names so that
+// tools written for Connect's dead letter queues read them too.
+const (
+	headerErrorClass   = "__connect.errors.exception.class.name"
+	headerErrorMessage = "__connect.errors.exception.message"
+	headerConnector    = "__connect.errors.connector.name"
+	headerTask         = "__connect.errors.task.id"
+	headerCollection   = "mongorelay.collection"
+	headerResumeToken  = "mongorelay.resume_token"
+	headerReason       = "mongorelay.reason"
+)
+
+// reject handles a change event or snapshot document that could not become a record, as
+// errors.tolerance says: the task fails (none), or the raw event goes to the dead letter topic
+// as canonical extended JSON, in the same ack group as the records around it so the offset
+// never passes it before Kafka has it (all).
+func (t *Task) reject(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, cause error) error {
+	if t.cfg.ErrorsTolerance != config.ToleranceAll {
+		return t.recordError(ev, cause)
+	}
+	t.counters.Failed.Add(1)
+	t.log.Warn("record skipped (errors.tolerance=all)", "id", ev.ID().String(), "err", cause)
+	if t.cfg.DeadLetterTopic == "" {
+		return nil
+	}
+	body, err := bson.MarshalExtJSON(raw, true, false)
+	if err != nil {
+		body = []byte(strconv.Quote(fmt.Sprintf("unreadable BSON (%v): %x", err, []byte(raw))))
+	}
+	t.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
+	return nil
+}
+
+// oversize handles a record larger than the topic accepts, as oversize.handling says: the task
+// fails with the document key (fail), or a reference without the body goes to the dead letter
+// topic (skip).
+func (t *Task) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, size int) error {
+	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, t.topic, t.maxRecordBytes+recordOverhead)
+	if t.cfg.OversizeHandling != config.OversizeSkip {
+		return fmt.Errorf("document %s in %s.%s: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
+			ev.ID().String(), t.spec.DB, t.spec.Coll, msg)
+	}
+	t.counters.Oversize.Add(1)
+	t.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)
+	if t.cfg.DeadLetterTopic == "" {
+		return nil
+	}
+	ref, _ := json.Marshal(struct {
+		Reason      string `json:"reason"`
+		Topic       string `json:"topic"`
+		DB          string `json:"db"`
+		Collection  string `json:"collection"`
+		ID          string `json:"id"`
+		Op          string `json:"op"`
+		Bytes       int    `json:"bytes"`
+		Limit       int    `json:"limit"`
+		ResumeToken string `json:"resume_token,omitempty"`
+	}{"oversize", t.topic, t.spec.DB, t.spec.Coll, ev.ID().String(), ev.Op.String(), size,
+		t.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
+	t.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
+	return nil
+}
+
+func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) {
+	r := t.record()
+	r.Topic = t.cfg.DeadLetterTopic
+	r.Key = append(r.Key[:0], ev.ID().String()...)
+	r.Value = append(r.Value[:0], value...)
+	r.Headers = []kgo.RecordHeader{
+		{Key: headerErrorClass, Value: []byte(class)},
+		{Key: headerErrorMessage, Value: []byte(message)},
+		{Key: headerConnector, Value: []byte(t.cfg.Name)},
+		{Key: headerTask, Value: []byte(t.spec.Name())},
+		{Key: headerCollection, Value: []byte(t.spec.DB + "." + t.spec.Coll)},
+		{Key: headerResumeToken, Value: append([]byte(nil), ev.ResumeToken...)},
+		{Key: headerReason, Value: []byte(reason)},
+	}
+	t.counters.DeadLettered.Add(1)
+	g.Add()
+	t.producer.Produce(ctx, r, g.Promise())
+}
