@@ -20,8 +20,8 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/shard"
-	"github.com/mongorelay/mongorelay/tasks/snapshot"
 )
 
 // Producer sends records to Kafka; *kgo.Client is one. The promise is called once per record,
@@ -33,6 +33,7 @@ type Producer interface {
 // OffsetStore keeps tasks' positions; *offsets.Store is one.
 type OffsetStore interface {
 	Get(offsets.Key) (*offsets.Value, error)
+	List(connector string) []offsets.Entry
 	Commit(ctx context.Context, key offsets.Key, v *offsets.Value) error
 }
 
@@ -67,8 +68,7 @@ type Task struct {
 	log      *slog.Logger
 	topic    string
 
-	streamKey   offsets.Key
-	snapshotKey offsets.Key
+	streamKey offsets.Key
 
 	// headers go on every record: the shard that wrote it. Shared by all records, never mutated.
 	headers []kgo.RecordHeader
@@ -79,6 +79,8 @@ type Task struct {
 
 	enc     *recordEncoder
 	acks    *ackTracker[checkpoint]
+	// flushes asks the commit loop to commit what is committable now and answer.
+	flushes chan chan error
 	records sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
 
 	// shutdownTimeout bounds the wait for outstanding acks and the last commit once Run's
@@ -120,7 +122,6 @@ func New(spec Spec, deps Deps) *Task {
 		topic:           cfg.Topic(spec.DB, spec.Coll),
 		headers:         []kgo.RecordHeader{shard.Header(spec.Shard, spec.Shards)},
 		streamKey:       offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards),
-		snapshotKey:     offsets.SnapshotKey(cfg.Name, spec.DB, spec.Coll, 0, 1),
 		shutdownTimeout: deps.ShutdownTimeout,
 	}
 	t.records.New = func() any { return new(kgo.Record) }
@@ -130,6 +131,7 @@ func New(spec Spec, deps Deps) *Task {
 	}
 	t.maxRecordBytes -= recordOverhead
 	t.acks = newAckTracker[checkpoint](func(r *kgo.Record) { t.records.Put(r) })
+	t.flushes = make(chan chan error)
 	if t.shutdownTimeout <= 0 {
 		t.shutdownTimeout = 30 * time.Second
 	}
@@ -171,7 +173,7 @@ func (t *Task) Run(ctx context.Context) error {
 
 func (t *Task) run(ctx context.Context) error {
 	for {
-		start, err := t.prepare(ctx)
+		start, h, err := t.prepare(ctx)
 		if err != nil {
 			return err
 		}
@@ -180,50 +182,75 @@ func (t *Task) run(ctx context.Context) error {
 			<-ctx.Done()
 			return ctx.Err()
 		}
-		err = t.stream(ctx, *start)
-		if !errors.Is(err, changestream.ErrHistoryLost) {
+		err = t.stream(ctx, *start, h)
+		var lost *changestream.HistoryLostError
+		if !errors.As(err, &lost) {
 			return err
 		}
 		if t.cfg.OffsetLostPolicy != config.OffsetLostResnapshot && t.cfg.SnapshotMode != config.SnapshotWhenNeeded {
 			return err
 		}
 		t.log.Warn("change stream history lost: copying the collection again as offset.lost.policy says", "err", err)
-		if err := t.restartSnapshot(ctx); err != nil {
+		if err := t.resnapshot(ctx, lost.Committed); err != nil {
 			return err
 		}
 	}
 }
 
-// prepare runs or resumes the snapshot when one is due and returns where the stream starts;
-// nil means the task has nothing to stream (initial_only).
-func (t *Task) prepare(ctx context.Context) (*changestream.Start, error) {
+// prepare decides where the stream starts: after the collection's snapshot when one is due
+// (copying this shard's part of it), at the shard's committed position, or, right after a
+// change of the shard count, at the oldest position of the shards before (with the handover
+// that drops what they delivered). A nil start means nothing to stream (initial_only).
+func (t *Task) prepare(ctx context.Context) (*changestream.Start, *handover, error) {
 	stream, err := t.getOffset(t.streamKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	snap, err := t.getOffset(t.snapshotKey)
+	h, err := t.loadHandover()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	p := t.loadPlan()
+	var start *changestream.Start
 	switch {
-	case stream == nil && t.spec.Shard > 0 && t.cfg.SnapshotMode != config.SnapshotNever:
-		// One snapshot per collection, copied by shard 0: the others stream from its start
-		// point once it is done, so none of them misses a change made during the copy.
-		return t.awaitSnapshot(ctx)
-	case snap != nil && snap.Snapshot != nil && !snap.Snapshot.Done && t.spec.Shard == 0:
-		t.log.Info("resuming the snapshot", "after_id", snap.Snapshot.LastID, "copied", snap.Snapshot.Copied)
-		if err := t.copy(ctx, snap); err != nil {
-			return nil, err
-		}
-		return t.afterSnapshot(snap)
+	case p != nil && !p.done():
+		start, err = t.snapshotThenStream(ctx, p)
 	case stream != nil:
-		return startFrom(stream)
+		start, err = startFrom(stream)
+	case h != nil:
+		t.log.Info("the shard count changed: starting at the oldest position of the shards before",
+			"old_offsets", len(h.keys), "from", h.oldest.String(), "until", h.newest.String())
+		start, err = startFrom(h.oldestValue)
+	case p != nil:
+		start, err = startFrom(p.start()) // a shard that had not streamed yet when the copy ended
 	case t.cfg.SnapshotMode == config.SnapshotNever:
 		t.log.Info("no committed offset and snapshot.mode=never: streaming from now")
-		return &changestream.Start{}, nil
+		start = &changestream.Start{}
+	case t.spec.Shard == 0:
+		if p, err = t.createPlan(ctx); err == nil {
+			start, err = t.snapshotThenStream(ctx, p)
+		}
 	default:
-		return t.newSnapshot(ctx)
+		if p, err = t.awaitPlan(ctx, resumetoken.Position{}); err == nil {
+			start, err = t.snapshotThenStream(ctx, p)
+		}
 	}
+	return start, h, err
+}
+
+// resnapshot starts the collection's snapshot again after the history from lost on was lost:
+// shard 0 plans it; the other shards wait for that plan. Every shard drops its position.
+func (t *Task) resnapshot(ctx context.Context, lost resumetoken.Position) error {
+	if err := t.offsets.Commit(ctx, t.streamKey, nil); err != nil {
+		return fmt.Errorf("drop offset %s to copy the collection again: %w", t.streamKey, err)
+	}
+	var err error
+	if t.spec.Shard == 0 {
+		_, err = t.createPlan(ctx)
+	} else {
+		_, err = t.awaitPlan(ctx, lost)
+	}
+	return err
 }
 
 func (t *Task) getOffset(key offsets.Key) (*offsets.Value, error) {
@@ -246,149 +273,6 @@ func startFrom(v *offsets.Value) (*changestream.Start, error) {
 		return nil, err
 	}
 	return &changestream.Start{ResumeToken: tokenDoc(v.ResumeToken.Data), Position: pos}, nil
-}
-
-// snapshotPoll is how often a shard waiting for its collection's snapshot checks on it.
-const snapshotPoll = 500 * time.Millisecond
-
-// awaitSnapshot waits until the collection's snapshot is done and returns its start point.
-func (t *Task) awaitSnapshot(ctx context.Context) (*changestream.Start, error) {
-	t.log.Info("waiting for the collection's snapshot (copied by shard 0)")
-	for {
-		snap, err := t.getOffset(t.snapshotKey)
-		if err != nil {
-			return nil, err
-		}
-		if snap != nil && snap.Snapshot != nil && snap.Snapshot.Done {
-			if t.cfg.SnapshotMode == config.SnapshotInitialOnly {
-				return nil, nil
-			}
-			stream := *snap
-			stream.Snapshot = nil
-			return startFrom(&stream)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(snapshotPoll):
-		}
-	}
-}
-
-// newSnapshot records where the change stream stands before copying (so no change made during
-// the copy is missed), commits that, and copies.
-func (t *Task) newSnapshot(ctx context.Context) (*changestream.Start, error) {
-	if err := t.restartSnapshot(ctx); err != nil {
-		return nil, err
-	}
-	snap, err := t.getOffset(t.snapshotKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.copy(ctx, snap); err != nil {
-		return nil, err
-	}
-	return t.afterSnapshot(snap)
-}
-
-// restartSnapshot commits a fresh snapshot offset whose start point is the stream's position
-// now. On shards other than 0 it drops the shard's own position instead, so that it waits for
-// the snapshot that shard 0 starts (shard 0 loses the same history).
-func (t *Task) restartSnapshot(ctx context.Context) error {
-	if t.spec.Shard > 0 {
-		if err := t.offsets.Commit(ctx, t.streamKey, nil); err != nil {
-			return fmt.Errorf("drop offset %s to resnapshot: %w", t.streamKey, err)
-		}
-		return nil
-	}
-	s, err := changestream.Open(ctx, t.coll, t.streamOptions(), changestream.Start{})
-	if err != nil {
-		return err
-	}
-	tok := s.ResumeToken()
-	_ = s.Close(ctx)
-	if tok == nil {
-		return fmt.Errorf("record the change stream start point of %s.%s: the server returned no postBatchResumeToken", t.spec.DB, t.spec.Coll)
-	}
-	v, err := valueAt(tok)
-	if err != nil {
-		return err
-	}
-	v.Snapshot = &offsets.Snapshot{}
-	t.log.Info("starting a snapshot", "start_t", v.ClusterTime.T, "start_i", v.ClusterTime.I)
-	if err := t.offsets.Commit(ctx, t.snapshotKey, v); err != nil {
-		return fmt.Errorf("commit snapshot start of %s: %w", t.snapshotKey, err)
-	}
-	return nil
-}
-
-// afterSnapshot commits the stream's start point, then marks the snapshot done, in that order:
-// a crash in between resumes the (finished) copy, never skips the changes made during it.
-func (t *Task) afterSnapshot(snap *offsets.Value) (*changestream.Start, error) {
-	ctx := context.Background()
-	if err := t.drain(ctx); err != nil {
-		return nil, err
-	}
-	stream := *snap
-	stream.Snapshot = nil
-	if err := t.offsets.Commit(ctx, t.streamKey, &stream); err != nil {
-		return nil, fmt.Errorf("commit stream start %s: %w", t.streamKey, err)
-	}
-	done := *snap
-	s := *snap.Snapshot
-	s.Done = true
-	done.Snapshot = &s
-	if err := t.offsets.Commit(ctx, t.snapshotKey, &done); err != nil {
-		return nil, fmt.Errorf("commit snapshot done %s: %w", t.snapshotKey, err)
-	}
-	t.log.Info("snapshot complete", "documents", s.Copied)
-	if t.cfg.SnapshotMode == config.SnapshotInitialOnly {
-		return nil, nil
-	}
-	return startFrom(&stream)
-}
-
-// copy copies the collection's documents after snap's last copied _id as op "r" records,
-// committing progress page by page; snap is updated to the final progress.
-func (t *Task) copy(ctx context.Context, snap *offsets.Value) error {
-	var after bson.RawValue
-	if snap.Snapshot.LastID != "" {
-		var err error
-		if after, err = offsets.DecodeID(snap.Snapshot.LastID); err != nil {
-			return fmt.Errorf("snapshot offset %s: %w", t.snapshotKey, err)
-		}
-	}
-	r, err := snapshot.NewReader(ctx, t.coll, after, t.cfg.MaxBatchSize)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = r.Close(context.WithoutCancel(ctx)) }()
-	db, coll := []byte(t.spec.DB), []byte(t.spec.Coll)
-	progress := *snap.Snapshot
-	for {
-		g := t.acks.Open()
-		now := time.Now()
-		last, n, err := r.NextPage(ctx, func(doc bson.Raw) error {
-			ev, err := envelope.Snapshot(doc, db, coll, envelope.SnapshotTrue)
-			if err != nil {
-				return t.reject(ctx, g, doc, &ev, err)
-			}
-			return t.emit(ctx, g, doc, &ev, now)
-		})
-		if n == 0 || err != nil {
-			g.SealEmpty() // nothing new to commit; keeps the groups in order
-			snap.Snapshot = &progress
-			return err
-		}
-		progress.Copied += int64(n)
-		if progress.LastID, err = offsets.EncodeID(last); err != nil {
-			return err
-		}
-		v := *snap
-		p := progress
-		v.Snapshot = &p
-		g.Seal(checkpoint{key: t.snapshotKey, value: &v})
-	}
 }
 
 func (t *Task) streamOptions() changestream.Options {
@@ -440,7 +324,7 @@ func (t *Task) openStream(ctx context.Context, start changestream.Start) (s *cha
 	return s, shard.ClientFilter(t.spec.Shard, t.spec.Shards), err
 }
 
-func (t *Task) stream(ctx context.Context, start changestream.Start) error {
+func (t *Task) stream(ctx context.Context, start changestream.Start, h *handover) error {
 	s, keep, err := t.openStream(ctx, start)
 	if err != nil {
 		return t.classify(err, start)
@@ -448,6 +332,8 @@ func (t *Task) stream(ctx context.Context, start changestream.Start) error {
 	defer func() { _ = s.Close(context.WithoutCancel(ctx)) }()
 	t.log.Info("streaming", "topic", t.topic, "resume", start.Position.String())
 	last := start.Position
+	past := h == nil // past every earlier shard generation's position
+	var lastRetire time.Time
 	for {
 		if err := t.acks.Err(); err != nil {
 			return err
@@ -460,6 +346,13 @@ func (t *Task) stream(ctx context.Context, start changestream.Start) error {
 				if mine, err := keep(raw); err != nil || !mine {
 					return err
 				}
+			}
+			if !past {
+				delivered, nowPast, err := h.delivered(raw)
+				if err != nil || delivered {
+					return err
+				}
+				past = nowPast
 			}
 			ev, err := envelope.Parse(raw)
 			if err != nil {
@@ -489,6 +382,16 @@ func (t *Task) stream(ctx context.Context, start changestream.Start) error {
 			last = pos
 		}
 		g.Seal(checkpoint{key: t.streamKey, value: v, idle: n == 0})
+		if h != nil && t.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {
+			lastRetire = time.Now()
+			retired, err := t.retireOldKeys(ctx, h)
+			if err != nil {
+				return err
+			}
+			if retired {
+				h = nil
+			}
+		}
 	}
 }
 
@@ -580,6 +483,26 @@ func eventTime(ev *envelope.Event, now time.Time) time.Time {
 	return now
 }
 
+// flushCommits waits until every record produced so far is acked and every checkpoint before
+// it committed: a commit made after it cannot be overwritten by an older one in flight.
+func (t *Task) flushCommits(ctx context.Context) error {
+	if err := t.drain(ctx); err != nil {
+		return err
+	}
+	reply := make(chan error, 1)
+	select {
+	case t.flushes <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // drain waits until every produced record is acked or failed, up to the shutdown timeout.
 func (t *Task) drain(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, t.shutdownTimeout)
@@ -605,15 +528,20 @@ func (t *Task) commitLoop(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		stopping := false
+		var flush chan error
 		select {
 		case <-t.acks.Ready():
 		case <-timer.C:
 			timer.Reset(heartbeat)
+		case flush = <-t.flushes:
 		case <-ctx.Done():
 			stopping = true
 		}
 		cp, ok, err := t.acks.Committable()
 		if err != nil {
+			if flush != nil {
+				flush <- err
+			}
 			return nil // the task reports the produce error; nothing after it may be committed
 		}
 		if ok {
@@ -624,11 +552,19 @@ func (t *Task) commitLoop(ctx context.Context) error {
 			}
 			pending = &cp
 		}
-		if pending != nil && (stopping || !pending.idle || time.Since(lastCommit) >= heartbeat) {
-			if err := t.commit(pending); err != nil {
+		if pending != nil && (stopping || flush != nil || !pending.idle || time.Since(lastCommit) >= heartbeat) {
+			err := t.commit(pending)
+			if flush != nil {
+				flush <- err
+				flush = nil
+			}
+			if err != nil {
 				return err
 			}
 			pending, lastCommit = nil, time.Now()
+		}
+		if flush != nil {
+			flush <- nil
 		}
 		if stopping {
 			return nil

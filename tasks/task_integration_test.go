@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -107,7 +108,7 @@ func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic strin
 	}
 	task := tasks.New(tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: i, Shards: n}, tasks.Deps{
 		Mongo: e.mongo, Producer: e.kafka, Offsets: e.offsets, Registry: e.reg,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(testLogOutput(), nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -153,7 +154,7 @@ func (e *env) consume(topic string, want int) []rec {
 	for len(out) < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			e.t.Fatalf("got %d of %d records from %s: %+v", len(out), want, topic, out)
+			e.t.Fatalf("got %d of %d records from %s; the first: %+v", len(out), want, topic, out[:min(len(out), 3)])
 		}
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
@@ -418,4 +419,120 @@ func (e *env) consumeRaw(topic string, want int) []*kgo.Record {
 		e.t.Fatalf("got %d of %d records from %s", len(out), want, topic)
 	}
 	return out
+}
+
+// testLogOutput is where tasks log in these tests: stderr with MONGORELAY_TEST_LOG=1.
+func testLogOutput() io.Writer {
+	if os.Getenv("MONGORELAY_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// startShards runs n shard tasks of coll and returns a function stopping them all.
+func (e *env) startShards(cfg *config.Config, coll string, n int) (topic string, stop func()) {
+	e.t.Helper()
+	stops := make([]func() error, n)
+	for i := range stops {
+		topic, stops[i] = e.startShard(cfg, coll, i, n)
+	}
+	return topic, func() {
+		for _, s := range stops {
+			if err := s(); err != nil {
+				e.t.Errorf("clean stop: %v", err)
+			}
+		}
+	}
+}
+
+func insertInts(t *testing.T, coll *mongo.Collection, from, to int) {
+	t.Helper()
+	var docs []any
+	for i := from; i < to; i++ {
+		docs = append(docs, bson.D{{Key: "_id", Value: int64(i)}, {Key: "v", Value: int64(i)}})
+	}
+	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTaskSnapshotRangesRunInParallel(t *testing.T) {
+	const docs = 3000
+	e := newEnv(t)
+	coll := e.mongo.Database(e.db).Collection("big")
+	insertInts(t, coll, 0, docs)
+	cfg := e.connector(map[string]string{"shards": "3", "max.batch.size": "100"})
+	topic, stop := e.startShards(cfg, "big", 3)
+	defer stop()
+	got := e.consume(topic, docs)
+	byShard := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range got {
+		if r.op != "r" || seen[r.key] {
+			t.Fatalf("record %+v: want each document read once", r)
+		}
+		seen[r.key] = true
+		byShard[r.shard]++
+	}
+	if len(byShard) != 3 {
+		t.Fatalf("snapshot records came from %v, want all three shards copying a range", byShard)
+	}
+	// Each range is marked done, and the stream then starts: a new insert arrives.
+	insertInts(t, coll, docs, docs+1)
+	if last := e.consume(topic, docs+1)[docs]; last.op != "c" {
+		t.Fatalf("record after the snapshot = %+v, want the insert", last)
+	}
+}
+
+func TestTaskReshardingLosesAndRepeatsNothing(t *testing.T) {
+	e := newEnv(t)
+	coll := e.mongo.Database(e.db).Collection("rs")
+	cfg2 := e.connector(map[string]string{"shards": "2", "snapshot.mode": "never"})
+	topic, stop := e.startShards(cfg2, "rs", 2)
+	time.Sleep(time.Second) // both streams open before the first write
+	insertInts(t, coll, 0, 100)
+	e.consume(topic, 100)
+	stop()
+
+	// Written while no task runs: the new shards must deliver each exactly once.
+	insertInts(t, coll, 100, 200)
+	cfg3 := e.connector(map[string]string{"shards": "3", "snapshot.mode": "never"})
+	_, stop = e.startShards(cfg3, "rs", 3)
+	defer stop()
+	insertInts(t, coll, 200, 300)
+	got := e.consume(topic, 300)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r.key]++
+	}
+	if len(seen) != 300 {
+		t.Fatalf("%d distinct documents downstream, want 300", len(seen))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("document %s delivered %d times, want once", k, n)
+		}
+	}
+	for _, r := range got[100:] {
+		if !strings.HasSuffix(r.shard, "-of-3") {
+			t.Fatalf("record %+v after the change carries shard %s, want one of 3", r, r.shard)
+		}
+	}
+	// Once every new shard is past the old positions, the old keys are removed.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		old := 0
+		for _, en := range e.offsets.List(cfg3.Name) {
+			if !en.Key.Snapshot && en.Key.Count == 2 {
+				old++
+			}
+		}
+		if old == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d offsets of the 2-shard generation remain", old)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

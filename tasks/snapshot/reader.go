@@ -4,6 +4,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -19,15 +20,34 @@ type Reader struct {
 	done     bool
 }
 
-// NewReader reads coll from the start, or after the document whose _id is after when it is
-// set (a resumed copy).
-func NewReader(ctx context.Context, coll *mongo.Collection, after bson.RawValue, pageSize int) (*Reader, error) {
+// Range is a slice of a collection by _id: Min <= _id < Max in MongoDB's sort order. A zero
+// bound (Type 0) leaves that side open.
+type Range struct {
+	Min, Max bson.RawValue
+}
+
+// NewReader reads the documents of rng, from its start or, when after is set (a resumed copy),
+// from after the document whose _id is after.
+func NewReader(ctx context.Context, coll *mongo.Collection, rng Range, after bson.RawValue, pageSize int) (*Reader, error) {
 	if pageSize <= 0 {
 		pageSize = 1024
 	}
+	var bounds bson.A
+	switch {
+	case after.Type != 0:
+		bounds = append(bounds, AfterID(after))
+	case rng.Min.Type != 0:
+		bounds = append(bounds, atOrAfterID(rng.Min))
+	}
+	if rng.Max.Type != 0 {
+		bounds = append(bounds, beforeID(rng.Max))
+	}
 	filter := bson.D{}
-	if after.Type != 0 {
-		filter = AfterID(after)
+	switch len(bounds) {
+	case 1:
+		filter = bounds[0].(bson.D)
+	case 2:
+		filter = bson.D{{Key: "$and", Value: bounds}}
 	}
 	cur, err := coll.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "_id", Value: 1}}).
@@ -72,12 +92,14 @@ func (r *Reader) Close(ctx context.Context) error {
 
 // typeOrder lists BSON types by MongoDB's comparison/sort order (numbers share one bracket).
 // Query operators like $gt only compare values within a bracket, so "after this _id" is
-// "greater in its bracket, or in any later bracket".
+// "greater in its bracket, or in any later bracket". The deprecated symbol type sorts with
+// strings; it is left out of the $type lists because some MongoDB-compatible servers refuse
+// its alias, and $gt/$lt on a string bound already compare symbols.
 var typeOrder = [][]string{
 	{"minKey"},
 	{"null"},
 	{"int", "long", "double", "decimal"},
-	{"string", "symbol"},
+	{"string"},
 	{"object"},
 	{"array"},
 	{"binData"},
@@ -123,15 +145,64 @@ func bracketOf(t bson.Type) int {
 
 // AfterID is the filter matching every document whose _id sorts after id.
 func AfterID(id bson.RawValue) bson.D {
-	var later bson.A
-	for _, bracket := range typeOrder[bracketOf(id.Type)+1:] {
+	return compareID("$gt", id, typeOrder[bracketOf(id.Type)+1:])
+}
+
+func atOrAfterID(id bson.RawValue) bson.D {
+	return compareID("$gte", id, typeOrder[bracketOf(id.Type)+1:])
+}
+
+func beforeID(id bson.RawValue) bson.D {
+	return compareID("$lt", id, typeOrder[:bracketOf(id.Type)])
+}
+
+// compareID matches _ids that compare to id by op within id's type bracket, or whose type is
+// in one of the brackets given (those wholly on the matching side).
+func compareID(op string, id bson.RawValue, brackets [][]string) bson.D {
+	var types bson.A
+	for _, bracket := range brackets {
 		for _, name := range bracket {
-			later = append(later, name)
+			types = append(types, name)
 		}
 	}
-	gt := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: id}}}}
-	if len(later) == 0 {
-		return gt
+	cmp := bson.D{{Key: "_id", Value: bson.D{{Key: op, Value: id}}}}
+	if len(types) == 0 {
+		return cmp
 	}
-	return bson.D{{Key: "$or", Value: bson.A{gt, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: later}}}}}}}
+	return bson.D{{Key: "$or", Value: bson.A{cmp, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: types}}}}}}}
+}
+
+// Splits returns up to m-1 _ids that cut coll into m ranges of about equal size, in order
+// (fewer when the collection has fewer distinct documents). It reads the collection's size,
+// then the document at each cut in _id order.
+func Splits(ctx context.Context, coll *mongo.Collection, m int) ([]bson.RawValue, error) {
+	if m <= 1 {
+		return nil, nil
+	}
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("count %s.%s to split its snapshot: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	var cuts []bson.RawValue
+	for k := 1; k < m; k++ {
+		skip := n * int64(k) / int64(m)
+		if skip == 0 {
+			continue
+		}
+		doc, err := coll.FindOne(ctx, bson.D{}, options.FindOne().
+			SetSort(bson.D{{Key: "_id", Value: 1}}).SetSkip(skip).
+			SetProjection(bson.D{{Key: "_id", Value: 1}})).Raw()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			break // the collection shrank since it was counted
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find the split point %d of %s.%s: %w", k, coll.Database().Name(), coll.Name(), err)
+		}
+		id := doc.Lookup("_id")
+		if len(cuts) > 0 && string(cuts[len(cuts)-1].Value) == string(id.Value) && cuts[len(cuts)-1].Type == id.Type {
+			continue
+		}
+		cuts = append(cuts, bson.RawValue{Type: id.Type, Value: append([]byte(nil), id.Value...)})
+	}
+	return cuts, nil
 }

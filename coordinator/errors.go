@@ -1,0 +1,55 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors to branch on.
+var (
+	// ErrNotLeader means a write reached a node that does not lead; the
+	// error is a *NotLeaderError naming the leader to forward to.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrConnectorNotFound means no connector has the name.
+	ErrConnectorNotFound = errors.New("connector not found")
+	// ErrConnectorExists means CreateConnector found the name taken.
+	ErrConnectorExists = errors.New("connector already exists")
+	// ErrTaskNotFound means the connector has no task with the id.
+	ErrTaskNotFound = errors.New("task not found")
+	// ErrNotStopped means the connector's offsets may change only while it
+	// is STOPPED (Kafka Connect's rule).
+	ErrNotStopped = errors.New("connector is not stopped")
+	// ErrStaleGeneration means a task list was computed from a connector
+	// config that has changed since.
+	ErrStaleGeneration = errors.New("connector config changed")
+	// ErrUnknownNode means the node is not a member: it has to join.
+	ErrUnknownNode = errors.New("unknown node")
+	// ErrRegistryConflict means another writer changed the schema registry
+	// since this node's registry last read it; reload and retry.
+	ErrRegistryConflict = errors.New("schema registry changed by another writer")
+	// ErrUnsupportedCommand means a Raft command of a type or version this
+	// build does not know; it is refused without changing the state.
+	ErrUnsupportedCommand = errors.New("unsupported command")
+	// ErrInvalid means a request was malformed (empty name, bad state).
+	ErrInvalid = errors.New("invalid request")
+	// ErrClosed means the node was shut down.
+	ErrClosed = errors.New("coordinator closed")
+)
+
+// NotLeaderError is the ErrNotLeader a write gets on a follower. The api
+// layer forwards the request to LeaderHTTP, one hop; an empty LeaderID means
+// an election is under way: retry shortly.
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderHTTP string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "not the leader, and no leader is known (election under way)"
+	}
+	return fmt.Sprintf("not the leader: leader is %s at %s", e.LeaderID, e.LeaderHTTP)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

@@ -1,0 +1,412 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mongorelay/mongorelay/registry"
+)
+
+func mustEncode(t *testing.T, payload any) []byte {
+	t.Helper()
+	data, err := encodeCommand(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// applyAll applies payloads from index 1 on and returns the final state and
+// each command's error.
+func applyAll(t *testing.T, st *State, payloads ...any) (*State, []error) {
+	t.Helper()
+	var errs []error
+	for _, p := range payloads {
+		var res applyResult
+		st, res = applyCommand(st, st.index+1, mustEncode(t, p))
+		errs = append(errs, res.err)
+	}
+	return st, errs
+}
+
+func snapshotBytes(t *testing.T, st *State) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := st.marshal(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func specs(coll string, shards int) []TaskSpec {
+	out := make([]TaskSpec, shards)
+	for i := range out {
+		out[i] = TaskSpec{DB: "db", Coll: coll, Shard: i, Shards: shards}
+	}
+	return out
+}
+
+// history is a command sequence touching every part of the state.
+func history() []any {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	return []any{
+		&putNodeV1{Node: NodeInfo{ID: "n1", RaftAddr: "r1", HTTPAddr: "h1", Voter: true}},
+		&putNodeV1{Node: NodeInfo{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Voter: true}},
+		&putNodeV1{Node: NodeInfo{ID: "n3", RaftAddr: "r3", HTTPAddr: "h3"}},
+		&putConnectorV1{Name: "a", Config: map[string]string{"k": "v", "x": "y", "z": "w"}},
+		&putConnectorV1{Name: "b", Config: map[string]string{"k": "v"}, InitialState: StatePaused},
+		&setTasksV1{Connector: "a", Generation: 1, Tasks: append(specs("c1", 3), specs("c2", 2)...)},
+		&setTasksV1{Connector: "b", Generation: 1, Tasks: specs("c", 4)},
+		&assignV1{Moves: []moveV1{
+			{Connector: "a", Task: "db.c1#0-of-3", Node: "n1"}, {Connector: "a", Task: "db.c1#1-of-3", Node: "n2"},
+			{Connector: "a", Task: "db.c1#2-of-3", Node: "n3"}, {Connector: "b", Task: "db.c#0-of-4", Node: "n1"},
+		}},
+		&restartV1{Connector: "a", Tasks: []int{0, 2}},
+		&restartV1{Connector: "b"},
+		&registryAppendV1{ExpectSeq: 0, Changes: []registryChangeV1{
+			{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"string"`},
+			{Kind: "config", Level: registry.Compatibility("FULL")},
+		}},
+		&registryAppendV1{ExpectSeq: 2, Changes: []registryChangeV1{{Kind: "max_id", ID: 1}}},
+		&putConnectorV1{Name: "c", Config: map[string]string{}},
+		&setTargetStateV1{Name: "c", State: StateStopped},
+		&requestOffsetResetV1{Connector: "c", At: at},
+		&removeNodeV1{ID: "n3"},
+	}
+}
+
+func TestApplyDeterministic(t *testing.T) {
+	want, errs := applyAll(t, emptyState(), history()...)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("history refused: %v", err)
+	}
+	wantBytes := snapshotBytes(t, want)
+	for range 20 { // map iteration order differs from run to run
+		got, _ := applyAll(t, emptyState(), history()...)
+		if b := snapshotBytes(t, got); !bytes.Equal(b, wantBytes) {
+			t.Fatalf("same commands, different snapshots:\n%s\n%s", b, wantBytes)
+		}
+	}
+}
+
+func TestApplyDoesNotModifyPublishedState(t *testing.T) {
+	var states []*State
+	var snaps [][]byte
+	st := emptyState()
+	for _, p := range history() {
+		st, _ = applyAll(t, st, p)
+		states = append(states, st)
+		snaps = append(snaps, snapshotBytes(t, st))
+	}
+	for i, st := range states {
+		if b := snapshotBytes(t, st); !bytes.Equal(b, snaps[i]) {
+			t.Fatalf("state after command %d changed later:\n%s\n%s", i, snaps[i], b)
+		}
+	}
+}
+
+// memorySink is a raft.SnapshotSink in memory.
+type memorySink struct{ bytes.Buffer }
+
+func (*memorySink) ID() string    { return "test" }
+func (*memorySink) Cancel() error { return nil }
+func (*memorySink) Close() error  { return nil }
+
+func TestSnapshotRestore(t *testing.T) {
+	src := newFSM(slog.New(slog.DiscardHandler))
+	for i, p := range history() {
+		src.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: mustEncode(t, p)})
+	}
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memorySink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dst := newFSM(slog.New(slog.DiscardHandler))
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	want, got := src.cur.Load().st, dst.cur.Load().st
+	if a, b := snapshotBytes(t, want), snapshotBytes(t, got); !bytes.Equal(a, b) {
+		t.Fatalf("restored state differs:\n%s\n%s", a, b)
+	}
+	if got.Index() != uint64(len(history())) || got.Epoch() != want.Epoch() {
+		t.Fatalf("restored index %d epoch %d, want %d %d", got.Index(), got.Epoch(), len(history()), want.Epoch())
+	}
+	if a, b := want.Assignments(), got.Assignments(); len(a) != 3 || !slices.EqualFunc(a, b, sameAssignment) {
+		t.Fatalf("restored assignments %v, want %v", b, a)
+	}
+	// Both go on identically from there.
+	next := &putConnectorV1{Name: "d", Config: map[string]string{"k": "v"}}
+	a, _ := applyAll(t, want, next)
+	b, _ := applyAll(t, got, next)
+	if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
+		t.Fatal("restored state diverges on the next command")
+	}
+}
+
+func sameAssignment(a, b Assignment) bool {
+	return a.Connector == b.Connector && a.Task == b.Task && a.TaskID == b.TaskID && a.Node == b.Node &&
+		a.Epoch == b.Epoch && a.Generation == b.Generation && a.Restarts == b.Restarts && a.State == b.State
+}
+
+func TestCommandVersioning(t *testing.T) {
+	base, _ := applyAll(t, emptyState(), &putConnectorV1{Name: "a", Config: map[string]string{}})
+	payload, _ := json.Marshal(deleteConnectorV1{Name: "a"})
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"unknown version", mustJSON(t, envelope{Type: cmdDeleteConnector, Version: 2, Payload: payload})},
+		{"version 0", mustJSON(t, envelope{Type: cmdDeleteConnector, Payload: payload})},
+		{"unknown type", mustJSON(t, envelope{Type: "drop_everything", Version: 1, Payload: payload})},
+		{"unknown payload field", mustJSON(t, envelope{Type: cmdDeleteConnector, Version: 1, Payload: json.RawMessage(`{"name":"a","force":true}`)})},
+		{"unknown envelope field", []byte(`{"type":"delete_connector","version":1,"payload":{"name":"a"},"v2":1}`)},
+		{"not JSON", []byte("\x00\x01")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, res := applyCommand(base, base.index+1, tt.data)
+			if res.err == nil {
+				t.Fatal("command applied, want it refused")
+			}
+			if _, ok := st.Connector("a"); !ok || st.Index() != base.index+1 {
+				t.Fatalf("refused command changed the state (index %d)", st.Index())
+			}
+		})
+	}
+	if _, res := applyCommand(base, 9, mustJSON(t, envelope{Type: cmdDeleteConnector, Version: 1, Payload: payload})); res.err != nil {
+		t.Fatalf("version 1 refused: %v", res.err)
+	}
+	if _, res := applyCommand(base, 9, mustJSON(t, envelope{Type: cmdDeleteConnector, Version: 2, Payload: payload})); !errors.Is(res.err, ErrUnsupportedCommand) {
+		t.Fatalf("version 2: err %v, want ErrUnsupportedCommand", res.err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestApplyRules(t *testing.T) {
+	nodes := []any{
+		&putNodeV1{Node: NodeInfo{ID: "n1"}},
+		&putNodeV1{Node: NodeInfo{ID: "n2"}},
+	}
+	withTasks := append(slices.Clone(nodes),
+		&putConnectorV1{Name: "a", Config: map[string]string{"v": "1"}},
+		&setTasksV1{Connector: "a", Generation: 1, Tasks: specs("c", 3)},
+		&assignV1{Moves: []moveV1{{Connector: "a", Task: "db.c#0-of-3", Node: "n1"}, {Connector: "a", Task: "db.c#1-of-3", Node: "n2"}}},
+	)
+	tests := []struct {
+		name    string
+		prepare []any
+		cmd     any
+		wantErr error
+		check   func(t *testing.T, st *State)
+	}{
+		{
+			name: "create refuses an existing name", prepare: withTasks,
+			cmd: &putConnectorV1{Name: "a", Config: map[string]string{}, CreateOnly: true}, wantErr: ErrConnectorExists,
+		},
+		{
+			name: "same config keeps the generation", prepare: withTasks,
+			cmd: &putConnectorV1{Name: "a", Config: map[string]string{"v": "1"}},
+			check: func(t *testing.T, st *State) {
+				if c, _ := st.Connector("a"); c.Generation != 1 {
+					t.Fatalf("generation %d, want 1", c.Generation)
+				}
+			},
+		},
+		{
+			name: "new config bumps the generation and keeps tasks", prepare: withTasks,
+			cmd: &putConnectorV1{Name: "a", Config: map[string]string{"v": "2"}},
+			check: func(t *testing.T, st *State) {
+				if c, _ := st.Connector("a"); c.Generation != 2 || len(c.Tasks) != 3 || c.State != StateRunning {
+					t.Fatalf("connector %+v", c)
+				}
+			},
+		},
+		{
+			name:    "tasks listed for an old generation are refused",
+			prepare: append(slices.Clone(withTasks), &putConnectorV1{Name: "a", Config: map[string]string{"v": "2"}}),
+			cmd:     &setTasksV1{Connector: "a", Generation: 1, Tasks: specs("c", 1)}, wantErr: ErrStaleGeneration,
+		},
+		{
+			name: "duplicate task refused", prepare: withTasks,
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: append(specs("c", 1), specs("c", 1)...)}, wantErr: ErrInvalid,
+		},
+		{
+			name: "surviving tasks keep id, owner and epoch; ids stay dense", prepare: withTasks,
+			// c#0 (id 0, n1) and c#1 (id 1, n2) survive; c#2 (id 2) goes;
+			// d#0 is new and takes id 2.
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: append(specs("d", 1), specs("c", 3)[:2]...)},
+			check: func(t *testing.T, st *State) {
+				c, _ := st.Connector("a")
+				got := []string{}
+				for _, task := range c.Tasks {
+					got = append(got, task.Name()+"@"+task.Node)
+				}
+				want := []string{"db.c#0-of-3@n1", "db.c#1-of-3@n2", "db.d#0-of-1@"}
+				if !slices.Equal(got, want) || c.Tasks[0].Epoch != 1 || c.Tasks[2].ID != 2 {
+					t.Fatalf("tasks %v (%+v), want %v", got, c.Tasks, want)
+				}
+			},
+		},
+		{
+			name: "a task beyond the new count takes a freed id", prepare: withTasks,
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: specs("c", 3)[2:]},
+			check: func(t *testing.T, st *State) {
+				if c, _ := st.Connector("a"); len(c.Tasks) != 1 || c.Tasks[0].ID != 0 || c.Tasks[0].Name() != "db.c#2-of-3" {
+					t.Fatalf("tasks %+v", c.Tasks)
+				}
+			},
+		},
+		{
+			name: "moves get one new epoch; unknown nodes and tasks are skipped", prepare: withTasks,
+			cmd: &assignV1{Moves: []moveV1{
+				{Connector: "a", Task: "db.c#0-of-3", Node: "n2"}, {Connector: "a", Task: "db.c#2-of-3", Node: "n1"},
+				{Connector: "a", Task: "db.c#1-of-3", Node: "ghost"}, {Connector: "gone", Task: "x", Node: "n1"},
+			}},
+			check: func(t *testing.T, st *State) {
+				c, _ := st.Connector("a")
+				if st.Epoch() != 2 || c.Tasks[0].Node != "n2" || c.Tasks[0].Epoch != 2 || c.Tasks[2].Epoch != 2 ||
+					c.Tasks[1].Node != "n2" || c.Tasks[1].Epoch != 1 {
+					t.Fatalf("epoch %d tasks %+v", st.Epoch(), c.Tasks)
+				}
+			},
+		},
+		{
+			name: "stop unassigns every task", prepare: withTasks,
+			cmd: &setTargetStateV1{Name: "a", State: StateStopped},
+			check: func(t *testing.T, st *State) {
+				if a := st.Assignments(); len(a) != 0 {
+					t.Fatalf("assignments %+v", a)
+				}
+			},
+		},
+		{
+			name: "pause keeps assignments", prepare: withTasks,
+			cmd: &setTargetStateV1{Name: "a", State: StatePaused},
+			check: func(t *testing.T, st *State) {
+				if a := st.Assigned("n1"); len(a) != 1 || a[0].State != StatePaused {
+					t.Fatalf("assignments %+v", a)
+				}
+			},
+		},
+		{
+			name:    "stopped connectors are never assigned",
+			prepare: append(slices.Clone(withTasks), &setTargetStateV1{Name: "a", State: StateStopped}),
+			cmd:     &assignV1{Moves: []moveV1{{Connector: "a", Task: "db.c#0-of-3", Node: "n1"}}},
+			check: func(t *testing.T, st *State) {
+				if a := st.Assignments(); len(a) != 0 {
+					t.Fatalf("assignments %+v", a)
+				}
+			},
+		},
+		{
+			name: "removing a node unassigns its tasks", prepare: withTasks,
+			cmd: &removeNodeV1{ID: "n1"},
+			check: func(t *testing.T, st *State) {
+				if a := st.Assignments(); len(a) != 1 || a[0].Node != "n2" {
+					t.Fatalf("assignments %+v", a)
+				}
+			},
+		},
+		{
+			name: "restart of an unknown task refused", prepare: withTasks,
+			cmd: &restartV1{Connector: "a", Tasks: []int{1, 7}}, wantErr: ErrTaskNotFound,
+		},
+		{
+			name: "offset reset needs a stopped connector", prepare: withTasks,
+			cmd: &requestOffsetResetV1{Connector: "a"}, wantErr: ErrNotStopped,
+		},
+		{
+			name: "completing an older offset reset keeps the newer",
+			prepare: append(slices.Clone(withTasks), &setTargetStateV1{Name: "a", State: StateStopped},
+				&requestOffsetResetV1{Connector: "a"}, &requestOffsetResetV1{Connector: "a"}),
+			cmd: &completeOffsetResetV1{Connector: "a", ID: 7},
+			check: func(t *testing.T, st *State) {
+				if r, ok := st.OffsetReset("a"); !ok || r.ID != 8 {
+					t.Fatalf("reset %+v %v, want id 8", r, ok)
+				}
+			},
+		},
+		{
+			name: "delete drops tasks and resets",
+			prepare: append(slices.Clone(withTasks), &setTargetStateV1{Name: "a", State: StateStopped},
+				&requestOffsetResetV1{Connector: "a"}),
+			cmd: &deleteConnectorV1{Name: "a"},
+			check: func(t *testing.T, st *State) {
+				if len(st.Connectors()) != 0 || len(st.OffsetResets()) != 0 {
+					t.Fatalf("left %+v %+v", st.Connectors(), st.OffsetResets())
+				}
+			},
+		},
+		{
+			name:    "registry append from a stale reader is refused",
+			prepare: []any{&registryAppendV1{Changes: []registryChangeV1{{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"int"`}}}},
+			cmd:     &registryAppendV1{Changes: []registryChangeV1{{Kind: "version", Subject: "t", Version: 1, ID: 1, Schema: `"long"`}}},
+			wantErr: ErrRegistryConflict,
+		},
+		{
+			name: "registry keeps the last change per key and never drops the max id",
+			prepare: []any{&registryAppendV1{Changes: []registryChangeV1{
+				{Kind: "max_id", ID: 3},
+				{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"int"`},
+				{Kind: "version", Subject: "s", Version: 2, ID: 2, Schema: `"long"`},
+			}}},
+			cmd: &registryAppendV1{ExpectSeq: 3, Changes: []registryChangeV1{
+				{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"int"`, Deleted: true},
+				{Kind: "version", Subject: "s", Version: 2, Remove: true},
+				{Kind: "max_id", Remove: true},
+			}},
+			check: func(t *testing.T, st *State) {
+				var got []string
+				for _, r := range st.registryChanges() {
+					got = append(got, r.Change.key())
+				}
+				want := []string{"max_id", "version\x00s\x001"}
+				if !slices.Equal(got, want) || !st.registry[want[1]].Change.Deleted || st.registrySeq != 6 {
+					t.Fatalf("registry %q seq %d, want %q", got, st.registrySeq, want)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, errs := applyAll(t, emptyState(), tt.prepare...)
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("prepare: %v", err)
+			}
+			before := snapshotBytes(t, st)
+			next, errs := applyAll(t, st, tt.cmd)
+			if !errors.Is(errs[0], tt.wantErr) || (tt.wantErr == nil) != (errs[0] == nil) {
+				t.Fatalf("err %v, want %v", errs[0], tt.wantErr)
+			}
+			if !bytes.Equal(snapshotBytes(t, st), before) {
+				t.Fatal("apply modified the previous state")
+			}
+			if tt.check != nil {
+				tt.check(t, next)
+			}
+		})
+	}
+}

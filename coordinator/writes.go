@@ -1,0 +1,97 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The writes a client may make. Each applies through Raft on the leader and
+// returns once this node has applied it, so a read of State right after sees
+// it; on another node each returns a *NotLeaderError (errors.Is(err,
+// ErrNotLeader)) for the api layer to forward. Configs are stored as given:
+// validate them (tasks/config.Parse) before.
+
+// CreateConnector creates a connector in target state initial ("" is
+// RUNNING), or returns ErrConnectorExists (POST /connectors).
+func (n *Node) CreateConnector(ctx context.Context, name string, config map[string]string, initial TargetState) error {
+	_, err := n.apply(ctx, &putConnectorV1{Name: name, Config: config, CreateOnly: true, InitialState: initial})
+	if err != nil {
+		return fmt.Errorf("create connector %q: %w", name, err)
+	}
+	return nil
+}
+
+// PutConnector creates a RUNNING connector or replaces its config (PUT
+// /connectors/{name}/config). A different config bumps the generation, which
+// makes the leader list its tasks again and every owner restart them; the
+// same config changes nothing.
+func (n *Node) PutConnector(ctx context.Context, name string, config map[string]string) (created bool, err error) {
+	res, err := n.apply(ctx, &putConnectorV1{Name: name, Config: config})
+	if err != nil {
+		return false, fmt.Errorf("put connector %q: %w", name, err)
+	}
+	return res.created, nil
+}
+
+// DeleteConnector deletes a connector, its tasks and any pending offset
+// reset; its tasks stop everywhere.
+func (n *Node) DeleteConnector(ctx context.Context, name string) error {
+	if _, err := n.apply(ctx, &deleteConnectorV1{Name: name}); err != nil {
+		return fmt.Errorf("delete connector %q: %w", name, err)
+	}
+	return nil
+}
+
+// SetTargetState pauses, resumes or stops a connector (PUT .../pause,
+// .../resume, .../stop). Stopping unassigns its tasks at once.
+func (n *Node) SetTargetState(ctx context.Context, name string, state TargetState) error {
+	if _, err := n.apply(ctx, &setTargetStateV1{Name: name, State: state}); err != nil {
+		return fmt.Errorf("set connector %q to %s: %w", name, state, err)
+	}
+	return nil
+}
+
+// RestartConnector restarts a connector (POST .../restart): the leader lists
+// its tasks again. To restart tasks too (includeTasks, onlyFailed), call
+// RestartTasks with the ids chosen from their status.
+func (n *Node) RestartConnector(ctx context.Context, name string) error {
+	if _, err := n.apply(ctx, &restartV1{Connector: name}); err != nil {
+		return fmt.Errorf("restart connector %q: %w", name, err)
+	}
+	return nil
+}
+
+// RestartTasks restarts tasks of a connector by id (POST
+// .../tasks/{id}/restart): each one's Restarts counter grows, and its owner
+// restarts it. An unknown id refuses the whole request with ErrTaskNotFound.
+func (n *Node) RestartTasks(ctx context.Context, name string, ids ...int) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := n.apply(ctx, &restartV1{Connector: name, Tasks: ids}); err != nil {
+		return fmt.Errorf("restart tasks %v of connector %q: %w", ids, name, err)
+	}
+	return nil
+}
+
+// RequestOffsetReset asks for a STOPPED connector's offsets to be reset
+// (DELETE .../offsets), or returns ErrNotStopped. The request stays in the
+// state until CompleteOffsetReset; a newer request replaces it.
+func (n *Node) RequestOffsetReset(ctx context.Context, name string) (OffsetReset, error) {
+	at := time.Now().UTC().Round(0) // as it reads back from the log: no monotonic clock
+	res, err := n.apply(ctx, &requestOffsetResetV1{Connector: name, At: at})
+	if err != nil {
+		return OffsetReset{}, fmt.Errorf("request offset reset of connector %q: %w", name, err)
+	}
+	return OffsetReset{Connector: name, ID: res.value, RequestedAt: at}, nil
+}
+
+// CompleteOffsetReset marks request id of a connector done; it does nothing
+// if a newer request replaced it.
+func (n *Node) CompleteOffsetReset(ctx context.Context, name string, id uint64) error {
+	if _, err := n.apply(ctx, &completeOffsetResetV1{Connector: name, ID: id}); err != nil {
+		return fmt.Errorf("complete offset reset %d of connector %q: %w", id, name, err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/resumetoken"
+	"github.com/mongorelay/mongorelay/tasks/shard"
+)
+
+// When `shards` changes (DESIGN.md 5), the new shards find the old shards' offsets
+// ({"shard":"j-of-m"}, m != n). They start at the oldest old position and drop every event that
+// an old shard had already delivered: the event's position is at or before the committed
+// position of the old shard its document belonged to. Past the newest old position nothing was
+// delivered, so the check ends; once every new shard is past it, shard 0 removes the old keys.
+// Old keys of several earlier counts (a change made before the last one finished) are checked
+// together: an event was delivered if any generation's shard for it had committed past it.
+
+// handover is the positions of the shard generations that came before this one.
+type handover struct {
+	gens        []generation
+	oldest      resumetoken.Position
+	oldestValue *offsets.Value // the committed value at oldest: where the new shards start
+	newest      resumetoken.Position
+	keys        []offsets.Key
+}
+
+type generation struct {
+	n   int
+	pos map[int]resumetoken.Position // by old shard index; a missing shard delivered nothing
+}
+
+// loadHandover returns the earlier generations' positions, nil when there are none.
+func (t *Task) loadHandover() (*handover, error) {
+	h := &handover{}
+	byCount := map[int]generation{}
+	for _, e := range t.offsets.List(t.cfg.Name) {
+		k := e.Key
+		if k.Snapshot || k.DB != t.spec.DB || k.Coll != t.spec.Coll || k.Count == t.spec.Shards || e.Value == nil {
+			continue
+		}
+		pos, err := e.Value.Position()
+		if err != nil {
+			return nil, fmt.Errorf("old shard offset %s: %w", k, err)
+		}
+		g, ok := byCount[k.Count]
+		if !ok {
+			g = generation{n: k.Count, pos: map[int]resumetoken.Position{}}
+			byCount[k.Count] = g
+		}
+		g.pos[k.Index] = pos
+		if len(h.keys) == 0 || resumetoken.Compare(pos, h.oldest) < 0 {
+			h.oldest, h.oldestValue = pos, e.Value
+		}
+		if len(h.keys) == 0 || resumetoken.Compare(pos, h.newest) > 0 {
+			h.newest = pos
+		}
+		h.keys = append(h.keys, k)
+	}
+	if len(h.keys) == 0 {
+		return nil, nil
+	}
+	for _, g := range byCount {
+		h.gens = append(h.gens, g)
+	}
+	return h, nil
+}
+
+// delivered reports whether an earlier generation already delivered the raw change event, and
+// whether the event is past every earlier position (then no later event needs the check).
+func (h *handover) delivered(raw bson.Raw) (delivered, past bool, err error) {
+	data, ok := raw.Lookup("_id", "_data").StringValueOK()
+	if !ok {
+		return false, false, fmt.Errorf("change event has no _id._data resume token")
+	}
+	pos, err := resumetoken.Decode(data)
+	if err != nil {
+		return false, false, fmt.Errorf("decode change event token: %w", err)
+	}
+	if resumetoken.Compare(pos, h.newest) > 0 {
+		return false, true, nil
+	}
+	id, err := raw.LookupErr("documentKey", "_id")
+	if err != nil {
+		return false, false, nil // no document: not a record either way
+	}
+	for _, g := range h.gens {
+		j, err := shard.ForID(id, g.n)
+		if err != nil {
+			return false, false, err
+		}
+		if p, ok := g.pos[j]; ok && resumetoken.Compare(pos, p) <= 0 {
+			return true, false, nil
+		}
+	}
+	return false, false, nil
+}
+
+// retirePoll is how often shard 0, past the handover, checks whether every new shard is too.
+const retirePoll = time.Second
+
+// retireOldKeys removes the earlier generations' offsets once every shard of this generation
+// has committed a position past the newest of them. It reports whether it did.
+func (t *Task) retireOldKeys(ctx context.Context, h *handover) (bool, error) {
+	for i := 0; i < t.spec.Shards; i++ {
+		v, err := t.getOffset(offsets.ShardKey(t.cfg.Name, t.spec.DB, t.spec.Coll, i, t.spec.Shards))
+		if err != nil || v == nil {
+			return false, err
+		}
+		pos, err := v.Position()
+		if err != nil || resumetoken.Compare(pos, h.newest) <= 0 {
+			return false, err
+		}
+	}
+	for _, k := range h.keys {
+		if err := t.offsets.Commit(ctx, k, nil); err != nil {
+			return false, fmt.Errorf("remove old shard offset %s: %w", k, err)
+		}
+	}
+	t.log.Info("resharding complete: old shard offsets removed", "keys", len(h.keys))
+	return true, nil
+}
