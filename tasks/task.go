@@ -77,8 +77,8 @@ type Task struct {
 	maxRecordBytes int
 	counters       Counters
 
-	enc     *recordEncoder
-	acks    *ackTracker[checkpoint]
+	enc  *recordEncoder
+	acks *ackTracker[checkpoint]
 	// flushes asks the commit loop to commit what is committable now and answer.
 	flushes chan chan error
 	records sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
