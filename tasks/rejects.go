@@ -58,8 +58,7 @@ func (t *Task) reject(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw
 	if err != nil {
 		body = []byte(strconv.Quote(fmt.Sprintf("unreadable BSON (%v): %x", err, []byte(raw))))
 	}
-	t.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
-	return nil
+	return t.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
 }
 
 // oversize handles a record larger than the topic accepts, as oversize.handling says: the task
@@ -88,11 +87,13 @@ func (t *Task) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelo
 		ResumeToken string `json:"resume_token,omitempty"`
 	}{"oversize", t.topic, t.spec.DB, t.spec.Coll, ev.ID().String(), ev.Op.String(), size,
 		t.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
-	t.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
-	return nil
+	return t.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
 }
 
-func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) {
+func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) error {
+	if err := t.beforeProduce(); err != nil {
+		return err
+	}
 	r := t.record()
 	r.Topic = t.cfg.DeadLetterTopic
 	r.Key = append(r.Key[:0], ev.ID().String()...)
@@ -109,4 +110,5 @@ func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *enve
 	t.counters.DeadLettered.Add(1)
 	g.Add()
 	t.producer.Produce(ctx, r, g.Promise())
+	return nil
 }

@@ -217,7 +217,9 @@ func (t *Task) copyRange(ctx context.Context, e offsets.Entry) error {
 			return err
 		}
 		if n == 0 {
-			g.SealEmpty()
+			if err := t.seal(ctx, g, checkpoint{}, false, true); err != nil {
+				return err
+			}
 			break
 		}
 		progress.Copied += int64(n)
@@ -228,10 +230,15 @@ func (t *Task) copyRange(ctx context.Context, e offsets.Entry) error {
 		v := *e.Value
 		p := progress
 		v.Snapshot = &p
-		g.Seal(checkpoint{key: e.Key, value: &v})
+		if err := t.seal(ctx, g, checkpoint{key: e.Key, value: &v}, true, false); err != nil {
+			return err
+		}
 	}
 	// Done only once every record is acked and the last progress committed, so a crash never
 	// leaves a range marked done with records missing, and no older progress lands after it.
+	if err := t.endTxn(ctx, true); err != nil {
+		return err
+	}
 	if err := t.flushCommits(ctx); err != nil {
 		return err
 	}

@@ -81,7 +81,10 @@ type Task struct {
 	acks *ackTracker[checkpoint]
 	// flushes asks the commit loop to commit what is committable now and answer.
 	flushes chan chan error
-	records sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
+	// txn is the open transaction when the task writes transactionally, else nil.
+	txn           *txn
+	transactional *Transactional
+	records       sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
 
 	// shutdownTimeout bounds the wait for outstanding acks and the last commit once Run's
 	// context is done.
@@ -105,7 +108,16 @@ type Deps struct {
 	Registry        SchemaRegistry
 	Logger          *slog.Logger
 	ShutdownTimeout time.Duration
+	// Transactional, when set, makes the task write through its own transactional producer
+	// (Producer is then unused): the single-writer fence of DESIGN.md 6.
+	Transactional *Transactional
+	// WriterID names this owner of the task (node and assignment epoch) in every record's
+	// mongorelay.writer header; empty leaves the header out.
+	WriterID string
 }
+
+// WriterHeader is the header naming the owner that wrote a record.
+const WriterHeader = "mongorelay.writer"
 
 // New prepares the task of spec.
 func New(spec Spec, deps Deps) *Task {
@@ -121,6 +133,7 @@ func New(spec Spec, deps Deps) *Task {
 		log:             deps.Logger.With("connector", cfg.Name, "task", name),
 		topic:           cfg.Topic(spec.DB, spec.Coll),
 		headers:         []kgo.RecordHeader{shard.Header(spec.Shard, spec.Shards)},
+		transactional:   deps.Transactional,
 		streamKey:       offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards),
 		shutdownTimeout: deps.ShutdownTimeout,
 	}
@@ -132,6 +145,9 @@ func New(spec Spec, deps Deps) *Task {
 	t.maxRecordBytes -= recordOverhead
 	t.acks = newAckTracker[checkpoint](func(r *kgo.Record) { t.records.Put(r) })
 	t.flushes = make(chan chan error)
+	if deps.WriterID != "" {
+		t.headers = append(t.headers, kgo.RecordHeader{Key: WriterHeader, Value: []byte(deps.WriterID)})
+	}
 	if t.shutdownTimeout <= 0 {
 		t.shutdownTimeout = 30 * time.Second
 	}
@@ -149,8 +165,15 @@ func (t *Task) Counters() *Counters { return &t.counters }
 // cannot be encoded, Kafka refusing records. A failed task has committed nothing past the last
 // record Kafka acknowledged, so running it again resumes without loss.
 func (t *Task) Run(ctx context.Context) error {
+	if t.transactional != nil {
+		// First of all: fence whoever owned the task before, then read the offsets.
+		if err := t.openTxn(ctx, t.transactional); err != nil {
+			return err
+		}
+	}
 	enc, err := newRecordEncoder(ctx, t.reg, t.topic, t.cfg)
 	if err != nil {
+		_ = t.closeTxn(ctx, false)
 		return err
 	}
 	t.enc = enc
@@ -164,11 +187,12 @@ func (t *Task) Run(ctx context.Context) error {
 		runErr = nil // asked to stop
 	}
 	// Whatever happened, what was produced should be acked and committed before returning:
-	// it shortens the replay of the next run.
+	// it shortens the replay of the next run. A failed task aborts its open transaction.
+	txnErr := t.endTxn(context.WithoutCancel(ctx), runErr == nil)
 	drainErr := t.drain(context.WithoutCancel(ctx))
 	stopCommitter()
 	commitErr := <-committed
-	return errors.Join(runErr, drainErr, commitErr)
+	return errors.Join(runErr, txnErr, drainErr, commitErr, t.closeTxn(context.WithoutCancel(ctx), false))
 }
 
 func (t *Task) run(ctx context.Context) error {
@@ -370,7 +394,9 @@ func (t *Task) stream(ctx context.Context, start changestream.Start, h *handover
 			return t.classify(err, changestream.Start{Position: last})
 		}
 		if tok == nil {
-			g.SealEmpty()
+			if err := t.seal(ctx, g, checkpoint{}, false, n == 0); err != nil {
+				return err
+			}
 			continue
 		}
 		v, err := valueAt(tok)
@@ -381,7 +407,9 @@ func (t *Task) stream(ctx context.Context, start changestream.Start, h *handover
 		if pos, err := v.Position(); err == nil {
 			last = pos
 		}
-		g.Seal(checkpoint{key: t.streamKey, value: v, idle: n == 0})
+		if err := t.seal(ctx, g, checkpoint{key: t.streamKey, value: v, idle: n == 0}, true, n == 0); err != nil {
+			return err
+		}
 		if h != nil && t.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {
 			lastRetire = time.Now()
 			retired, err := t.retireOldKeys(ctx, h)
@@ -440,6 +468,13 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, 
 		tomb.Value = nil
 		tomb.Timestamp = r.Timestamp
 		tomb.Headers = t.headers
+	}
+	if err := t.beforeProduce(); err != nil {
+		t.records.Put(r)
+		if tomb != nil {
+			t.records.Put(tomb)
+		}
+		return err
 	}
 	g.Add()
 	t.producer.Produce(ctx, r, g.Promise())

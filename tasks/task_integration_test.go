@@ -98,7 +98,29 @@ func (e *env) start(cfg *config.Config, coll string) (topic string, stop func() 
 
 func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic string, stop func() error) {
 	e.t.Helper()
-	topic = cfg.Topic(e.db, coll)
+	return e.startShardAs(cfg, coll, i, n, "test")
+}
+
+// startShardAs runs shard i of n as the owner named writer (the mongorelay.writer header).
+func (e *env) startShardAs(cfg *config.Config, coll string, i, n int, writer string) (topic string, stop func() error) {
+	e.t.Helper()
+	r := e.run(cfg, coll, i, n, writer)
+	e.exited = r.exited
+	return r.topic, r.stop
+}
+
+// running is a task started by a test.
+type running struct {
+	topic string
+	// stop cancels the task and returns Run's error.
+	stop func() error
+	// exited waits up to timeout for the task to end by itself.
+	exited func(timeout time.Duration) (error, bool)
+}
+
+func (e *env) run(cfg *config.Config, coll string, i, n int, writer string) running {
+	e.t.Helper()
+	topic := cfg.Topic(e.db, coll)
 	resp, err := kadm.NewClient(e.kafka).CreateTopic(context.Background(), 1, 1, nil, topic)
 	if err == nil {
 		err = resp.Err
@@ -106,16 +128,22 @@ func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic strin
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) { // it does on a restart
 		e.t.Fatal(err)
 	}
-	task := tasks.New(tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: i, Shards: n}, tasks.Deps{
-		Mongo: e.mongo, Producer: e.kafka, Offsets: e.offsets, Registry: e.reg,
-		Logger: slog.New(slog.NewTextHandler(testLogOutput(), nil)),
+	spec := tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: i, Shards: n}
+	task := tasks.New(spec, tasks.Deps{
+		Mongo: e.mongo, Offsets: e.offsets, Registry: e.reg,
+		Transactional: &tasks.Transactional{
+			ID:         e.db + "-" + spec.Name(),
+			ClientOpts: []kgo.Opt{kgo.SeedBrokers(e.brokers...)},
+		},
+		WriterID: writer,
+		Logger:   slog.New(slog.NewTextHandler(testLogOutput(), nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- task.Run(ctx) }()
 	var result error
 	var once sync.Once
-	e.exited = func(timeout time.Duration) (error, bool) {
+	exited := func(timeout time.Duration) (error, bool) {
 		select {
 		case err := <-done:
 			once.Do(func() { result = err })
@@ -124,18 +152,20 @@ func (e *env) startShard(cfg *config.Config, coll string, i, n int) (topic strin
 			return nil, false
 		}
 	}
-	return topic, func() error {
+	stop := func() error {
 		cancel()
 		once.Do(func() { result = <-done })
 		return result
 	}
+	return running{topic: topic, stop: stop, exited: exited}
 }
 
 type rec struct {
-	key   string
-	op    string // "" for a tombstone
-	after map[string]any
-	shard string // the mongorelay.shard header
+	key    string
+	op     string // "" for a tombstone
+	after  map[string]any
+	shard  string // the mongorelay.shard header
+	writer string // the mongorelay.writer header
 }
 
 // consume reads want records of topic from the start, decoded through the registry.
@@ -144,7 +174,7 @@ func (e *env) consume(topic string, want int) []rec {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -164,8 +194,11 @@ func (e *env) consume(topic string, want int) []rec {
 			}
 			x := rec{key: k.(map[string]any)["id"].(string)}
 			for _, h := range r.Headers {
-				if h.Key == shard.HeaderKey {
+				switch h.Key {
+				case shard.HeaderKey:
 					x.shard = string(h.Value)
+				case tasks.WriterHeader:
+					x.writer = string(h.Value)
 				}
 			}
 			if r.Value != nil {
@@ -388,7 +421,7 @@ func (e *env) consumeAvailable(topic string) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -406,7 +439,7 @@ func (e *env) consumeRaw(topic string, want int) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -534,5 +567,44 @@ func TestTaskReshardingLosesAndRepeatsNothing(t *testing.T) {
 			t.Fatalf("%d offsets of the 2-shard generation remain", old)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestTaskNewOwnerFencesTheOld(t *testing.T) {
+	e := newEnv(t)
+	coll := e.mongo.Database(e.db).Collection("fence")
+	cfg := e.connector(map[string]string{"snapshot.mode": "never"})
+	a := e.run(cfg, "fence", 0, 1, "A")
+	topic := a.topic
+	time.Sleep(time.Second)
+	insertInts(t, coll, 0, 50)
+	e.consume(topic, 50)
+
+	// B takes the task over while A still runs (a paused node waking up, say): B's first use
+	// of the transactional id fences A, whose next transaction fails.
+	_, stopB := e.startShardAs(cfg, "fence", 0, 1, "B")
+	defer stopB()
+	time.Sleep(time.Second)
+	insertInts(t, coll, 50, 100)
+	errA, ok := a.exited(20 * time.Second)
+	if !ok || errA == nil || !strings.Contains(errA.Error(), "fenced") {
+		t.Fatalf("old owner: Run() = %v (stopped by itself: %v), want a fencing failure", errA, ok)
+	}
+	got := e.consume(topic, 100)
+	sawB := false
+	for i, r := range got {
+		switch r.writer {
+		case "B":
+			sawB = true
+		case "A":
+			if sawB {
+				t.Fatalf("record %d written by A after B's records: the old owner was not fenced", i)
+			}
+		default:
+			t.Fatalf("record %d has writer %q", i, r.writer)
+		}
+	}
+	if !sawB {
+		t.Fatal("no record from the new owner")
 	}
 }

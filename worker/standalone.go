@@ -28,6 +28,9 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
 
+// standaloneClusterID stands for cluster.id in a standalone process's transactional ids.
+const standaloneClusterID = "mongorelay-standalone"
+
 // collectionScanInterval is how often a running connector looks for collections created since
 // it started. A new collection's task starts like any other: with snapshot.mode=initial it
 // copies what the collection already holds, so nothing written before it was found is missed.
@@ -249,8 +252,14 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 			}
 			spec.TopicMaxBytes = maxBytes
 			t := tasks.New(spec, tasks.Deps{
-				Mongo: mc, Producer: s.kafka, Offsets: s.offsets, Registry: reg,
+				Mongo: mc, Offsets: s.offsets, Registry: reg,
 				Logger: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout,
+				// One writer per task even here (DESIGN.md 6): a second process started on the
+				// same connector by mistake fences the first instead of interleaving with it.
+				Transactional: &tasks.Transactional{
+					ID:         standaloneClusterID + "-" + c.Name + "-" + spec.Name(),
+					ClientOpts: []kgo.Opt{kgo.SeedBrokers(s.cfg.KafkaBrokers...)},
+				},
 			})
 			tasksWG.Add(1)
 			go func() {

@@ -1,0 +1,147 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Transactional makes a task the single writer of its records (DESIGN.md 6): it writes through
+// its own producer with a stable transactional.id, so a new owner's first use of the id fences
+// the old owner's pending and future writes, even from a process that was paused and wakes up
+// with batches still buffered. Offsets stay outside the transaction (at-least-once); they are
+// committed after the transaction that carried their records.
+type Transactional struct {
+	// ID is the transactional.id: <cluster.id>-<connector>-<task name>, never the node.
+	ID string
+	// ClientOpts reach Kafka (seed brokers, SASL, TLS); the task adds the transactional ones.
+	ClientOpts []kgo.Opt
+}
+
+// A transaction spans several change stream batches and commits when it is this old or holds
+// max.batch.size records, or when the stream goes idle: one commit per small batch would cost
+// a coordinator round trip per handful of events.
+const txnMaxAge = 100 * time.Millisecond
+
+// txn is a task's open transaction and the groups whose checkpoints wait for its commit.
+type txn struct {
+	cl      *kgo.Client
+	open    bool
+	began   time.Time
+	records int
+	waiting []pendingSeal
+}
+
+type pendingSeal struct {
+	g     *ackGroup[checkpoint]
+	cp    checkpoint
+	hasCP bool
+}
+
+// openTxn creates the transactional producer and initialises its id, which fences any earlier
+// owner of the task, before the task reads its offsets.
+func (t *Task) openTxn(ctx context.Context, cfg *Transactional) error {
+	opts := append(append([]kgo.Opt(nil), cfg.ClientOpts...),
+		kgo.TransactionalID(cfg.ID),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(50_000),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("transactional producer %s: %w", cfg.ID, err)
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", cfg.ID, err)
+	}
+	t.txn = &txn{cl: cl}
+	t.producer = cl
+	return nil
+}
+
+// beforeProduce begins a transaction when records are about to be written outside one.
+func (t *Task) beforeProduce() error {
+	if t.txn == nil || t.txn.open {
+		if t.txn != nil {
+			t.txn.records++
+		}
+		return nil
+	}
+	if err := t.txn.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	t.txn.open, t.txn.began, t.txn.records = true, time.Now(), 1
+	return nil
+}
+
+// seal closes group g with its checkpoint, or defers that until the transaction carrying its
+// records commits. idle means the stream had nothing new, a good moment to commit.
+func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, idle bool) error {
+	if t.txn == nil || !t.txn.open {
+		if hasCP {
+			g.Seal(cp)
+		} else {
+			g.SealEmpty()
+		}
+		return nil
+	}
+	t.txn.waiting = append(t.txn.waiting, pendingSeal{g, cp, hasCP})
+	if idle || time.Since(t.txn.began) >= txnMaxAge || t.txn.records >= t.cfg.MaxBatchSize {
+		return t.endTxn(ctx, true)
+	}
+	return nil
+}
+
+// endTxn commits (or aborts) the open transaction and then seals the waiting groups: with
+// their checkpoints after a commit, without after an abort (their records will be read again).
+func (t *Task) endTxn(ctx context.Context, commit bool) error {
+	if t.txn == nil || !t.txn.open {
+		return nil
+	}
+	x := t.txn
+	x.open = false
+	var err error
+	if commit {
+		if err = x.cl.Flush(ctx); err == nil {
+			err = x.cl.EndTransaction(ctx, kgo.TryCommit)
+		}
+	}
+	if !commit || err != nil {
+		abortErr := x.cl.AbortBufferedRecords(context.WithoutCancel(ctx))
+		if endErr := x.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); endErr != nil && abortErr == nil {
+			abortErr = endErr
+		}
+		if err == nil {
+			err = abortErr
+		}
+	}
+	for _, w := range x.waiting {
+		if err == nil && w.hasCP {
+			w.g.Seal(w.cp)
+		} else {
+			w.g.SealEmpty()
+		}
+	}
+	x.waiting = x.waiting[:0]
+	if err != nil && commit {
+		return fmt.Errorf("commit transaction (another owner may have fenced this task): %w", err)
+	}
+	return err
+}
+
+// closeTxn ends the task's transaction, committing it after a clean stop, and closes the
+// producer.
+func (t *Task) closeTxn(ctx context.Context, clean bool) error {
+	if t.txn == nil {
+		return nil
+	}
+	err := t.endTxn(ctx, clean)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	t.txn.cl.Close()
+	return err
+}
