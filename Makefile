@@ -25,14 +25,17 @@ env-down: ## stop the test environment, leaving no process behind
 	@$(ENV) down
 
 # test brings the environment up, runs every Go test (unit and integration, race detector on;
-# the integration tests also run the Python client checks) and brings the environment down,
-# whatever the outcome. The full log is kept in .cache/test-logs/go-test.log.
+# the integration tests also run the Python client checks), then the end-to-end suite in
+# e2e/python against bin/mongorelay (real processes, third-party clients), and brings the
+# environment down whatever the outcome. Full logs are kept in .cache/test-logs/.
 test: build ## run all tests against real servers (starts and stops the environment)
 	@$(ENV) up || { $(ENV) down; exit 1; }
 	@mkdir -p $(LOGS); status=0; \
 	set -a; . .cache/env/env.sh; set +a; \
 	$(GO) test -race -count=1 -timeout 20m -v ./... 2>&1 | tee $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
+	MONGORELAY_E2E_BINARY=$(CURDIR)/bin/mongorelay $$MONGORELAY_TEST_PYTHON -m pytest -q -p no:cacheprovider \
+		e2e/python 2>&1 | tee $(LOGS)/pytest.log || status=$$?; \
 	$(ENV) down; \
 	awk '/^ *--- PASS/{p++} /^ *--- FAIL/{f++} /^ *--- SKIP/{s++} \
 		END{printf "go test: %d passed, %d failed, %d skipped\n", p, f, s}' $(LOGS)/go-test.log; \
@@ -47,3 +50,11 @@ demo: build env-up ## stream a demo database to Kafka and show the decoded recor
 
 clean: env-down ## remove build outputs and environment state (downloads in .cache/ are kept)
 	rm -rf bin $(LOGS) .cache/env .cache/mongo-standin
+
+# bench runs the benchmark harness (bench/README.md): mongorelay against the raw driver and
+# franz-go ceilings and against the MongoDB Kafka Connector and Debezium on Kafka Connect, on
+# private servers it starts and stops itself; results are appended to bench/results/<date>.md.
+# Flags go to bench/cmd/benchrun, e.g. make bench BENCH_FLAGS="-events 200000".
+.PHONY: bench
+bench: ## measure mongorelay against the ceilings and the peers (about 15 min; bench/README.md)
+	@bench/run.sh $(BENCH_FLAGS)

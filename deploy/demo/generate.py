@@ -47,6 +47,8 @@ class Shop:
 
     def __init__(self, db, rng):
         self.db, self.rng = db, rng
+        for name in sorted({"customers", "orders"} - set(db.list_collection_names())):
+            db.create_collection(name)  # from the first run on, so a connector started later sees both
         self.customers = [doc["_id"] for doc in db.customers.find({}, {"_id": 1})]
         self.orders = [doc["_id"] for doc in db.orders.find({"status": {"$ne": "delivered"}}, {"_id": 1})]
 
