@@ -418,25 +418,24 @@ func TestTaskOversizeRecords(t *testing.T) {
 // consumeAvailable returns the records of topic readable within a short wait.
 func (e *env) consumeAvailable(topic string) []*kgo.Record {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	for ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return e.readRaw(topic, -1, 2*time.Second)
 }
 
 // consumeRaw reads want undecoded records of topic from the start.
 func (e *env) consumeRaw(topic string, want int) []*kgo.Record {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	out := e.readRaw(topic, want, 30*time.Second)
+	if len(out) < want {
+		e.t.Fatalf("got %d of %d records from %s", len(out), want, topic)
+	}
+	return out
+}
+
+// readRaw reads committed records of topic from the start until it has want of them (never,
+// when want < 0) or wait has passed.
+func (e *env) readRaw(topic string, want int, wait time.Duration) []*kgo.Record {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -445,11 +444,8 @@ func (e *env) consumeRaw(topic string, want int) []*kgo.Record {
 	}
 	defer cl.Close()
 	var out []*kgo.Record
-	for len(out) < want && ctx.Err() == nil {
+	for (want < 0 || len(out) < want) && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	if len(out) < want {
-		e.t.Fatalf("got %d of %d records from %s", len(out), want, topic)
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/mongorelay/mongorelay/tasks/avrobin"
 	"github.com/mongorelay/mongorelay/tasks/avroschema/bsonraw"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -235,9 +236,9 @@ func (e *Encoder) value(dst []byte, u *unionEnc, t bson.Type, v []byte, depth in
 		if u.intAsDouble {
 			return binary.LittleEndian.AppendUint64(dst, math.Float64bits(float64(bsonraw.Int32(v)))), nil
 		}
-		return appendLong(dst, int64(bsonraw.Int32(v))), nil
+		return avrobin.AppendLong(dst, int64(bsonraw.Int32(v))), nil
 	case kLong, kDateTime:
-		return appendLong(dst, bsonraw.Int64(v)), nil
+		return avrobin.AppendLong(dst, bsonraw.Int64(v)), nil
 	case kBoolean:
 		if v[0] != 0 {
 			return append(dst, 1), nil
@@ -245,7 +246,7 @@ func (e *Encoder) value(dst []byte, u *unionEnc, t bson.Type, v []byte, depth in
 		return append(dst, 0), nil
 	case kString, kJavaScript, kSymbol:
 		s, err := bsonraw.String(v)
-		return appendBytes(dst, s), err
+		return avrobin.AppendBytes(dst, s), err
 	case kObjectID:
 		return hex.AppendEncode(append(dst, 24<<1), v), nil
 	case kDecimal:
@@ -257,27 +258,27 @@ func (e *Encoder) value(dst []byte, u *unionEnc, t bson.Type, v []byte, depth in
 	case kBytes, kBinary:
 		sub, data, err := bsonraw.Binary(v)
 		if k == kBinary {
-			dst = appendLong(dst, int64(sub))
+			dst = avrobin.AppendLong(dst, int64(sub))
 		}
-		return appendBytes(dst, data), err
+		return avrobin.AppendBytes(dst, data), err
 	case kRegex:
 		pattern, options, err := bsonraw.Regex(v)
-		return appendBytes(appendBytes(dst, pattern), options), err
+		return avrobin.AppendBytes(avrobin.AppendBytes(dst, pattern), options), err
 	case kDBPointer:
 		ns, oid, err := bsonraw.DBPointer(v)
-		return hex.AppendEncode(append(appendBytes(dst, ns), 24<<1), oid), err
+		return hex.AppendEncode(append(avrobin.AppendBytes(dst, ns), 24<<1), oid), err
 	case kCodeWithScope:
 		code, scope, err := bsonraw.CodeWithScope(v)
 		if err != nil {
 			return dst, err
 		}
-		dst = appendBytes(dst, code)
+		dst = avrobin.AppendBytes(dst, code)
 		at := len(dst)
 		dst, err = bsonraw.AppendExtJSON(dst, scope)
-		return prefixLength(dst, at), err
+		return avrobin.PrefixLength(dst, at), err
 	case kTimestamp:
 		ts, inc := bsonraw.Timestamp(v)
-		return appendLong(appendLong(dst, int64(ts)), int64(inc)), nil
+		return avrobin.AppendLong(avrobin.AppendLong(dst, int64(ts)), int64(inc)), nil
 	case kMinKey, kMaxKey:
 		return dst, nil
 	}
@@ -319,11 +320,11 @@ func (e *Encoder) mapValue(dst []byte, u *unionEnc, v []byte, n, depth int) ([]b
 			return dst, pathErr(errors.New("duplicate key"), string(el.Key))
 		}
 	}
-	dst = appendLong(append(dst, byte(u.mapBranch)<<1), int64(n))
+	dst = avrobin.AppendLong(append(dst, byte(u.mapBranch)<<1), int64(n))
 	it = bsonraw.Elements(v)
 	for it.Next(&el) {
 		var err error
-		if dst, err = e.value(appendBytes(dst, el.Key), u.values, el.Type, el.Value, depth+1); err != nil {
+		if dst, err = e.value(avrobin.AppendBytes(dst, el.Key), u.values, el.Type, el.Value, depth+1); err != nil {
 			return dst, pathErr(err, string(el.Key))
 		}
 	}
@@ -344,7 +345,7 @@ func (e *Encoder) array(dst []byte, u *unionEnc, v []byte, depth int) ([]byte, e
 	if err != nil {
 		return dst, err
 	}
-	dst = appendLong(append(dst, byte(u.arrayBranch)<<1), int64(n))
+	dst = avrobin.AppendLong(append(dst, byte(u.arrayBranch)<<1), int64(n))
 	it := bsonraw.Elements(v)
 	var el bsonraw.Element
 	for i := 0; it.Next(&el); i++ {
@@ -366,7 +367,7 @@ func (e *Encoder) extJSON(dst []byte, u *unionEnc, t bson.Type, v []byte) ([]byt
 	dst = append(dst, byte(b)<<1)
 	at := len(dst)
 	dst, err := bsonraw.AppendExtJSONValue(dst, t, v)
-	return prefixLength(dst, at), err
+	return avrobin.PrefixLength(dst, at), err
 }
 
 // keySet finds duplicate map keys without allocating once warm: an open-addressing table of
@@ -407,26 +408,4 @@ func (s *keySet) add(k []byte) bool {
 			return false
 		}
 	}
-}
-
-// appendLong appends v as an Avro long (zigzag varint).
-func appendLong(dst []byte, v int64) []byte {
-	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
-}
-
-// appendBytes appends b as Avro bytes or string: length, then content.
-func appendBytes(dst, b []byte) []byte {
-	return append(appendLong(dst, int64(len(b))), b...)
-}
-
-// prefixLength turns the bytes written since at into an Avro string by inserting their length
-// in front: the length of Extended JSON is only known once it is written.
-func prefixLength(dst []byte, at int) []byte {
-	n := len(dst) - at
-	var l [binary.MaxVarintLen64]byte
-	k := len(appendLong(l[:0], int64(n)))
-	dst = append(dst, l[:k]...)
-	copy(dst[at+k:], dst[at:at+n])
-	copy(dst[at:], l[:k])
-	return dst
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/mongorelay/mongorelay/tasks/avrobin"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -22,7 +23,7 @@ const magic = 0x5eed
 // ends exactly where a trailing marker was written.
 func decode(t testing.TB, s avro.Schema, data []byte) any {
 	t.Helper()
-	data = appendLong(bytes.Clone(data), magic)
+	data = avrobin.AppendLong(bytes.Clone(data), magic)
 	r := avro.NewReader(bytes.NewReader(data), 64)
 	v := r.ReadNext(s)
 	if r.Error != nil {

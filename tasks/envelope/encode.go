@@ -1,12 +1,12 @@
 package envelope
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/mongorelay/mongorelay/tasks/avrobin"
 	"github.com/mongorelay/mongorelay/tasks/avroschema"
 	"github.com/mongorelay/mongorelay/tasks/avroschema/bsonraw"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -73,8 +73,8 @@ func (e *Encoder) appendValue(dst []byte, ev *Event, tsMs int64) ([]byte, error)
 	if dst, err = e.appendSource(dst, ev); err != nil {
 		return dst, fmt.Errorf("source: %w", err)
 	}
-	dst = appendString(dst, opCode(ev.Op))
-	return appendLong(append(dst, 2), tsMs), nil
+	dst = avrobin.AppendString(dst, opCode(ev.Op))
+	return avrobin.AppendLong(append(dst, 2), tsMs), nil
 }
 
 func opCode(op Operation) string {
@@ -100,7 +100,7 @@ func (e *Encoder) document(dst []byte, doc bson.Raw) ([]byte, error) {
 	}
 	at := len(dst)
 	dst, err := bsonraw.AppendExtJSON(dst, doc)
-	return prefixLength(dst, at), err
+	return avrobin.PrefixLength(dst, at), err
 }
 
 func appendUpdateDescription(dst []byte, ev *Event) ([]byte, error) {
@@ -116,7 +116,7 @@ func appendUpdateDescription(dst []byte, ev *Event) ([]byte, error) {
 		if dst, err = bsonraw.AppendExtJSON(append(dst, 2), ev.UpdatedFields); err != nil {
 			return dst, fmt.Errorf("updatedFields: %w", err)
 		}
-		dst = prefixLength(dst, at)
+		dst = avrobin.PrefixLength(dst, at)
 	}
 	var err error
 	if dst, err = appendArray(dst, ev.RemovedFields, appendRemovedField); err != nil {
@@ -137,7 +137,7 @@ func appendArray(dst []byte, arr bson.RawArray, item func([]byte, bsonraw.Elemen
 	if err != nil {
 		return dst, err
 	}
-	dst = appendLong(append(dst, 2), int64(n))
+	dst = avrobin.AppendLong(append(dst, 2), int64(n))
 	it := bsonraw.Elements(arr)
 	var el bsonraw.Element
 	for i := 0; it.Next(&el); i++ {
@@ -154,7 +154,7 @@ func appendArray(dst []byte, arr bson.RawArray, item func([]byte, bsonraw.Elemen
 
 func appendRemovedField(dst []byte, el bsonraw.Element) ([]byte, error) {
 	s, err := str(&el)
-	return appendBytes(dst, s), err
+	return avrobin.AppendBytes(dst, s), err
 }
 
 // appendTruncatedArray writes {field, newSize} from MongoDB's {field: string, newSize: int}.
@@ -191,25 +191,25 @@ func appendTruncatedArray(dst []byte, el bsonraw.Element) ([]byte, error) {
 	if field == nil || !haveSize {
 		return dst, errors.New("want field and newSize")
 	}
-	return appendLong(appendBytes(dst, field), int64(size)), nil
+	return avrobin.AppendLong(avrobin.AppendBytes(dst, field), int64(size)), nil
 }
 
 func (e *Encoder) appendSource(dst []byte, ev *Event) ([]byte, error) {
-	dst = appendString(dst, e.src.Connector)
-	dst = appendString(dst, e.src.Name)
+	dst = avrobin.AppendString(dst, e.src.Connector)
+	dst = avrobin.AppendString(dst, e.src.Name)
 	ts := int64(ev.ClusterTime.T) * 1000
 	if ev.HasWallTime {
 		ts = ev.WallTime
 	}
-	dst = appendLong(dst, ts)
-	dst = appendString(dst, ev.Snapshot.String())
-	dst = appendBytes(dst, ev.DB)
-	dst = appendBytes(dst, ev.Collection)
-	dst = appendLong(dst, int64(ev.ClusterTime.I))
+	dst = avrobin.AppendLong(dst, ts)
+	dst = avrobin.AppendString(dst, ev.Snapshot.String())
+	dst = avrobin.AppendBytes(dst, ev.DB)
+	dst = avrobin.AppendBytes(dst, ev.Collection)
+	dst = avrobin.AppendLong(dst, int64(ev.ClusterTime.I))
 	if ev.ResumeToken == nil {
 		dst = append(dst, 0)
 	} else {
-		dst = appendBytes(append(dst, 2), ev.ResumeToken)
+		dst = avrobin.AppendBytes(append(dst, 2), ev.ResumeToken)
 	}
 	if ev.LSID == nil {
 		// txn_id and lsid
@@ -221,7 +221,7 @@ func (e *Encoder) appendSource(dst []byte, ev *Event) ([]byte, error) {
 			if dst, err = appendSessionID(append(dst, 2), ev.LSID); err != nil {
 				return dst, fmt.Errorf("lsid: %w", err)
 			}
-			dst = prefixLength(strconv.AppendInt(append(dst, ':'), ev.TxnNumber, 10), at)
+			dst = avrobin.PrefixLength(strconv.AppendInt(append(dst, ':'), ev.TxnNumber, 10), at)
 		} else {
 			dst = append(dst, 0)
 		}
@@ -229,12 +229,12 @@ func (e *Encoder) appendSource(dst []byte, ev *Event) ([]byte, error) {
 		if dst, err = appendSessionID(append(dst, 2), ev.LSID); err != nil {
 			return dst, fmt.Errorf("lsid: %w", err)
 		}
-		dst = prefixLength(dst, at)
+		dst = avrobin.PrefixLength(dst, at)
 	}
 	if !ev.HasTxnNumber {
 		return append(dst, 0), nil
 	}
-	return appendLong(append(dst, 2), ev.TxnNumber), nil
+	return avrobin.AppendLong(append(dst, 2), ev.TxnNumber), nil
 }
 
 // appendSessionID writes lsid.id as UUID text when it is a UUID (as drivers make them), else the
@@ -273,28 +273,5 @@ func (e *Event) AppendKey(dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst[:at], fmt.Errorf("encode key of %s.%s: %w", e.DB, e.Collection, err)
 	}
-	return prefixLength(dst, at), nil
-}
-
-// appendLong appends v as an Avro long (zigzag varint).
-func appendLong(dst []byte, v int64) []byte {
-	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
-}
-
-func appendBytes(dst, b []byte) []byte { return append(appendLong(dst, int64(len(b))), b...) }
-
-func appendString(dst []byte, s string) []byte {
-	return append(appendLong(dst, int64(len(s))), s...)
-}
-
-// prefixLength turns the bytes written since at into an Avro string by inserting their length
-// in front of them, for text whose length is known only once written.
-func prefixLength(dst []byte, at int) []byte {
-	n := len(dst) - at
-	var l [binary.MaxVarintLen64]byte
-	k := len(appendLong(l[:0], int64(n)))
-	dst = append(dst, l[:k]...)
-	copy(dst[at+k:], dst[at:at+n])
-	copy(dst[at:], l[:k])
-	return dst
+	return avrobin.PrefixLength(dst, at), nil
 }

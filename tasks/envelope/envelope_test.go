@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/mongorelay/mongorelay/tasks/avrobin"
 	"github.com/mongorelay/mongorelay/tasks/avroschema"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -199,7 +200,7 @@ func typedSchema(t testing.TB, cases []eventCase) *ValueSchema {
 func readNext(t testing.TB, s avro.Schema, data []byte) any {
 	t.Helper()
 	const marker = 0x5eed
-	r := avro.NewReader(bytes.NewReader(appendLong(bytes.Clone(data), marker)), 64)
+	r := avro.NewReader(bytes.NewReader(avrobin.AppendLong(bytes.Clone(data), marker)), 64)
 	v := r.ReadNext(s)
 	if r.Error != nil {
 		t.Fatalf("hamba decode: %v", r.Error)

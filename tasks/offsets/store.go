@@ -66,21 +66,31 @@ type Entry struct {
 
 // Store is the offsets topic loaded into memory. It is safe for concurrent
 // use. Get reads memory; Commit writes the topic and updates memory once the
-// brokers acknowledge.
+// brokers acknowledge; Refresh reads what other writers (other nodes) have
+// committed since.
 type Store struct {
 	topic string
 	cl    *kgo.Client
 	adm   *kadm.Client
 	log   *slog.Logger
 
-	mu      sync.RWMutex
-	offsets map[string]stored // by key bytes
+	mu sync.RWMutex
+	// offsets holds the latest record of every key read or written, by key
+	// bytes; a tombstone stays as a nil value, so that a refresh re-reading
+	// an older record of the key cannot bring it back.
+	offsets map[string]stored
+
+	// refreshMu serialises Refresh; next is guarded by it and holds, per
+	// partition, the first offset not read yet (refresh.go).
+	refreshMu sync.Mutex
+	next      map[int32]int64
 }
 
 type stored struct {
 	key       Key
-	value     *Value
+	value     *Value // nil: deleted by a tombstone
 	partition int32
+	offset    int64
 	timestamp time.Time
 }
 
@@ -108,6 +118,7 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 		adm:     kadm.NewClient(cl),
 		log:     o.logger.With("topic", topic),
 		offsets: make(map[string]stored),
+		next:    make(map[int32]int64),
 	}
 	if err := s.ensureTopic(ctx, o.partitions, o.replication); err != nil {
 		cl.Close()
@@ -189,31 +200,58 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list offsets of %s: %w", s.topic, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
+	from := map[int32]int64{}
 	ends.Each(func(end kadm.ListedOffset) {
-		from, _ := starts.Lookup(end.Topic, end.Partition)
-		if from.Offset >= end.Offset {
-			return
-		}
-		g.Go(func() error { return s.loadPartition(gctx, end.Partition, from.Offset, end.Offset) })
+		start, _ := starts.Lookup(end.Topic, end.Partition)
+		from[end.Partition] = start.Offset
 	})
-	if err := g.Wait(); err != nil {
+	if err := s.readTo(ctx, from, ends); err != nil {
 		return err
 	}
 	s.mu.RLock()
-	n := len(s.offsets)
+	n := 0
+	for _, e := range s.offsets {
+		if e.value != nil {
+			n++
+		}
+	}
 	s.mu.RUnlock()
 	s.log.Info("loaded offsets", "keys", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// readTo reads every partition from its offset in from up to its offset in
+// ends, partitions in parallel, and records in s.next where each read
+// stopped. The caller holds refreshMu, or is Open.
+func (s *Store) readTo(ctx context.Context, from map[int32]int64, ends kadm.ListedOffsets) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	ends.Each(func(end kadm.ListedOffset) {
+		offset := from[end.Partition]
+		if offset >= end.Offset {
+			mu.Lock()
+			s.next[end.Partition] = offset
+			mu.Unlock()
+			return
+		}
+		g.Go(func() error {
+			reached, err := s.loadPartition(gctx, end.Partition, offset, end.Offset)
+			mu.Lock()
+			s.next[end.Partition] = reached
+			mu.Unlock()
+			return err
+		})
+	})
+	return g.Wait()
 }
 
 // loadPartition fetches one partition with raw Fetch requests rather than a
 // consumer, because only the fetch tells where the next read starts: control
 // records, aborted batches and compacted-away tails all advance it without
 // yielding a record, and a consumer waiting for a record at end-1 could wait
-// for ever.
-func (s *Store) loadPartition(ctx context.Context, partition int32, offset, end int64) error {
+// for ever. It returns the offset it read up to: end, or where it stopped.
+func (s *Store) loadPartition(ctx context.Context, partition int32, offset, end int64) (int64, error) {
 	for offset < end {
 		var resp *kmsg.FetchResponse
 		err := retry(ctx, func() error {
@@ -224,13 +262,15 @@ func (s *Store) loadPartition(ctx context.Context, partition int32, offset, end 
 		if errors.Is(err, kerr.OffsetOutOfRange) {
 			// Records were deleted under us (kafka-delete-records):
 			// what is gone cannot be read, carry on from the new start.
-			if offset, err = s.startOffset(ctx, partition, offset); err != nil {
-				return err
+			next, err := s.startOffset(ctx, partition, offset)
+			if err != nil {
+				return offset, err
 			}
+			offset = next
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s partition %d at offset %d: %w", s.topic, partition, offset, err)
+			return offset, fmt.Errorf("read %s partition %d at offset %d: %w", s.topic, partition, offset, err)
 		}
 		next := offset
 		for _, t := range resp.Topics {
@@ -246,7 +286,7 @@ func (s *Store) loadPartition(ctx context.Context, partition int32, offset, end 
 					Partition:      partition,
 				}, rp, kgo.DefaultDecompressor(), nil)
 				if fp.Err != nil {
-					return fmt.Errorf("read %s partition %d at offset %d: %w", s.topic, partition, offset, fp.Err)
+					return offset, fmt.Errorf("read %s partition %d at offset %d: %w", s.topic, partition, offset, fp.Err)
 				}
 				for _, r := range fp.Records {
 					s.loadRecord(r)
@@ -257,11 +297,11 @@ func (s *Store) loadPartition(ctx context.Context, partition int32, offset, end 
 		if next <= offset {
 			// Nothing readable between offset and the end: the rest
 			// was compacted away.
-			return nil
+			return end, nil
 		}
 		offset = next
 	}
-	return nil
+	return offset, nil
 }
 
 // startOffset returns the partition's log start offset after an
@@ -374,18 +414,21 @@ func (s *Store) apply(r *kgo.Record) error {
 	id := string(r.Key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.offsets[id]; ok && old.partition != r.Partition {
-		s.log.Warn("offset key found in two partitions; keeping the newer record",
-			"key", id, "partitions", []int32{old.partition, r.Partition})
-		if r.Timestamp.Before(old.timestamp) {
+	if old, ok := s.offsets[id]; ok {
+		switch {
+		case old.partition != r.Partition:
+			s.log.Warn("offset key found in two partitions; keeping the newer record",
+				"key", id, "partitions", []int32{old.partition, r.Partition})
+			if r.Timestamp.Before(old.timestamp) {
+				return nil
+			}
+		case r.Offset < old.offset:
+			// A refresh re-reading what this store wrote itself since, or
+			// an acknowledgement arriving after a newer record was read.
 			return nil
 		}
 	}
-	if v == nil {
-		delete(s.offsets, id)
-		return nil
-	}
-	s.offsets[id] = stored{key: k, value: v, partition: r.Partition, timestamp: r.Timestamp}
+	s.offsets[id] = stored{key: k, value: v, partition: r.Partition, offset: r.Offset, timestamp: r.Timestamp}
 	return nil
 }
 
@@ -394,7 +437,7 @@ func (s *Store) Get(k Key) (*Value, error) {
 	s.mu.RLock()
 	e, ok := s.offsets[string(k.Bytes())]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || e.value == nil {
 		return nil, fmt.Errorf("%w for %s", ErrNotFound, k)
 	}
 	return e.value.clone(), nil
@@ -405,7 +448,7 @@ func (s *Store) List(connector string) []Entry {
 	s.mu.RLock()
 	var out []Entry
 	for _, e := range s.offsets {
-		if e.key.Connector == connector {
+		if e.key.Connector == connector && e.value != nil {
 			out = append(out, Entry{Key: e.key, Value: e.value.clone()})
 		}
 	}
