@@ -37,14 +37,17 @@ import (
 )
 
 // Raft settings, tuned for loopback and LAN so that a new leader is elected
-// within about 3 s of the old one's death: followers notice after 1–2 s
+// within 3 s of the old one's death: followers notice after 0.75–1.5 s
 // without a heartbeat (HeartbeatTimeout, randomised up to twice that), and
-// the pre-vote and vote rounds take milliseconds. A leader steps down after
-// LeaderLeaseTimeout without reaching a quorum, well inside Lease.
+// the pre-vote and vote rounds take milliseconds; a split vote costs one more
+// ElectionTimeout (0.75–1.5 s), which still fits. A leader steps down after
+// LeaderLeaseTimeout without reaching a quorum, well inside Lease; it is half
+// the heartbeat timeout, Raft's default ratio, which leader.go's grace period
+// relies on.
 const (
-	raftHeartbeatTimeout = time.Second
-	raftElectionTimeout  = time.Second
-	raftLeaderLease      = 500 * time.Millisecond
+	raftHeartbeatTimeout = 750 * time.Millisecond
+	raftElectionTimeout  = 750 * time.Millisecond
+	raftLeaderLease      = 375 * time.Millisecond
 	raftCommitTimeout    = 50 * time.Millisecond
 	logCacheSize         = 512
 	snapshotsRetained    = 2
@@ -260,6 +263,9 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // RaftState is Raft's view of this node: Leader, Follower, Candidate or
 // Shutdown.
 func (n *Node) RaftState() string { return n.raft.State().String() }
+
+// Term is the Raft term this node is in (GET /cluster shows it).
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 
 // Leader returns the leader's id and HTTP address; both are empty while no
 // leader is known, and the address is empty if the leader never told it.

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/mongorelay/mongorelay/coordinator"
 )
 
-// Config is a node's configuration (DESIGN.md 9). Build it with ParseFlags, which applies, in
-// order of precedence, command-line flags, MONGORELAY_* environment variables and defaults.
+// Config is a node's configuration (DESIGN.md 9). Build it with ParseFlags (standalone) or
+// ParseWorkerFlags (a cluster node), which apply, in order of precedence, command-line flags,
+// MONGORELAY_* environment variables, the YAML file of --config (cluster nodes) and defaults.
 type Config struct {
 	KafkaBrokers   []string
 	OffsetsTopic   string
@@ -25,6 +29,23 @@ type Config struct {
 	LogLevel          slog.Level
 	LogFormat         string
 	ShutdownTimeout   time.Duration
+
+	// The cluster node's keys (mongorelay worker); zero in standalone mode.
+
+	NodeID            string // "": the id kept in DataDir, or a new one
+	DataDir           string
+	ClusterID         string
+	HTTPListen        string
+	HTTPAdvertise     string // "": derived from HTTPListen once bound
+	RaftListen        string
+	RaftAdvertise     string // "": derived from RaftListen
+	Bootstrap         bool
+	Peers             []coordinator.Peer
+	Join              []string // HTTP addresses of members to ask to be added
+	RaftVoters        int
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	Lease             time.Duration
 }
 
 // setting is one configuration key. Its flag is the name with '.' turned into '-'
@@ -36,10 +57,19 @@ type setting struct {
 	def   string
 	doc   string
 	apply func(c *Config, v string) error
+	// clusterDef, when set, is the default on a cluster node instead of def.
+	clusterDef string
+	// boolean makes the flag a switch: --bootstrap alone means true.
+	boolean bool
 }
 
 // settings lists every key a node understands, with its default and why one would change it.
 func settings() []setting {
+	return append(commonSettings(), clusterSettings()...)
+}
+
+// commonSettings are the keys of both standalone and cluster nodes.
+func commonSettings() []setting {
 	return []setting{
 		{name: "kafka.bootstrap.servers", alias: "kafka", doc: "comma-separated Kafka brokers (required)",
 			apply: func(c *Config, v string) error {
@@ -53,7 +83,8 @@ func settings() []setting {
 			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
 		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone)",
 			apply: func(c *Config, v string) error { c.SchemasTopic = v; return requireTopic(v) }},
-		{name: "registry.listen", def: "127.0.0.1:8081", doc: "address of the built-in Confluent-compatible schema registry",
+		{name: "registry.listen", def: "127.0.0.1:8081", clusterDef: ":8081",
+			doc:   "address of the built-in Confluent-compatible schema registry (cluster default :8081)",
 			apply: func(c *Config, v string) error { c.RegistryListen = v; return nil }},
 		{name: "topic.replication.factor", def: "-1", doc: "replication factor of the offsets and schemas topics (-1: broker default)",
 			apply: func(c *Config, v string) error {
@@ -89,25 +120,198 @@ func settings() []setting {
 	}
 }
 
-// ParseFlags reads the node configuration from args and the environment (getenv, usually
-// os.Getenv). It returns the remaining positional arguments. Every bad value is reported at
-// once, each naming its key and the fix.
+// clusterSettings are the keys of a cluster node only (DESIGN.md 3, 6 and 9).
+func clusterSettings() []setting {
+	return []setting{
+		{name: "node.id",
+			doc:   "this node's id in the cluster; empty: the id kept in data.dir, or a new one saved there",
+			apply: func(c *Config, v string) error { c.NodeID = v; return checkNodeID(v) }},
+		{name: "data.dir", def: "mongorelay-data",
+			doc: "directory of the node's Raft log and snapshots and its node id; keep it across restarts",
+			apply: func(c *Config, v string) error {
+				c.DataDir = v
+				if v == "" {
+					return errors.New("is empty: give a directory the node may write")
+				}
+				return nil
+			}},
+		{name: "cluster.id", def: "mongorelay",
+			doc: "the cluster's name; it prefixes every task's Kafka transactional.id, so clusters sharing brokers must differ",
+			apply: func(c *Config, v string) error {
+				c.ClusterID = v
+				if v == "" {
+					return errors.New("is empty: give the cluster a name")
+				}
+				return nil
+			}},
+		{name: "http.listen", def: ":8083",
+			doc:   "address of the REST API (Kafka Connect's port by default)",
+			apply: func(c *Config, v string) error { c.HTTPListen = v; return checkListen(v) }},
+		{name: "http.advertise",
+			doc:   "host:port other nodes reach the REST API at; empty: derived from http.listen",
+			apply: func(c *Config, v string) error { c.HTTPAdvertise = v; return checkAdvertise(v) }},
+		{name: "raft.listen", def: ":8300",
+			doc:   "address Raft listens on",
+			apply: func(c *Config, v string) error { c.RaftListen = v; return checkListen(v) }},
+		{name: "raft.advertise",
+			doc:   "ip:port other nodes reach Raft at; empty: derived from raft.listen",
+			apply: func(c *Config, v string) error { c.RaftAdvertise = v; return checkAdvertise(v) }},
+		{name: "bootstrap", boolean: true, def: "false",
+			doc: "create the cluster with the members of peers if data.dir holds no Raft state yet (harmless to keep on)",
+			apply: func(c *Config, v string) (err error) {
+				c.Bootstrap, err = parseBool(v)
+				return err
+			}},
+		{name: "peers",
+			doc: "the static members to bootstrap with, id=raft-host:port[=http-host:port],...",
+			apply: func(c *Config, v string) (err error) {
+				c.Peers, err = parsePeers(v)
+				return err
+			}},
+		{name: "join",
+			doc: "REST addresses (host:port,...) of members to ask to add this node; the first that answers forwards to the leader",
+			apply: func(c *Config, v string) error {
+				c.Join = splitList(v)
+				for _, a := range c.Join {
+					if err := checkAdvertise(a); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{name: "raft.voters", def: "3",
+			doc: "how many members vote in Raft (3 or 5); further nodes join as non-voters and still run tasks",
+			apply: func(c *Config, v string) error {
+				_, err := fmt.Sscan(v, &c.RaftVoters)
+				if err != nil || c.RaftVoters < 1 {
+					return fmt.Errorf("%q is not a voter count: give 3 or 5", v)
+				}
+				return nil
+			}},
+		{name: "worker.heartbeat.interval", def: "1s",
+			doc: "how often the node tells the leader it is alive",
+			apply: func(c *Config, v string) (err error) {
+				c.HeartbeatInterval, err = parsePositiveDuration(v)
+				return err
+			}},
+		{name: "worker.session.timeout", def: "6s",
+			doc: "how long the leader waits without a heartbeat before it moves a node's tasks",
+			apply: func(c *Config, v string) (err error) {
+				c.SessionTimeout, err = parsePositiveDuration(v)
+				return err
+			}},
+		{name: "worker.lease", def: "4s",
+			doc: "how long a node keeps its tasks running without reaching the leader; below worker.session.timeout",
+			apply: func(c *Config, v string) (err error) {
+				c.Lease, err = parsePositiveDuration(v)
+				return err
+			}},
+	}
+}
+
+// ParseFlags reads a standalone process's configuration from args and the environment (getenv,
+// usually os.Getenv). It returns the remaining positional arguments. Every bad value is
+// reported at once, each naming its key and the fix.
 func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
+	all := commonSettings()
+	values, err := parseValues(fs, all, args, getenv, false, nil)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	c, errs := applyValues(all, values)
+	return c, fs.Args(), errors.Join(errs...)
+}
+
+// ParseWorkerFlags reads a cluster node's configuration (mongorelay worker): every key of
+// ParseFlags and the cluster's, from flags, then MONGORELAY_* variables (getenv), then the YAML
+// file named by --config or MONGORELAY_CONFIG (read with readFile, usually os.ReadFile; see
+// readYAML), then defaults. Positional arguments are refused. Every bad value is reported at
+// once.
+func ParseWorkerFlags(fs *flag.FlagSet, args []string, getenv func(string) string, readFile func(string) ([]byte, error)) (Config, error) {
 	all := settings()
-	values := make([]string, len(all))
-	for i, s := range all {
-		values[i] = s.def
-		if env := getenv(EnvName(s.name)); env != "" {
-			values[i] = env
+	file := getenv(EnvName("config"))
+	fs.StringVar(&file, "config", file, "YAML file with any of these keys, dotted or nested (env "+EnvName("config")+")")
+	var fromFile map[string]string
+	values, err := parseValues(fs, all, args, getenv, true, func() (map[string]string, error) {
+		if file == "" {
+			return nil, nil
 		}
-		fs.StringVar(&values[i], FlagName(s.name), values[i], s.doc+" (env "+EnvName(s.name)+")")
+		data, err := readFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("worker config file: %w", err)
+		}
+		fromFile, err = readYAML(data, all)
+		if err != nil {
+			return nil, fmt.Errorf("worker config file %s: %w", file, err)
+		}
+		return fromFile, nil
+	})
+	if err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q: the worker takes flags only (connectors are created through the REST API)", fs.Args())
+	}
+	c, errs := applyValues(all, values)
+	if len(errs) == 0 {
+		errs = c.checkCluster()
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseValues registers a flag per setting, parses args and returns each setting's value:
+// the flag if given, else the environment variable if set, else the file's value (file may be
+// nil), else the default.
+func parseValues(fs *flag.FlagSet, all []setting, args []string, getenv func(string) string,
+	cluster bool, file func() (map[string]string, error)) ([]string, error) {
+	flags := make([]string, len(all))
+	byFlag := map[string]int{}
+	for i, s := range all {
+		def := s.def
+		if cluster && s.clusterDef != "" {
+			def = s.clusterDef
+		}
+		flags[i] = def
+		v := &flagValue{s: &flags[i], boolean: s.boolean}
+		fs.Var(v, FlagName(s.name), s.doc+" (env "+EnvName(s.name)+")")
+		byFlag[FlagName(s.name)] = i
 		if s.alias != "" {
-			fs.StringVar(&values[i], s.alias, values[i], "alias of --"+FlagName(s.name))
+			fs.Var(v, s.alias, "alias of --"+FlagName(s.name))
+			byFlag[s.alias] = i
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return Config{}, nil, err
+		return nil, err
 	}
+	given := make([]bool, len(all))
+	fs.Visit(func(f *flag.Flag) {
+		if i, ok := byFlag[f.Name]; ok {
+			given[i] = true
+		}
+	})
+	var fromFile map[string]string
+	if file != nil {
+		var err error
+		if fromFile, err = file(); err != nil {
+			return nil, err
+		}
+	}
+	values := make([]string, len(all))
+	for i, s := range all {
+		values[i] = flags[i] // the flag, or the default it was registered with
+		if given[i] {
+			continue
+		}
+		if env := getenv(EnvName(s.name)); env != "" {
+			values[i] = env
+		} else if v, ok := fromFile[s.name]; ok {
+			values[i] = v
+		}
+	}
+	return values, nil
+}
+
+func applyValues(all []setting, values []string) (Config, []error) {
 	var c Config
 	var errs []error
 	for i, s := range all {
@@ -115,7 +319,30 @@ func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 			errs = append(errs, fmt.Errorf("worker config %q: %w", s.name, err))
 		}
 	}
-	return c, fs.Args(), errors.Join(errs...)
+	return c, errs
+}
+
+// flagValue is a setting's flag: a string, or a switch for boolean settings.
+type flagValue struct {
+	s       *string
+	boolean bool
+}
+
+func (f *flagValue) String() string {
+	if f == nil || f.s == nil {
+		return ""
+	}
+	return *f.s
+}
+
+func (f *flagValue) Set(v string) error { *f.s = v; return nil }
+
+// IsBoolFlag lets a boolean setting be given without a value (--bootstrap).
+func (f *flagValue) IsBoolFlag() bool { return f.boolean }
+
+// knownSetting reports whether name is one of all's keys.
+func knownSetting(all []setting, name string) bool {
+	return slices.ContainsFunc(all, func(s setting) bool { return s.name == name })
 }
 
 // FlagName is the command-line flag that sets the key name.

@@ -5,23 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/registry"
-	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
@@ -134,7 +125,7 @@ func (s *Standalone) Run(ctx context.Context) error {
 	if s.registry, err = registry.New(ctx, store, registry.Logger(s.log)); err != nil {
 		return fmt.Errorf("load the schema registry from %s: %w", s.cfg.SchemasTopic, err)
 	}
-	stopRegistry, err := s.serveRegistry()
+	stopRegistry, err := serveRegistry(s.cfg.RegistryListen, s.registry, s.log)
 	if err != nil {
 		return err
 	}
@@ -143,7 +134,7 @@ func (s *Standalone) Run(ctx context.Context) error {
 	runCtx, stopTasks := context.WithCancel(ctx)
 	defer stopTasks()
 	for i, c := range s.conns {
-		reg, err := s.registryFor(c)
+		reg, err := registryFor(c, s.registry)
 		if err != nil {
 			return err
 		}
@@ -177,58 +168,6 @@ func (s *Standalone) producerOpts() []kgo.Opt {
 	}
 }
 
-func connectMongo(ctx context.Context, c *config.Config) (*mongo.Client, error) {
-	mc, err := mongo.Connect(options.Client().ApplyURI(c.ConnectionString.Reveal()).SetAppName("mongorelay"))
-	if err != nil {
-		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "mongodb.connection.string", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := mc.Ping(pingCtx, nil); err != nil {
-		_ = mc.Disconnect(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("connector %s: config %q: cannot reach MongoDB at %s: %w (check the host, port and credentials)",
-			c.Name, "mongodb.connection.string", c.ConnectionString, err)
-	}
-	return mc, nil
-}
-
-func (s *Standalone) registryFor(c *config.Config) (tasks.SchemaRegistry, error) {
-	if len(c.SchemaRegistryURLs) == 0 {
-		return s.registry, nil
-	}
-	urls := ""
-	for i, u := range c.SchemaRegistryURLs {
-		if i > 0 {
-			urls += ","
-		}
-		urls += u.Reveal()
-	}
-	cl, err := client.New(urls)
-	if err != nil {
-		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "schema.registry.url", err)
-	}
-	return client.NewCached(cl), nil
-}
-
-func (s *Standalone) serveRegistry() (stop func(), err error) {
-	ln, err := net.Listen("tcp", s.cfg.RegistryListen)
-	if err != nil {
-		return nil, fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "registry.listen", s.cfg.RegistryListen, err)
-	}
-	srv := &http.Server{Handler: api.NewRegistryServer(s.registry, s.log), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("schema registry server stopped", "err", err)
-		}
-	}()
-	s.log.Info("schema registry listening", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
-}
-
 // runConnector starts a task per matching collection and keeps looking for new ones.
 func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mongo.Client, reg tasks.SchemaRegistry) {
 	log := s.log.With("connector", c.Name)
@@ -242,10 +181,7 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 			log.Warn("listing collections failed; retrying at the next scan", "err", err)
 		}
 		for _, spec := range specs {
-			maxBytes, err := s.createTopic(ctx, c, c.Topic(spec.DB, spec.Coll))
-			if err == nil && c.DeadLetterTopic != "" {
-				_, err = s.createTopic(ctx, c, c.DeadLetterTopic)
-			}
+			maxBytes, err := createTopics(ctx, s.kafka, c, c.Topic(spec.DB, spec.Coll))
 			if err != nil {
 				log.Error("task not started", "task", spec.Name(), "err", err)
 				continue
@@ -279,60 +215,20 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 
 // scan lists the connector's collections and returns those without a running task.
 func (s *Standalone) scan(ctx context.Context, c *config.Config, mc *mongo.Client) ([]tasks.Spec, error) {
-	dbs, err := mc.ListDatabaseNames(ctx, bson.D{})
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
+	nss, err := collectionsOf(ctx, mc, c)
 	var specs []tasks.Spec
-	for _, db := range dbs {
-		colls, err := mc.Database(db).ListCollectionNames(ctx, bson.D{})
-		if err != nil {
-			return specs, fmt.Errorf("list collections of %s: %w", db, err)
-		}
-		for _, coll := range colls {
-			if !c.Includes(db, coll) {
-				continue
-			}
-			for i := 0; i < c.Shards; i++ {
-				spec := tasks.Spec{Connector: c, DB: db, Coll: coll, Shard: i, Shards: c.Shards}
-				key := c.Name + "/" + spec.Name()
-				s.mu.Lock()
-				started := s.running[key]
-				s.running[key] = true
-				s.mu.Unlock()
-				if !started {
-					specs = append(specs, spec)
-				}
+	for _, ns := range nss {
+		for i := 0; i < c.Shards; i++ {
+			spec := tasks.Spec{Connector: c, DB: ns.DB, Coll: ns.Coll, Shard: i, Shards: c.Shards}
+			key := c.Name + "/" + spec.Name()
+			s.mu.Lock()
+			started := s.running[key]
+			s.running[key] = true
+			s.mu.Unlock()
+			if !started {
+				specs = append(specs, spec)
 			}
 		}
 	}
-	return specs, nil
-}
-
-// createTopic creates a task's topic when it is missing (brokers may not auto-create) and
-// returns its max.message.bytes (0 when the broker does not say).
-func (s *Standalone) createTopic(ctx context.Context, c *config.Config, topic string) (int, error) {
-	adm := kadm.NewClient(s.kafka)
-	resp, err := adm.CreateTopic(ctx, c.TopicPartitions, c.TopicReplicationFactor, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	configs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
-	}
-	rc, err := configs.On(topic, nil)
-	if err != nil {
-		return 0, nil // just created and not yet described: Kafka's default applies
-	}
-	for _, cfg := range rc.Configs {
-		if cfg.Key == "max.message.bytes" {
-			n, _ := strconv.Atoi(cfg.MaybeValue())
-			return n, nil
-		}
-	}
-	return 0, nil
+	return specs, err
 }

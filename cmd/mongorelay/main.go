@@ -34,6 +34,7 @@ func commands() []command {
 		{"consume", "print a topic's records as JSON lines, decoded through the schema registry", runConsume},
 		{"standalone", "run connectors from JSON files in this one process, without a cluster", runStandalone},
 		{"version", "print the version, commit and Go version", runVersion},
+		{"worker", "run a cluster node: Raft, REST API, the tasks assigned to it (worker leave: remove a node)", runWorker},
 	}
 }
 

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mongorelay/mongorelay/tasks/config"
+)
+
+// This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
+// status codes and error shape {"error_code":N,"message":"..."}, so that Connect's tools and
+// scripts work against it, plus GET /cluster, /health, /readyz and the endpoints nodes use
+// among themselves under /internal/. Any node answers any request: reads from the state it
+// has applied, writes (and task status, which only the leader knows) by forwarding them to
+// the leader (forward.go).
+
+const (
+	// maxRequest bounds a request body: a connector config is a few kilobytes, a schema less
+	// than a megabyte.
+	maxRequest = 16 << 20
+	// defaultForwardWait is how long a write waits for a leader to be elected.
+	defaultForwardWait = 10 * time.Second
+)
+
+// ServerOption configures NewServer.
+type ServerOption func(*Server)
+
+// WithLogger sets the logger. Default slog.Default().
+func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
+
+// WithForwardClient sets the HTTP client that forwards requests to the leader. Default: a
+// client with a 30s timeout.
+func WithForwardClient(c *http.Client) ServerOption { return func(s *Server) { s.client = c } }
+
+// WithForwardWait sets how long a request that needs the leader waits while none is known
+// (an election) before it is answered 503. Default 10s.
+func WithForwardWait(d time.Duration) ServerOption { return func(s *Server) { s.forwardWait = d } }
+
+// Server is a node's REST API. Serve its Handler.
+type Server struct {
+	cl          Cluster
+	log         *slog.Logger
+	client      *http.Client
+	forwardWait time.Duration
+	e           *echo.Echo
+}
+
+// NewServer returns the REST API of the node cl.
+func NewServer(cl Cluster, opts ...ServerOption) *Server {
+	s := &Server{cl: cl, log: slog.Default(), client: &http.Client{Timeout: 30 * time.Second}, forwardWait: defaultForwardWait}
+	for _, o := range opts {
+		o(s)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status := http.StatusInternalServerError
+		if he, ok := errors.AsType[*echo.HTTPError](err); ok {
+			status = he.Code
+		}
+		_ = connectJSON(c, status, errorBody{Code: status, Message: fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))})
+	}
+	s.e = e
+	s.routes()
+	return s
+}
+
+// Handler is the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+func (s *Server) routes() {
+	e, h, lead := s.e, s.handle, s.leader
+	e.GET("/", h(s.root))
+	e.GET("/connectors", h(lead(s.listConnectors)))
+	e.POST("/connectors", h(lead(s.createConnector)))
+	e.GET("/connectors/:name", h(s.getConnector))
+	e.DELETE("/connectors/:name", h(lead(s.deleteConnector)))
+	e.GET("/connectors/:name/config", h(s.getConfig))
+	e.PUT("/connectors/:name/config", h(lead(s.putConfig)))
+	e.GET("/connectors/:name/status", h(lead(s.status)))
+	e.GET("/connectors/:name/tasks", h(s.tasks))
+	e.GET("/connectors/:name/tasks/:id/status", h(lead(s.taskStatus)))
+	e.PUT("/connectors/:name/pause", h(lead(s.setState(StatePaused, http.StatusAccepted))))
+	e.PUT("/connectors/:name/resume", h(lead(s.setState(StateRunning, http.StatusAccepted))))
+	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
+	e.POST("/connectors/:name/restart", h(lead(s.restart)))
+	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+
+	e.GET("/cluster", h(s.overview))
+	e.DELETE("/cluster/nodes/:id", h(lead(s.removeNode)))
+	e.GET("/health", h(s.health))
+	e.GET("/readyz", h(s.ready))
+
+	e.POST("/internal/heartbeat", h(s.heartbeat))
+	e.POST("/internal/join", h(lead(s.join)))
+	e.POST("/internal/registry", h(lead(s.registryWrite)))
+}
+
+// handle turns the error a handler returns into Kafka Connect's error answer, logging the
+// ones that are the server's fault.
+func (s *Server) handle(fn echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := fn(c)
+		if err == nil || c.Response().Committed {
+			return nil
+		}
+		re := s.toRESTError(err)
+		if re.status >= 500 {
+			s.log.Error("REST request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+		return connectJSON(c, re.status, re.body)
+	}
+}
+
+// toRESTError maps errors to Kafka Connect's status codes.
+func (s *Server) toRESTError(err error) *restError {
+	if re, ok := errors.AsType[*restError](err); ok {
+		return re
+	}
+	if ve, ok := errors.AsType[*config.ValidationError](err); ok {
+		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", ve.Error())
+	}
+	if nl, ok := errors.AsType[*NotLeaderError](err); ok {
+		return newRESTError(http.StatusServiceUnavailable, http.StatusServiceUnavailable,
+			"%s; try again once a leader is elected", nl.Error())
+	}
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrExists):
+		status = http.StatusConflict
+	case errors.Is(err, ErrBadRequest):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrUnknownNode):
+		status = http.StatusGone
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+	}
+	return newRESTError(status, status, "%s", err.Error())
+}
+
+// connectJSON writes v as Kafka Connect does: application/json.
+func connectJSON(c echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	return c.Blob(status, echo.MIMEApplicationJSON, b)
+}

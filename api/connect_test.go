@@ -1,0 +1,410 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mongorelay/mongorelay/registry"
+)
+
+// fakeCluster is a node for the handlers: a leader, or a follower naming leaderHTTP.
+type fakeCluster struct {
+	mu         sync.Mutex
+	id         string
+	leads      bool
+	leaderHTTP string // "" while no leader is known (on a follower)
+	connectors map[string]Connector
+	status     map[string]ConnectorStatus
+	heartbeats []Heartbeat
+	calls      int // writes attempted
+	registry   RegistryWriter
+}
+
+func newFakeCluster(id string, leads bool) *fakeCluster {
+	return &fakeCluster{id: id, leads: leads, connectors: map[string]Connector{}, status: map[string]ConnectorStatus{}}
+}
+
+func (f *fakeCluster) notLeader() error {
+	if f.leaderHTTP == "" {
+		return &NotLeaderError{}
+	}
+	return &NotLeaderError{LeaderID: "leader", LeaderHTTP: f.leaderHTTP}
+}
+
+// write runs fn on the leader, or answers as a follower.
+func (f *fakeCluster) write(fn func() error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if !f.leads {
+		return f.notLeader()
+	}
+	return fn()
+}
+
+func (f *fakeCluster) Info() Info {
+	return Info{Version: "v1", Commit: "abc", ClusterID: "c1", NodeID: f.id}
+}
+
+func (f *fakeCluster) Connectors() []Connector {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Connector
+	for _, c := range f.connectors {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (f *fakeCluster) Connector(name string) (Connector, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.connectors[name]
+	return c, ok
+}
+
+func (f *fakeCluster) CreateConnector(_ context.Context, name string, config map[string]string, initial string) error {
+	return f.write(func() error {
+		if _, ok := f.connectors[name]; ok {
+			return fmt.Errorf("create %q: %w", name, ErrExists)
+		}
+		f.connectors[name] = Connector{Name: name, Config: config, State: StateRunning}
+		return nil
+	})
+}
+
+func (f *fakeCluster) PutConnectorConfig(_ context.Context, name string, config map[string]string) (bool, error) {
+	var created bool
+	err := f.write(func() error {
+		_, exists := f.connectors[name]
+		created = !exists
+		f.connectors[name] = Connector{Name: name, Config: config, State: StateRunning}
+		return nil
+	})
+	return created, err
+}
+
+func (f *fakeCluster) DeleteConnector(_ context.Context, name string) error {
+	return f.write(func() error {
+		if _, ok := f.connectors[name]; !ok {
+			return fmt.Errorf("delete %q: %w", name, ErrNotFound)
+		}
+		delete(f.connectors, name)
+		return nil
+	})
+}
+
+func (f *fakeCluster) SetTargetState(context.Context, string, string) error {
+	return f.write(func() error { return nil })
+}
+func (f *fakeCluster) RestartConnector(context.Context, string) error {
+	return f.write(func() error { return nil })
+}
+func (f *fakeCluster) RestartTasks(context.Context, string, []int) error {
+	return f.write(func() error { return nil })
+}
+
+func (f *fakeCluster) ConnectorStatus(_ context.Context, name string) (ConnectorStatus, error) {
+	var st ConnectorStatus
+	err := f.write(func() error {
+		var ok bool
+		if st, ok = f.status[name]; !ok {
+			return fmt.Errorf("status of %q: %w", name, ErrNotFound)
+		}
+		return nil
+	})
+	return st, err
+}
+
+func (f *fakeCluster) Overview(context.Context) (Overview, error) {
+	return Overview{NodeID: f.id, RaftState: "Follower", Nodes: []Member{}, Assignments: []Assignment{}}, nil
+}
+
+func (f *fakeCluster) Health() Health { return Health{Status: "UP", NodeID: f.id, Leader: "leader"} }
+
+func (f *fakeCluster) Heartbeat(_ context.Context, hb Heartbeat) (HeartbeatAck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leads {
+		return HeartbeatAck{}, f.notLeader()
+	}
+	if hb.NodeID == "stranger" {
+		return HeartbeatAck{}, fmt.Errorf("heartbeat: %w", ErrUnknownNode)
+	}
+	f.heartbeats = append(f.heartbeats, hb)
+	return HeartbeatAck{Index: 42}, nil
+}
+
+func (f *fakeCluster) Join(_ context.Context, req JoinRequest) (JoinResponse, error) {
+	var res JoinResponse
+	err := f.write(func() error { res = JoinResponse{NodeID: req.NodeID}; return nil })
+	return res, err
+}
+
+func (f *fakeCluster) RemoveNode(context.Context, string) error {
+	return f.write(func() error { return nil })
+}
+
+func (f *fakeCluster) RegistryWrite(ctx context.Context, call RegistryCall) (RegistryResult, error) {
+	f.mu.Lock()
+	leads := f.leads
+	f.mu.Unlock()
+	if !leads {
+		return RegistryResult{}, f.notLeader()
+	}
+	return ApplyRegistryCall(ctx, f.registry, call)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func serveFake(t *testing.T, f *fakeCluster) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(NewServer(f, WithLogger(quiet), WithForwardWait(time.Second)).Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+const validConnector = `{"name":"orders","config":{"connector.class":"mongodb",
+	"mongodb.connection.string":"mongodb://app:s3cret@db:27017/?authSource=admin","topic.prefix":"shop"}}`
+
+func TestCreateConnector(t *testing.T) {
+	f := newFakeCluster("n1", true)
+	srv := serveFake(t, f)
+
+	status, body := do(t, http.MethodPost, srv.URL+"/connectors", validConnector)
+	if status != http.StatusCreated {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	if strings.Contains(body, "s3cret") || !strings.Contains(body, "[hidden]") || !strings.Contains(body, `"name":"orders"`) {
+		t.Errorf("201 body does not redact the password: %s", body)
+	}
+	if got := f.connectors["orders"].Config["mongodb.connection.string"]; !strings.Contains(got, "s3cret") {
+		t.Errorf("the stored config lost the secret: %q", got)
+	}
+
+	status, body = do(t, http.MethodPost, srv.URL+"/connectors", validConnector)
+	if status != http.StatusConflict || !strings.Contains(body, `"error_code":409`) || !strings.Contains(body, "Connector orders already exists") {
+		t.Errorf("second POST = %d %s, want 409", status, body)
+	}
+
+	for _, path := range []string{"/connectors/orders", "/connectors/orders/config", "/connectors?expand=info"} {
+		status, body = do(t, http.MethodGet, srv.URL+path, "")
+		if status != http.StatusOK || strings.Contains(body, "s3cret") {
+			t.Errorf("GET %s = %d %s: want 200 without the secret", path, status, body)
+		}
+	}
+}
+
+func TestCreateConnectorInvalid(t *testing.T) {
+	srv := serveFake(t, newFakeCluster("n1", true))
+	status, body := do(t, http.MethodPost, srv.URL+"/connectors",
+		`{"name":"bad","config":{"connector.class":"mongodb","shards":"0","snapshot.mode":"sometimes","topic.prefx":"x"}}`)
+	if status != http.StatusBadRequest {
+		t.Fatalf("POST = %d %s, want 400", status, body)
+	}
+	var eb errorBody
+	if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Code != 400 {
+		t.Fatalf("error body %s: %v", body, err)
+	}
+	for _, key := range []string{"mongodb.connection.string", "topic.prefix", "shards", "snapshot.mode", "topic.prefx"} {
+		if !strings.Contains(eb.Message, `"`+key+`"`) {
+			t.Errorf("400 message does not name %s: %s", key, eb.Message)
+		}
+	}
+	status, body = do(t, http.MethodPost, srv.URL+"/connectors", `{"name":"x"`)
+	if status != http.StatusBadRequest {
+		t.Errorf("malformed JSON = %d %s", status, body)
+	}
+}
+
+func TestDeleteAndMissing(t *testing.T) {
+	f := newFakeCluster("n1", true)
+	f.connectors["orders"] = Connector{Name: "orders", Config: map[string]string{}}
+	srv := serveFake(t, f)
+	if status, body := do(t, http.MethodDelete, srv.URL+"/connectors/orders", ""); status != http.StatusNoContent {
+		t.Errorf("DELETE = %d %s", status, body)
+	}
+	status, body := do(t, http.MethodDelete, srv.URL+"/connectors/orders", "")
+	if status != http.StatusNotFound || body != `{"error_code":404,"message":"Connector orders not found"}` {
+		t.Errorf("DELETE again = %d %s", status, body)
+	}
+	if status, _ := do(t, http.MethodGet, srv.URL+"/connectors/nope/status", ""); status != http.StatusNotFound {
+		t.Errorf("status of a missing connector = %d", status)
+	}
+	if status, body := do(t, http.MethodGet, srv.URL+"/nope", ""); status != http.StatusNotFound || !strings.Contains(body, `"error_code":404`) {
+		t.Errorf("unknown path = %d %s", status, body)
+	}
+}
+
+// TestFollowerForwardsWrites: a write on a follower is applied by the leader, one hop, and
+// the client gets the leader's status code and body.
+func TestFollowerForwardsWrites(t *testing.T) {
+	leader := newFakeCluster("leader", true)
+	leader.status["orders"] = ConnectorStatus{Name: "orders", Connector: StateInfo{State: StateRunning, WorkerID: "leader"}, Tasks: []TaskStatus{}, Type: "source"}
+	leaderSrv := serveFake(t, leader)
+	follower := newFakeCluster("n2", false)
+	follower.leaderHTTP = strings.TrimPrefix(leaderSrv.URL, "http://")
+	followerSrv := serveFake(t, follower)
+
+	status, body := do(t, http.MethodPost, followerSrv.URL+"/connectors", validConnector)
+	if status != http.StatusCreated || !strings.Contains(body, `"name":"orders"`) {
+		t.Fatalf("POST on the follower = %d %s, want the leader's 201", status, body)
+	}
+	if _, ok := leader.connectors["orders"]; !ok {
+		t.Error("the leader did not apply the forwarded write")
+	}
+	status, body = do(t, http.MethodPost, followerSrv.URL+"/connectors", validConnector)
+	if status != http.StatusConflict {
+		t.Errorf("second POST on the follower = %d %s, want the leader's 409", status, body)
+	}
+	status, body = do(t, http.MethodGet, followerSrv.URL+"/connectors/orders/status", "")
+	if status != http.StatusOK || !strings.Contains(body, `"worker_id":"leader"`) {
+		t.Errorf("status on the follower = %d %s, want the leader's", status, body)
+	}
+}
+
+// TestForwardIsOneHop: a forwarded request that reaches a node which no longer leads gets 421
+// naming the leader; it is not forwarded again.
+func TestForwardIsOneHop(t *testing.T) {
+	f := newFakeCluster("n3", false)
+	f.leaderHTTP = "elsewhere:1"
+	srv := serveFake(t, f)
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/connectors/x", nil)
+	req.Header.Set(forwardedHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var nl notLeaderBody
+	_ = json.NewDecoder(resp.Body).Decode(&nl)
+	if resp.StatusCode != http.StatusMisdirectedRequest || nl.LeaderHTTP != "elsewhere:1" || f.calls != 1 {
+		t.Errorf("forwarded request on a non-leader = %d %+v after %d calls, want 421 naming the leader", resp.StatusCode, nl, f.calls)
+	}
+}
+
+// TestForwardWaitsForAnElection: with no leader known the write is tried again until one is,
+// and answered 503 if none comes within the forward wait.
+func TestForwardWaitsForAnElection(t *testing.T) {
+	f := newFakeCluster("n2", false)
+	srv := serveFake(t, f)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		f.mu.Lock()
+		f.leads = true // this node won the election
+		f.mu.Unlock()
+	}()
+	status, body := do(t, http.MethodPost, srv.URL+"/connectors", validConnector)
+	if status != http.StatusCreated || f.calls < 2 {
+		t.Errorf("POST during an election = %d %s after %d calls, want 201 once elected", status, body, f.calls)
+	}
+
+	g := newFakeCluster("n3", false)
+	srv = serveFake(t, g)
+	start := time.Now()
+	status, body = do(t, http.MethodDelete, srv.URL+"/connectors/x", "")
+	if status != http.StatusServiceUnavailable || time.Since(start) < time.Second {
+		t.Errorf("DELETE with no leader = %d %s after %s, want 503 after the forward wait", status, body, time.Since(start))
+	}
+}
+
+func TestPeerClient(t *testing.T) {
+	leader := newFakeCluster("leader", true)
+	reg, err := registry.New(context.Background(), &memStore{}, registry.Logger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.registry = reg
+	leaderSrv := serveFake(t, leader)
+	follower := newFakeCluster("n2", false)
+	follower.leaderHTTP = strings.TrimPrefix(leaderSrv.URL, "http://")
+	followerSrv := serveFake(t, follower)
+	p := NewPeerClient(&http.Client{Timeout: 5 * time.Second})
+	ctx := context.Background()
+	leaderAddr, followerAddr := strings.TrimPrefix(leaderSrv.URL, "http://"), strings.TrimPrefix(followerSrv.URL, "http://")
+
+	ack, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "n2", Tasks: []TaskReport{{Connector: "c", Task: "t", State: StateRunning}}})
+	if err != nil || ack.Index != 42 || len(leader.heartbeats) != 1 || leader.heartbeats[0].Tasks[0].State != StateRunning {
+		t.Errorf("heartbeat: ack %+v, err %v, recorded %+v", ack, err, leader.heartbeats)
+	}
+	_, err = p.Heartbeat(ctx, followerAddr, Heartbeat{NodeID: "n2"})
+	if nl, ok := errors.AsType[*NotLeaderError](err); !ok || nl.LeaderHTTP != leaderAddr {
+		t.Errorf("heartbeat to a follower: %v, want NotLeaderError naming the leader (heartbeats are not forwarded)", err)
+	}
+	if _, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "stranger"}); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("heartbeat of a non-member: %v, want ErrUnknownNode", err)
+	}
+	if res, err := p.Join(ctx, followerAddr, JoinRequest{NodeID: "n4", RaftAddr: "r:1"}); err != nil || res.NodeID != "n4" {
+		t.Errorf("join through a follower: %+v, %v", res, err)
+	}
+
+	schema := `{"type":"record","name":"r","fields":[{"name":"a","type":"int"}]}`
+	res, err := p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value", Schema: schema})
+	if err != nil || res.ID != 1 {
+		t.Fatalf("register on the leader: %+v, %v", res, err)
+	}
+	_, err = p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value",
+		Schema: `{"type":"record","name":"r","fields":[{"name":"a","type":"string"}]}`})
+	if ie, ok := errors.AsType[*registry.IncompatibleError](err); !ok || !errors.Is(err, registry.ErrIncompatible) || ie.Subject != "s-value" {
+		t.Errorf("incompatible schema: %v, want the registry's IncompatibleError back", err)
+	}
+	if _, err := p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryDeleteSubject, Subject: "nope"}); !errors.Is(err, registry.ErrSubjectNotFound) {
+		t.Errorf("delete a missing subject: %v, want ErrSubjectNotFound", err)
+	}
+	// A registry write sent to a follower is a forwarded request: 421, not another hop.
+	if _, err := p.RegistryWrite(ctx, followerAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value", Schema: schema}); err == nil {
+		t.Error("a registry write to a follower was applied")
+	} else if _, ok := errors.AsType[*NotLeaderError](err); !ok {
+		t.Errorf("registry write to a follower: %v, want NotLeaderError", err)
+	}
+}
+
+// memStore is a registry.Store in memory.
+type memStore struct {
+	mu      sync.Mutex
+	changes []registry.Change
+}
+
+func (m *memStore) Append(_ context.Context, changes ...registry.Change) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.changes = append(m.changes, changes...)
+	return nil
+}
+
+func (m *memStore) Replay(_ context.Context, apply func(registry.Change) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.changes {
+		if err := apply(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

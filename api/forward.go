@@ -1,0 +1,118 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// forwardedHeader marks a request one node forwarded to the leader. A node that gets one and
+// does not lead (leadership moved meanwhile) answers 421 instead of forwarding again: one hop
+// only, and the first node, which still has the client waiting, tries again.
+const forwardedHeader = "X-Mongorelay-Forwarded"
+
+// forwardRetry is how often a request that needs the leader looks for one during an election.
+const forwardRetry = 100 * time.Millisecond
+
+// leader wraps every handler that needs the leader (writes, task status) and is the only
+// place that forwards (DESIGN.md 3): h runs here first; if it returns a *NotLeaderError the
+// request, with the body h was given, goes to the leader, one hop, and the leader's status
+// code and body are the answer. While no leader is known it tries again every 100ms, up to the
+// forward wait, then answers 503.
+func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, maxRequest))
+		if err != nil {
+			return newRESTError(http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "request body too large: %v", err)
+		}
+		forwarded := req.Header.Get(forwardedHeader) != ""
+		deadline := time.Now().Add(s.forwardWait)
+		for {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			err := h(c)
+			nl, ok := errors.AsType[*NotLeaderError](err)
+			if !ok {
+				return err
+			}
+			if forwarded {
+				return connectJSON(c, http.StatusMisdirectedRequest, notLeaderBody{
+					errorBody: errorBody{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl})
+			}
+			if nl.LeaderHTTP != "" {
+				answered, err := s.proxy(c, nl.LeaderHTTP, body)
+				if answered || err != nil {
+					return err
+				}
+			}
+			if !time.Now().Before(deadline) {
+				return err
+			}
+			select {
+			case <-req.Context().Done():
+				return fmt.Errorf("wait for a leader: %w", req.Context().Err())
+			case <-time.After(forwardRetry):
+			}
+		}
+	}
+}
+
+// notLeaderBody is the 421 answer of a node that got a forwarded request but does not lead.
+type notLeaderBody struct {
+	errorBody
+	NotLeaderError
+}
+
+// proxy sends the request to the leader at addr and copies its answer. It reports false,
+// without answering, when the leader could not be reached or no longer leads, so that the
+// caller looks for the leader again.
+func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool, err error) {
+	req := c.Request()
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return false, fmt.Errorf("forward to the leader at %s: %w", addr, err)
+	}
+	for _, h := range []string{echo.HeaderContentType, echo.HeaderAccept, echo.HeaderAuthorization} {
+		if v := req.Header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
+	}
+	out.Header.Set(forwardedHeader, "1")
+	resp, err := s.client.Do(out)
+	if err != nil {
+		if req.Context().Err() != nil {
+			return false, fmt.Errorf("forward to the leader at %s: %w", addr, req.Context().Err())
+		}
+		s.log.Debug("forwarding to the leader failed; looking for it again", "leader_http", addr, "err", err)
+		return false, nil
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.log.Debug("reading the leader's answer failed; looking for it again", "leader_http", addr, "err", err)
+		return false, nil
+	}
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		return false, nil
+	}
+	ct := resp.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		ct = echo.MIMEApplicationJSON
+	}
+	return true, c.Blob(resp.StatusCode, ct, answer)
+}
+
+// decodeBody reads a JSON request body into v, refusing what is not JSON.
+func decodeBody(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	if err := dec.Decode(v); err != nil {
+		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "request body is not valid JSON: %v", err)
+	}
+	return nil
+}

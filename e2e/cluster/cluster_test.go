@@ -1,0 +1,702 @@
+//go:build e2e
+
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/internal/testenv"
+)
+
+// The shape of the test cluster: 2 connectors × 3 collections × 4 shards = 24 tasks on 3 nodes.
+const (
+	shards      = 4
+	collections = 3
+	totalTasks  = 2 * collections * shards
+	writeRate   = 1000 // documents per second, spread over the 6 collections
+	// bound is the limit on every failover step (kill -9 to all tasks running elsewhere).
+	bound = 15 * time.Second
+	// lease is worker.lease (the default).
+	lease = 4 * time.Second
+)
+
+// harness is a cluster of worker processes and what the test knows about it.
+type harness struct {
+	t       *testing.T
+	run     string
+	kafka   string
+	mongo   string
+	nodes   []*node // n1..n3, the voters; n4 is started later
+	conns   []string
+	prefix  string
+	dbs     []string
+	topics  []string
+	logDir  string
+	leaders *leaderLog
+
+	mu sync.Mutex // guards nodes, which the leader watcher reads
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, kafka: testenv.Kafka(t), mongo: testenv.Mongo(t)}
+	h.run = fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	h.prefix = "e2ec" + h.run
+	h.conns = []string{"cdc-a", "cdc-b"}
+	for _, suffix := range []string{"a", "b"} {
+		db := "e2ec_" + h.run + "_" + suffix
+		h.dbs = append(h.dbs, db)
+		for i := range collections {
+			h.topics = append(h.topics, fmt.Sprintf("%s.%s.c%d", h.prefix, db, i))
+		}
+	}
+	// Logs are kept after the run (for a failure's post-mortem), one directory, replaced by
+	// the next run.
+	h.logDir = filepath.Join("..", "..", ".cache", "test-logs", "e2e-cluster")
+	_ = os.RemoveAll(h.logDir)
+	if err := os.MkdirAll(h.logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node logs in %s", h.logDir)
+	for i := 1; i <= 3; i++ {
+		h.nodes = append(h.nodes, newNode(t, fmt.Sprintf("n%d", i), h.logDir))
+	}
+	var peers []string
+	for _, n := range h.nodes {
+		peers = append(peers, n.id+"="+n.raft+"="+n.http)
+	}
+	for i, n := range h.nodes {
+		n.args = h.args(n, "--peers", strings.Join(peers, ","))
+		if i == 0 {
+			n.args = append(n.args, "--bootstrap")
+		}
+	}
+	t.Cleanup(func() {
+		for _, n := range h.nodes {
+			n.cleanup()
+		}
+		if t.Failed() {
+			t.Logf("node logs kept in %s", h.logDir)
+		}
+	})
+	return h
+}
+
+// args are a node's flags, with extra ones.
+func (h *harness) args(n *node, extra ...string) []string {
+	return append([]string{
+		"--node-id", n.id, "--data-dir", n.dataDir, "--cluster-id", "e2e-" + h.run,
+		"--http-listen", n.http, "--raft-listen", n.raft, "--registry-listen", n.registry,
+		"--kafka", h.kafka, "--offsets-topic", "e2e-" + h.run + "-offsets",
+	}, extra...)
+}
+
+func (h *harness) running() []*node {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*node
+	for _, n := range h.nodes {
+		if n.running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// leader returns the leader as every running node sees it, once they agree and it says so
+// itself.
+func (h *harness) leader(timeout time.Duration) (*node, time.Duration) {
+	h.t.Helper()
+	var leader *node
+	took := waitFor(h.t, timeout, "a leader every running node agrees on", func() (bool, string) {
+		ids := map[string]bool{}
+		for _, n := range h.running() {
+			ov, err := getOverview(n.http)
+			if err != nil {
+				return false, err.Error()
+			}
+			ids[ov.Leader] = true
+			if ov.Leader == n.id && ov.RaftState == "Leader" {
+				leader = n
+			}
+		}
+		if len(ids) != 1 || leader == nil || ids[""] || !ids[leader.id] {
+			return false, fmt.Sprintf("leaders seen: %v", ids)
+		}
+		return true, ""
+	})
+	return leader, took
+}
+
+// newLeader polls the running nodes every 50ms until they all name one leader other than old,
+// which says it leads, and returns it and how long that took.
+func (h *harness) newLeader(old string, timeout time.Duration) (string, time.Duration) {
+	h.t.Helper()
+	start := time.Now()
+	for time.Since(start) < timeout {
+		ids := map[string]bool{}
+		leads := ""
+		for _, n := range h.running() {
+			ov, err := quickOverview(n.http)
+			if err != nil {
+				ids["?"] = true
+				continue
+			}
+			ids[ov.Leader] = true
+			if ov.RaftState == "Leader" && ov.Leader == n.id {
+				leads = n.id
+			}
+		}
+		if len(ids) == 1 && leads != "" && leads != old && ids[leads] {
+			return leads, time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("no new leader within %s", timeout)
+	return "", 0
+}
+
+// settled waits until every task of both connectors runs on a running node other than those
+// in avoid, as the leader's status says, and the assignments have not changed for a second.
+// It returns the assignments and how long it took until they were first seen so.
+func (h *harness) settled(timeout time.Duration, avoid ...string) (overview, time.Duration) {
+	h.t.Helper()
+	var ov overview
+	var stableSince time.Time
+	var last map[string]string
+	start := time.Now()
+	waitFor(h.t, timeout, "every task RUNNING", func() (bool, string) {
+		ok, why := h.allRunning(&ov, avoid)
+		if !ok {
+			last = nil // stability counts from a poll where everything ran
+			return false, why
+		}
+		owners := ov.owners()
+		if !mapsEqual(owners, last) {
+			last, stableSince = owners, time.Now()
+			return false, "assignments just changed"
+		}
+		return time.Since(stableSince) >= time.Second, "settling"
+	})
+	return ov, stableSince.Sub(start)
+}
+
+// allRunning reports whether every task runs on a running node not in avoid, and reads the
+// assignments into ov.
+func (h *harness) allRunning(ov *overview, avoid []string) (bool, string) {
+	alive := map[string]bool{}
+	for _, n := range h.running() {
+		alive[n.id] = true
+	}
+	for _, id := range avoid {
+		alive[id] = false
+	}
+	var addr string
+	for _, n := range h.running() {
+		if alive[n.id] {
+			addr = n.http
+			break
+		}
+	}
+	var err error
+	if *ov, err = getOverview(addr); err != nil {
+		return false, err.Error()
+	}
+	for _, c := range h.conns {
+		st, err := getStatus(addr, c)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(st.Tasks) != totalTasks/2 {
+			return false, fmt.Sprintf("%s has %d tasks", c, len(st.Tasks))
+		}
+		for _, task := range st.Tasks {
+			if task.State != "RUNNING" || !alive[task.WorkerID] {
+				return false, fmt.Sprintf("%s task %d is %s on %q %s", c, task.ID, task.State, task.WorkerID, task.Trace)
+			}
+		}
+	}
+	if n := len(ov.owners()); n != totalTasks {
+		return false, fmt.Sprintf("%d assignments", n)
+	}
+	return true, ""
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// moved lists the tasks whose owner differs between two assignments.
+func moved(before, after map[string]string) []string {
+	var out []string
+	for k, v := range after {
+		if before[k] != v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// balanced fails the test when a node holds more than ceil(tasks/nodes).
+func (h *harness) balanced(ov overview, nodes int) {
+	h.t.Helper()
+	limit := (totalTasks + nodes - 1) / nodes
+	for id, n := range ov.perNode() {
+		if n > limit {
+			h.t.Errorf("node %s holds %d tasks, more than ceil(%d/%d) = %d: %v", id, n, totalTasks, nodes, limit, ov.perNode())
+		}
+	}
+	h.t.Logf("tasks per node: %v", ov.perNode())
+}
+
+// taskOf maps an assignment key (connector/db.coll#i-of-n) to its records' topic and shard
+// header.
+func (h *harness) taskOf(key string) (topic, shard string) {
+	_, task, _ := strings.Cut(key, "/")
+	ns, sh, _ := strings.Cut(task, "#")
+	return h.prefix + "." + ns, sh
+}
+
+// leaderLog samples every running node's /cluster and remembers, per Raft term, which nodes
+// said they led in it.
+type leaderLog struct {
+	mu      sync.Mutex
+	byTerm  map[uint64]map[string]bool
+	samples int
+}
+
+func (h *harness) watchLeaders(ctx context.Context) {
+	h.leaders = &leaderLog{byTerm: map[uint64]map[string]bool{}}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			for _, n := range h.running() {
+				ov, err := quickOverview(n.http)
+				if err != nil || ov.RaftState != "Leader" {
+					continue
+				}
+				h.leaders.mu.Lock()
+				if h.leaders.byTerm[ov.Term] == nil {
+					h.leaders.byTerm[ov.Term] = map[string]bool{}
+				}
+				h.leaders.byTerm[ov.Term][ov.NodeID] = true
+				h.leaders.samples++
+				h.leaders.mu.Unlock()
+			}
+		}
+	}()
+}
+
+func (h *harness) createConnector(addr, name, db string) {
+	h.t.Helper()
+	body := map[string]any{"name": name, "config": map[string]string{
+		"connector.class":                           "mongodb",
+		"mongodb.connection.string":                 h.mongo,
+		"database.include.list":                     db,
+		"topic.prefix":                              h.prefix,
+		"shards":                                    fmt.Sprint(shards),
+		"snapshot.mode":                             "never",
+		"heartbeat.interval.ms":                     "1000",
+		"topic.creation.default.partitions":         "2",
+		"topic.creation.default.replication.factor": "1",
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var info struct {
+		Name   string            `json:"name"`
+		Config map[string]string `json:"config"`
+	}
+	status, err := call(ctx, http.MethodPost, addr, "/connectors", body, &info)
+	if err != nil || status != http.StatusCreated || info.Name != name {
+		h.t.Fatalf("POST /connectors %s on %s: status %d, %+v, %v", name, addr, status, info, err)
+	}
+}
+
+// TestClusterFailover runs a 3-node cluster with 2 connectors (24 tasks) under a steady
+// 1,000 writes/s through everything a cluster must survive, in order: a node joining and
+// leaving, kill -9 of a follower and of the leader, a node paused (SIGSTOP) for longer than its
+// session, and all nodes restarted at once. At the end every write made after the tasks first
+// ran must be on Kafka (at-least-once), no task's records may ever go back to an older owner,
+// and no Raft term may have had two leaders.
+func TestClusterFailover(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	suiteStart := time.Now()
+
+	// MongoDB: the collections exist before the connectors list them.
+	mc, err := mongo.Connect(options.Client().ApplyURI(h.mongo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last registered first: the databases are dropped before the client goes.
+	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+	var colls []*mongo.Collection
+	for _, db := range h.dbs {
+		for i := range collections {
+			c := mc.Database(db).Collection(fmt.Sprintf("c%d", i))
+			if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: "seed"}}); err != nil {
+				t.Fatalf("seed %s: %v", c.Name(), err)
+			}
+			colls = append(colls, c)
+		}
+	}
+	t.Cleanup(func() {
+		for _, db := range h.dbs {
+			_ = mc.Database(db).Drop(context.Background())
+		}
+	})
+
+	for _, n := range h.nodes {
+		n.start(t)
+	}
+	leader, took := h.leader(30 * time.Second)
+	t.Logf("leader %s elected in %s", leader.id, took.Round(time.Millisecond))
+	h.watchLeaders(ctx)
+
+	// One connector through the leader, the other through a follower: the follower forwards
+	// the write and answers with the leader's 201.
+	var follower *node
+	for _, n := range h.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	h.createConnector(leader.http, h.conns[0], h.dbs[0])
+	h.createConnector(follower.http, h.conns[1], h.dbs[1])
+	for _, n := range h.nodes {
+		waitFor(t, 5*time.Second, "both connectors listed on "+n.id, func() (bool, string) {
+			var names []string
+			_, err := call(ctx, http.MethodGet, n.http, "/connectors", nil, &names)
+			slices.Sort(names)
+			return err == nil && slices.Equal(names, h.conns), fmt.Sprint(names, err)
+		})
+	}
+	ov, took := h.settled(60 * time.Second)
+	t.Logf("all %d tasks RUNNING %s after the connectors were created", totalTasks, took.Round(time.Millisecond))
+	h.balanced(ov, 3)
+
+	// Traffic: a steady write load, and a consumer of every topic.
+	cons := newConsumer(t, strings.Split(h.kafka, ","), h.topics)
+	go cons.run(ctx)
+	w := newWriter(colls, h.topics, writeRate)
+	writeCtx, stopWriting := context.WithCancel(ctx)
+	defer stopWriting()
+	go w.run(writeCtx)
+	waitFor(t, 30*time.Second, "a record from every task", func() (bool, string) {
+		seen := cons.tasksSeen()
+		return len(seen) >= totalTasks, fmt.Sprintf("%d of %d tasks seen", len(seen), totalTasks)
+	})
+	// Every task has committed an offset within a second of its first records; writes from
+	// here on must all arrive, whatever happens to the nodes.
+	time.Sleep(2 * time.Second)
+	counted := w.mark()
+
+	t.Run("join and leave", func(t *testing.T) { h.joinAndLeave(t) })
+	t.Run("kill -9 a follower", func(t *testing.T) { h.killFollower(t, cons) })
+	t.Run("kill -9 the leader", func(t *testing.T) { h.killLeader(t, cons) })
+	t.Run("SIGSTOP a node", func(t *testing.T) { h.pauseNode(t, cons) })
+	t.Run("restart every node at once", func(t *testing.T) { h.restartAll(t, cons) })
+
+	// Let the last writes through, then check them all.
+	time.Sleep(2 * time.Second)
+	stopWriting()
+	want := w.since(counted)
+	var missing []string
+	waitFor(t, 60*time.Second, "every write on Kafka", func() (bool, string) {
+		missing = cons.missing(want)
+		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
+	})
+	t.Logf("at-least-once: all %d writes made after the tasks first ran are on Kafka (%d delivered more than once, %d inserts failed and were not counted, %d records consumed; the writer kept %.0f writes/s)",
+		len(want), cons.duplicates(want), w.failed, cons.count(), w.achieved())
+
+	violations, handovers := cons.writerOrder()
+	for _, v := range violations[:min(10, len(violations))] {
+		t.Errorf("writer order: %s", v)
+	}
+	if len(violations) > 0 {
+		t.Errorf("%d records break the single-writer order", len(violations))
+	}
+	t.Logf("single writer: %d handovers between owners, never back to an older one", handovers)
+
+	h.leaders.mu.Lock()
+	for term, ids := range h.leaders.byTerm {
+		if len(ids) > 1 {
+			t.Errorf("term %d had %d leaders: %v", term, len(ids), ids)
+		}
+	}
+	t.Logf("one leader per term: %d terms, %d samples", len(h.leaders.byTerm), h.leaders.samples)
+	h.leaders.mu.Unlock()
+	t.Logf("suite took %s", time.Since(suiteStart).Round(time.Second))
+}
+
+// joinAndLeave adds a 4th node (it takes at most ceil(24/4) tasks, and only those move), then
+// removes it with `mongorelay worker leave` (only its tasks move, and it exits).
+func (h *harness) joinAndLeave(t *testing.T) {
+	before, _ := h.settled(bound)
+	n4 := newNode(t, "n4", h.logDir)
+	n4.args = h.args(n4, "--join", h.nodes[1].http)
+	h.mu.Lock()
+	h.nodes = append(h.nodes, n4)
+	h.mu.Unlock()
+	n4.start(t)
+	joined := time.Now()
+	var after overview
+	waitFor(t, 30*time.Second, "n4 running its share of the tasks", func() (bool, string) {
+		after, _ = h.settled(bound)
+		return after.perNode()["n4"] > 0, fmt.Sprint(after.perNode())
+	})
+	m := moved(before.owners(), after.owners())
+	t.Logf("n4 joined: %d tasks moved in %s, tasks per node %v", len(m), time.Since(joined).Round(time.Millisecond), after.perNode())
+	if limit := (totalTasks + 3) / 4; len(m) > limit {
+		t.Errorf("adding a 4th node moved %d tasks, more than ceil(%d/4) = %d: %v", len(m), totalTasks, limit, m)
+	}
+	h.balanced(after, 4)
+
+	out, err := runCLI("worker", "leave", "--node-id", "n4", "--http", h.nodes[0].http)
+	if err != nil {
+		t.Fatalf("mongorelay worker leave: %v: %s", err, out)
+	}
+	left := time.Now()
+	final, _ := h.settled(bound, "n4")
+	m = moved(after.owners(), final.owners())
+	var notN4 []string
+	for _, k := range m {
+		if after.owners()[k] != "n4" {
+			notN4 = append(notN4, k)
+		}
+	}
+	t.Logf("n4 left: %d tasks moved in %s", len(m), time.Since(left).Round(time.Millisecond))
+	if len(notN4) > 0 {
+		t.Errorf("removing n4 moved tasks it did not hold: %v", notN4)
+	}
+	if len(m) != after.perNode()["n4"] {
+		t.Errorf("removing n4 moved %d tasks, want the %d it held", len(m), after.perNode()["n4"])
+	}
+	n4.wait(t, 15*time.Second) // it learns it was removed and exits
+	if lines := n4.logLines("removed from the cluster"); len(lines) == 0 {
+		t.Errorf("n4 exited without saying it was removed")
+	}
+	h.balanced(final, 3)
+}
+
+// killFollower kill -9s the follower holding the most tasks, waits for its tasks to run
+// elsewhere, and restarts it.
+func (h *harness) killFollower(t *testing.T, cons *consumer) {
+	before, _ := h.settled(bound)
+	leader, _ := h.leader(bound)
+	var victim *node
+	for _, n := range h.running() {
+		if n != leader && (victim == nil || before.perNode()[n.id] > before.perNode()[victim.id]) {
+			victim = n
+		}
+	}
+	h.failover(t, cons, before, victim, false)
+}
+
+// killLeader kill -9s the leader: a new one must be elected within 3 s, and all tasks run
+// again within the bound.
+func (h *harness) killLeader(t *testing.T, cons *consumer) {
+	before, _ := h.settled(bound)
+	leader, _ := h.leader(bound)
+	h.failover(t, cons, before, leader, true)
+}
+
+func (h *harness) failover(t *testing.T, cons *consumer, before overview, victim *node, isLeader bool) {
+	var held []string
+	for k, owner := range before.owners() {
+		if owner == victim.id {
+			held = append(held, k)
+		}
+	}
+	t0 := time.Now()
+	victim.kill9(t)
+	if isLeader {
+		next, took := h.newLeader(victim.id, 10*time.Second)
+		t.Logf("kill -9 of leader %s: new leader %s after %s", victim.id, next, took.Round(time.Millisecond))
+		if took > 3*time.Second {
+			t.Errorf("new leader after %s, want within 3s", took.Round(time.Millisecond))
+		}
+	}
+	asked := time.Now()
+	_, took := h.settled(bound+5*time.Second, victim.id)
+	running := asked.Sub(t0) + took
+	first := h.firstMovedRecord(cons, t0, held, victim.id)
+	t.Logf("kill -9 of %s (%d tasks): all tasks RUNNING elsewhere after %s; first new record from a moved task after %s",
+		victim.id, len(held), running.Round(time.Millisecond), first)
+	if running > bound {
+		t.Errorf("tasks ran elsewhere after %s, want within %s", running.Round(time.Millisecond), bound)
+	}
+	victim.start(t)
+	ov, took := h.settled(30 * time.Second)
+	t.Logf("%s restarted: settled after %s, tasks per node %v", victim.id, took.Round(time.Millisecond), ov.perNode())
+}
+
+// firstMovedRecord waits for the first record written after t0 by a new owner of a task that
+// victim held, and says how long after t0 it came.
+func (h *harness) firstMovedRecord(cons *consumer, t0 time.Time, held []string, victim string) string {
+	tasks := map[string]bool{}
+	for _, k := range held {
+		topic, shard := h.taskOf(k)
+		tasks[topic+"#"+shard] = true
+	}
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		r, ok := cons.firstAfter(t0, func(r record) bool {
+			return tasks[r.topic+"#"+r.shard] && !strings.HasPrefix(r.writer, victim+"/")
+		})
+		if ok {
+			return fmt.Sprintf("%s (%s %s by %s)", r.at.Sub(t0).Round(time.Millisecond), r.topic, r.shard, r.writer)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "none within the bound"
+}
+
+// pauseNode SIGSTOPs the follower holding the most tasks for 15 s: its tasks move; on SIGCONT
+// it stops its own tasks within the lease and rejoins.
+func (h *harness) pauseNode(t *testing.T, cons *consumer) {
+	before, _ := h.settled(bound)
+	leader, _ := h.leader(bound)
+	var victim *node
+	for _, n := range h.running() {
+		if n != leader && (victim == nil || before.perNode()[n.id] > before.perNode()[victim.id]) {
+			victim = n
+		}
+	}
+	var held []string
+	for k, owner := range before.owners() {
+		if owner == victim.id {
+			held = append(held, k)
+		}
+	}
+	t0 := time.Now()
+	victim.signal(t, 19) // SIGSTOP
+	resumed := false
+	defer func() {
+		if !resumed {
+			victim.signal(t, 18)
+		}
+	}()
+	asked := time.Now()
+	_, took := h.settled(bound+5*time.Second, victim.id)
+	running := asked.Sub(t0) + took
+	first := h.firstMovedRecord(cons, t0, held, victim.id)
+	t.Logf("SIGSTOP of %s (%d tasks): all tasks RUNNING elsewhere after %s; first new record from a moved task after %s",
+		victim.id, len(held), running.Round(time.Millisecond), first)
+	if running > bound {
+		t.Errorf("tasks ran elsewhere after %s, want within %s", running.Round(time.Millisecond), bound)
+	}
+	time.Sleep(time.Until(t0.Add(15 * time.Second)))
+	tc := time.Now()
+	victim.signal(t, 18) // SIGCONT
+	resumed = true
+	// A stopped process logs nothing, so any such line after SIGSTOP came after SIGCONT (log
+	// times are cut to the millisecond: compare with the SIGSTOP time, not SIGCONT's).
+	var stoppedAt time.Time
+	waitFor(t, lease, victim.id+" stopping its tasks after SIGCONT", func() (bool, string) {
+		for _, l := range append(victim.logLines("fenced: "), victim.logLines("stopping task")...) {
+			if at, ok := logTime(l); ok && at.After(t0.Add(time.Second)) {
+				stoppedAt = at
+				return true, ""
+			}
+		}
+		return false, "no fencing or stopping line since SIGCONT"
+	})
+	t.Logf("%s stopped its tasks %s after SIGCONT (fenced: %d lines)", victim.id,
+		max(0, stoppedAt.Sub(tc)).Round(time.Millisecond), len(victim.logLines("fenced: ")))
+	ov, took := h.settled(30 * time.Second)
+	t.Logf("%s resumed: back in the cluster with %d tasks after %s", victim.id, ov.perNode()[victim.id], took.Round(time.Millisecond))
+	if ov.perNode()[victim.id] == 0 {
+		t.Errorf("%s got no task back after rejoining", victim.id)
+	}
+}
+
+// restartAll stops every node at once (SIGTERM) and starts them again: the connectors come
+// back, the assignments converge and streaming resumes from the committed offsets.
+func (h *harness) restartAll(t *testing.T, cons *consumer) {
+	before, _ := h.settled(bound)
+	nodes := h.running()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { n.stop(t, 45*time.Second) })
+	}
+	wg.Wait()
+	stopped := time.Now()
+	// Nothing writes now: once the consumer has caught up, any record past these offsets is
+	// from the restarted nodes.
+	time.Sleep(time.Second)
+	ends := cons.ends()
+	for _, n := range nodes {
+		n.start(t)
+	}
+	started := time.Now()
+	leader, took := h.leader(30 * time.Second)
+	t.Logf("all %d nodes restarted: leader %s after %s", len(nodes), leader.id, took.Round(time.Millisecond))
+	var names []string
+	if _, err := call(context.Background(), http.MethodGet, leader.http, "/connectors", nil, &names); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, h.conns) {
+		t.Errorf("connectors after the restart: %v, want %v", names, h.conns)
+	}
+	ov, took := h.settled(45 * time.Second)
+	m := moved(before.owners(), ov.owners())
+	t.Logf("after the restart every task RUNNING in %s (%s after the stop); %d tasks changed node; tasks per node %v",
+		took.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond), len(m), ov.perNode())
+	h.balanced(ov, len(nodes))
+	var r record
+	waitFor(t, bound, "a record after the restart", func() (bool, string) {
+		var ok bool
+		r, ok = cons.firstAfter(stopped, func(r record) bool { return r.offset >= ends[r.topic+"/"+fmt.Sprint(r.partition)] })
+		return ok, ""
+	})
+	t.Logf("streaming resumed: first record %s after the nodes were started again (%s)", r.at.Sub(started).Round(time.Millisecond), r.writer)
+}
+
+// logTime reads the time= field of a log line.
+func logTime(line string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(line, "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	ts, _, _ := strings.Cut(rest, " ")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	return at, err == nil
+}
+
+// runCLI runs the mongorelay binary with args and returns its output.
+func runCLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, mongorelayBin, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,192 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+// clusterAPI is the node as the REST API sees it (api.Cluster): the coordinator's state and
+// writes, the leader's task reports and this node's runner, with the coordinator's errors
+// turned into the api's.
+type clusterAPI struct{ c *Cluster }
+
+var _ api.Cluster = clusterAPI{}
+
+func (a clusterAPI) Info() api.Info {
+	c := a.c
+	return api.Info{Version: c.version, Commit: c.commit, ClusterID: c.cfg.ClusterID, NodeID: c.id, KafkaClusterID: c.kafkaClusterID}
+}
+
+func toAPIConnector(cn coordinator.Connector) api.Connector {
+	out := api.Connector{Name: cn.Name, Config: cn.Config, State: string(cn.State)}
+	for _, t := range cn.Tasks {
+		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), DB: t.Spec.DB, Coll: t.Spec.Coll,
+			Shard: t.Spec.Shard, Shards: t.Spec.Shards, Node: t.Node, Epoch: t.Epoch})
+	}
+	return out
+}
+
+func (a clusterAPI) Connectors() []api.Connector {
+	conns := a.c.node.State().Connectors()
+	out := make([]api.Connector, 0, len(conns))
+	for _, cn := range conns {
+		out = append(out, toAPIConnector(cn))
+	}
+	return out
+}
+
+func (a clusterAPI) Connector(name string) (api.Connector, bool) {
+	cn, ok := a.c.node.State().Connector(name)
+	if !ok {
+		return api.Connector{}, false
+	}
+	return toAPIConnector(cn), true
+}
+
+func (a clusterAPI) CreateConnector(ctx context.Context, name string, config map[string]string, initial string) error {
+	err := a.c.node.CreateConnector(ctx, name, config, coordinator.TargetState(initial))
+	if err == nil {
+		a.c.log.Info("connector created", "connector", name)
+	}
+	return apiError(err)
+}
+
+func (a clusterAPI) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (bool, error) {
+	created, err := a.c.node.PutConnector(ctx, name, config)
+	return created, apiError(err)
+}
+
+func (a clusterAPI) DeleteConnector(ctx context.Context, name string) error {
+	err := a.c.node.DeleteConnector(ctx, name)
+	if err == nil {
+		a.c.log.Info("connector deleted", "connector", name)
+	}
+	return apiError(err)
+}
+
+func (a clusterAPI) SetTargetState(ctx context.Context, name, state string) error {
+	return apiError(a.c.node.SetTargetState(ctx, name, coordinator.TargetState(state)))
+}
+
+func (a clusterAPI) RestartConnector(ctx context.Context, name string) error {
+	return apiError(a.c.node.RestartConnector(ctx, name))
+}
+
+func (a clusterAPI) RestartTasks(ctx context.Context, name string, ids []int) error {
+	return apiError(a.c.node.RestartTasks(ctx, name, ids...))
+}
+
+// ConnectorStatus needs the task reports, which only the leader has.
+func (a clusterAPI) ConnectorStatus(_ context.Context, name string) (api.ConnectorStatus, error) {
+	n := a.c.node
+	if !n.IsLeader() {
+		return api.ConnectorStatus{}, notLeader(n)
+	}
+	cn, ok := n.State().Connector(name)
+	if !ok {
+		return api.ConnectorStatus{}, fmt.Errorf("%w: connector %q", api.ErrNotFound, name)
+	}
+	return connectorStatus(cn, n.ID(), a.c.reports), nil
+}
+
+func notLeader(n *coordinator.Node) error {
+	id, addr := n.Leader()
+	if id == n.ID() {
+		id, addr = "", "" // leadership is changing
+	}
+	return &api.NotLeaderError{LeaderID: id, LeaderHTTP: addr}
+}
+
+func (a clusterAPI) Overview(ctx context.Context) (api.Overview, error) {
+	n := a.c.node
+	members, err := n.Members(ctx)
+	if err != nil {
+		return api.Overview{}, fmt.Errorf("list the cluster's members: %w", err)
+	}
+	// The term is read around the state so that a sample taken across an election is not
+	// reported under the wrong term.
+	term := n.Term()
+	raftState := n.RaftState()
+	if t := n.Term(); t != term {
+		term, raftState = t, n.RaftState()
+	}
+	leader, leaderHTTP := n.Leader()
+	st := n.State()
+	ov := api.Overview{
+		ClusterID: a.c.cfg.ClusterID, NodeID: n.ID(), Leader: leader, LeaderHTTP: leaderHTTP,
+		RaftState: raftState, Term: term, Index: st.Index(), Epoch: st.Epoch(), Fenced: a.c.runner.Fenced(),
+		Nodes: make([]api.Member, 0, len(members)), Assignments: []api.Assignment{},
+	}
+	for _, m := range members {
+		ov.Nodes = append(ov.Nodes, api.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Voter: m.Voter, Leader: m.Leader, LastHeartbeat: m.LastHeartbeat})
+	}
+	for _, as := range st.Assignments() {
+		ov.Assignments = append(ov.Assignments, api.Assignment{Connector: as.Connector, Task: as.Task, TaskID: as.TaskID, Node: as.Node, Epoch: as.Epoch})
+	}
+	return ov, nil
+}
+
+func (a clusterAPI) Health() api.Health {
+	n := a.c.node
+	leader, _ := n.Leader()
+	return api.Health{Status: "UP", NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
+		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
+}
+
+func (a clusterAPI) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatAck, error) {
+	if err := a.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr); err != nil {
+		return api.HeartbeatAck{}, apiError(err)
+	}
+	a.c.reports.put(hb.NodeID, hb.Tasks)
+	return api.HeartbeatAck{Index: a.c.node.State().Index()}, nil
+}
+
+func (a clusterAPI) Join(ctx context.Context, req api.JoinRequest) (api.JoinResponse, error) {
+	info, err := a.c.node.AddNode(ctx, req.NodeID, req.RaftAddr, req.HTTPAddr)
+	if err != nil {
+		return api.JoinResponse{}, apiError(err)
+	}
+	return api.JoinResponse{NodeID: info.ID, Voter: info.Voter}, nil
+}
+
+func (a clusterAPI) RemoveNode(ctx context.Context, id string) error {
+	if _, member := a.c.node.State().Node(id); !member {
+		return fmt.Errorf("%w: node %q is not a member", api.ErrNotFound, id)
+	}
+	return apiError(a.c.node.RemoveNode(ctx, id))
+}
+
+func (a clusterAPI) RegistryWrite(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
+	res, err := a.c.registry.applyLocal(ctx, call)
+	res.Index = a.c.node.State().Index()
+	return res, apiError(err)
+}
+
+// apiError turns the coordinator's errors into the api's, keeping the message; others pass
+// through unchanged (a schema registry error keeps its sentinel).
+func apiError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if nl, ok := errors.AsType[*coordinator.NotLeaderError](err); ok {
+		return &api.NotLeaderError{LeaderID: nl.LeaderID, LeaderHTTP: nl.LeaderHTTP}
+	}
+	for _, m := range []struct{ from, to error }{
+		{coordinator.ErrConnectorNotFound, api.ErrNotFound},
+		{coordinator.ErrTaskNotFound, api.ErrNotFound},
+		{coordinator.ErrConnectorExists, api.ErrExists},
+		{coordinator.ErrInvalid, api.ErrBadRequest},
+		{coordinator.ErrNotStopped, api.ErrBadRequest},
+		{coordinator.ErrUnknownNode, api.ErrUnknownNode},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w: %v", m.to, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+// This file checks a cluster node's keys and derives what they leave open: the node id kept
+// in the data dir and the addresses advertised to other nodes.
+
+// nodeIDFile holds the node id in data.dir, so that a restart without --node-id keeps it.
+const nodeIDFile = "node-id"
+
+// checkCluster checks the keys that depend on each other.
+func (c Config) checkCluster() []error {
+	var errs []error
+	if c.Lease >= c.SessionTimeout {
+		errs = append(errs, fmt.Errorf("worker config %q: %s must be shorter than worker.session.timeout %s, so that a node has stopped its tasks before they move",
+			"worker.lease", c.Lease, c.SessionTimeout))
+	}
+	if c.HeartbeatInterval >= c.Lease {
+		errs = append(errs, fmt.Errorf("worker config %q: %s must be shorter than worker.lease %s",
+			"worker.heartbeat.interval", c.HeartbeatInterval, c.Lease))
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		errs = append(errs, fmt.Errorf("worker config %q: a node either bootstraps the cluster (--bootstrap, on the first node) or joins one (--join), not both", "join"))
+	}
+	return errs
+}
+
+func checkNodeID(v string) error {
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '=' || r == ',' || r == '/' || r == 0x7f }) {
+		return fmt.Errorf("%q: a node id may not contain spaces, control characters, '=', ',' or '/'", v)
+	}
+	return nil
+}
+
+func checkListen(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%q is not an address such as :8083 or 10.0.0.5:8083: %v", v, err)
+	}
+	return nil
+}
+
+func checkAdvertise(v string) error {
+	if v == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return fmt.Errorf("%q is not a host:port other nodes can reach", v)
+	}
+	return nil
+}
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%q is not true or false", v)
+	}
+	return b, nil
+}
+
+func parsePositiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 1s", v)
+	}
+	return d, nil
+}
+
+// parsePeers reads id=raft-host:port[=http-host:port],...
+func parsePeers(v string) ([]coordinator.Peer, error) {
+	var peers []coordinator.Peer
+	seen := map[string]bool{}
+	for _, item := range splitList(v) {
+		parts := strings.Split(item, "=")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
+			return nil, fmt.Errorf("%q is not id=raft-host:port[=http-host:port]", item)
+		}
+		p := coordinator.Peer{ID: parts[0], RaftAddr: parts[1]}
+		if len(parts) == 3 {
+			p.HTTPAddr = parts[2]
+		}
+		if err := checkNodeID(p.ID); err != nil {
+			return nil, err
+		}
+		if err := checkAdvertise(p.RaftAddr); err != nil || p.RaftAddr == "" {
+			return nil, fmt.Errorf("peer %s: raft address %q is not host:port", p.ID, p.RaftAddr)
+		}
+		if err := checkAdvertise(p.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("peer %s: http address %q is not host:port", p.ID, p.HTTPAddr)
+		}
+		if seen[p.ID] {
+			return nil, fmt.Errorf("peer %s is listed twice", p.ID)
+		}
+		seen[p.ID] = true
+		peers = append(peers, p)
+	}
+	return peers, nil
+}
+
+// resolveNodeID returns the node's id and records it in dataDir: the id given, else the one
+// recorded there, else a new one. A data dir recorded under another id is refused: its Raft
+// state belongs to that node.
+func resolveNodeID(dataDir, given string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("worker config %q: create %s: %w", "data.dir", dataDir, err)
+	}
+	path := filepath.Join(dataDir, nodeIDFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		kept := strings.TrimSpace(string(data))
+		if given != "" && given != kept {
+			return "", fmt.Errorf("worker config %q: %s belongs to node %q, not %q: give --node-id %s or another data dir",
+				"node.id", dataDir, kept, given, kept)
+		}
+		return kept, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := given
+	if id == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		id = "node-" + hex.EncodeToString(b)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("record node id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("record node id: %w", err)
+	}
+	return id, nil
+}
+
+// advertiseFor returns the address other nodes reach a listener bound at bound (as the
+// listener reports it) under: bound itself when it names an IP, else this host's first
+// non-loopback IPv4 address (loopback if it has none) with bound's port.
+func advertiseFor(bound string) (string, error) {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return bound, nil
+	}
+	return net.JoinHostPort(hostIP(), port), nil
+}
+
+func hostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

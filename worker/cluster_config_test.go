@@ -1,0 +1,160 @@
+package worker
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+func parseWorker(t *testing.T, args []string, env map[string]string, files map[string]string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return ParseWorkerFlags(fs, args, func(k string) string { return env[k] }, func(name string) ([]byte, error) {
+		if data, ok := files[name]; ok {
+			return []byte(data), nil
+		}
+		return nil, os.ErrNotExist
+	})
+}
+
+func TestParseWorkerFlagsDefaults(t *testing.T) {
+	c, err := parseWorker(t, []string{"--kafka", "k:9092"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != ":8083" || c.RaftListen != ":8300" ||
+		c.RegistryListen != ":8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != time.Second ||
+		c.SessionTimeout != 6*time.Second || c.Lease != 4*time.Second || c.NodeID != "" {
+		t.Errorf("unexpected defaults %+v", c)
+	}
+}
+
+// TestParseWorkerFlagsPrecedence: flags beat MONGORELAY_* variables, which beat the YAML
+// file, which beats the defaults.
+func TestParseWorkerFlagsPrecedence(t *testing.T) {
+	file := `
+node.id: from-file
+cluster.id: file-cluster
+kafka:
+  bootstrap:
+    servers: [f1:9092, f2:9092]
+worker:
+  lease: 3s
+  session.timeout: 5s
+http.listen: ":9000"
+bootstrap: true
+peers: "a=10.0.0.1:8300=10.0.0.1:8083,b=10.0.0.2:8300"
+`
+	c, err := parseWorker(t,
+		[]string{"--config", "node.yaml", "--node-id", "from-flag"},
+		map[string]string{"MONGORELAY_CLUSTER_ID": "env-cluster", "MONGORELAY_HTTP_LISTEN": ":9100"},
+		map[string]string{"node.yaml": file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeID != "from-flag" || c.ClusterID != "env-cluster" || c.HTTPListen != ":9100" {
+		t.Errorf("flag > env > file broken: %+v", c)
+	}
+	if strings.Join(c.KafkaBrokers, ",") != "f1:9092,f2:9092" || c.Lease != 3*time.Second || c.SessionTimeout != 5*time.Second || !c.Bootstrap {
+		t.Errorf("file values (nested keys, lists, booleans) not applied: %+v", c)
+	}
+	want := []coordinator.Peer{{ID: "a", RaftAddr: "10.0.0.1:8300", HTTPAddr: "10.0.0.1:8083"}, {ID: "b", RaftAddr: "10.0.0.2:8300"}}
+	if len(c.Peers) != 2 || c.Peers[0] != want[0] || c.Peers[1] != want[1] {
+		t.Errorf("peers = %+v, want %+v", c.Peers, want)
+	}
+
+	// The config file may come from the environment too; a bare --bootstrap is true.
+	c, err = parseWorker(t, []string{"--bootstrap"}, map[string]string{"MONGORELAY_CONFIG": "n.yaml"},
+		map[string]string{"n.yaml": "kafka.bootstrap.servers: k:1\n"})
+	if err != nil || !c.Bootstrap || c.KafkaBrokers[0] != "k:1" {
+		t.Errorf("MONGORELAY_CONFIG and --bootstrap: %+v, %v", c, err)
+	}
+}
+
+func TestParseWorkerFlagsErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		files map[string]string
+		want  []string
+	}{
+		{"lease not below session", []string{"--kafka", "k:1", "--worker-lease", "6s"}, nil,
+			[]string{`"worker.lease": 6s must be shorter than worker.session.timeout 6s`}},
+		{"bootstrap and join", []string{"--kafka", "k:1", "--bootstrap", "--join", "a:8083"}, nil,
+			[]string{`"join": a node either bootstraps`}},
+		{"every bad value named", []string{"--peers", "x", "--raft-voters", "0", "--http-listen", "nope", "--worker-heartbeat-interval", "-1s"}, nil,
+			[]string{`"kafka.bootstrap.servers": is required`, `"peers": "x" is not id=raft-host:port`, `"raft.voters"`, `"http.listen"`, `"worker.heartbeat.interval"`}},
+		{"unknown file key", []string{"--config", "c.yaml"}, map[string]string{"c.yaml": "kafka.bootstrap.servers: k:1\nworker:\n  leese: 3s\n"},
+			[]string{`unknown key "worker.leese"`}},
+		{"missing file", []string{"--config", "nope.yaml"}, nil, []string{"worker config file"}},
+		{"positional arguments", []string{"--kafka", "k:1", "conn.json"}, nil, []string{"takes flags only"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseWorker(t, tt.args, nil, tt.files)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestStandaloneFlagsHaveNoClusterKeys: the standalone command keeps its own flag set.
+func TestStandaloneFlagsHaveNoClusterKeys(t *testing.T) {
+	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, _, err := ParseFlags(fs, []string{"--kafka", "k:1", "--node-id", "x"}, func(string) string { return "" }); err == nil {
+		t.Error("standalone accepted --node-id")
+	}
+	fs = flag.NewFlagSet("standalone", flag.ContinueOnError)
+	c, _, err := ParseFlags(fs, []string{"--kafka", "k:1"}, func(string) string { return "" })
+	if err != nil || c.RegistryListen != "127.0.0.1:8081" {
+		t.Errorf("standalone registry.listen = %q (%v), want 127.0.0.1:8081", c.RegistryListen, err)
+	}
+}
+
+func TestResolveNodeID(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	id, err := resolveNodeID(dir, "")
+	if err != nil || !strings.HasPrefix(id, "node-") {
+		t.Fatalf("new id %q, %v", id, err)
+	}
+	if again, err := resolveNodeID(dir, ""); err != nil || again != id {
+		t.Errorf("restart without --node-id: %q, %v; want %q kept", again, err, id)
+	}
+	if again, err := resolveNodeID(dir, id); err != nil || again != id {
+		t.Errorf("restart with the same --node-id: %q, %v", again, err)
+	}
+	if _, err := resolveNodeID(dir, "other"); err == nil || !strings.Contains(err.Error(), "belongs to node") {
+		t.Errorf("another id on the same data dir: %v, want a refusal", err)
+	}
+	given, err := resolveNodeID(filepath.Join(t.TempDir(), "d2"), "n7")
+	if err != nil || given != "n7" {
+		t.Errorf("given id: %q, %v", given, err)
+	}
+}
+
+func TestAdvertiseFor(t *testing.T) {
+	if got, err := advertiseFor("10.1.2.3:8083"); err != nil || got != "10.1.2.3:8083" {
+		t.Errorf("specific address: %q, %v", got, err)
+	}
+	got, err := advertiseFor("[::]:8083")
+	if err != nil || !strings.HasSuffix(got, ":8083") || strings.HasPrefix(got, "[::]") {
+		t.Errorf("unspecified address: %q, %v", got, err)
+	}
+	if _, err := advertiseFor("nope"); err == nil {
+		t.Error("no error for a bad address")
+	}
+}

@@ -1,0 +1,179 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+// ErrRemoved means the node learned, while running, that it is no longer a member of the
+// cluster (mongorelay worker leave, or silent for longer than the leader's dead node removal
+// time). It exits rather than rejoin on its own: start it again, with --join, to add it back.
+var ErrRemoved = errors.New("this node was removed from the cluster; start it again with --join <member> to add it back")
+
+// heartbeatNode is what the heartbeat sender needs of the coordinator: *coordinator.Node.
+type heartbeatNode interface {
+	ID() string
+	Leader() (id, httpAddr string)
+	RecordLeaderContact(sent time.Time)
+	WaitIndex(ctx context.Context, index uint64) error
+}
+
+// heartbeats tells the leader, every worker.heartbeat.interval, that this node is alive and
+// how its tasks are doing. Each answered heartbeat renews the node's lease
+// (RecordLeaderContact) once this node has applied the cluster state the leader had when it
+// answered (api.HeartbeatAck): a node whose heartbeats go unanswered for worker.lease fences
+// itself, and one that was away (paused, partitioned) cannot renew its lease on an old state.
+// When the leader changes the next heartbeat goes at once, so that an election does not cost
+// the followers their lease.
+type heartbeats struct {
+	node     heartbeatNode
+	httpAddr string
+	interval time.Duration
+	// send delivers a heartbeat to the leader at addr; local records one when this node leads.
+	send    func(ctx context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error)
+	local   func(ctx context.Context, hb api.Heartbeat) (api.HeartbeatAck, error)
+	reports func() []api.TaskReport
+	// rejoin asks to be added again after the leader called this node unknown before any
+	// heartbeat of this process was answered (a restart after removal). Nil: no --join.
+	rejoin func()
+	log    *slog.Logger
+
+	answered   bool   // some heartbeat of this process was answered
+	lastLeader string // the leader that answered last
+}
+
+// run sends heartbeats until ctx ends (nil) or the node finds it was removed (ErrRemoved).
+func (h *heartbeats) run(ctx context.Context) error {
+	poll := time.NewTicker(min(100*time.Millisecond, h.interval))
+	defer poll.Stop()
+	var last time.Time
+	warned := time.Time{}
+	for {
+		leader, _ := h.node.Leader()
+		if leader != "" && (time.Since(last) >= h.interval || leader != h.lastLeader) {
+			last = time.Now()
+			err := h.beat(ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrRemoved):
+				return err
+			case ctx.Err() != nil:
+				return nil
+			case time.Since(warned) >= 10*h.interval:
+				warned = time.Now()
+				h.log.Warn("heartbeat not answered", "leader", leader, "err", err)
+			default:
+				h.log.Debug("heartbeat not answered", "leader", leader, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+		}
+	}
+}
+
+// beat sends one heartbeat to the leader this node knows.
+func (h *heartbeats) beat(ctx context.Context) error {
+	sent := time.Now()
+	leader, addr := h.node.Leader()
+	hb := api.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()}
+	ctx, cancel := context.WithTimeout(ctx, h.interval)
+	defer cancel()
+	var ack api.HeartbeatAck
+	var err error
+	switch {
+	case leader == h.node.ID():
+		ack, err = h.local(ctx, hb)
+	case addr == "":
+		return fmt.Errorf("the leader %s has not told its HTTP address yet", leader)
+	default:
+		ack, err = h.send(ctx, addr, hb)
+	}
+	if err == nil {
+		h.answered, h.lastLeader = true, leader
+		if err := h.node.WaitIndex(ctx, ack.Index); err != nil {
+			return fmt.Errorf("heartbeat answered, but this node is behind the leader's state (index %d): %w", ack.Index, err)
+		}
+		h.node.RecordLeaderContact(sent)
+		return nil
+	}
+	if errors.Is(err, api.ErrUnknownNode) || errors.Is(err, coordinator.ErrUnknownNode) {
+		if h.answered {
+			return ErrRemoved
+		}
+		if h.rejoin == nil {
+			return fmt.Errorf("the leader %s does not know this node: add it with --join <member> (or --peers on the bootstrap node): %w", leader, err)
+		}
+		h.rejoin()
+	}
+	return err
+}
+
+// joiner asks members to add this node, one after another, until one of them (forwarding to
+// the leader) does. Adding a member again is harmless, so a node with --join always asks at
+// start.
+type joiner struct {
+	targets []string
+	req     api.JoinRequest
+	join    func(ctx context.Context, addr string, req api.JoinRequest) (api.JoinResponse, error)
+	log     *slog.Logger
+	kick    chan struct{}
+}
+
+func newJoiner(targets []string, req api.JoinRequest, join func(context.Context, string, api.JoinRequest) (api.JoinResponse, error), log *slog.Logger) *joiner {
+	j := &joiner{targets: targets, req: req, join: join, log: log, kick: make(chan struct{}, 1)}
+	j.again()
+	return j
+}
+
+// again asks for one more round of joining.
+func (j *joiner) again() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run joins whenever asked to, until ctx ends.
+func (j *joiner) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-j.kick:
+		}
+		j.joinOnce(ctx)
+	}
+}
+
+func (j *joiner) joinOnce(ctx context.Context) {
+	backoff := 250 * time.Millisecond
+	for i := 0; ; i++ {
+		addr := j.targets[i%len(j.targets)]
+		callCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		res, err := j.join(callCtx, addr, j.req)
+		cancel()
+		if err == nil {
+			j.log.Info("joined the cluster", "via", addr, "voter", res.Voter)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		j.log.Info("joining the cluster: no answer yet, trying again", "via", addr, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

@@ -1,0 +1,158 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+// fakeHeartbeatNode records what the sender does with the coordinator.
+type fakeHeartbeatNode struct {
+	mu                     sync.Mutex // guards leader and leaderHTTP
+	id, leader, leaderHTTP string
+	applied                uint64 // the state index this node has applied
+	contact                []time.Time
+	waited                 []uint64
+}
+
+func (f *fakeHeartbeatNode) ID() string { return f.id }
+func (f *fakeHeartbeatNode) Leader() (string, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leader, f.leaderHTTP
+}
+func (f *fakeHeartbeatNode) RecordLeaderContact(t time.Time) { f.contact = append(f.contact, t) }
+func (f *fakeHeartbeatNode) WaitIndex(ctx context.Context, index uint64) error {
+	f.waited = append(f.waited, index)
+	if f.applied < index {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func newTestHeartbeats(n *fakeHeartbeatNode, send func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error)) *heartbeats {
+	return &heartbeats{
+		node: n, httpAddr: "me:8083", interval: 50 * time.Millisecond, send: send,
+		local: func(context.Context, api.Heartbeat) (api.HeartbeatAck, error) {
+			return api.HeartbeatAck{}, errors.New("not the leader")
+		},
+		reports: func() []api.TaskReport {
+			return []api.TaskReport{{Connector: "cdc", Task: "db.c#0-of-1", State: api.StateRunning}}
+		},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "leader:8083", applied: 7}
+	var got api.Heartbeat
+	index := uint64(7)
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error) {
+		if addr != "leader:8083" {
+			return api.HeartbeatAck{}, fmt.Errorf("sent to %s", addr)
+		}
+		got = hb
+		return api.HeartbeatAck{Index: index}, nil
+	})
+	if err := h.beat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.contact) != 1 || got.NodeID != "n2" || got.HTTPAddr != "me:8083" || len(got.Tasks) != 1 {
+		t.Fatalf("contact %v, heartbeat %+v", n.contact, got)
+	}
+
+	// The leader is ahead (this node slept through a reassignment): no lease until caught up.
+	index = 9
+	if err := h.beat(context.Background()); err == nil {
+		t.Fatal("a heartbeat answered at a state this node has not applied renewed the lease")
+	}
+	if len(n.contact) != 1 {
+		t.Errorf("lease renewed %d times, want still 1", len(n.contact))
+	}
+	n.applied = 9
+	if err := h.beat(context.Background()); err != nil || len(n.contact) != 2 {
+		t.Errorf("after catching up: err %v, contacts %d", err, len(n.contact))
+	}
+}
+
+func TestHeartbeatUnknownNode(t *testing.T) {
+	unknown := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) {
+		return api.HeartbeatAck{}, fmt.Errorf("POST /internal/heartbeat: %w", api.ErrUnknownNode)
+	}
+	t.Run("never answered: rejoin", func(t *testing.T) {
+		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
+		h := newTestHeartbeats(n, unknown)
+		rejoined := 0
+		h.rejoin = func() { rejoined++ }
+		if err := h.beat(context.Background()); errors.Is(err, ErrRemoved) || rejoined != 1 {
+			t.Errorf("err %v, rejoined %d: want a rejoin", err, rejoined)
+		}
+	})
+	t.Run("removed while running: exit", func(t *testing.T) {
+		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
+		answer := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) { return api.HeartbeatAck{}, nil }
+		h := newTestHeartbeats(n, answer)
+		h.rejoin = func() { t.Error("a removed node rejoined by itself") }
+		if err := h.beat(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.send = unknown
+		if err := h.run(context.Background()); !errors.Is(err, ErrRemoved) {
+			t.Errorf("run = %v, want ErrRemoved", err)
+		}
+	})
+	t.Run("the leader itself says unknown", func(t *testing.T) {
+		n := &fakeHeartbeatNode{id: "n1", leader: "n1"}
+		h := newTestHeartbeats(n, nil)
+		h.answered = true
+		h.local = func(context.Context, api.Heartbeat) (api.HeartbeatAck, error) {
+			return api.HeartbeatAck{}, fmt.Errorf("heartbeat: %w", coordinator.ErrUnknownNode)
+		}
+		if err := h.beat(context.Background()); !errors.Is(err, ErrRemoved) {
+			t.Errorf("beat = %v, want ErrRemoved", err)
+		}
+	})
+}
+
+func TestHeartbeatGoesAtOnceToANewLeader(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "n1:8083"}
+	sent := make(chan string, 10)
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, _ api.Heartbeat) (api.HeartbeatAck, error) {
+		sent <- addr
+		return api.HeartbeatAck{}, nil
+	})
+	h.interval = time.Hour // only a leader change may send a second one
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.run(ctx) }()
+	if got := <-sent; got != "n1:8083" {
+		t.Fatalf("first heartbeat to %s", got)
+	}
+	select {
+	case got := <-sent:
+		t.Fatalf("second heartbeat to %s within the interval", got)
+	case <-time.After(150 * time.Millisecond):
+	}
+	n.mu.Lock()
+	n.leader, n.leaderHTTP = "n3", "n3:8083"
+	n.mu.Unlock()
+	select {
+	case got := <-sent:
+		if got != "n3:8083" {
+			t.Errorf("heartbeat to %s, want the new leader", got)
+		}
+	case <-time.After(time.Second):
+		t.Error("no heartbeat to the new leader")
+	}
+	cancel()
+	<-done
+}

@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongorelay/mongorelay/tasks/config"
+)
+
+// mongoIdle is how long a MongoDB client nobody uses stays connected: tasks that move away
+// and back, and the leader's task listing every ExpandInterval, reuse it.
+const mongoIdle = time.Minute
+
+// mongoPool shares one MongoDB client per connection string among a node's tasks and the
+// leader's task listing. A client connects (and is pinged) on first use and disconnects once
+// unused for mongoIdle.
+type mongoPool struct {
+	log *slog.Logger
+	// ctx bounds connections in progress; stop cancels it and wg waits for them.
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	clients map[string]*pooledMongo // by connection string, secrets included: never log keys
+}
+
+type pooledMongo struct {
+	ready chan struct{} // closed once connected or failed
+	cl    *mongo.Client
+	err   error
+	refs  int
+	idle  time.Time // when refs last dropped to 0
+}
+
+func newMongoPool(log *slog.Logger) *mongoPool {
+	ctx, stop := context.WithCancel(context.Background())
+	return &mongoPool{log: log, ctx: ctx, stop: stop, clients: map[string]*pooledMongo{}}
+}
+
+// acquire returns a connected client for c's deployment; call release when done with it.
+func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (cl *mongo.Client, release func(), err error) {
+	key := c.ConnectionString.Reveal()
+	p.mu.Lock()
+	e, ok := p.clients[key]
+	if !ok {
+		e = &pooledMongo{ready: make(chan struct{})}
+		p.clients[key] = e
+	}
+	e.refs++
+	p.mu.Unlock()
+
+	if !ok {
+		// The connection outlives the caller that happened to ask first: a task stopped
+		// while connecting must not fail the others waiting for the same client.
+		p.wg.Go(func() {
+			cl, err := connectMongo(p.ctx, c)
+			p.mu.Lock()
+			e.cl, e.err = cl, err
+			if err != nil {
+				delete(p.clients, key) // the next user tries again
+			}
+			p.mu.Unlock()
+			close(e.ready)
+		})
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		p.release(e)
+		return nil, nil, ctx.Err()
+	}
+	if e.err != nil {
+		return nil, nil, e.err
+	}
+	var once sync.Once
+	return e.cl, func() { once.Do(func() { p.release(e) }) }, nil
+}
+
+func (p *mongoPool) release(e *pooledMongo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.refs--
+	if e.refs == 0 {
+		e.idle = time.Now()
+	}
+}
+
+// run disconnects idle clients until ctx ends.
+func (p *mongoPool) run(ctx context.Context) {
+	tick := time.NewTicker(mongoIdle / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			p.closeIdle(now, false)
+		}
+	}
+}
+
+// close stops connections in progress and disconnects every client; call it once nothing
+// uses the pool any more.
+func (p *mongoPool) close() {
+	p.stop()
+	p.wg.Wait()
+	p.closeIdle(time.Time{}, true)
+}
+
+func (p *mongoPool) closeIdle(now time.Time, all bool) {
+	p.mu.Lock()
+	var closing []*mongo.Client
+	for key, e := range p.clients {
+		select {
+		case <-e.ready:
+		default:
+			continue // still connecting
+		}
+		if e.err == nil && (all || (e.refs == 0 && now.Sub(e.idle) > mongoIdle)) {
+			closing = append(closing, e.cl)
+			delete(p.clients, key)
+		}
+	}
+	p.mu.Unlock()
+	for _, cl := range closing {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := cl.Disconnect(ctx); err != nil {
+			p.log.Debug("disconnect an idle MongoDB client", "err", err)
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,65 @@
+package worker
+
+import (
+	"sync"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+// taskReports is the leader's memory of how every node's tasks are doing, as their heartbeats
+// said (RUNNING, RESTARTING, FAILED and why). Like heartbeat times it is not in the Raft
+// state: a new leader knows it again after one heartbeat interval.
+type taskReports struct {
+	mu     sync.Mutex
+	byNode map[string]map[string]api.TaskReport // node → taskKey → report
+}
+
+func newTaskReports() *taskReports {
+	return &taskReports{byNode: map[string]map[string]api.TaskReport{}}
+}
+
+// put replaces what node reported last.
+func (r *taskReports) put(node string, reports []api.TaskReport) {
+	m := make(map[string]api.TaskReport, len(reports))
+	for _, t := range reports {
+		m[taskKey(t.Connector, t.Task)] = t
+	}
+	r.mu.Lock()
+	r.byNode[node] = m
+	r.mu.Unlock()
+}
+
+func (r *taskReports) get(node, connector, task string) (api.TaskReport, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.byNode[node][taskKey(connector, task)]
+	return t, ok
+}
+
+// connectorStatus is GET /connectors/{name}/status from the cluster state and the reports: a
+// task is in the state its owner reported for its current epoch; without such a report (not
+// started yet, or its owner silent) it is UNASSIGNED, as is a task no node owns. The
+// connector itself runs on the leader, which lists its tasks.
+func connectorStatus(c coordinator.Connector, leader string, reports *taskReports) api.ConnectorStatus {
+	st := api.ConnectorStatus{
+		Name:      c.Name,
+		Connector: api.StateInfo{State: string(c.State), WorkerID: leader},
+		Tasks:     []api.TaskStatus{},
+		Type:      "source",
+	}
+	for _, t := range c.Tasks {
+		ts := api.TaskStatus{ID: t.ID, State: api.StateUnassigned, WorkerID: t.Node}
+		switch {
+		case t.Node == "":
+		case c.State == coordinator.StatePaused:
+			ts.State = api.StatePaused
+		default:
+			if rep, ok := reports.get(t.Node, c.Name, t.Name()); ok && rep.Epoch == t.Epoch {
+				ts.State, ts.Trace = rep.State, rep.Trace
+			}
+		}
+		st.Tasks = append(st.Tasks, ts)
+	}
+	return st
+}

@@ -1,0 +1,46 @@
+package worker
+
+import (
+	"testing"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+func TestConnectorStatus(t *testing.T) {
+	spec := func(i int) coordinator.TaskSpec {
+		return coordinator.TaskSpec{DB: "db", Coll: "c", Shard: i, Shards: 4}
+	}
+	c := coordinator.Connector{Name: "cdc", State: coordinator.StateRunning, Tasks: []coordinator.Task{
+		{ID: 0, Spec: spec(0), Node: "n1", Epoch: 5},
+		{ID: 1, Spec: spec(1), Node: "n2", Epoch: 6},
+		{ID: 2, Spec: spec(2), Node: "n2", Epoch: 7},
+		{ID: 3, Spec: spec(3)},
+	}}
+	reports := newTaskReports()
+	reports.put("n1", []api.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: api.StateRunning}})
+	reports.put("n2", []api.TaskReport{
+		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: api.StateFailed, Trace: "history lost"},
+		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: api.StateRunning}, // an older assignment
+	})
+	st := connectorStatus(c, "n1", reports)
+	want := []api.TaskStatus{
+		{ID: 0, State: api.StateRunning, WorkerID: "n1"},
+		{ID: 1, State: api.StateFailed, WorkerID: "n2", Trace: "history lost"},
+		{ID: 2, State: api.StateUnassigned, WorkerID: "n2"},
+		{ID: 3, State: api.StateUnassigned},
+	}
+	if st.Name != "cdc" || st.Connector.State != "RUNNING" || st.Connector.WorkerID != "n1" || len(st.Tasks) != len(want) {
+		t.Fatalf("status %+v", st)
+	}
+	for i, w := range want {
+		if st.Tasks[i] != w {
+			t.Errorf("task %d = %+v, want %+v", i, st.Tasks[i], w)
+		}
+	}
+
+	c.State = coordinator.StatePaused
+	if got := connectorStatus(c, "n1", reports).Tasks[0].State; got != api.StatePaused {
+		t.Errorf("task of a paused connector is %s, want PAUSED", got)
+	}
+}

@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+)
+
+// offsetsRefreshInterval is how often a node with tasks reads what other nodes committed to
+// the offsets topic: tasks waiting for another shard's snapshot ranges poll the store.
+const offsetsRefreshInterval = 500 * time.Millisecond
+
+// transactionalID is a task's Kafka transactional.id (DESIGN.md 6): stable per task, never
+// per node, so that whichever node runs the task next fences the one before.
+func transactionalID(clusterID, connector, task string) string {
+	return clusterID + "-" + connector + "-" + task
+}
+
+// writerID names who wrote a record (the mongorelay.writer header): the node and the epoch it
+// owns the task at, so that a consumer can check that a task's writers only ever move on.
+func writerID(node string, epoch uint64) string { return fmt.Sprintf("%s/e%d", node, epoch) }
+
+// runTask runs one task assigned to this node until ctx ends or it fails (runTaskFunc). It
+// catches up with the offsets other nodes committed first, so that a task moving here
+// resumes where its last owner got to.
+func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
+	cfg, err := config.Parse(a.Connector, a.Config)
+	if err != nil {
+		return fmt.Errorf("connector %s: %w", a.Connector, err)
+	}
+	mc, release, err := c.mongo.acquire(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	spec := tasks.Spec{Connector: cfg, DB: a.Spec.DB, Coll: a.Spec.Coll, Shard: a.Spec.Shard, Shards: a.Spec.Shards}
+	if spec.TopicMaxBytes, err = createTopics(ctx, c.kafka, cfg, cfg.Topic(spec.DB, spec.Coll)); err != nil {
+		return err
+	}
+	reg, err := registryFor(cfg, c.registry)
+	if err != nil {
+		return err
+	}
+	if err := c.offsets.Refresh(ctx); err != nil {
+		return fmt.Errorf("read the offsets other nodes committed: %w", err)
+	}
+	t := tasks.New(spec, tasks.Deps{
+		Mongo:           mc,
+		Producer:        c.kafka,
+		Offsets:         &fencedOffsets{Store: c.offsets},
+		Registry:        reg,
+		Logger:          c.log.With("epoch", a.Epoch),
+		ShutdownTimeout: c.cfg.ShutdownTimeout,
+		Transactional: &tasks.Transactional{
+			ID:         transactionalID(c.cfg.ClusterID, a.Connector, a.Task),
+			ClientOpts: c.kafkaOpts(),
+		},
+		WriterID: writerID(c.id, a.Epoch),
+	})
+	return t.Run(ctx)
+}
+
+// fencedOffsets is the offsets store as a task sees it: its first read catches up with the
+// topic again. The task fences the task's previous owner (initialising its transactional id)
+// before it reads its offsets, so this read sees every offset that owner committed.
+type fencedOffsets struct {
+	*offsets.Store
+	once sync.Once
+	err  error
+}
+
+// Get refreshes the store on its first call, then reads it.
+func (f *fencedOffsets) Get(k offsets.Key) (*offsets.Value, error) {
+	f.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := f.Store.Refresh(ctx); err != nil {
+			f.err = fmt.Errorf("read the offsets other nodes committed: %w", err)
+		}
+	})
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.Store.Get(k)
+}
+
+// kafkaOpts are the options every Kafka client of the node starts from.
+func (c *Cluster) kafkaOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.SeedBrokers(c.cfg.KafkaBrokers...)}
+}
+
+// refreshOffsets keeps the offsets store up to date with other nodes' commits while this node
+// runs tasks, until ctx ends.
+func (c *Cluster) refreshOffsets(ctx context.Context) {
+	tick := time.NewTicker(offsetsRefreshInterval)
+	defer tick.Stop()
+	var warned time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if c.runner.Running() == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.offsets.Refresh(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			c.log.Warn("reading other nodes' offsets failed; retrying", "err", err)
+		}
+	}
+}
