@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -108,6 +109,11 @@ func (g *ackGroup[C]) seal(cp C, hasCP bool) {
 
 func (g *ackGroup[C]) ack(r *kgo.Record, err error) {
 	t := g.t
+	// Records failed by the task's own abort of its transaction belong to groups sealed
+	// without a checkpoint; they must not hold back the checkpoints committed before them.
+	if errors.Is(err, kgo.ErrAborting) {
+		err = nil
+	}
 	t.mu.Lock()
 	g.pending--
 	t.pending--

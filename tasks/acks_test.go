@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestAckTrackerCommitsInProductionOrder(t *testing.T) {
@@ -53,6 +55,20 @@ func TestAckTrackerWithholdsCheckpointsAfterAnError(t *testing.T) {
 	g.Promise()(nil, nil)
 	if _, ok, err := tr.Committable(); ok || !errors.Is(err, boom) {
 		t.Fatalf("Committable() = ok %v, err %v; want no checkpoint and %v", ok, err, boom)
+	}
+}
+
+func TestAckTrackerIgnoresRecordsOfItsOwnAbort(t *testing.T) {
+	tr := newAckTracker[int](nil)
+	g1, g2 := tr.Open(), tr.Open()
+	g1.Add()
+	g1.Seal(1)
+	g1.Promise()(nil, nil)
+	g2.Add()
+	g2.SealEmpty() // its transaction is being aborted
+	g2.Promise()(nil, kgo.ErrAborting)
+	if cp, ok, err := tr.Committable(); !ok || cp != 1 || err != nil {
+		t.Fatalf("Committable() = %d, %v, %v; want 1, true, nil", cp, ok, err)
 	}
 }
 

@@ -70,8 +70,11 @@ type Task struct {
 
 	streamKey offsets.Key
 
-	// headers go on every record: the shard that wrote it. Shared by all records, never mutated.
-	headers []kgo.RecordHeader
+	// headers go on every change record: the shard that wrote it (and the writer). Shared by
+	// all records, never mutated. snapshotHeaders[j] is the same for shard j: a snapshot range
+	// holds documents of every shard, and each record names its document's own.
+	headers         []kgo.RecordHeader
+	snapshotHeaders [][]kgo.RecordHeader
 
 	// maxRecordBytes is the largest key+value+headers that fits the topic, overhead deducted.
 	maxRecordBytes int
@@ -148,6 +151,10 @@ func New(spec Spec, deps Deps) *Task {
 	if deps.WriterID != "" {
 		t.headers = append(t.headers, kgo.RecordHeader{Key: WriterHeader, Value: []byte(deps.WriterID)})
 	}
+	for j := 0; j < spec.Shards; j++ {
+		hs := append([]kgo.RecordHeader{shard.Header(j, spec.Shards)}, t.headers[1:]...)
+		t.snapshotHeaders = append(t.snapshotHeaders, hs)
+	}
 	if t.shutdownTimeout <= 0 {
 		t.shutdownTimeout = 30 * time.Second
 	}
@@ -186,9 +193,11 @@ func (t *Task) Run(ctx context.Context) error {
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
 		runErr = nil // asked to stop
 	}
-	// Whatever happened, what was produced should be acked and committed before returning:
-	// it shortens the replay of the next run. A failed task aborts its open transaction.
-	txnErr := t.endTxn(context.WithoutCancel(ctx), runErr == nil)
+	// The open transaction is aborted, even on a clean stop: it may end with part of a batch
+	// whose checkpoint was never sealed, and committing those records would deliver them again
+	// when the next run reads the batch from its start. What the transaction held is read
+	// again instead; every checkpoint already committed stays true.
+	txnErr := t.endTxn(context.WithoutCancel(ctx), false)
 	drainErr := t.drain(context.WithoutCancel(ctx))
 	stopCommitter()
 	commitErr := <-committed
@@ -459,6 +468,14 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, 
 	}
 	r.Timestamp = eventTime(ev, now)
 	r.Headers = t.headers
+	if ev.Op == envelope.OpRead && t.spec.Shards > 1 {
+		j, err := shard.ForID(ev.ID(), t.spec.Shards)
+		if err != nil {
+			t.records.Put(r)
+			return t.reject(ctx, g, raw, ev, err)
+		}
+		r.Headers = t.snapshotHeaders[j]
+	}
 	// The tombstone is built before r is produced: once produced, r may be acked, recycled
 	// and handed out again by t.record().
 	var tomb *kgo.Record

@@ -604,3 +604,35 @@ func TestTaskNewOwnerFencesTheOld(t *testing.T) {
 		t.Fatal("no record from the new owner")
 	}
 }
+
+// A task that fails must not have committed past a record its transaction did not commit:
+// the rerun, whatever its policy, delivers every document written before the failure.
+func TestTaskFailureCommitsNothingUndelivered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	coll := e.mongo.Database(e.db).Collection("loss")
+	cfg := e.connector(map[string]string{"snapshot.mode": "never", "heartbeat.interval.ms": "100"})
+	r := e.run(cfg, "loss", 0, 1, "A")
+	time.Sleep(1500 * time.Millisecond) // streaming, and idle positions committed
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "before"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "huge"}, {Key: "blob", Value: strings.Repeat("x", 2<<20)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err, ok := r.exited(20 * time.Second); !ok || err == nil {
+		t.Fatalf("task did not fail on the oversize document: %v", err)
+	}
+	skip := e.connector(map[string]string{"snapshot.mode": "never", "oversize.handling": "skip"})
+	skip.Name = cfg.Name
+	r = e.run(skip, "loss", 0, 1, "B")
+	defer r.stop()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "after"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := e.consume(r.topic, 2)
+	if got[0].key != `"before"` {
+		t.Fatalf("records %+v: the document written before the failure is missing", got)
+	}
+}
