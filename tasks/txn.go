@@ -118,8 +118,11 @@ func (t *Task) endTxn(ctx context.Context, commit bool) error {
 			err = abortErr
 		}
 	}
+	// A checkpoint may follow its records only when they were committed: after an abort,
+	// successful or not, the records are gone and the position must stay where it was.
+	committed := commit && err == nil
 	for _, w := range x.waiting {
-		if err == nil && w.hasCP {
+		if committed && w.hasCP {
 			w.g.Seal(w.cp)
 		} else {
 			w.g.SealEmpty()
