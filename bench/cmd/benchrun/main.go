@@ -1,0 +1,399 @@
+// Command benchrun is the harness behind `make bench` (DESIGN.md 11): on one private Kafka
+// broker and one MongoDB stand-in it pre-loads each workload once, then lets every system read
+// the same events, one system at a time, and writes the figures to bench/results/<date>.md.
+//
+// Systems: ceiling-a (the Go driver alone reading the change stream), ceiling-b (franz-go alone
+// producing the same records), ceiling-ab (both at once: raw change events piped to Kafka),
+// relay-1 and relay-4 (mongorelay standalone, 1 task and 4 shards),
+// mkc-json and mkc-schema (the MongoDB Kafka Connector, schema-less JSON and inferred schemas as
+// JSON with schemas), dbz-json (Debezium's MongoDB connector), the last three on Apache Kafka
+// Connect in distributed mode. Workloads: insert, mix, copy, latency. See bench/README.md.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/bench/internal/proc"
+)
+
+type config struct {
+	root, work, peersDir, results string
+	relayBin, ceilingBin, profBin string
+
+	events         int
+	copyEvents     int
+	budget         time.Duration
+	systems        []string
+	workloads      []string
+	latencyRate    int
+	latencySeconds int
+	latencyWarmup  time.Duration
+	runTimeout     time.Duration
+	repeat         int
+	seed           uint64
+
+	kafkaHeap, standinHeap string
+	oplogEntries           int
+
+	microbench     bool
+	microbenchTime string
+	profile        bool
+}
+
+var allSystems = []string{"ceiling-a", "relay-1", "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
+var allWorkloads = []string{"insert", "mix", "copy", "latency"}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func parseFlags() (*config, error) {
+	c := &config{}
+	wd, _ := os.Getwd()
+	flag.StringVar(&c.root, "root", wd, "repository root")
+	flag.StringVar(&c.work, "work", "", "work directory (default <root>/.cache/bench/run)")
+	flag.StringVar(&c.peersDir, "peers", "", "Kafka Connect jars and plugins (default <root>/.cache/bench/peers)")
+	flag.StringVar(&c.results, "results", "", "results directory (default <root>/bench/results)")
+	flag.StringVar(&c.relayBin, "mongorelay", "", "mongorelay binary (default <root>/bin/mongorelay)")
+	flag.StringVar(&c.ceilingBin, "ceiling", "", "ceiling binary (default <root>/.cache/bench/bin/ceiling)")
+	flag.StringVar(&c.profBin, "relayprof", "", "relayprof binary (default <root>/.cache/bench/bin/relayprof)")
+	flag.IntVar(&c.events, "events", 200_000, "events per workload (the same count for every system)")
+	flag.IntVar(&c.copyEvents, "copy-events", 0, "documents of the copy workload (default -events: the insert workload's collection)")
+	flag.DurationVar(&c.budget, "budget", 21*time.Minute, "stop starting runs once the harness has run this long (what is left is reported as skipped)")
+	systems := flag.String("systems", strings.Join(allSystems, ","), "systems to run, in this order")
+	workloads := flag.String("workloads", strings.Join(allWorkloads, ","), "workloads to run")
+	flag.IntVar(&c.latencyRate, "latency-rate", 5000, "latency workload: inserts per second")
+	flag.IntVar(&c.latencySeconds, "latency-seconds", 10, "latency workload: seconds of paced inserts")
+	flag.DurationVar(&c.latencyWarmup, "latency-warmup", 2*time.Second, "latency workload: leading time left out of the percentiles")
+	flag.DurationVar(&c.runTimeout, "run-timeout", 0, "give up on one system's run after this long (default 60s + 1 ms per event)")
+	flag.IntVar(&c.repeat, "repeat", 3, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
+	seed := flag.Uint64("seed", 1, "workload seed")
+	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
+	flag.StringVar(&c.standinHeap, "standin-heap", "6g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
+	flag.IntVar(&c.oplogEntries, "oplog-entries", 5_000_000, "stand-in oplog bound (must hold every workload)")
+	flag.BoolVar(&c.microbench, "microbench", true, "run the hot-path Go micro-benchmarks first")
+	flag.StringVar(&c.microbenchTime, "microbench-time", "300ms", "-benchtime of the micro-benchmarks")
+	flag.BoolVar(&c.profile, "profile", true, "profile mongorelay (in-process CPU profile) on the insert workload")
+	flag.Parse()
+	c.seed = *seed
+	def := func(p *string, rel string) {
+		if *p == "" {
+			*p = filepath.Join(c.root, rel)
+		}
+	}
+	def(&c.work, ".cache/bench/run")
+	def(&c.peersDir, ".cache/bench/peers")
+	def(&c.results, "bench/results")
+	def(&c.relayBin, "bin/mongorelay")
+	def(&c.ceilingBin, ".cache/bench/bin/ceiling")
+	def(&c.profBin, ".cache/bench/bin/relayprof")
+	c.systems = splitList(*systems)
+	c.workloads = splitList(*workloads)
+	for _, s := range c.systems {
+		if !contains(allSystems, s) {
+			return nil, fmt.Errorf("unknown system %q: choose from %s", s, strings.Join(allSystems, ","))
+		}
+	}
+	for _, w := range c.workloads {
+		if !contains(allWorkloads, w) {
+			return nil, fmt.Errorf("unknown workload %q: choose from %s", w, strings.Join(allWorkloads, ","))
+		}
+	}
+	if c.events < 1000 {
+		return nil, errors.New("-events must be at least 1000")
+	}
+	if c.copyEvents == 0 {
+		c.copyEvents = c.events
+	}
+	if c.runTimeout == 0 {
+		c.runTimeout = 60*time.Second + time.Duration(c.events)*time.Millisecond
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runner holds what every measurement shares.
+type runner struct {
+	cfg      *config
+	deadline time.Time // of -budget
+	reg      *proc.Registry
+	srv      *servers
+	mongo    *mongo.Client
+	db       *mongo.Database
+	kafka    *kgo.Client
+	adm      *kadm.Client
+	loads    map[string]*prepared
+	results  []*measurement
+	notes    []string
+	// relay4 is "" until relay-4 ran once; then "available" or why not.
+	relay4 string
+	micro  string
+	prof   *profileResult
+}
+
+func run(ctx context.Context) error {
+	started := time.Now()
+	cfg, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(cfg.work); err != nil {
+		return err
+	}
+	for _, d := range []string{cfg.work, cfg.results} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	reg := proc.NewRegistry(filepath.Join(cfg.work, "pids"))
+	defer reg.StopAll(20 * time.Second)
+	r := &runner{cfg: cfg, reg: reg, loads: map[string]*prepared{}, deadline: started.Add(cfg.budget)}
+	logf("%d events per workload; systems %s; workloads %s; %d cores",
+		cfg.events, strings.Join(cfg.systems, ","), strings.Join(cfg.workloads, ","), runtime.NumCPU())
+
+	// The micro-benchmarks run before any server starts: nothing else of ours competes.
+	if cfg.microbench {
+		r.micro = runMicrobench(ctx, cfg)
+	}
+	if r.srv, err = startServers(ctx, cfg, reg); err != nil {
+		return err
+	}
+	if r.mongo, err = mongo.Connect(options.Client().ApplyURI(r.srv.mongoURI).SetAppName("bench")); err != nil {
+		return err
+	}
+	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
+	r.db = r.mongo.Database(benchDB)
+	if r.kafka, err = kgo.NewClient(kgo.SeedBrokers(r.srv.kafkaAddr)); err != nil {
+		return err
+	}
+	defer r.kafka.Close()
+	r.adm = kadm.NewClient(r.kafka)
+
+	err = r.measureAll(ctx)
+	if err != nil {
+		r.notes = append(r.notes, "The run stopped early: "+err.Error())
+		logf("stopped early: %v", err)
+	}
+	path, werr := r.writeResults(started)
+	if werr != nil {
+		return errors.Join(err, werr)
+	}
+	logf("results in %s (%.0f s in all)", path, time.Since(started).Seconds())
+	return err
+}
+
+func (r *runner) wants(workload string) bool { return contains(r.cfg.workloads, workload) }
+
+// measureAll pre-loads every workload, then runs each system through every workload.
+func (r *runner) measureAll(ctx context.Context) error {
+	cfg := r.cfg
+	if r.wants("insert") || (r.wants("copy") && cfg.copyEvents == cfg.events) {
+		logf("pre-loading the insert workload (%d documents)", cfg.events)
+		p, err := preloadInserts(ctx, r.db, "ins", cfg.events, cfg.seed)
+		if err != nil {
+			return err
+		}
+		logf("  %.1f s (%.0f docs/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
+		r.loads["insert"] = p
+		if r.wants("copy") && cfg.copyEvents == cfg.events {
+			if r.loads["copy"], err = prepareCopy(ctx, r.db, p, "the insert workload's collection"); err != nil {
+				return err
+			}
+		}
+	}
+	if r.wants("copy") && cfg.copyEvents != cfg.events {
+		logf("pre-loading the copy workload (%d documents)", cfg.copyEvents)
+		p, err := preloadInserts(ctx, r.db, "cp", cfg.copyEvents, cfg.seed+2000)
+		if err != nil {
+			return err
+		}
+		if r.loads["copy"], err = prepareCopy(ctx, r.db, p, fmt.Sprintf("a collection of %d inserted documents", cfg.copyEvents)); err != nil {
+			return err
+		}
+	}
+	if r.wants("mix") {
+		logf("pre-loading the mix workload (%d operations)", cfg.events)
+		p, err := preloadMix(ctx, r.db, cfg.events, cfg.seed+1000)
+		if err != nil {
+			return err
+		}
+		logf("  %.1f s (%.0f ops/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
+		r.loads["mix"] = p
+	}
+	if r.wants("latency") {
+		n := int64(cfg.latencyRate * cfg.latencySeconds)
+		r.loads["latency"] = &prepared{name: "latency", coll: "lat", expected: n,
+			preloadNote: fmt.Sprintf("none: each system starts streaming from now, then %d inserts are written at %d/s", n, cfg.latencyRate)}
+	}
+	if err := r.warmUp(ctx); err != nil {
+		return err
+	}
+	for _, sys := range cfg.systems {
+		if err := r.measureSystem(ctx, sys); err != nil {
+			return err
+		}
+	}
+	if cfg.profile && r.wants("insert") {
+		if time.Now().After(r.deadline) {
+			r.notes = append(r.notes, "The CPU profile was skipped: the time budget (-budget) was used up.")
+		} else {
+			r.prof = r.profileRelay(ctx)
+		}
+	}
+	return nil
+}
+
+// measureSystem runs one system through the workloads. A system that fails is recorded and the
+// run goes on; only a cancelled run stops here.
+func (r *runner) measureSystem(ctx context.Context, sys string) error {
+	var worker *connectWorker
+	if (strings.HasPrefix(sys, "mkc-") || strings.HasPrefix(sys, "dbz-")) && time.Now().Before(r.deadline) {
+		logf("%s: starting a Kafka Connect worker", sys)
+		t0 := time.Now()
+		w, err := startConnect(ctx, r.cfg, r.reg, sys, r.srv.kafkaAddr)
+		if err != nil {
+			for _, wl := range r.cfg.workloads {
+				r.record(&measurement{system: sys, workload: wl, status: "worker did not start: " + err.Error()})
+			}
+			if w != nil {
+				w.p.Stop(20 * time.Second)
+			}
+			return ctx.Err()
+		}
+		logf("%s: worker up in %.1f s", sys, time.Since(t0).Seconds())
+		worker = w
+		defer w.p.Stop(30 * time.Second)
+	}
+	for _, wl := range allWorkloads {
+		if !r.wants(wl) {
+			continue
+		}
+		// The quick systems run several times and keep the median: one run of a second or
+		// two is at the mercy of whatever else the machine does at that moment.
+		reps := 1
+		if wl != "latency" && !strings.HasPrefix(sys, "mkc-") && !strings.HasPrefix(sys, "dbz-") {
+			reps = max(1, r.cfg.repeat)
+		}
+		var runs []*measurement
+		for rep := range reps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			m := &measurement{system: sys, workload: wl, rep: rep, expected: r.loads[wl].expected}
+			if time.Now().After(r.deadline) {
+				m.status = fmt.Sprintf("skipped: the harness had used its time budget (-budget %s)", r.cfg.budget)
+				logResult(m)
+				runs = append(runs, m)
+				break
+			}
+			logf("%s / %s: %d events%s", sys, wl, m.expected, map[bool]string{true: fmt.Sprintf(" (run %d of %d)", rep+1, reps)}[reps > 1])
+			r.measure(ctx, sys, wl, m, worker)
+			logResult(m)
+			runs = append(runs, m)
+			if strings.HasPrefix(m.status, "skipped") || strings.HasPrefix(m.status, "not yet available") {
+				break
+			}
+		}
+		r.results = append(r.results, median(runs))
+	}
+	return ctx.Err()
+}
+
+// median returns the run with the median events/s among those that completed, noting the
+// others and any failed run; when none completed, the first failure.
+func median(runs []*measurement) *measurement {
+	var done []*measurement
+	var failures []string
+	for i, m := range runs {
+		if m.ok() {
+			done = append(done, m)
+		} else {
+			failures = append(failures, fmt.Sprintf("run %d: %s", i+1, firstLine(m.status)))
+		}
+	}
+	if len(done) == 0 {
+		return runs[0]
+	}
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	sorted := slices.Clone(done)
+	slices.SortFunc(sorted, func(a, b *measurement) int { return cmp.Compare(a.eventsPerSec(), b.eventsPerSec()) })
+	mid := sorted[len(sorted)/2]
+	var rates []string
+	for _, m := range done {
+		rates = append(rates, fmt.Sprintf("%.0f", m.eventsPerSec()))
+	}
+	note := fmt.Sprintf("median of %d runs (events/s in run order: %s)", len(done), strings.Join(rates, ", "))
+	if len(failures) > 0 {
+		note += "; " + strings.Join(failures, "; ")
+	}
+	if mid.note != "" {
+		note += "; " + mid.note
+	}
+	mid.note = note
+	return mid
+}
+
+// record keeps a measurement made outside the per-system loop.
+func (r *runner) record(m *measurement) {
+	r.results = append(r.results, m)
+	logResult(m)
+}
+
+func logResult(m *measurement) {
+	if m.status != "" {
+		logf("  %s / %s: %s", m.system, m.workload, firstLine(m.status))
+		return
+	}
+	if m.lat != nil {
+		logf("  %s / %s: p50 %.1f ms, p99 %.1f ms (%d samples, %.0f writes/s)", m.system, m.workload,
+			ms(m.lat.p50), ms(m.lat.p99), m.lat.n, m.lat.rate)
+		return
+	}
+	logf("  %s / %s: %.0f events/s, %.1f MB/s, %.2f CPU-s, peak RSS %d MB", m.system, m.workload,
+		m.eventsPerSec(), m.mbPerSec(), m.cpu.Seconds(), m.peakRSS>>20)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
