@@ -334,8 +334,14 @@ func (r *runner) profileSection(b *strings.Builder) {
 		fmt.Fprintf(b, "No profile: %s\n", truncateLines(pr.err, 20))
 		return
 	}
+	// The path is written relative to the repository: results files are committed, and must
+	// not carry a machine's directories.
+	path := pr.path
+	if rel, err := filepath.Rel(r.cfg.root, path); err == nil {
+		path = rel
+	}
 	fmt.Fprintf(b, "relayprof (worker.Standalone in-process, runtime/pprof) on the insert workload: %.0f events/s under the profiler, %.2f CPU-s. Profile: `%s` (kept until the next run).\n\n",
-		pr.m.eventsPerSec(), pr.m.cpu.Seconds(), pr.path)
+		pr.m.eventsPerSec(), pr.m.cpu.Seconds(), path)
 	// Flat time by package, from the flat listing.
 	byPkg := map[string]float64{}
 	flat := strings.SplitN(pr.top, "\n\n", 2)[0]
