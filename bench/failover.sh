@@ -22,7 +22,9 @@ stats() { # reads seconds, one a line; prints min / median / max
 moved() { grep -E 'kill -9 of n[0-9]+ \(' "$LOG" | sed -E 's/.*first new record from a moved task after ([0-9.]+)s.*/\1/'; }
 follower=$(moved | awk 'NR%2==1' | stats)
 leader=$(moved | awk 'NR%2==0' | stats)
-election=$(grep -E 'kill -9 of leader .*new leader' "$LOG" | sed -E 's/.*after ([0-9.]+)s.*/\1/' | stats)
+# Go prints durations under a second in ms ("933ms"): convert them to seconds.
+election=$(grep -E 'kill -9 of leader .*new leader' "$LOG" | sed -E 's/.*after ([0-9.]+)(m?s).*/\1 \2/' |
+	awk '{print ($2 == "ms") ? $1 / 1000 : $1}' | stats)
 {
 	echo
 	echo "## Failover, $(date -u '+%F %H:%M') UTC ($(nproc) cores)"
