@@ -168,13 +168,11 @@ func (c *Cluster) serve(ctx context.Context, httpAddr string) error {
 	return err
 }
 
-// openKafka connects the node's shared client (topic creation, the standalone-style producer)
-// and checks that Kafka answers.
+// openKafka connects the node's shared client (topic creation and checks; tasks write
+// through their own transactional clients) and checks that Kafka answers.
 func (c *Cluster) openKafka(ctx context.Context) error {
 	var err error
-	c.kafka, err = kgo.NewClient(append(c.kafkaOpts(),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()))...)
+	c.kafka, err = kgo.NewClient(c.kafkaOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", c.cfg.KafkaBrokers, err)
 	}

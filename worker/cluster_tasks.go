@@ -54,7 +54,6 @@ func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
 	}
 	t := tasks.New(spec, tasks.Deps{
 		Mongo:           mc,
-		Producer:        c.kafka,
 		Offsets:         &fencedOffsets{Store: c.offsets},
 		Registry:        reg,
 		Logger:          c.log.With("epoch", a.Epoch),

@@ -99,7 +99,7 @@ func (s *Standalone) Run(ctx context.Context) error {
 		mongos[i] = mc
 	}
 	var err error
-	if s.kafka, err = kgo.NewClient(s.producerOpts()...); err != nil {
+	if s.kafka, err = kgo.NewClient(kgo.SeedBrokers(s.cfg.KafkaBrokers...)); err != nil {
 		return fmt.Errorf("kafka client for %v: %w", s.cfg.KafkaBrokers, err)
 	}
 	defer s.kafka.Close()
@@ -154,17 +154,6 @@ func (s *Standalone) Run(ctx context.Context) error {
 		return nil
 	case <-done:
 		return errors.New("every connector has stopped")
-	}
-}
-
-func (s *Standalone) producerOpts() []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(s.cfg.KafkaBrokers...),
-		// Idempotent and acks=all are franz-go's defaults: no duplicates from retries, and an
-		// ack means the record survives a broker loss, which the offsets rely on.
-		kgo.ProducerLinger(5 * time.Millisecond),
-		kgo.MaxBufferedRecords(50_000),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 	}
 }
 
