@@ -403,7 +403,7 @@ func (t *Task) stream(ctx context.Context, start changestream.Start, h *handover
 			return t.classify(err, changestream.Start{Position: last})
 		}
 		if tok == nil {
-			if err := t.seal(ctx, g, checkpoint{}, false, n == 0); err != nil {
+			if err := t.seal(ctx, g, checkpoint{}, false, n == 0 || s.CaughtUp()); err != nil {
 				return err
 			}
 			continue
@@ -416,7 +416,7 @@ func (t *Task) stream(ctx context.Context, start changestream.Start, h *handover
 		if pos, err := v.Position(); err == nil {
 			last = pos
 		}
-		if err := t.seal(ctx, g, checkpoint{key: t.streamKey, value: v, idle: n == 0}, true, n == 0); err != nil {
+		if err := t.seal(ctx, g, checkpoint{key: t.streamKey, value: v, idle: n == 0}, true, n == 0 || s.CaughtUp()); err != nil {
 			return err
 		}
 		if h != nil && t.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {

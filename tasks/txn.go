@@ -17,14 +17,33 @@ import (
 type Transactional struct {
 	// ID is the transactional.id: <cluster.id>-<connector>-<task name>, never the node.
 	ID string
-	// ClientOpts reach Kafka (seed brokers, SASL, TLS); the task adds the transactional ones.
+	// ClientOpts reach Kafka (seed brokers, SASL, TLS); the task adds ProducerOpts and its id.
 	ClientOpts []kgo.Opt
+	// Compression is the codec of the task's record batches; the zero value is none.
+	Compression kgo.CompressionCodec
 }
 
-// A transaction spans several change stream batches and commits when it is this old or holds
-// max.batch.size records, or when the stream goes idle: one commit per small batch would cost
-// a coordinator round trip per handful of events.
-const txnMaxAge = 100 * time.Millisecond
+// ProducerOpts are a task's producer settings besides its transactional id. The benchmark's
+// produce ceiling uses them too, so it measures the same work as a task.
+func ProducerOpts(compression kgo.CompressionCodec) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(50_000),
+		kgo.ProducerBatchCompression(compression),
+	}
+}
+
+// A task's transaction commits when it is TxnMaxAge old, when it holds TxnMaxBatches times
+// max.batch.size records, or when the task has caught up with the stream. A transaction spans
+// several change stream batches: a commit per batch would stall the task for a coordinator
+// round trip every batch. Committing on catching up keeps latency at one commit round trip
+// when the stream is slow, and batches itself when it is fast: the events that arrive during a
+// commit make the next transaction. The record bound limits what an abort makes the task read
+// again.
+const (
+	TxnMaxAge     = 100 * time.Millisecond
+	TxnMaxBatches = 8
+)
 
 // txn is a task's open transaction and the groups whose checkpoints wait for its commit.
 type txn struct {
@@ -44,11 +63,8 @@ type pendingSeal struct {
 // openTxn creates the transactional producer and initialises its id, which fences any earlier
 // owner of the task, before the task reads its offsets.
 func (t *Task) openTxn(ctx context.Context, cfg *Transactional) error {
-	opts := append(append([]kgo.Opt(nil), cfg.ClientOpts...),
-		kgo.TransactionalID(cfg.ID),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(50_000),
-	)
+	opts := append(append(append([]kgo.Opt(nil), cfg.ClientOpts...), ProducerOpts(cfg.Compression)...),
+		kgo.TransactionalID(cfg.ID))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("transactional producer %s: %w", cfg.ID, err)
@@ -78,8 +94,8 @@ func (t *Task) beforeProduce() error {
 }
 
 // seal closes group g with its checkpoint, or defers that until the transaction carrying its
-// records commits. idle means the stream had nothing new, a good moment to commit.
-func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, idle bool) error {
+// records commits. caughtUp means nothing more is waiting to be read, the moment to commit.
+func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error {
 	if t.txn == nil || !t.txn.open {
 		if hasCP {
 			g.Seal(cp)
@@ -89,7 +105,7 @@ func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint,
 		return nil
 	}
 	t.txn.waiting = append(t.txn.waiting, pendingSeal{g, cp, hasCP})
-	if idle || time.Since(t.txn.began) >= txnMaxAge || t.txn.records >= t.cfg.MaxBatchSize {
+	if caughtUp || time.Since(t.txn.began) >= TxnMaxAge || t.txn.records >= TxnMaxBatches*t.cfg.MaxBatchSize {
 		return t.endTxn(ctx, true)
 	}
 	return nil

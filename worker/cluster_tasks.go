@@ -59,8 +59,9 @@ func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
 		Logger:          c.log.With("epoch", a.Epoch),
 		ShutdownTimeout: c.cfg.ShutdownTimeout,
 		Transactional: &tasks.Transactional{
-			ID:         transactionalID(c.cfg.ClusterID, a.Connector, a.Task),
-			ClientOpts: c.kafkaOpts(),
+			ID:          transactionalID(c.cfg.ClusterID, a.Connector, a.Task),
+			ClientOpts:  c.kafkaOpts(),
+			Compression: c.cfg.Compression,
 		},
 		WriterID: writerID(c.id, a.Epoch),
 	})

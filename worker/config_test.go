@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -23,7 +25,8 @@ func TestParseFlags(t *testing.T) {
 			check: func(t *testing.T, c Config, rest []string) {
 				if strings.Join(c.KafkaBrokers, ";") != "a:1;b:2" || c.OffsetsTopic != "mongorelay-offsets" ||
 					c.SchemasTopic != "mongorelay-schemas" || c.RegistryListen != "127.0.0.1:8081" ||
-					c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.ReplicationFactor != -1 {
+					c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.ReplicationFactor != -1 ||
+					c.Compression != kgo.NoCompression() {
 					t.Errorf("unexpected config %+v", c)
 				}
 				if len(rest) != 1 || rest[0] != "conn.json" {
@@ -44,8 +47,19 @@ func TestParseFlags(t *testing.T) {
 		},
 		{
 			name:    "every bad value named at once",
-			args:    []string{"--log-level", "loud", "--log-format", "xml", "--shutdown-timeout", "soon"},
-			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`, `"shutdown.timeout": "soon"`},
+			args: []string{"--log-level", "loud", "--log-format", "xml", "--shutdown-timeout", "soon",
+				"--producer-compression-type", "brotli"},
+			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`,
+				`"shutdown.timeout": "soon"`, `"producer.compression.type": "brotli" is not one of none, gzip, snappy, lz4, zstd`},
+		},
+		{
+			name: "compression from the environment",
+			env:  map[string]string{"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS": "k:9", "MONGORELAY_PRODUCER_COMPRESSION_TYPE": "zstd"},
+			check: func(t *testing.T, c Config, _ []string) {
+				if c.Compression != kgo.ZstdCompression() {
+					t.Errorf("compression %+v, want zstd", c.Compression)
+				}
+			},
 		},
 	}
 	for _, tt := range tests {

@@ -182,8 +182,9 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 				// One writer per task even here (DESIGN.md 6): a second process started on the
 				// same connector by mistake fences the first instead of interleaving with it.
 				Transactional: &tasks.Transactional{
-					ID:         standaloneClusterID + "-" + c.Name + "-" + spec.Name(),
-					ClientOpts: []kgo.Opt{kgo.SeedBrokers(s.cfg.KafkaBrokers...)},
+					ID:          standaloneClusterID + "-" + c.Name + "-" + spec.Name(),
+					ClientOpts:  []kgo.Opt{kgo.SeedBrokers(s.cfg.KafkaBrokers...)},
+					Compression: s.cfg.Compression,
 				},
 			})
 			tasksWG.Add(1)

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/tasks/prefetch"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 )
 
@@ -43,10 +44,15 @@ type Start struct {
 
 // Stream is an open change stream. It is not safe for concurrent use.
 type Stream struct {
-	cs *mongo.ChangeStream
+	cs        *mongo.ChangeStream
+	batchSize int
 	// skipThrough, when set, drops events at or before this position: after a fallback from
 	// an unknown token to its cluster time, those events were already delivered.
 	skipThrough *resumetoken.Position
+	// ahead reads the next server batch while the caller handles the current one; it starts
+	// with the first NextBatch and owns cs from then on.
+	ahead    *prefetch.Reader[bson.Raw]
+	lastFull bool
 }
 
 // Open opens the change stream of coll at start.
@@ -61,7 +67,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	}
 	cs, err := coll.Watch(ctx, opts.Pipeline, csOpts)
 	if err == nil {
-		return &Stream{cs: cs}, nil
+		return &Stream{cs: cs, batchSize: int(opts.BatchSize)}, nil
 	}
 	err = Classify(err)
 	if len(start.ResumeToken) == 0 || !errors.Is(err, ErrResumeTokenNotFound) {
@@ -76,7 +82,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 			ns, at, Classify(err))
 	}
 	pos := start.Position
-	return &Stream{cs: cs, skipThrough: &pos}, nil
+	return &Stream{cs: cs, batchSize: int(opts.BatchSize), skipThrough: &pos}, nil
 }
 
 func baseOptions(opts Options) *options.ChangeStreamOptionsBuilder {
@@ -96,17 +102,54 @@ func baseOptions(opts Options) *options.ChangeStreamOptionsBuilder {
 	return o
 }
 
-// NextBatch passes each event of the next server batch to fn, in order, and returns the token
-// to commit once those events are delivered: the post-batch resume token, which moves on even
-// when the batch is empty, so an idle stream keeps a fresh position. The event bytes are only
-// valid during fn. It returns (nil, nil) when the server had nothing new and no new token.
+// NextBatch passes each event of the next server batches to fn, in order, and returns the
+// token to commit once those events are delivered: the post-batch resume token, which moves on
+// even when a batch is empty, so an idle stream keeps a fresh position. The event bytes are
+// only valid during fn. It returns (nil, nil) when the server had nothing new and no new token.
+//
+// The next batch is read from the server while fn runs. Small batches already read are handled
+// in the same call, so that the caller commits once for all of them: a stream whose writers are
+// slower than its reader yields many small batches, each worth less than a commit.
 func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (bson.Raw, error) {
+	if s.ahead == nil {
+		// The reader's context is not ctx: a caller may pass a shorter-lived one per call.
+		s.ahead = prefetch.Start(context.WithoutCancel(ctx), 1, s.fill)
+	}
+	var tok bson.Raw
+	for {
+		b, err := s.ahead.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.lastFull = s.batchSize > 0 && b.Len() >= s.batchSize
+		for i := range b.Len() {
+			if err := fn(b.Doc(i)); err != nil {
+				s.ahead.Release(b)
+				return nil, err
+			}
+		}
+		if b.Meta != nil {
+			tok = b.Meta
+		}
+		s.ahead.Release(b)
+		if s.lastFull || !s.ahead.Waiting() {
+			return tok, nil
+		}
+	}
+}
+
+// CaughtUp reports whether the last batch reached the end of the stream as the server had it
+// then (it was not full): the moment to commit what is pending rather than wait for more.
+func (s *Stream) CaughtUp() bool { return !s.lastFull }
+
+// fill reads one server batch into b; it runs in the prefetch goroutine.
+func (s *Stream) fill(ctx context.Context, b *prefetch.Batch[bson.Raw]) (bool, error) {
 	for s.cs.TryNext(ctx) {
 		ev := s.cs.Current
 		if s.skipThrough != nil {
 			skip, err := s.atOrBefore(ev)
 			if err != nil {
-				return nil, err
+				return false, err
 			}
 			if skip {
 				if s.cs.RemainingBatchLength() == 0 {
@@ -116,21 +159,18 @@ func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (
 			}
 			s.skipThrough = nil // positions only grow: nothing later needs the check
 		}
-		if err := fn(ev); err != nil {
-			return nil, err
-		}
+		b.Add(ev)
 		if s.cs.RemainingBatchLength() == 0 {
 			break
 		}
 	}
 	if err := s.cs.Err(); err != nil {
-		return nil, fmt.Errorf("read change stream: %w", Classify(err))
+		return false, fmt.Errorf("read change stream: %w", Classify(err))
 	}
-	tok := s.cs.ResumeToken()
-	if tok == nil {
-		return nil, nil
+	if tok := s.cs.ResumeToken(); tok != nil {
+		b.Meta = append(bson.Raw(nil), tok...)
 	}
-	return append(bson.Raw(nil), tok...), nil
+	return false, nil
 }
 
 func (s *Stream) atOrBefore(ev bson.Raw) (bool, error) {
@@ -146,7 +186,8 @@ func (s *Stream) atOrBefore(ev bson.Raw) (bool, error) {
 }
 
 // ResumeToken is the stream's current resume token: right after Open, the server's
-// post-batch resume token for the present, which marks where a snapshot starts.
+// post-batch resume token for the present, which marks where a snapshot starts. It may only be
+// called before the first NextBatch, which hands the cursor to the prefetch goroutine.
 func (s *Stream) ResumeToken() bson.Raw {
 	tok := s.cs.ResumeToken()
 	if tok == nil {
@@ -155,7 +196,10 @@ func (s *Stream) ResumeToken() bson.Raw {
 	return append(bson.Raw(nil), tok...)
 }
 
-// Close releases the server cursor.
+// Close stops the read-ahead and releases the server cursor.
 func (s *Stream) Close(ctx context.Context) error {
+	if s.ahead != nil {
+		s.ahead.Stop()
+	}
 	return s.cs.Close(ctx)
 }

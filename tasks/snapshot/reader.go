@@ -10,6 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/tasks/prefetch"
 )
 
 // Reader reads one collection. It is not safe for concurrent use.
@@ -17,7 +19,10 @@ type Reader struct {
 	coll     *mongo.Collection
 	pageSize int
 	cur      *mongo.Cursor
-	done     bool
+	// ahead reads the next page while the caller handles the current one; it starts with the
+	// first NextPage and owns cur from then on.
+	ahead *prefetch.Reader[bson.RawValue]
+	done  bool
 }
 
 // Range is a slice of a collection by _id: Min <= _id < Max in MongoDB's sort order. A zero
@@ -60,33 +65,50 @@ func NewReader(ctx context.Context, coll *mongo.Collection, rng Range, after bso
 
 // NextPage passes up to one page of documents to fn, in _id order, and returns the _id of the
 // last one (a copy, safe to keep) and how many there were. n == 0 means the copy is complete.
-// The document bytes are only valid during fn.
+// The document bytes are only valid during fn. The next page is being read while fn runs.
 func (r *Reader) NextPage(ctx context.Context, fn func(doc bson.Raw) error) (last bson.RawValue, n int, err error) {
 	if r.done {
 		return bson.RawValue{}, 0, nil
 	}
-	for n < r.pageSize && r.cur.Next(ctx) {
-		doc := r.cur.Current
-		if err := fn(doc); err != nil {
-			return bson.RawValue{}, n, err
+	if r.ahead == nil {
+		// The reader's context is not ctx: a caller may pass a shorter-lived one per call.
+		r.ahead = prefetch.Start(context.WithoutCancel(ctx), 1, r.fill)
+	}
+	page, err := r.ahead.Next(ctx)
+	if err != nil {
+		return bson.RawValue{}, 0, err
+	}
+	defer r.ahead.Release(page)
+	r.done = page.Last
+	for i := range page.Len() {
+		if err := fn(page.Doc(i)); err != nil {
+			return bson.RawValue{}, i, err
 		}
-		last = doc.Lookup("_id")
-		n++
 	}
-	if err := r.cur.Err(); err != nil {
-		return bson.RawValue{}, n, fmt.Errorf("read snapshot of %s.%s: %w", r.coll.Database().Name(), r.coll.Name(), err)
-	}
-	if n < r.pageSize {
-		r.done = true
-	}
-	if n > 0 {
-		last = bson.RawValue{Type: last.Type, Value: append([]byte(nil), last.Value...)}
-	}
-	return last, n, nil
+	return page.Meta, page.Len(), nil
 }
 
-// Close releases the server cursor.
+// fill reads one page into p; it runs in the prefetch goroutine.
+func (r *Reader) fill(ctx context.Context, p *prefetch.Batch[bson.RawValue]) (bool, error) {
+	var last bson.RawValue
+	for p.Len() < r.pageSize && r.cur.Next(ctx) {
+		p.Add(r.cur.Current)
+		last = r.cur.Current.Lookup("_id")
+	}
+	if err := r.cur.Err(); err != nil {
+		return true, fmt.Errorf("read snapshot of %s.%s: %w", r.coll.Database().Name(), r.coll.Name(), err)
+	}
+	if p.Len() > 0 {
+		p.Meta = bson.RawValue{Type: last.Type, Value: append([]byte(nil), last.Value...)}
+	}
+	return p.Len() < r.pageSize, nil
+}
+
+// Close stops the read-ahead and releases the server cursor.
 func (r *Reader) Close(ctx context.Context) error {
+	if r.ahead != nil {
+		r.ahead.Stop()
+	}
 	return r.cur.Close(ctx)
 }
 

@@ -31,6 +31,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongorelay/mongorelay/bench/internal/workload"
+	"github.com/mongorelay/mongorelay/tasks"
 )
 
 func main() {
@@ -183,10 +184,11 @@ func runCopy(ctx context.Context, args []string) error {
 }
 
 // producer writes records as a mongorelay task does (tasks/txn.go; DESIGN.md 6): through a
-// transactional producer (linger 5 ms, 50,000 buffered records, franz-go's default
-// compression, as the task's own client) whose transaction commits once it is 100 ms old or
-// holds 2,048 records (max.batch.size). Keep them equal, or the ceiling is not the ceiling of
-// the same work. With an empty id it produces without transactions.
+// transactional producer with the task's settings (tasks.ProducerOpts) whose transaction
+// commits once it is tasks.TxnMaxAge old or holds tasks.TxnMaxBatches × 2,048 records
+// (max.batch.size). It replays
+// from memory, so it is never caught up and never commits for that reason. With an empty id
+// it produces without transactions.
 type producer struct {
 	cl       *kgo.Client
 	txn      bool
@@ -196,17 +198,11 @@ type producer struct {
 	firstErr error
 }
 
-const (
-	txnMaxAge     = 100 * time.Millisecond
-	txnMaxRecords = 2048
-)
+const txnMaxRecords = tasks.TxnMaxBatches * 2048
 
 func newProducer(ctx context.Context, brokers []string, txnID string) (*producer, error) {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
-		kgo.ProducerLinger(5 * time.Millisecond),
-		kgo.MaxBufferedRecords(50_000),
-	}
+	// mongorelay's default producer.compression.type is none.
+	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, tasks.ProducerOpts(kgo.NoCompression())...)
 	if txnID != "" {
 		opts = append(opts, kgo.TransactionalID(txnID))
 	}
@@ -241,7 +237,7 @@ func (p *producer) produce(ctx context.Context, r *kgo.Record) error {
 		}
 	})
 	p.records++
-	if p.txn && (p.records >= txnMaxRecords || time.Since(p.began) >= txnMaxAge) {
+	if p.txn && (p.records >= txnMaxRecords || time.Since(p.began) >= tasks.TxnMaxAge) {
 		return p.commit(ctx)
 	}
 	return nil
