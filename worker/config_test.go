@@ -46,7 +46,7 @@ func TestParseFlags(t *testing.T) {
 			},
 		},
 		{
-			name:    "every bad value named at once",
+			name: "every bad value named at once",
 			args: []string{"--log-level", "loud", "--log-format", "xml", "--shutdown-timeout", "soon",
 				"--producer-compression-type", "brotli"},
 			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`,
