@@ -261,6 +261,11 @@ func (r *Registry) Latest(_ context.Context, subject string) (Schema, error) {
 	return r.Version(subject, LatestVersion, false)
 }
 
+// SchemaAt returns live version v of subject.
+func (r *Registry) SchemaAt(_ context.Context, subject string, v int) (Schema, error) {
+	return r.Version(subject, v, false)
+}
+
 // Version returns version v (or LatestVersion) of subject; soft-deleted
 // versions only if deleted.
 func (r *Registry) Version(subject string, v int, deleted bool) (Schema, error) {

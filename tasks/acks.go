@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -21,6 +22,11 @@ type ackTracker[C any] struct {
 	spare   []*ackGroup[C] // finished groups kept for reuse: no allocation per batch
 	pending int            // records produced and not yet acked, across groups
 	err     error          // first produce error; every later checkpoint is withheld
+	// dropped counts records failed by the task itself (see ack); they are not errors.
+	dropped int64
+	// stopDrops makes records failed by the stop of the task's context drops rather than
+	// errors. Only a transactional task may: it aborts the transaction that lost them.
+	stopDrops bool
 	// release takes back a record once its promise ran (the producer is done with it).
 	release func(*kgo.Record)
 	ready   chan struct{} // signalled (never blocking) when a checkpoint may be committable
@@ -52,6 +58,13 @@ func (t *ackTracker[C]) Pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pending
+}
+
+// Dropped is how many records the task's own abort or stop has failed so far.
+func (t *ackTracker[C]) Dropped() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dropped
 }
 
 // Err is the first produce error, if any.
@@ -109,12 +122,18 @@ func (g *ackGroup[C]) seal(cp C, hasCP bool) {
 
 func (g *ackGroup[C]) ack(r *kgo.Record, err error) {
 	t := g.t
-	// Records failed by the task's own abort of its transaction belong to groups sealed
-	// without a checkpoint; they must not hold back the checkpoints committed before them.
-	if errors.Is(err, kgo.ErrAborting) {
+	// Records failed by the task's own abort of its transaction, or by its stop, belong to the
+	// open transaction, which is aborted (endTxn will not commit a transaction that dropped a
+	// record): their groups are sealed without a checkpoint. They must not hold back the
+	// checkpoints committed before them.
+	dropped := errors.Is(err, kgo.ErrAborting) || (t.stopDrops && errors.Is(err, context.Canceled))
+	if dropped {
 		err = nil
 	}
 	t.mu.Lock()
+	if dropped {
+		t.dropped++
+	}
 	g.pending--
 	t.pending--
 	if err != nil && t.err == nil {

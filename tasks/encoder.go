@@ -16,6 +16,7 @@ import (
 type SchemaRegistry interface {
 	Register(ctx context.Context, subject, schema string) (int, error)
 	Latest(ctx context.Context, subject string) (registry.Schema, error)
+	SchemaAt(ctx context.Context, subject string, version int) (registry.Schema, error)
 }
 
 // maxRegisterAttempts bounds the merge-and-register loop when other tasks keep registering
@@ -61,7 +62,7 @@ func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg
 		}
 		return e, e.use(ctx, vs)
 	}
-	latest, err := e.latestDocument(ctx)
+	latest, _, err := e.latestDocument(ctx)
 	if err != nil || latest == nil {
 		return e, err
 	}
@@ -117,16 +118,22 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 
 func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
 	var err error
+	// missed holds what versions registered by others while we merged contribute, if ours
+	// left it out.
+	var missed *avroschema.Schema
 	for attempt := 0; attempt < maxRegisterAttempts; attempt++ {
 		// Merge into the newest registered version, not only our own: another task may have
 		// added fields since, and dropping them would make the two of us alternate versions.
 		var base *avroschema.Schema
-		if base, err = e.latestDocument(ctx); err != nil {
+		var baseVersion int
+		if base, baseVersion, err = e.latestDocument(ctx); err != nil {
 			return err
 		}
-		if e.value != nil {
-			if base, err = avroschema.Merge(base, e.value.Schema().Document()); err != nil {
-				return fmt.Errorf("merge schemas of %s: %w", e.subject, err)
+		for _, s := range []*avroschema.Schema{e.valueDocument(), missed} {
+			if s != nil {
+				if base, err = avroschema.Merge(base, s); err != nil {
+					return fmt.Errorf("merge schemas of %s: %w", e.subject, err)
+				}
 			}
 		}
 		var doc *avroschema.Schema
@@ -138,31 +145,80 @@ func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
 			return err
 		}
 		err = e.use(ctx, vs)
-		if err == nil {
-			return nil
+		if errors.Is(err, registry.ErrIncompatible) {
+			continue // someone registered a version ours does not extend: merge theirs in
 		}
-		if !errors.Is(err, registry.ErrIncompatible) {
+		if err != nil {
 			return err
 		}
-		// Someone registered a version ours does not extend: merge theirs in and try again.
+		if missed, err = e.interleaved(ctx, baseVersion, doc); err != nil || missed == nil {
+			return err
+		}
 	}
 	return fmt.Errorf("register an evolved schema for %s after %d attempts: %w", e.subject, maxRegisterAttempts, err)
 }
 
-// latestDocument returns the document schema of the newest registered value schema, or nil.
-func (e *recordEncoder) latestDocument(ctx context.Context) (*avroschema.Schema, error) {
+// interleaved checks the versions registered after baseVersion, the one ours was merged
+// from: a task that registered between our read and our write added fields ours lacks, and
+// ours, newer, would hide them from consumers that read with the latest version. It returns
+// those versions merged into doc when they add anything, else nil.
+func (e *recordEncoder) interleaved(ctx context.Context, baseVersion int, doc *avroschema.Schema) (*avroschema.Schema, error) {
 	latest, err := e.reg.Latest(ctx, e.subject)
-	if errors.Is(err, registry.ErrSubjectNotFound) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, fmt.Errorf("look up the latest schema of %s: %w", e.subject, err)
 	}
+	if latest.ID == e.valueID && latest.Version == baseVersion+1 {
+		return nil, nil // ours came right after the version it extends
+	}
+	merged := doc
+	for v := baseVersion + 1; v <= latest.Version; v++ {
+		s, err := e.reg.SchemaAt(ctx, e.subject, v)
+		if errors.Is(err, registry.ErrVersionNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read version %d of %s: %w", v, e.subject, err)
+		}
+		if s.ID == e.valueID {
+			continue
+		}
+		other, err := envelope.ParseTypedValueSchema(s.Schema, e.opts)
+		if err != nil {
+			return nil, fmt.Errorf("read the registered schema %d of %s: %w", s.ID, e.subject, err)
+		}
+		if merged, err = avroschema.Merge(merged, other); err != nil {
+			return nil, fmt.Errorf("merge schemas of %s: %w", e.subject, err)
+		}
+	}
+	if merged.Equal(doc) {
+		return nil, nil
+	}
+	return merged, nil
+}
+
+// valueDocument is the document schema of the value schema in use, or nil.
+func (e *recordEncoder) valueDocument() *avroschema.Schema {
+	if e.value == nil {
+		return nil
+	}
+	return e.value.Schema().Document()
+}
+
+// latestDocument returns the document schema of the newest registered value schema and its
+// version, or nil and 0.
+func (e *recordEncoder) latestDocument(ctx context.Context) (*avroschema.Schema, int, error) {
+	latest, err := e.reg.Latest(ctx, e.subject)
+	if errors.Is(err, registry.ErrSubjectNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("look up the latest schema of %s: %w", e.subject, err)
+	}
 	doc, err := envelope.ParseTypedValueSchema(latest.Schema, e.opts)
 	if err != nil {
-		return nil, fmt.Errorf("read the registered schema %d of %s: %w", latest.ID, e.subject, err)
+		return nil, 0, fmt.Errorf("read the registered schema %d of %s: %w", latest.ID, e.subject, err)
 	}
-	return doc, nil
+	return doc, latest.Version, nil
 }
 
 func (e *recordEncoder) use(ctx context.Context, vs *envelope.ValueSchema) error {

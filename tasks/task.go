@@ -147,6 +147,9 @@ func New(spec Spec, deps Deps) *Task {
 	}
 	t.maxRecordBytes -= recordOverhead
 	t.acks = newAckTracker[checkpoint](func(r *kgo.Record) { t.records.Put(r) })
+	// Records are produced with the task's context, so that a stop never waits on a full
+	// buffer; those the stop fails are in the open transaction, which is then aborted.
+	t.acks.stopDrops = deps.Transactional != nil
 	t.flushes = make(chan chan error)
 	if deps.WriterID != "" {
 		t.headers = append(t.headers, kgo.RecordHeader{Key: WriterHeader, Value: []byte(deps.WriterID)})

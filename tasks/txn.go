@@ -51,6 +51,9 @@ type txn struct {
 	open    bool
 	began   time.Time
 	records int
+	// dropped is the ack tracker's drop count when the transaction began: a change means the
+	// stop failed some of its records, and it must not commit without them.
+	dropped int64
 	waiting []pendingSeal
 }
 
@@ -89,7 +92,7 @@ func (t *Task) beforeProduce() error {
 	if err := t.txn.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	t.txn.open, t.txn.began, t.txn.records = true, time.Now(), 1
+	t.txn.open, t.txn.began, t.txn.records, t.txn.dropped = true, time.Now(), 1, t.acks.Dropped()
 	return nil
 }
 
@@ -119,15 +122,25 @@ func (t *Task) endTxn(ctx context.Context, commit bool) error {
 	}
 	x := t.txn
 	x.open = false
+	// Once decided, the end of a transaction is carried out even if the task is being stopped:
+	// cancelling EndTransaction mid-request leaves unknown whether the records were committed,
+	// and treating committed records as aborted delivers them twice (the position stays
+	// behind them). The shutdown timeout bounds the wait instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.shutdownTimeout)
+	defer cancel()
 	var err error
 	if commit {
 		if err = x.cl.Flush(ctx); err == nil {
-			err = x.cl.EndTransaction(ctx, kgo.TryCommit)
+			if t.acks.Dropped() != x.dropped {
+				err = fmt.Errorf("the task stopped while the transaction's records were in flight: %w", context.Canceled)
+			} else {
+				err = x.cl.EndTransaction(ctx, kgo.TryCommit)
+			}
 		}
 	}
 	if !commit || err != nil {
-		abortErr := x.cl.AbortBufferedRecords(context.WithoutCancel(ctx))
-		if endErr := x.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); endErr != nil && abortErr == nil {
+		abortErr := x.cl.AbortBufferedRecords(ctx)
+		if endErr := x.cl.EndTransaction(ctx, kgo.TryAbort); endErr != nil && abortErr == nil {
 			abortErr = endErr
 		}
 		if err == nil {
@@ -145,7 +158,7 @@ func (t *Task) endTxn(ctx context.Context, commit bool) error {
 		}
 	}
 	x.waiting = x.waiting[:0]
-	if err != nil && commit {
+	if err != nil && commit && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("commit transaction (another owner may have fenced this task): %w", err)
 	}
 	return err

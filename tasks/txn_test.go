@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -11,10 +12,13 @@ import (
 
 	"github.com/mongorelay/mongorelay/internal/testenv"
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
 
 // After an abort, successful or not, no checkpoint of the aborted records may be committed;
-// after a commit, every one is.
+// after a commit, every one is. A commit decided as the task is being stopped is carried out:
+// cancelled halfway, its outcome would be unknown, and committed records whose checkpoint was
+// dropped are delivered again.
 func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -31,10 +35,22 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 	}
 	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
 
-	for _, commit := range []bool{false, true} {
-		t.Run(fmt.Sprintf("commit=%v", commit), func(t *testing.T) {
-			task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil)}
-			if err := task.openTxn(ctx, &Transactional{ID: topic + fmt.Sprint(commit), ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
+	tests := []struct {
+		name     string
+		commit   bool
+		stopping bool // the task's context is cancelled when the transaction ends
+	}{
+		{"abort", false, false},
+		{"commit", true, false},
+		{"abort while stopping", false, true},
+		{"commit while stopping", true, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			commit := tt.commit
+			task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+				shutdownTimeout: 30 * time.Second}
+			if err := task.openTxn(ctx, &Transactional{ID: fmt.Sprintf("%s-%d", topic, i), ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
 				t.Fatal(err)
 			}
 			defer task.txn.cl.Close()
@@ -47,7 +63,13 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 			if err := task.seal(ctx, g, checkpoint{}, true, false); err != nil {
 				t.Fatal(err)
 			}
-			if err := task.endTxn(ctx, commit); err != nil {
+			endCtx, stop := context.WithCancel(ctx)
+			if tt.stopping {
+				stop()
+			}
+			err := task.endTxn(endCtx, commit)
+			stop()
+			if err != nil {
 				t.Fatal(err)
 			}
 			if err := task.drain(ctx); err != nil {
@@ -58,5 +80,58 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 				t.Fatalf("after endTxn(commit=%v): checkpoint committable = %v (err %v), want %v", commit, ok, err, commit)
 			}
 		})
+	}
+}
+
+// A stop fails the records still buffered (they are produced with the task's context). They
+// belong to the open transaction: it must abort rather than commit without them, the stop is
+// no task failure, and the checkpoints of earlier transactions stay committable.
+func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topic := fmt.Sprintf("txnstop-%d", time.Now().UnixNano())
+	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
+
+	task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+		shutdownTimeout: 30 * time.Second}
+	task.acks.stopDrops = true
+	if err := task.openTxn(ctx, &Transactional{ID: topic, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
+		t.Fatal(err)
+	}
+	defer task.txn.cl.Close()
+	batch := func(ctx context.Context, shard int) error {
+		g := task.acks.Open()
+		if err := task.beforeProduce(); err != nil {
+			return err
+		}
+		g.Add()
+		task.producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+		cp := checkpoint{key: offsets.ShardKey("c", "db", "coll", shard, 2)}
+		return task.seal(ctx, g, cp, true, true) // caught up: commit now
+	}
+	if err := batch(ctx, 0); err != nil {
+		t.Fatalf("first transaction: %v", err)
+	}
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	if err := batch(stopped, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("transaction cut short by the stop: %v, want an error wrapping context.Canceled", err)
+	}
+	if err := task.drain(ctx); err != nil {
+		t.Fatalf("drain after the stop: %v (a stop is not a produce failure)", err)
+	}
+	cp, ok, err := task.acks.Committable()
+	if err != nil || !ok || cp.key.Index != 0 {
+		t.Fatalf("committable after the stop: %+v %v %v, want the first transaction's checkpoint only", cp.key, ok, err)
 	}
 }

@@ -203,6 +203,23 @@ func (r *clusterRegistry) Latest(ctx context.Context, subject string) (registry.
 	return reg.Latest(ctx, subject)
 }
 
+// SchemaAt returns version v of a subject, after catching up with the leader when it is not
+// known here yet.
+func (r *clusterRegistry) SchemaAt(ctx context.Context, subject string, v int) (registry.Schema, error) {
+	reg, err := r.current(ctx, false)
+	if err != nil {
+		return registry.Schema{}, err
+	}
+	s, err := reg.SchemaAt(ctx, subject, v)
+	if errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrSubjectNotFound) {
+		if reg, err = r.current(ctx, true); err != nil {
+			return registry.Schema{}, err
+		}
+		return reg.SchemaAt(ctx, subject, v)
+	}
+	return s, err
+}
+
 // Lookup finds the version of subject that has schema.
 func (r *clusterRegistry) Lookup(subject, schema string, deleted bool) (registry.Schema, error) {
 	reg, err := r.reader()

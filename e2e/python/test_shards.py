@@ -354,8 +354,6 @@ def _log_time(entry):
 
 # -------------------------------------------------------------- 3. reshard 2 -> 5 -> 3
 
-@pytest.mark.xfail(strict=False, reason="issue 5, open: in about 1 run of 5 a few events are delivered again "
-                   "across a change of the shard count (repeats, no loss)")
 def test_reshard_2_5_3_under_load(pipeline, mongo, background, seed, record_property):
     db = mongo[pipeline.db]
     db.create_collection(COLL)

@@ -13,6 +13,7 @@ type Source interface {
 	Register(ctx context.Context, subject, schema string) (int, error)
 	SchemaByID(ctx context.Context, id int) (string, error)
 	Latest(ctx context.Context, subject string) (registry.Schema, error)
+	SchemaAt(ctx context.Context, subject string, v int) (registry.Schema, error)
 }
 
 // Cached answers from memory what a registry has answered before: the id of
@@ -70,6 +71,11 @@ func (c *Cached) SchemaByID(ctx context.Context, id int) (string, error) {
 	}
 	c.byID.Store(id, s)
 	return s, nil
+}
+
+// SchemaAt asks the registry for version v of subject.
+func (c *Cached) SchemaAt(ctx context.Context, subject string, v int) (registry.Schema, error) {
+	return c.src.SchemaAt(ctx, subject, v)
 }
 
 // Latest asks the registry for the newest version of subject, and

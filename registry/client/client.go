@@ -149,6 +149,15 @@ func (c *Client) SchemaByID(ctx context.Context, id int) (string, error) {
 
 // Latest returns the newest version of subject.
 func (c *Client) Latest(ctx context.Context, subject string) (registry.Schema, error) {
+	return c.version(ctx, subject, "latest")
+}
+
+// SchemaAt returns version v of subject.
+func (c *Client) SchemaAt(ctx context.Context, subject string, v int) (registry.Schema, error) {
+	return c.version(ctx, subject, strconv.Itoa(v))
+}
+
+func (c *Client) version(ctx context.Context, subject, v string) (registry.Schema, error) {
 	var out struct {
 		Subject    string `json:"subject"`
 		Version    int    `json:"version"`
@@ -156,12 +165,12 @@ func (c *Client) Latest(ctx context.Context, subject string) (registry.Schema, e
 		Schema     string `json:"schema"`
 		SchemaType string `json:"schemaType"`
 	}
-	path := "/subjects/" + url.PathEscape(subject) + "/versions/latest"
+	path := "/subjects/" + url.PathEscape(subject) + "/versions/" + v
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return registry.Schema{}, fmt.Errorf("get latest version of subject %q: %w", subject, err)
+		return registry.Schema{}, fmt.Errorf("get version %s of subject %q: %w", v, subject, err)
 	}
 	if err := registry.CheckSchemaType(out.SchemaType); err != nil {
-		return registry.Schema{}, fmt.Errorf("get latest version of subject %q: %w", subject, err)
+		return registry.Schema{}, fmt.Errorf("get version %s of subject %q: %w", v, subject, err)
 	}
 	return registry.Schema{Subject: out.Subject, Version: out.Version, ID: out.ID, Schema: out.Schema}, nil
 }

@@ -1,0 +1,93 @@
+package tasks
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/registrytest"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/envelope"
+)
+
+// racingRegistry registers another task's schema right before a chosen registration of ours:
+// the other task read the same latest version as we did and wrote first.
+type racingRegistry struct {
+	*registry.Registry
+	before func(ctx context.Context) // run once, before the next value-schema registration
+}
+
+func (r *racingRegistry) Register(ctx context.Context, subject, schema string) (int, error) {
+	if r.before != nil && strings.HasSuffix(subject, "-value") {
+		before := r.before
+		r.before = nil
+		before(ctx)
+	}
+	return r.Registry.Register(ctx, subject, schema)
+}
+
+func insertEvent(t *testing.T, doc bson.D) *envelope.Event {
+	t.Helper()
+	raw, err := bson.Marshal(bson.D{
+		{Key: "_id", Value: bson.D{{Key: "_data", Value: "8200000001000000012B0229296E04"}}},
+		{Key: "operationType", Value: "insert"},
+		{Key: "clusterTime", Value: bson.Timestamp{T: 1, I: 1}},
+		{Key: "ns", Value: bson.D{{Key: "db", Value: "db"}, {Key: "coll", Value: "coll"}}},
+		{Key: "documentKey", Value: bson.D{{Key: "_id", Value: 1}}},
+		{Key: "fullDocument", Value: doc},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := envelope.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ev
+}
+
+// Two tasks of one topic evolve the schema at the same moment, each adding a field: whichever
+// registers last must not leave the other's field out of the latest version, or consumers
+// reading with the latest version lose it.
+func TestEvolveKeepsFieldsRegisteredInBetween(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing := &racingRegistry{Registry: reg}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p"}
+	const topic = "p.db.coll"
+	ours, err := newRecordEncoder(ctx, racing, topic, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := newRecordEncoder(ctx, reg, topic, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing.before = func(ctx context.Context) {
+		if _, err := theirs.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "theirs", Value: "x"}}), 0); err != nil {
+			t.Fatalf("the other task's document: %v", err)
+		}
+	}
+	if _, err := ours.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "ours", Value: int64(2)}}), 0); err != nil {
+		t.Fatalf("our document: %v", err)
+	}
+	latest, err := reg.Latest(ctx, topic+"-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"name":"ours"`, `"name":"theirs"`} {
+		if !strings.Contains(latest.Schema, field) {
+			t.Errorf("latest version %d lacks %s:\n%s", latest.Version, field, latest.Schema)
+		}
+	}
+	if ours.valueID != latest.ID {
+		t.Errorf("our task encodes with schema %d, not the latest %d", ours.valueID, latest.ID)
+	}
+}
