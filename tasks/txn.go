@@ -41,7 +41,7 @@ func ProducerOpts(compression kgo.CompressionCodec) []kgo.Opt {
 // commit make the next transaction. The record bound limits what an abort makes the task read
 // again.
 const (
-	TxnMaxAge     = 100 * time.Millisecond
+	TxnMaxAge     = 250 * time.Millisecond
 	TxnMaxBatches = 8
 )
 

@@ -93,7 +93,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.latencySeconds, "latency-seconds", 10, "latency workload: seconds of paced inserts")
 	flag.DurationVar(&c.latencyWarmup, "latency-warmup", 2*time.Second, "latency workload: leading time left out of the percentiles")
 	flag.DurationVar(&c.runTimeout, "run-timeout", 0, "give up on one system's run after this long (default 60s + 1 ms per event)")
-	flag.IntVar(&c.repeat, "repeat", 3, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
+	flag.IntVar(&c.repeat, "repeat", 5, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
 	seed := flag.Uint64("seed", 1, "workload seed")
 	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
 	flag.StringVar(&c.standinHeap, "standin-heap", "6g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
