@@ -46,6 +46,7 @@ type heartbeats struct {
 
 	answered   bool   // some heartbeat of this process was answered
 	lastLeader string // the leader that answered last
+	lastAddr   string // its HTTP address
 }
 
 // run sends heartbeats until ctx ends (nil) or the node finds it was removed (ErrRemoved).
@@ -55,10 +56,15 @@ func (h *heartbeats) run(ctx context.Context) error {
 	var last time.Time
 	warned := time.Time{}
 	for {
-		leader, _ := h.node.Leader()
+		leader, addr := h.node.Leader()
+		if leader == "" && h.lastAddr != "" && h.lastLeader != h.node.ID() {
+			// A node removed from the configuration stops hearing from the leader and soon
+			// knows none: it asks the last one it knew, which tells it it was removed.
+			leader, addr = h.lastLeader, h.lastAddr
+		}
 		if leader != "" && (time.Since(last) >= h.interval || leader != h.lastLeader) {
 			last = time.Now()
-			err := h.beat(ctx)
+			err := h.beat(ctx, leader, addr)
 			switch {
 			case err == nil:
 			case errors.Is(err, ErrRemoved):
@@ -80,10 +86,9 @@ func (h *heartbeats) run(ctx context.Context) error {
 	}
 }
 
-// beat sends one heartbeat to the leader this node knows.
-func (h *heartbeats) beat(ctx context.Context) error {
+// beat sends one heartbeat to leader, at HTTP address addr.
+func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 	sent := time.Now()
-	leader, addr := h.node.Leader()
 	hb := api.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()}
 	ctx, cancel := context.WithTimeout(ctx, h.interval)
 	defer cancel()
@@ -98,7 +103,7 @@ func (h *heartbeats) beat(ctx context.Context) error {
 		ack, err = h.send(ctx, addr, hb)
 	}
 	if err == nil {
-		h.answered, h.lastLeader = true, leader
+		h.answered, h.lastLeader, h.lastAddr = true, leader, addr
 		if err := h.node.WaitIndex(ctx, ack.Index); err != nil {
 			return fmt.Errorf("heartbeat answered, but this node is behind the leader's state (index %d): %w", ack.Index, err)
 		}

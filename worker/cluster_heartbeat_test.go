@@ -63,7 +63,7 @@ func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 		got = hb
 		return api.HeartbeatAck{Index: index}, nil
 	})
-	if err := h.beat(context.Background()); err != nil {
+	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
 		t.Fatal(err)
 	}
 	if len(n.contact) != 1 || got.NodeID != "n2" || got.HTTPAddr != "me:8083" || len(got.Tasks) != 1 {
@@ -72,14 +72,14 @@ func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 
 	// The leader is ahead (this node slept through a reassignment): no lease until caught up.
 	index = 9
-	if err := h.beat(context.Background()); err == nil {
+	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err == nil {
 		t.Fatal("a heartbeat answered at a state this node has not applied renewed the lease")
 	}
 	if len(n.contact) != 1 {
 		t.Errorf("lease renewed %d times, want still 1", len(n.contact))
 	}
 	n.applied = 9
-	if err := h.beat(context.Background()); err != nil || len(n.contact) != 2 {
+	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil || len(n.contact) != 2 {
 		t.Errorf("after catching up: err %v, contacts %d", err, len(n.contact))
 	}
 }
@@ -93,7 +93,7 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		h := newTestHeartbeats(n, unknown)
 		rejoined := 0
 		h.rejoin = func() { rejoined++ }
-		if err := h.beat(context.Background()); errors.Is(err, ErrRemoved) || rejoined != 1 {
+		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); errors.Is(err, ErrRemoved) || rejoined != 1 {
 			t.Errorf("err %v, rejoined %d: want a rejoin", err, rejoined)
 		}
 	})
@@ -102,11 +102,34 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		answer := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) { return api.HeartbeatAck{}, nil }
 		h := newTestHeartbeats(n, answer)
 		h.rejoin = func() { t.Error("a removed node rejoined by itself") }
-		if err := h.beat(context.Background()); err != nil {
+		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
 			t.Fatal(err)
 		}
 		h.send = unknown
 		if err := h.run(context.Background()); !errors.Is(err, ErrRemoved) {
+			t.Errorf("run = %v, want ErrRemoved", err)
+		}
+	})
+	t.Run("removed, then no leader known: asks the last one", func(t *testing.T) {
+		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
+		answer := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) { return api.HeartbeatAck{}, nil }
+		h := newTestHeartbeats(n, answer)
+		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
+			t.Fatal(err)
+		}
+		// Out of the configuration, the node stops hearing from the leader and forgets it.
+		n.mu.Lock()
+		n.leader, n.leaderHTTP = "", ""
+		n.mu.Unlock()
+		h.send = func(ctx context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error) {
+			if addr != "leader:8083" {
+				return api.HeartbeatAck{}, fmt.Errorf("sent to %q", addr)
+			}
+			return unknown(ctx, addr, hb)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.run(ctx); !errors.Is(err, ErrRemoved) {
 			t.Errorf("run = %v, want ErrRemoved", err)
 		}
 	})
@@ -117,7 +140,7 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		h.local = func(context.Context, api.Heartbeat) (api.HeartbeatAck, error) {
 			return api.HeartbeatAck{}, fmt.Errorf("heartbeat: %w", coordinator.ErrUnknownNode)
 		}
-		if err := h.beat(context.Background()); !errors.Is(err, ErrRemoved) {
+		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); !errors.Is(err, ErrRemoved) {
 			t.Errorf("beat = %v, want ErrRemoved", err)
 		}
 	})
