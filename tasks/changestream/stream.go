@@ -115,8 +115,14 @@ func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (
 		// The reader's context is not ctx: a caller may pass a shorter-lived one per call.
 		s.ahead = prefetch.Start(context.WithoutCancel(ctx), 1, s.fill)
 	}
+	// The batches joined in one call hold one server batch's worth of events at most, or the
+	// caller would never get to commit while small batches keep arriving.
+	limit := s.batchSize
+	if limit <= 0 {
+		limit = defaultJoinLimit
+	}
 	var tok bson.Raw
-	for {
+	for n := 0; ; {
 		b, err := s.ahead.Next(ctx)
 		if err != nil {
 			return nil, err
@@ -128,15 +134,20 @@ func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (
 				return nil, err
 			}
 		}
+		n += b.Len()
 		if b.Meta != nil {
 			tok = b.Meta
 		}
 		s.ahead.Release(b)
-		if s.lastFull || !s.ahead.Waiting() {
+		if s.lastFull || n >= limit || !s.ahead.Waiting() {
 			return tok, nil
 		}
 	}
 }
+
+// defaultJoinLimit bounds the events of the small batches NextBatch joins when the stream has
+// no batch size.
+const defaultJoinLimit = 1024
 
 // CaughtUp reports whether the last batch reached the end of the stream as the server had it
 // then (it was not full): the moment to commit what is pending rather than wait for more.
