@@ -36,6 +36,10 @@ type recordEncoder struct {
 	src     envelope.Source
 	opts    avroschema.Options
 
+	// evolutions, shared by the process's tasks, makes an evolution of the subject atomic
+	// among them; nil when there is none to share.
+	evolutions *Evolutions
+
 	keyID   int
 	valueID int
 	value   *envelope.Encoder // nil in typed mode until the first document
@@ -117,6 +121,7 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 }
 
 func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
+	defer e.evolutions.lock(e.subject)()
 	var err error
 	// missed holds what versions registered by others while we merged contribute, if ours
 	// left it out.

@@ -2,8 +2,10 @@ package tasks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -89,5 +91,46 @@ func TestEvolveKeepsFieldsRegisteredInBetween(t *testing.T) {
 	}
 	if ours.valueID != latest.ID {
 		t.Errorf("our task encodes with schema %d, not the latest %d", ours.valueID, latest.ID)
+	}
+}
+
+// Tasks of one process sharing Evolutions evolve one subject at once, each with a field of its
+// own: the latest version ends with every field.
+func TestConcurrentEvolutionsConverge(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p"}
+	const topic, tasks = "p.db.coll", 8
+	evolutions := NewEvolutions()
+	encs := make([]*recordEncoder, tasks)
+	for i := range encs {
+		if encs[i], err = newRecordEncoder(ctx, reg, topic, cfg); err != nil {
+			t.Fatal(err)
+		}
+		encs[i].evolutions = evolutions
+	}
+	var wg sync.WaitGroup
+	for i, enc := range encs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			doc := bson.D{{Key: "_id", Value: 1}, {Key: fmt.Sprintf("f%d", i), Value: int64(i)}}
+			if _, err := enc.appendValue(ctx, nil, insertEvent(t, doc), 0); err != nil {
+				t.Errorf("task %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	latest, err := reg.Latest(ctx, topic+"-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range tasks {
+		if field := fmt.Sprintf(`"name":"f%d"`, i); !strings.Contains(latest.Schema, field) {
+			t.Errorf("latest version %d lacks %s", latest.Version, field)
+		}
 	}
 }

@@ -87,6 +87,7 @@ type Task struct {
 	// txn is the open transaction when the task writes transactionally, else nil.
 	txn           *txn
 	transactional *Transactional
+	evolutions    *Evolutions
 	records       sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
 
 	// shutdownTimeout bounds the wait for outstanding acks and the last commit once Run's
@@ -114,6 +115,9 @@ type Deps struct {
 	// Transactional, when set, makes the task write through its own transactional producer
 	// (Producer is then unused): the single-writer fence of DESIGN.md 6.
 	Transactional *Transactional
+	// Evolutions, shared by the tasks of a process, makes each schema evolution atomic among
+	// them (nil: none).
+	Evolutions *Evolutions
 	// WriterID names this owner of the task (node and assignment epoch) in every record's
 	// mongorelay.writer header; empty leaves the header out.
 	WriterID string
@@ -137,6 +141,7 @@ func New(spec Spec, deps Deps) *Task {
 		topic:           cfg.Topic(spec.DB, spec.Coll),
 		headers:         []kgo.RecordHeader{shard.Header(spec.Shard, spec.Shards)},
 		transactional:   deps.Transactional,
+		evolutions:      deps.Evolutions,
 		streamKey:       offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards),
 		shutdownTimeout: deps.ShutdownTimeout,
 	}
@@ -186,6 +191,7 @@ func (t *Task) Run(ctx context.Context) error {
 		_ = t.closeTxn(ctx, false)
 		return err
 	}
+	enc.evolutions = t.evolutions
 	t.enc = enc
 
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
 
@@ -37,6 +38,7 @@ type Cluster struct {
 	offsets        *offsets.Store
 	node           *coordinator.Node
 	registry       *clusterRegistry
+	evolutions     *tasks.Evolutions // shared by this node's tasks
 	mongo          *mongoPool
 	reports        *taskReports
 	runner         *runner
@@ -111,6 +113,7 @@ func (c *Cluster) Run(ctx context.Context) (err error) {
 		}
 	}()
 	c.registry = newClusterRegistry(c.node, c.peers, c.log)
+	c.evolutions = tasks.NewEvolutions()
 	c.runner = newRunner(nodeAssignments{c.node}, c.runTask, c.log)
 
 	stopREST := serve(httpLn, api.NewServer(clusterAPI{c}, api.WithLogger(c.log)).Handler(), "REST API", c.log)

@@ -58,6 +58,7 @@ func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
 		Registry:        reg,
 		Logger:          c.log.With("epoch", a.Epoch),
 		ShutdownTimeout: c.cfg.ShutdownTimeout,
+		Evolutions:      c.evolutions,
 		Transactional: &tasks.Transactional{
 			ID:          transactionalID(c.cfg.ClusterID, a.Connector, a.Task),
 			ClientOpts:  c.kafkaOpts(),

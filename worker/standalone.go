@@ -164,6 +164,7 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 	defer ticker.Stop()
 	var tasksWG sync.WaitGroup
 	defer tasksWG.Wait()
+	evolutions := tasks.NewEvolutions()
 	for {
 		specs, err := s.scan(ctx, c, mc)
 		if err != nil && ctx.Err() == nil {
@@ -178,7 +179,7 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 			spec.TopicMaxBytes = maxBytes
 			t := tasks.New(spec, tasks.Deps{
 				Mongo: mc, Offsets: s.offsets, Registry: reg,
-				Logger: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout,
+				Logger: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout, Evolutions: evolutions,
 				// One writer per task even here (DESIGN.md 6): a second process started on the
 				// same connector by mistake fences the first instead of interleaving with it.
 				Transactional: &tasks.Transactional{
