@@ -20,20 +20,9 @@ import (
 // cancelled halfway, its outcome would be unknown, and committed records whose checkpoint was
 // dropped are delivered again.
 func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
-	brokers := testenv.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topic := fmt.Sprintf("txntest-%d", time.Now().UnixNano())
-	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
+	brokers, topic := txnTestTopic(ctx, t, "txntest")
 
 	tests := []struct {
 		name     string
@@ -48,12 +37,7 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			commit := tt.commit
-			task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
-				shutdownTimeout: 30 * time.Second}
-			if err := task.openTxn(ctx, &Transactional{ID: fmt.Sprintf("%s-%d", topic, i), ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
-				t.Fatal(err)
-			}
-			defer task.txn.cl.Close()
+			task := newTxnTestTask(ctx, t, brokers, fmt.Sprintf("%s-%d", topic, i))
 			g := task.acks.Open()
 			if err := task.beforeProduce(); err != nil {
 				t.Fatal(err)
@@ -87,28 +71,12 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 // belong to the open transaction: it must abort rather than commit without them, the stop is
 // no task failure, and the checkpoints of earlier transactions stay committable.
 func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
-	brokers := testenv.Kafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	topic := fmt.Sprintf("txnstop-%d", time.Now().UnixNano())
-	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
+	brokers, topic := txnTestTopic(ctx, t, "txnstop")
 
-	task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
-		shutdownTimeout: 30 * time.Second}
+	task := newTxnTestTask(ctx, t, brokers, topic)
 	task.acks.stopDrops = true
-	if err := task.openTxn(ctx, &Transactional{ID: topic, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
-		t.Fatal(err)
-	}
-	defer task.txn.cl.Close()
 	batch := func(ctx context.Context, shard int) error {
 		g := task.acks.Open()
 		if err := task.beforeProduce(); err != nil {
@@ -134,4 +102,34 @@ func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
 	if err != nil || !ok || cp.key.Index != 0 {
 		t.Fatalf("committable after the stop: %+v %v %v, want the first transaction's checkpoint only", cp.key, ok, err)
 	}
+}
+
+// txnTestTopic creates a one-partition topic named after prefix, removed after the test.
+func txnTestTopic(ctx context.Context, t *testing.T, prefix string) (brokers, topic string) {
+	t.Helper()
+	brokers = testenv.Kafka(t)
+	topic = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	adm := kadm.NewClient(admin)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	return brokers, topic
+}
+
+// newTxnTestTask is a task with just what its transactions need, its producer initialised as id.
+func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *Task {
+	t.Helper()
+	task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+		shutdownTimeout: 30 * time.Second}
+	if err := task.openTxn(ctx, &Transactional{ID: id, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(task.txn.cl.Close)
+	return task
 }
