@@ -180,18 +180,9 @@ func (r *clusterRegistry) DeleteCompatibility(ctx context.Context, subject strin
 // SchemaByID returns a schema by id; an id not found is looked for again after catching up
 // with the leader, since it may have been allocated a moment ago.
 func (r *clusterRegistry) SchemaByID(ctx context.Context, id int) (string, error) {
-	reg, err := r.current(ctx, false)
-	if err != nil {
-		return "", err
-	}
-	s, err := reg.SchemaByID(ctx, id)
-	if errors.Is(err, registry.ErrSchemaNotFound) {
-		if reg, err = r.current(ctx, true); err != nil {
-			return "", err
-		}
+	return readCaughtUp(ctx, r, func(reg *registry.Registry) (string, error) {
 		return reg.SchemaByID(ctx, id)
-	}
-	return s, err
+	}, registry.ErrSchemaNotFound)
 }
 
 // Latest returns a subject's newest version.
@@ -206,18 +197,30 @@ func (r *clusterRegistry) Latest(ctx context.Context, subject string) (registry.
 // SchemaAt returns version v of a subject, after catching up with the leader when it is not
 // known here yet.
 func (r *clusterRegistry) SchemaAt(ctx context.Context, subject string, v int) (registry.Schema, error) {
+	return readCaughtUp(ctx, r, func(reg *registry.Registry) (registry.Schema, error) {
+		return reg.SchemaAt(ctx, subject, v)
+	}, registry.ErrVersionNotFound, registry.ErrSubjectNotFound)
+}
+
+// readCaughtUp reads from this node's copy of the registry and, when the read misses with one
+// of the missing errors, reads once more after catching up with the cluster state: what it
+// looks for may have been written on the leader a moment ago.
+func readCaughtUp[T any](ctx context.Context, r *clusterRegistry, read func(*registry.Registry) (T, error), missing ...error) (T, error) {
+	var zero T
 	reg, err := r.current(ctx, false)
 	if err != nil {
-		return registry.Schema{}, err
+		return zero, err
 	}
-	s, err := reg.SchemaAt(ctx, subject, v)
-	if errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrSubjectNotFound) {
-		if reg, err = r.current(ctx, true); err != nil {
-			return registry.Schema{}, err
+	v, err := read(reg)
+	for _, m := range missing {
+		if errors.Is(err, m) {
+			if reg, err = r.current(ctx, true); err != nil {
+				return zero, err
+			}
+			return read(reg)
 		}
-		return reg.SchemaAt(ctx, subject, v)
 	}
-	return s, err
+	return v, err
 }
 
 // Lookup finds the version of subject that has schema.
