@@ -80,6 +80,17 @@ func connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	return mc, nil
 }
 
+// watch opens coll's change stream as a mongorelay task does (fullDocument updateLookup, its
+// batch size and poll.max.wait.ms), after the token after, or from now when after is empty.
+func watch(ctx context.Context, coll *mongo.Collection, batch int, after string) (*mongo.ChangeStream, error) {
+	opts := options.ChangeStream().SetFullDocument(options.UpdateLookup).SetBatchSize(int32(batch)).
+		SetMaxAwaitTime(500 * time.Millisecond)
+	if after != "" {
+		opts.SetResumeAfter(bson.D{{Key: "_data", Value: after}})
+	}
+	return coll.Watch(ctx, mongo.Pipeline{}, opts)
+}
+
 // runRead reads a change stream as a mongorelay task does (same batch size, fullDocument
 // updateLookup, resumeAfter the start token), touching every event's bytes and nothing else.
 // With -latency it starts from now and writes each event's send time and receive time.
@@ -100,12 +111,7 @@ func runRead(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	opts := options.ChangeStream().SetFullDocument(options.UpdateLookup).SetBatchSize(int32(*batch)).
-		SetMaxAwaitTime(500 * time.Millisecond)
-	if *after != "" {
-		opts.SetResumeAfter(bson.D{{Key: "_data", Value: *after}})
-	}
-	cs, err := mc.Database(*db).Collection(*coll).Watch(ctx, mongo.Pipeline{}, opts)
+	cs, err := watch(ctx, mc.Database(*db).Collection(*coll), *batch, *after)
 	if err != nil {
 		return fmt.Errorf("watch %s.%s: %w", *db, *coll, err)
 	}
@@ -388,12 +394,7 @@ func runPipe(ctx context.Context, args []string) error {
 		next = func() (bool, bool) { return cur.Next(ctx), false }
 		current, cursorErr, keyField = func() bson.Raw { return cur.Current }, cur.Err, "_id"
 	} else {
-		opts := options.ChangeStream().SetFullDocument(options.UpdateLookup).SetBatchSize(int32(*batch)).
-			SetMaxAwaitTime(500 * time.Millisecond)
-		if *after != "" {
-			opts.SetResumeAfter(bson.D{{Key: "_data", Value: *after}})
-		}
-		cs, err := c.Watch(ctx, mongo.Pipeline{}, opts)
+		cs, err := watch(ctx, c, *batch, *after)
 		if err != nil {
 			return fmt.Errorf("watch %s.%s: %w", *db, *coll, err)
 		}
