@@ -202,6 +202,7 @@ func (t *Task) copyRange(ctx context.Context, e offsets.Entry) error {
 	}
 	defer func() { _ = r.Close(context.WithoutCancel(ctx)) }()
 	db, coll := []byte(t.spec.DB), []byte(t.spec.Coll)
+	pace := snapshot.NewPace(t.cfg.SnapshotMaxRate)
 	for {
 		g := t.acks.Open()
 		now := time.Now()
@@ -231,6 +232,9 @@ func (t *Task) copyRange(ctx context.Context, e offsets.Entry) error {
 		p := progress
 		v.Snapshot = &p
 		if err := t.seal(ctx, g, checkpoint{key: e.Key, value: &v}, true, false); err != nil {
+			return err
+		}
+		if err := pace.Wait(ctx, n); err != nil {
 			return err
 		}
 	}

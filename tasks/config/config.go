@@ -121,7 +121,9 @@ type Config struct {
 	OversizeHandling   OversizeHandling
 	OffsetLostPolicy   OffsetLostPolicy
 	MaxBatchSize       int
-	PollMaxWait        time.Duration
+	// SnapshotMaxRate is the most documents a task copies per second; 0 means no limit.
+	SnapshotMaxRate int
+	PollMaxWait     time.Duration
 	// TopicPartitions and TopicReplicationFactor are -1 for the broker's
 	// default.
 	TopicPartitions        int32
