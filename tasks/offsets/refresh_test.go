@@ -51,6 +51,18 @@ func TestRefreshSeesOtherWriters(t *testing.T) {
 	if n := len(b.List("cdc")); n != 1 {
 		t.Errorf("List after a refreshed tombstone = %d entries, want 1", n)
 	}
+
+	// a created the topic and so skipped loading it: its first Refresh must read from the
+	// start of every partition, its own commits and b's alike.
+	if err := b.Commit(ctx, users, at(t, tokInsert)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, a, users).ResumeToken.Data; got != tokInsert {
+		t.Errorf("after Refresh the topic's creator has %s, want b's commit", got)
+	}
 }
 
 // TestRefreshNeverTurnsBack: b commits a newer offset than one a wrote and b

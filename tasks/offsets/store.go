@@ -120,9 +120,16 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 		offsets: make(map[string]stored),
 		next:    make(map[int32]int64),
 	}
-	if err := s.ensureTopic(ctx, o.partitions, o.replication); err != nil {
+	created, err := s.ensureTopic(ctx, o.partitions, o.replication)
+	if err != nil {
 		cl.Close()
 		return nil, err
+	}
+	// A topic this call created holds nothing yet, and its partitions have no leaders for a
+	// moment: loading would only wait for them. Records another writer commits meanwhile are
+	// read by the next Refresh, which starts unknown partitions at 0.
+	if created {
+		return s, nil
 	}
 	if err := s.load(ctx); err != nil {
 		cl.Close()
@@ -137,10 +144,10 @@ func (s *Store) Close() { s.cl.Close() }
 // ensureTopic creates the topic if it is missing and checks an existing
 // one. Existence is asked first, so a client allowed to use the topic but
 // not to create topics works with one an administrator made.
-func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication int16) error {
+func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication int16) (created bool, err error) {
 	md, err := s.adm.Metadata(ctx, s.topic)
 	if err != nil {
-		return fmt.Errorf("look up offsets topic %s: %w", s.topic, err)
+		return false, fmt.Errorf("look up offsets topic %s: %w", s.topic, err)
 	}
 	if td, ok := md.Topics[s.topic]; !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
 		resp, err := s.adm.CreateTopic(ctx, partitions, replication,
@@ -148,23 +155,23 @@ func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication i
 		switch {
 		case err == nil:
 			s.log.Info("created the offsets topic", "partitions", resp.NumPartitions, "replication_factor", resp.ReplicationFactor)
-			return nil
+			return true, nil
 		case !errors.Is(err, kerr.TopicAlreadyExists): // another node won the race
-			return fmt.Errorf("create offsets topic %s: %w", s.topic, err)
+			return false, fmt.Errorf("create offsets topic %s: %w", s.topic, err)
 		}
 	} else if td.Err != nil {
-		return fmt.Errorf("look up offsets topic %s: %w", s.topic, td.Err)
+		return false, fmt.Errorf("look up offsets topic %s: %w", s.topic, td.Err)
 	}
 	configs, err := s.adm.DescribeTopicConfigs(ctx, s.topic)
 	if err != nil {
-		return fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
+		return false, fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
 	}
 	rc, err := configs.On(s.topic, nil)
 	if err == nil {
 		err = rc.Err
 	}
 	if err != nil {
-		return fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
+		return false, fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
 	}
 	for _, c := range rc.Configs {
 		if c.Key == "cleanup.policy" && strings.TrimSpace(c.MaybeValue()) != "compact" {
@@ -172,12 +179,12 @@ func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication i
 			// (verifyTopicCleanupPolicyOnlyCompact): with deletion,
 			// retention would eventually drop the offsets of idle
 			// tasks.
-			return fmt.Errorf("offsets topic %s has cleanup.policy=%s; it must be compact "+
+			return false, fmt.Errorf("offsets topic %s has cleanup.policy=%s; it must be compact "+
 				"(kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact)",
 				s.topic, c.MaybeValue(), s.topic)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // load reads every partition from its start to its last stable offset,
