@@ -3,8 +3,8 @@
 - Reading a collection's topic with each record's headers (the shard header), and where each
   partition ends (to tell apart what each run of mongorelay wrote).
 - OffsetsWatch: a consumer that tails the offsets topic, so a test reacts within a few
-  milliseconds to snapshot progress (to kill -9 half way through a copy that takes a second)
-  and sees shard keys appear and be tombstoned.
+  milliseconds to snapshot progress (to kill -9 half way through a copy paced to take about
+  two seconds) and sees shard keys appear and be tombstoned.
 - PoolLoad: workload.MixedLoad on one collection whose _ids come from a fixed pool of mixed
   types (MixedIdEvents: int32, int64, string or ObjectId, compound documents), so every shard
   gets documents of every id type.
