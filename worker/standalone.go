@@ -70,6 +70,7 @@ type Standalone struct {
 
 	mu      sync.Mutex
 	running map[string]bool // tasks started, by connector and task name
+	failed  []error         // why tasks FAILED, each naming its connector and task
 	wg      sync.WaitGroup
 }
 
@@ -79,8 +80,10 @@ func NewStandalone(cfg Config, conns []*config.Config, log *slog.Logger) *Standa
 }
 
 // Run checks that every connector reaches its MongoDB deployment and that Kafka answers before
-// it writes anything, then starts every connector's tasks and blocks until ctx is done (then
-// stops them cleanly and returns nil).
+// it writes anything, then starts every connector's tasks and blocks until ctx is done. Then
+// it stops them cleanly and returns nil, or, when a task had FAILED meanwhile (the others go
+// on running, as in Kafka Connect), an error naming each failed task, so a supervisor sees
+// the failure in the exit status and not only in the log.
 func (s *Standalone) Run(ctx context.Context) error {
 	mongos := make([]*mongo.Client, len(s.conns))
 	defer func() {
@@ -151,6 +154,12 @@ func (s *Standalone) Run(ctx context.Context) error {
 		s.log.Info("stopping: flushing records and committing offsets")
 		stopTasks()
 		<-done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.failed) > 0 {
+			return fmt.Errorf("stopped with %d FAILED task(s); fix the cause and restart to resume them: %w",
+				len(s.failed), errors.Join(s.failed...))
+		}
 		return nil
 	case <-done:
 		return errors.New("every connector has stopped")
@@ -193,6 +202,9 @@ func (s *Standalone) runConnector(ctx context.Context, c *config.Config, mc *mon
 				defer tasksWG.Done()
 				if err := t.Run(ctx); err != nil {
 					log.Error("task FAILED", "task", spec.Name(), "err", err)
+					s.mu.Lock()
+					s.failed = append(s.failed, fmt.Errorf("connector %s task %s: %w", c.Name, spec.Name(), err))
+					s.mu.Unlock()
 				}
 			}()
 		}

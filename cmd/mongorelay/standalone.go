@@ -11,7 +11,7 @@ import (
 )
 
 // runStandalone runs connectors from JSON files in this one process (no cluster), until
-// SIGINT/SIGTERM, then flushes, commits and exits 0.
+// SIGINT/SIGTERM, then flushes, commits and exits 0, or 1 when a task had FAILED.
 func runStandalone(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -93,3 +93,13 @@ class Process:
         out = self.stdout().splitlines()[-20:]
         return "\n".join([f"--- {self.log_path} (last {len(text)} lines)", *text]
                          + ([f"--- {self.stdout_path}", *out] if out else []))
+
+
+def assert_stops_failed(process, coll):
+    """SIGTERM to a mongorelay standalone one of whose tasks FAILED: it must exit 1 and say, last,
+    which task of coll failed (a supervisor sees the failure in the exit status)."""
+    code = process.stop(timeout_s=60)
+    last = process.log().rstrip().splitlines()[-1:]
+    assert code == 1 and last and "FAILED task" in last[0] and f".{coll}#" in last[0], (
+        f"{process.name} had a FAILED task: on SIGTERM it must exit 1 naming the task, "
+        f"but exited {code}:\n{process.tail()}")

@@ -17,6 +17,7 @@ from bson import Binary, Code, DatetimeMS, Int64, MaxKey, MinKey, ObjectId, Rege
 from changes import ChangeDecoder, Registry, event_identity, event_position, timeline
 from checks import check_collection, dedupe, fail_on
 from hashedkey import hashed_key, shard_name, shard_of
+from processes import assert_stops_failed
 from sharded import (MixedIdEvents, OffsetsWatch, PoolLoad, RecordDecoder, SnapshotWrites, background,  # noqa: F401
                      copied, end_offsets, log_entries, plan_done, position, read_records, seed, topic_config)
 
@@ -493,7 +494,7 @@ def test_oversize_policies_and_collisions(pipeline, mongo):
     if '"huge-1"' in [decoder.key_id(r) for r in read_records(pipeline.kafka, [topic], quiet_s=0.5, timeout_s=30)]:
         problems.append("oversize.handling=fail wrote a record for the oversize document")
     committed_by_failed = (pipeline.committed().get(pipeline.offset_key("big")) or {}).get("cluster_time")
-    failing.stop()
+    assert_stops_failed(failing, "big")
 
     # oversize.handling=skip: a reference goes to the dead letter topic; the documents around it
     # are delivered (the failed run committed nothing past what consumers can read).

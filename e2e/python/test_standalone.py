@@ -17,6 +17,7 @@ from changes import ChangeDecoder, Registry, event_position, timeline
 from checks import after_problems, check_collection, check_document, dedupe, fail_on
 from kafka_io import cluster_time, read_offsets, read_topics
 from pipeline import free_port
+from processes import assert_stops_failed
 from workload import COLLECTIONS, MixedLoad, canonical_id
 
 
@@ -221,7 +222,7 @@ def test_history_lost_fails_then_resnapshot_recovers(pipeline, private_mongo, re
     line = failing.wait_for_log(_history_lost_error, "an ERROR saying history was lost", timeout_s=30)
     assert "ledger" in line and "offset.lost.policy" in line, \
         f"the error must name the collection and offset.lost.policy: {line}"
-    failing.stop()
+    assert_stops_failed(failing, "ledger")
     after_failure = read_topics(pipeline.kafka, [pipeline.topic("ledger")], timeout_s=30)
     assert len(after_failure) == len(before), "with offset.lost.policy=fail nothing may be written after the loss"
 
