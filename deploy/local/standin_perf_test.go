@@ -76,8 +76,11 @@ func TestChangeStreamReadRateIsFlat(t *testing.T) {
 			t.Fatalf("a read behind %d entries took over %s", target.size, readTimeout)
 		}
 	}
-	if rates[len(rates)-1] < 0.8*rates[0] {
-		t.Fatalf("reading %d events behind %d entries ran at %.0f events/s, below 80%% of the %.0f events/s behind %d entries",
+	// Half, not near 1: the figures move by 20% with the machine's load (a clean-clone CI run
+	// once saw 78%), while an oplog that scans runs at about a tenth of the small one's rate
+	// at 200,000 entries (the stock oplog's, in the README).
+	if rates[len(rates)-1] < 0.5*rates[0] {
+		t.Fatalf("reading %d events behind %d entries ran at %.0f events/s, below half the %.0f events/s behind %d entries: does the oplog scan instead of seeking?",
 			perfEvents, largest.size, rates[len(rates)-1], rates[0], smallest.size)
 	}
 }
