@@ -18,9 +18,12 @@ type Pace struct {
 	sleep func(context.Context, time.Duration) error
 }
 
-// NewPace returns a Pace of perSecond documents per second; 0 or less paces nothing.
-func NewPace(perSecond int) *Pace {
-	return &Pace{rate: float64(perSecond), now: time.Now, sleep: sleepCtx}
+// NewPace returns a Pace of perSecond documents per second, counted from now (so the first
+// page is paced too); 0 or less paces nothing.
+func NewPace(perSecond int) *Pace { return newPace(perSecond, time.Now, sleepCtx) }
+
+func newPace(perSecond int, now func() time.Time, sleep func(context.Context, time.Duration) error) *Pace {
+	return &Pace{rate: float64(perSecond), start: now(), now: now, sleep: sleep}
 }
 
 // Wait counts n more documents and returns once copying them kept to the rate, or with ctx's
@@ -30,9 +33,6 @@ func (p *Pace) Wait(ctx context.Context, n int) error {
 		return nil
 	}
 	now := p.now()
-	if p.start.IsZero() {
-		p.start = now
-	}
 	// Forget budget older than a second: copying at half the rate for a minute must not
 	// allow a minute's worth of documents at once afterwards.
 	if behind := now.Sub(p.start).Seconds() - p.n/p.rate; behind > 1 {

@@ -38,6 +38,9 @@ func TestPace(t *testing.T) {
 			{10 * time.Millisecond, 100, 90 * time.Millisecond},
 			{0, 500, 500 * time.Millisecond},
 		}},
+		{"the first page counts from the start", 1000, []step{
+			{40 * time.Millisecond, 100, 60 * time.Millisecond},
+		}},
 		{"a slow page needs no wait", 1000, []step{
 			{0, 100, 100 * time.Millisecond},
 			{300 * time.Millisecond, 100, 0},
@@ -54,8 +57,7 @@ func TestPace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-			p := NewPace(tt.rate)
-			p.now, p.sleep = clock.now, clock.sleep
+			p := newPace(tt.rate, clock.now, clock.sleep)
 			for i, s := range tt.steps {
 				clock.t = clock.t.Add(s.work)
 				clock.slept = nil
