@@ -6,7 +6,7 @@ import (
 )
 
 // Pace holds a copy to a rate: after each page, Wait sleeps until the documents copied so far
-// are no more than rate times the time since the first page. The budget is not saved up
+// are no more than rate times the time since the Pace was made. The budget is not saved up
 // across a slow stretch beyond one second, so a stall is not followed by a burst that would
 // hit the primary harder than the rate promises.
 type Pace struct {
