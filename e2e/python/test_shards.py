@@ -232,7 +232,7 @@ def test_snapshot_200k_with_writes_and_kill(pipeline, mongo, background, seed, r
     limit = SNAPSHOT_DOCS / SNAPSHOT_PACED_S
     assert rate_first < limit * 1.25, (
         f"the paced run copied {rate_first:.0f} documents/s, over snapshot.max.documents.per.second "
-        f"({limit / shards:.0f} per task, {limit:.0f} for {shards})")
+        f"({limit / shards:.0f} per task, {limit:.0f} in all)")
     assert duplicates < MAX_BATCH_SIZE * shards, (
         f"{duplicates} documents copied twice after kill -9: the copy must resume from its committed "
         f"progress, repeating fewer than one range batch ({MAX_BATCH_SIZE}) per shard ({shards})")

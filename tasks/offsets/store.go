@@ -96,9 +96,10 @@ type stored struct {
 
 // Open connects to brokers, creates topic if it is missing (compacted, with
 // the partitions and replication factor of the options), checks that an
-// existing one is compacted, and loads every key's latest offset, reading
-// each partition up to its last stable offset with read_committed so that
-// offsets written inside aborted transactions never count.
+// existing one is compacted, and loads every key's latest offset from an
+// existing one, reading each partition up to its last stable offset with
+// read_committed so that offsets written inside aborted transactions never
+// count.
 func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (*Store, error) {
 	o := options{partitions: 25, replication: -1, logger: slog.Default()}
 	for _, opt := range opts {
