@@ -106,13 +106,16 @@ type Connector struct {
 // Task is one of a connector's tasks: a shard of a collection, and where it runs.
 type Task struct {
 	ID     int
-	Name   string // <db>.<collection>#<i>-of-<n>
+	Name   string // <db>.<collection>#<i>-of-<n>, or Members' names joined by "+"
 	DB     string
 	Coll   string
 	Shard  int
 	Shards int
-	Node   string // "": unassigned
-	Epoch  uint64
+	// Members are the names of the collection shards a task runs when tasks.max makes
+	// several share it; DB, Coll, Shard and Shards are then zero.
+	Members []string
+	Node    string // "": unassigned
+	Epoch   uint64
 }
 
 // Task and connector states, Kafka Connect's.

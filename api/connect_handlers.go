@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -244,9 +245,13 @@ func (s *Server) tasks(c echo.Context) error {
 	for _, t := range cn.Tasks {
 		cfg := maps.Clone(base)
 		cfg["task.name"] = t.Name
-		cfg["task.database"] = t.DB
-		cfg["task.collection"] = t.Coll
-		cfg["task.shard"] = fmt.Sprintf("%d-of-%d", t.Shard, t.Shards)
+		if len(t.Members) > 0 {
+			cfg["task.collection.shards"] = strings.Join(t.Members, ",")
+		} else {
+			cfg["task.database"] = t.DB
+			cfg["task.collection"] = t.Coll
+			cfg["task.shard"] = fmt.Sprintf("%d-of-%d", t.Shard, t.Shards)
+		}
 		out = append(out, taskInfo{ID: taskID{Connector: cn.Name, Task: t.ID}, Config: cfg})
 	}
 	return connectJSON(c, http.StatusOK, out)

@@ -243,6 +243,30 @@ func TestCreateConnectorInvalid(t *testing.T) {
 	}
 }
 
+func TestTaskConfigs(t *testing.T) {
+	f := newFakeCluster("n1", true)
+	f.connectors["orders"] = Connector{Name: "orders", Config: map[string]string{"tasks.max": "2"}, Tasks: []Task{
+		{ID: 0, Name: "shop.a#0-of-1+shop.b#0-of-1", Members: []string{"shop.a#0-of-1", "shop.b#0-of-1"}},
+		{ID: 1, Name: "shop.c#0-of-1", DB: "shop", Coll: "c", Shard: 0, Shards: 1},
+	}}
+	srv := serveFake(t, f)
+	status, body := do(t, http.MethodGet, srv.URL+"/connectors/orders/tasks", "")
+	if status != http.StatusOK {
+		t.Fatalf("GET tasks = %d %s", status, body)
+	}
+	var got []taskInfo
+	if err := json.Unmarshal([]byte(body), &got); err != nil || len(got) != 2 {
+		t.Fatalf("tasks %s: %v", body, err)
+	}
+	shared, single := got[0].Config, got[1].Config
+	if shared["task.collection.shards"] != "shop.a#0-of-1,shop.b#0-of-1" || shared["task.collection"] != "" {
+		t.Errorf("a task sharing collection shards has config %v", shared)
+	}
+	if single["task.collection"] != "c" || single["task.shard"] != "0-of-1" || single["task.collection.shards"] != "" {
+		t.Errorf("a one-shard task has config %v", single)
+	}
+}
+
 func TestDeleteAndMissing(t *testing.T) {
 	f := newFakeCluster("n1", true)
 	f.connectors["orders"] = Connector{Name: "orders", Config: map[string]string{}}

@@ -221,12 +221,19 @@ func (s *State) setTasks(p *setTasksV1) applyResult {
 		return applyResult{err: fmt.Errorf("%w: %q tasks listed for generation %d, config is at %d", ErrStaleGeneration, p.Connector, p.Generation, old.Generation)}
 	}
 	names := make(map[string]bool, len(p.Tasks))
+	units := make(map[string]bool, len(p.Tasks))
 	for _, spec := range p.Tasks {
-		if spec.DB == "" || spec.Coll == "" || spec.Shards < 1 || spec.Shard < 0 || spec.Shard >= spec.Shards {
-			return applyResult{err: fmt.Errorf("%w: connector %q task %+v", ErrInvalid, p.Connector, spec)}
+		if len(spec.Members) > 0 && (spec.DB != "" || spec.Coll != "" || spec.Shard != 0 || spec.Shards != 0) {
+			return applyResult{err: fmt.Errorf("%w: connector %q task %+v has members and a collection shard of its own", ErrInvalid, p.Connector, spec)}
 		}
-		if names[spec.Name()] {
-			return applyResult{err: fmt.Errorf("%w: connector %q lists task %s twice", ErrInvalid, p.Connector, spec.Name())}
+		for _, u := range spec.Units() {
+			if !u.validUnit() {
+				return applyResult{err: fmt.Errorf("%w: connector %q task %+v", ErrInvalid, p.Connector, u)}
+			}
+			if units[u.Name()] {
+				return applyResult{err: fmt.Errorf("%w: connector %q lists collection shard %s twice", ErrInvalid, p.Connector, u.Name())}
+			}
+			units[u.Name()] = true
 		}
 		names[spec.Name()] = true
 	}
@@ -269,7 +276,7 @@ func (s *State) setTasks(p *setTasksV1) applyResult {
 	}
 	slices.SortFunc(kept, func(a, b Task) int { return a.ID - b.ID })
 
-	if old.TasksGeneration == p.Generation && slices.Equal(kept, old.Tasks) {
+	if old.TasksGeneration == p.Generation && slices.EqualFunc(kept, old.Tasks, Task.same) {
 		return applyResult{}
 	}
 	c := old.clone()

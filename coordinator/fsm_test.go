@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -252,6 +253,43 @@ func TestApplyRules(t *testing.T) {
 		{
 			name: "duplicate task refused", prepare: withTasks,
 			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: append(specs("c", 1), specs("c", 1)...)}, wantErr: ErrInvalid,
+		},
+		{
+			name: "a collection shard in two tasks refused", prepare: withTasks,
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+				{Members: specs("c", 3)[:2]}, {Members: specs("c", 3)[1:]},
+			}}, wantErr: ErrInvalid,
+		},
+		{
+			name: "a task with members and a shard of its own refused", prepare: withTasks,
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+				{DB: "db", Coll: "d", Shard: 0, Shards: 1, Members: specs("c", 3)},
+			}}, wantErr: ErrInvalid,
+		},
+		{
+			name: "nested members refused", prepare: withTasks,
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+				{Members: []TaskSpec{{Members: specs("c", 3)}}},
+			}}, wantErr: ErrInvalid,
+		},
+		{
+			name: "tasks sharing collection shards are new tasks named by their members", prepare: withTasks,
+			// tasks.max=2 over c's three shards: c#0 and c#1 go, their pair is a new
+			// task; c#2 stays the task it was, its id moved into range.
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+				{Members: specs("c", 3)[:2]}, specs("c", 3)[2],
+			}},
+			check: func(t *testing.T, st *State) {
+				c, _ := st.Connector("a")
+				got := []string{}
+				for _, task := range c.Tasks {
+					got = append(got, fmt.Sprintf("%d:%s@%s", task.ID, task.Name(), task.Node))
+				}
+				want := []string{"0:db.c#2-of-3@", "1:db.c#0-of-3+db.c#1-of-3@"}
+				if !slices.Equal(got, want) || len(c.Tasks[1].Spec.Units()) != 2 {
+					t.Fatalf("tasks %v, want %v", got, want)
+				}
+			},
 		},
 		{
 			name: "surviving tasks keep id, owner and epoch; ids stay dense", prepare: withTasks,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,18 +26,45 @@ func (s TargetState) valid() bool {
 	return s == StateRunning || s == StatePaused || s == StateStopped
 }
 
-// TaskSpec names one task's work: a shard of a collection. It is what
-// ExpandFunc returns; the worker turns it into a tasks.Spec.
+// TaskSpec names one task's work: a shard of a collection, or, when the
+// connector's tasks.max is below its number of collection shards, several of
+// them (Members). It is what ExpandFunc returns; the worker turns each
+// collection shard into a tasks.Spec.
 type TaskSpec struct {
 	DB     string `json:"db"`
 	Coll   string `json:"coll"`
 	Shard  int    `json:"shard"` // 0-based
 	Shards int    `json:"shards"`
+	// Members are the collection shards of a task that runs several; the
+	// fields above are then zero. A member has no members.
+	Members []TaskSpec `json:"members,omitempty"`
 }
 
-// Name is the task's name: <db>.<coll>#<i>-of-<n>, as tasks.Spec.Name.
+// Name is the task's name: <db>.<coll>#<i>-of-<n>, as tasks.Spec.Name, or
+// its members' names joined by "+". A task whose members change is another
+// task, so its owner restarts it with the new ones.
 func (s TaskSpec) Name() string {
-	return fmt.Sprintf("%s.%s#%d-of-%d", s.DB, s.Coll, s.Shard, s.Shards)
+	if len(s.Members) == 0 {
+		return fmt.Sprintf("%s.%s#%d-of-%d", s.DB, s.Coll, s.Shard, s.Shards)
+	}
+	names := make([]string, len(s.Members))
+	for i, m := range s.Members {
+		names[i] = m.Name()
+	}
+	return strings.Join(names, "+")
+}
+
+// Units returns the collection shards the task runs: its members, or itself.
+func (s TaskSpec) Units() []TaskSpec {
+	if len(s.Members) == 0 {
+		return []TaskSpec{s}
+	}
+	return s.Members
+}
+
+// validUnit reports whether s names one collection shard.
+func (s TaskSpec) validUnit() bool {
+	return s.DB != "" && s.Coll != "" && s.Shards >= 1 && s.Shard >= 0 && s.Shard < s.Shards && len(s.Members) == 0
 }
 
 // Task is one of a connector's tasks and where it runs.
@@ -59,6 +87,11 @@ type Task struct {
 
 // Name is the task's name, see TaskSpec.Name.
 func (t Task) Name() string { return t.Spec.Name() }
+
+// same reports whether t and o are equal; a task's name says all of its spec.
+func (t Task) same(o Task) bool {
+	return t.ID == o.ID && t.Node == o.Node && t.Epoch == o.Epoch && t.Restarts == o.Restarts && t.Name() == o.Name()
+}
 
 // Connector is a connector in the cluster state.
 type Connector struct {

@@ -25,8 +25,12 @@ func (a clusterAPI) Info() api.Info {
 func toAPIConnector(cn coordinator.Connector) api.Connector {
 	out := api.Connector{Name: cn.Name, Config: cn.Config, State: string(cn.State)}
 	for _, t := range cn.Tasks {
+		var members []string
+		for _, m := range t.Spec.Members {
+			members = append(members, m.Name())
+		}
 		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), DB: t.Spec.DB, Coll: t.Spec.Coll,
-			Shard: t.Spec.Shard, Shards: t.Spec.Shards, Node: t.Node, Epoch: t.Epoch})
+			Shard: t.Spec.Shard, Shards: t.Spec.Shards, Members: members, Node: t.Node, Epoch: t.Epoch})
 	}
 	return out
 }

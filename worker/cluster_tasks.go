@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,10 +42,6 @@ func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
 		return err
 	}
 	defer release()
-	spec := tasks.Spec{Connector: cfg, DB: a.Spec.DB, Coll: a.Spec.Coll, Shard: a.Spec.Shard, Shards: a.Spec.Shards}
-	if spec.TopicMaxBytes, err = createTopics(ctx, c.kafka, cfg, cfg.Topic(spec.DB, spec.Coll)); err != nil {
-		return err
-	}
 	reg, err := registryFor(cfg, c.registry)
 	if err != nil {
 		return err
@@ -52,21 +49,56 @@ func (c *Cluster) runTask(ctx context.Context, a coordinator.Assignment) error {
 	if err := c.offsets.Refresh(ctx); err != nil {
 		return fmt.Errorf("read the offsets other nodes committed: %w", err)
 	}
-	t := tasks.New(spec, tasks.Deps{
-		Mongo:           mc,
-		Offsets:         &fencedOffsets{Store: c.offsets},
-		Registry:        reg,
-		Logger:          c.log.With("epoch", a.Epoch),
-		ShutdownTimeout: c.cfg.ShutdownTimeout,
-		Evolutions:      c.evolutions,
-		Transactional: &tasks.Transactional{
-			ID:          transactionalID(c.cfg.ClusterID, a.Connector, a.Task),
-			ClientOpts:  c.kafkaOpts(),
-			Compression: c.cfg.Compression,
-		},
-		WriterID: writerID(c.id, a.Epoch),
+	return runUnits(ctx, a.Spec.Units(), func(ctx context.Context, u coordinator.TaskSpec) error {
+		spec := tasks.Spec{Connector: cfg, DB: u.DB, Coll: u.Coll, Shard: u.Shard, Shards: u.Shards}
+		maxBytes, err := createTopics(ctx, c.kafka, cfg, cfg.Topic(spec.DB, spec.Coll))
+		if err != nil {
+			return err
+		}
+		spec.TopicMaxBytes = maxBytes
+		t := tasks.New(spec, tasks.Deps{
+			Mongo:           mc,
+			Offsets:         &fencedOffsets{Store: c.offsets},
+			Registry:        reg,
+			Logger:          c.log.With("epoch", a.Epoch),
+			ShutdownTimeout: c.cfg.ShutdownTimeout,
+			Evolutions:      c.evolutions,
+			// Per collection shard, not per task: when tasks.max regroups the shards, the
+			// next run of each shard still fences the one before, wherever it ran.
+			Transactional: &tasks.Transactional{
+				ID:          transactionalID(c.cfg.ClusterID, a.Connector, u.Name()),
+				ClientOpts:  c.kafkaOpts(),
+				Compression: c.cfg.Compression,
+			},
+			WriterID: writerID(c.id, a.Epoch),
+		})
+		return t.Run(ctx)
 	})
-	return t.Run(ctx)
+}
+
+// runUnits runs the collection shards of one task side by side until ctx ends or one fails;
+// a failure stops the others (cleanly: they commit what they delivered) and is what the task
+// returns, so the task as a whole is FAILED and restarted.
+func runUnits(ctx context.Context, units []coordinator.TaskSpec, run func(context.Context, coordinator.TaskSpec) error) error {
+	if len(units) == 1 {
+		return run(ctx, units[0])
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make([]error, len(units))
+	var wg sync.WaitGroup
+	for i, u := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = run(ctx, u); errs[i] != nil {
+				errs[i] = fmt.Errorf("collection shard %s: %w", u.Name(), errs[i])
+				stop()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // fencedOffsets is the offsets store as a task sees it: its first read catches up with the

@@ -96,7 +96,7 @@ func Keys() []Key {
 			Doc:     "Where events are split into shards: server (a $toHashedIndexKey stage in the change stream, MongoDB 4.4+), client (each task reads the whole stream and keeps its share), or auto (server when the server supports it, else client).",
 			set:     func(c *Config, v string) string { c.ShardFilter = ShardFilter(v); return "" }},
 		{Name: "tasks.max", Type: TypeInt, Min: 1, Max: 1 << 20,
-			Doc: "Kafka Connect's cap on the connector's total tasks; collection shards beyond it share tasks. Default: no cap, one task per collection shard.",
+			Doc: "Kafka Connect's cap on the connector's total tasks. In a cluster, collection shards beyond it share tasks: a task then runs several collection shards (named in its task.collection.shards), each still with its own change stream, producer and offsets, and they move between nodes together. A standalone process runs every collection shard itself either way. Default: no cap, one task per collection shard.",
 			set: func(c *Config, v string) string { c.TasksMax = atoi(v); return "" }},
 		{Name: "capture.mode", Type: TypeString, Default: string(CaptureUpdateFull),
 			Allowed: []string{string(CaptureChangeStreams), string(CaptureUpdateFull), string(CaptureWithPreImage), string(CaptureUpdateFullWithPreImage)},

@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mongorelay/mongorelay/coordinator"
+)
+
+func TestRunUnits(t *testing.T) {
+	t.Run("a failure stops the others and is the task's error", func(t *testing.T) {
+		boom := errors.New("boom")
+		var stopped atomic.Int32
+		err := runUnits(context.Background(), units("a,b,c", 1), func(ctx context.Context, u coordinator.TaskSpec) error {
+			if u.Coll == "b" {
+				return boom
+			}
+			<-ctx.Done()
+			stopped.Add(1)
+			return nil // a task stopped by its context ends cleanly
+		})
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "collection shard db.b#0-of-1") {
+			t.Fatalf("err = %v, want boom naming db.b#0-of-1", err)
+		}
+		if stopped.Load() != 2 {
+			t.Fatalf("%d other shards stopped, want 2", stopped.Load())
+		}
+	})
+	t.Run("all run until the task stops", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var started atomic.Int32
+		done := make(chan error, 1)
+		go func() {
+			done <- runUnits(ctx, units("a", 3), func(ctx context.Context, _ coordinator.TaskSpec) error {
+				started.Add(1)
+				<-ctx.Done()
+				return nil
+			})
+		}()
+		for started.Load() < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("a stopped task returned %v", err)
+		}
+	})
+}
