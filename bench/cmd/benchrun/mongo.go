@@ -213,3 +213,11 @@ feed:
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
+
+// pacedWindow opens a measuring window on pid, then makes the latency workload's paced inserts
+// (n documents into coll at -latency-rate); it returns the window and the rate achieved.
+func (r *runner) pacedWindow(ctx context.Context, pid int, coll *mongo.Collection, n int64) (*window, float64, error) {
+	w := r.begin(pid)
+	rate, err := pacedInserts(ctx, coll, int(n), r.cfg.latencyRate, r.cfg.seed+7)
+	return w, rate, err
+}

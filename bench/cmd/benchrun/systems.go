@@ -240,9 +240,8 @@ func (r *runner) ceilingA(ctx context.Context, wl string, m *measurement) {
 			m.status = err.Error()
 			return
 		}
-		w = r.begin(pr.Pid())
-		rate, err := pacedInserts(ctx, r.db.Collection(p.coll), int(p.expected), r.cfg.latencyRate, r.cfg.seed+7)
-		if err != nil {
+		var rate float64
+		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.db.Collection(p.coll), p.expected); err != nil {
 			m.status = err.Error()
 			return
 		}
@@ -402,9 +401,8 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 			m.status = err.Error()
 			return
 		}
-		w = r.begin(pr.Pid())
-		rate, err := pacedInserts(ctx, r.db.Collection(p.coll), int(p.expected), r.cfg.latencyRate, r.cfg.seed+7)
-		if err != nil {
+		var rate float64
+		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.db.Collection(p.coll), p.expected); err != nil {
 			m.status = err.Error()
 			return
 		}
@@ -792,8 +790,7 @@ wait:
 	if m.status != "" {
 		return
 	}
-	w2 := r.begin(w.pid)
-	rate, err := pacedInserts(ctx, coll, int(m.expected), r.cfg.latencyRate, r.cfg.seed+7)
+	w2, rate, err := r.pacedWindow(ctx, w.pid, coll, m.expected)
 	if err != nil {
 		m.status = err.Error()
 		return
