@@ -80,6 +80,39 @@ func connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	return mc, nil
 }
 
+// source is the collection a reading mode reads, and how, from the flags they share.
+type source struct {
+	uri, db, coll *string
+	count, batch  *int
+}
+
+// sourceFlags defines the shared flags on fs; count says what -count counts.
+func sourceFlags(fs *flag.FlagSet, count string) source {
+	return source{
+		uri:   fs.String("mongo", "", "MongoDB connection string"),
+		db:    fs.String("db", "", "database"),
+		coll:  fs.String("coll", "", "collection"),
+		count: fs.Int("count", 0, count),
+		batch: fs.Int("batch", 2048, "server batch size (mongorelay's max.batch.size)"),
+	}
+}
+
+// open connects and returns the client, to disconnect when done, and the collection.
+func (s source) open(ctx context.Context) (*mongo.Client, *mongo.Collection, error) {
+	mc, err := connect(ctx, *s.uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mc, mc.Database(*s.db).Collection(*s.coll), nil
+}
+
+func (s source) String() string { return *s.db + "." + *s.coll }
+
+// findInOrder reads coll in _id order, as mongorelay's snapshot reader does.
+func findInOrder(ctx context.Context, coll *mongo.Collection, batch int) (*mongo.Cursor, error) {
+	return coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(int32(batch)))
+}
+
 // watch opens coll's change stream as a mongorelay task does (fullDocument updateLookup, its
 // batch size and poll.max.wait.ms), after the token after, or from now when after is empty.
 func watch(ctx context.Context, coll *mongo.Collection, batch int, after string) (*mongo.ChangeStream, error) {
@@ -96,24 +129,20 @@ func watch(ctx context.Context, coll *mongo.Collection, batch int, after string)
 // With -latency it starts from now and writes each event's send time and receive time.
 func runRead(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("read", flag.ContinueOnError)
-	uri := fs.String("mongo", "", "MongoDB connection string")
-	db := fs.String("db", "", "database")
-	coll := fs.String("coll", "", "collection")
+	src := sourceFlags(fs, "events to read")
 	after := fs.String("resume-after", "", "resume token _data to start after (empty: now)")
-	count := fs.Int("count", 0, "events to read")
-	batch := fs.Int("batch", 2048, "change stream batch size (mongorelay's max.batch.size)")
 	latencyOut := fs.String("latency", "", "write '<sent_ns> <received_ns>' per event to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mc, err := connect(ctx, *uri)
+	mc, coll, err := src.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	cs, err := watch(ctx, mc.Database(*db).Collection(*coll), *batch, *after)
+	cs, err := watch(ctx, coll, *src.batch, *after)
 	if err != nil {
-		return fmt.Errorf("watch %s.%s: %w", *db, *coll, err)
+		return fmt.Errorf("watch %s: %w", src, err)
 	}
 	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
 	fmt.Println("READY")
@@ -129,9 +158,9 @@ func runRead(ctx context.Context, args []string) error {
 		defer out.Flush()
 	}
 	var n, bytes int64
-	for n < int64(*count) {
+	for n < int64(*src.count) {
 		if !cs.Next(ctx) {
-			return fmt.Errorf("change stream ended after %d of %d events: %w", n, *count, cs.Err())
+			return fmt.Errorf("change stream ended after %d of %d events: %w", n, *src.count, cs.Err())
 		}
 		n++
 		bytes += int64(len(cs.Current))
@@ -154,24 +183,19 @@ func runRead(ctx context.Context, args []string) error {
 // runCopy reads a collection in _id order in batches, as mongorelay's snapshot reader does.
 func runCopy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("copy", flag.ContinueOnError)
-	uri := fs.String("mongo", "", "MongoDB connection string")
-	db := fs.String("db", "", "database")
-	coll := fs.String("coll", "", "collection")
-	count := fs.Int("count", 0, "documents expected")
-	batch := fs.Int("batch", 2048, "cursor batch size (mongorelay's max.batch.size)")
+	src := sourceFlags(fs, "documents expected")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mc, err := connect(ctx, *uri)
+	mc, coll, err := src.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
 	fmt.Println("READY")
-	cur, err := mc.Database(*db).Collection(*coll).Find(ctx, bson.D{},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(int32(*batch)))
+	cur, err := findInOrder(ctx, coll, *src.batch)
 	if err != nil {
-		return fmt.Errorf("find in %s.%s: %w", *db, *coll, err)
+		return fmt.Errorf("find in %s: %w", src, err)
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	var n, bytes int64
@@ -180,10 +204,10 @@ func runCopy(ctx context.Context, args []string) error {
 		bytes += int64(len(cur.Current))
 	}
 	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read %s.%s: %w", *db, *coll, err)
+		return fmt.Errorf("read %s: %w", src, err)
 	}
-	if n != int64(*count) {
-		return fmt.Errorf("read %d documents from %s.%s, want %d", n, *db, *coll, *count)
+	if n != int64(*src.count) {
+		return fmt.Errorf("read %d documents from %s, want %d", n, src, *src.count)
 	}
 	fmt.Printf("DONE events=%d bytes=%d\n", n, bytes)
 	return nil
@@ -355,20 +379,16 @@ func load(ctx context.Context, seeds []string, topic string, count int) (keys, v
 // (envelope, Avro, registry, ordered acks, offsets) is the difference.
 func runPipe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("pipe", flag.ContinueOnError)
-	uri := fs.String("mongo", "", "MongoDB connection string")
-	db := fs.String("db", "", "database")
-	coll := fs.String("coll", "", "collection")
+	src := sourceFlags(fs, "events to pipe")
 	after := fs.String("resume-after", "", "resume token _data to start after (empty: now)")
 	copyColl := fs.Bool("copy", false, "read the collection in _id order instead of its change stream")
-	count := fs.Int("count", 0, "events to pipe")
-	batch := fs.Int("batch", 2048, "server batch size (mongorelay's max.batch.size)")
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers")
 	to := fs.String("to-topic", "", "topic to produce to")
 	txnID := fs.String("transactional-id", "", "produce in transactions as a mongorelay task does (empty: without)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mc, err := connect(ctx, *uri)
+	mc, c, err := src.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -378,7 +398,6 @@ func runPipe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pr.close()
-	c := mc.Database(*db).Collection(*coll)
 	// next advances the cursor (idle: the server had nothing new); current is its document;
 	// keyField names the record key.
 	var next func() (ok, idle bool)
@@ -386,17 +405,17 @@ func runPipe(ctx context.Context, args []string) error {
 	var cursorErr func() error
 	keyField := "documentKey"
 	if *copyColl {
-		cur, err := c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(int32(*batch)))
+		cur, err := findInOrder(ctx, c, *src.batch)
 		if err != nil {
-			return fmt.Errorf("find in %s.%s: %w", *db, *coll, err)
+			return fmt.Errorf("find in %s: %w", src, err)
 		}
 		defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 		next = func() (bool, bool) { return cur.Next(ctx), false }
 		current, cursorErr, keyField = func() bson.Raw { return cur.Current }, cur.Err, "_id"
 	} else {
-		cs, err := watch(ctx, c, *batch, *after)
+		cs, err := watch(ctx, c, *src.batch, *after)
 		if err != nil {
-			return fmt.Errorf("watch %s.%s: %w", *db, *coll, err)
+			return fmt.Errorf("watch %s: %w", src, err)
 		}
 		defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
 		next = func() (bool, bool) {
@@ -409,10 +428,10 @@ func runPipe(ctx context.Context, args []string) error {
 	}
 	fmt.Println("READY")
 	var n, bytes int64
-	for n < int64(*count) {
+	for n < int64(*src.count) {
 		ok, idle := next()
 		if !ok {
-			return fmt.Errorf("cursor ended after %d of %d: %w", n, *count, cursorErr())
+			return fmt.Errorf("cursor ended after %d of %d: %w", n, *src.count, cursorErr())
 		}
 		if idle {
 			// Like a task: an empty server batch is the moment to commit what is open.
