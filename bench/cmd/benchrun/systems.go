@@ -112,6 +112,19 @@ func (r *runner) begin(pid int) *window {
 	return w
 }
 
+// startCeiling starts the ceiling binary with args for m, inside a measuring window opened
+// just before it and then bound to its process.
+func (r *runner) startCeiling(m *measurement, args []string) (*proc.Proc, *window, error) {
+	w := r.begin(0)
+	pr, err := r.reg.Start(m.prefix(), filepath.Join(r.cfg.work, m.prefix()+".log"),
+		proc.Options{Lines: true, Stdin: true}, append([]string{r.cfg.ceilingBin}, args...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.pid = pr.Pid()
+	return pr, w, nil
+}
+
 // end samples the measured process and the servers into m.
 func (r *runner) end(w *window, m *measurement) {
 	if s, err := procstat.Read(w.pid); err == nil {
@@ -226,15 +239,12 @@ func (r *runner) ceilingA(ctx context.Context, wl string, m *measurement) {
 	case "latency":
 		args = append([]string{"read", "-latency", latFile}, base...)
 	}
-	w := r.begin(0)
-	pr, err := r.reg.Start(m.prefix(), filepath.Join(r.cfg.work, m.prefix()+".log"),
-		proc.Options{Lines: true, Stdin: true}, append([]string{r.cfg.ceilingBin}, args...)...)
+	pr, w, err := r.startCeiling(m, args)
 	if err != nil {
 		m.status = err.Error()
 		return
 	}
 	defer pr.Stop(10 * time.Second)
-	w.pid = pr.Pid()
 	if wl == "latency" {
 		if _, err := pr.WaitLine(ctx, "READY", time.Minute); err != nil {
 			m.status = err.Error()
@@ -380,15 +390,12 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 		return
 	}
 	defer c.close()
-	w := r.begin(0)
-	pr, err := r.reg.Start(m.prefix(), filepath.Join(r.cfg.work, m.prefix()+".log"),
-		proc.Options{Lines: true, Stdin: true}, append([]string{r.cfg.ceilingBin}, args...)...)
+	pr, w, err := r.startCeiling(m, args)
 	if err != nil {
 		m.status = err.Error()
 		return
 	}
 	defer pr.Stop(10 * time.Second)
-	w.pid = pr.Pid()
 	failed := func() string {
 		if pr.Exited() {
 			return "ceiling exited: " + pr.Tail(1)
