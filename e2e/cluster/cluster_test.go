@@ -97,10 +97,15 @@ func newHarness(t *testing.T) *harness {
 
 // args are a node's flags, with extra ones.
 func (h *harness) args(n *node, extra ...string) []string {
+	return nodeArgs(n, "e2e-"+h.run, h.kafka, extra...)
+}
+
+// nodeArgs are the flags of node n of cluster id, with extra ones.
+func nodeArgs(n *node, id, kafka string, extra ...string) []string {
 	return append([]string{
-		"--node-id", n.id, "--data-dir", n.dataDir, "--cluster-id", "e2e-" + h.run,
+		"--node-id", n.id, "--data-dir", n.dataDir, "--cluster-id", id,
 		"--http-listen", n.http, "--raft-listen", n.raft, "--registry-listen", n.registry,
-		"--kafka", h.kafka, "--offsets-topic", "e2e-" + h.run + "-offsets",
+		"--kafka", kafka, "--offsets-topic", id + "-offsets",
 	}, extra...)
 }
 
@@ -315,17 +320,7 @@ func (h *harness) watchLeaders(ctx context.Context) {
 
 func (h *harness) createConnector(addr, name, db string) {
 	h.t.Helper()
-	body := map[string]any{"name": name, "config": map[string]string{
-		"connector.class":                           "mongodb",
-		"mongodb.connection.string":                 h.mongo,
-		"database.include.list":                     db,
-		"topic.prefix":                              h.prefix,
-		"shards":                                    fmt.Sprint(shards),
-		"snapshot.mode":                             "never",
-		"heartbeat.interval.ms":                     "1000",
-		"topic.creation.default.partitions":         "2",
-		"topic.creation.default.replication.factor": "1",
-	}}
+	body := map[string]any{"name": name, "config": connectorConfig(h.mongo, db, h.prefix, shards)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var info struct {
@@ -335,6 +330,22 @@ func (h *harness) createConnector(addr, name, db string) {
 	status, err := call(ctx, http.MethodPost, addr, "/connectors", body, &info)
 	if err != nil || status != http.StatusCreated || info.Name != name {
 		h.t.Fatalf("POST /connectors %s on %s: status %d, %+v, %v", name, addr, status, info, err)
+	}
+}
+
+// connectorConfig is the config of a connector capturing every collection of db, each in
+// shards shards, streaming from when it starts.
+func connectorConfig(mongoURI, db, prefix string, shards int) map[string]string {
+	return map[string]string{
+		"connector.class":                           "mongodb",
+		"mongodb.connection.string":                 mongoURI,
+		"database.include.list":                     db,
+		"topic.prefix":                              prefix,
+		"shards":                                    fmt.Sprint(shards),
+		"snapshot.mode":                             "never",
+		"heartbeat.interval.ms":                     "1000",
+		"topic.creation.default.partitions":         "2",
+		"topic.creation.default.replication.factor": "1",
 	}
 }
 

@@ -55,11 +55,7 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := newNode(t, "n1", logDir)
-	n.args = []string{
-		"--node-id", n.id, "--data-dir", n.dataDir, "--cluster-id", "e2et-" + run,
-		"--http-listen", n.http, "--raft-listen", n.raft, "--registry-listen", n.registry,
-		"--kafka", kafka, "--offsets-topic", "e2et-" + run + "-offsets", "--bootstrap",
-	}
+	n.args = nodeArgs(n, "e2et-"+run, kafka, "--bootstrap")
 	t.Cleanup(func() {
 		n.cleanup()
 		if t.Failed() {
@@ -72,18 +68,9 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 		return err == nil && ov.Leader == n.id, fmt.Sprint(ov.Leader, err)
 	})
 
-	body := map[string]any{"name": name, "config": map[string]string{
-		"connector.class":                           "mongodb",
-		"mongodb.connection.string":                 mongoURI,
-		"database.include.list":                     db,
-		"topic.prefix":                              prefix,
-		"shards":                                    fmt.Sprint(shardsPer),
-		"tasks.max":                                 fmt.Sprint(tasksMax),
-		"snapshot.mode":                             "never",
-		"heartbeat.interval.ms":                     "1000",
-		"topic.creation.default.partitions":         "2",
-		"topic.creation.default.replication.factor": "1",
-	}}
+	config := connectorConfig(mongoURI, db, prefix, shardsPer)
+	config["tasks.max"] = fmt.Sprint(tasksMax)
+	body := map[string]any{"name": name, "config": config}
 	if _, err := call(ctx, http.MethodPost, n.http, "/connectors", body, nil); err != nil {
 		t.Fatal(err)
 	}
