@@ -103,19 +103,15 @@ type Connector struct {
 	Tasks []Task
 }
 
-// Task is one of a connector's tasks: a shard of a collection, and where it runs.
+// Task is one of a connector's tasks and where it runs.
 type Task struct {
-	ID     int
-	Name   string // <db>.<collection>#<i>-of-<n>, or Members' names joined by "+"
-	DB     string
-	Coll   string
-	Shard  int
-	Shards int
-	// Members are the names of the collection shards a task runs when tasks.max makes
-	// several share it; DB, Coll, Shard and Shards are then zero.
-	Members []string
-	Node    string // "": unassigned
-	Epoch   uint64
+	ID   int
+	Name string
+	// Config holds the task's own entries (task.name and what its work is), shown over the
+	// connector's config in GET /connectors/{name}/tasks.
+	Config map[string]string
+	Node   string // "": unassigned
+	Epoch  uint64
 }
 
 // Task and connector states, Kafka Connect's.

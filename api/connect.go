@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
@@ -43,18 +43,30 @@ func WithForwardClient(c *http.Client) ServerOption { return func(s *Server) { s
 // (an election) before it is answered 503. Default 10s.
 func WithForwardWait(d time.Duration) ServerOption { return func(s *Server) { s.forwardWait = d } }
 
+// Plugins are the connector kinds a node has, as the API needs them: *connector.Catalog.
+type Plugins interface {
+	// Validate checks a connector's config and returns it as it is stored, or a
+	// *connector.ValidationError naming every bad key.
+	Validate(name string, config map[string]string) (map[string]string, error)
+	// Redact returns a stored config as responses may show it.
+	Redact(name string, config map[string]string) map[string]string
+	// Type is the config's connector type (source, sink).
+	Type(config map[string]string) connector.Type
+}
+
 // Server is a node's REST API. Serve its Handler.
 type Server struct {
 	cl          Cluster
+	plugins     Plugins
 	log         *slog.Logger
 	client      *http.Client
 	forwardWait time.Duration
 	e           *echo.Echo
 }
 
-// NewServer returns the REST API of the node cl.
-func NewServer(cl Cluster, opts ...ServerOption) *Server {
-	s := &Server{cl: cl, log: slog.Default(), client: &http.Client{Timeout: 30 * time.Second}, forwardWait: defaultForwardWait}
+// NewServer returns the REST API of the node cl, whose connector kinds are plugins.
+func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
+	s := &Server{cl: cl, plugins: plugins, log: slog.Default(), client: &http.Client{Timeout: 30 * time.Second}, forwardWait: defaultForwardWait}
 	for _, o := range opts {
 		o(s)
 	}
@@ -128,7 +140,7 @@ func (s *Server) toRESTError(err error) *restError {
 	if re, ok := errors.AsType[*restError](err); ok {
 		return re
 	}
-	if ve, ok := errors.AsType[*config.ValidationError](err); ok {
+	if ve, ok := errors.AsType[*connector.ValidationError](err); ok {
 		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", ve.Error())
 	}
 	if nl, ok := errors.AsType[*NotLeaderError](err); ok {

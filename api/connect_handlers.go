@@ -3,23 +3,18 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // The Kafka Connect endpoints. Every config that leaves the node goes through redacted.
-
-// connectorType is what Connect calls a source connector.
-const connectorType = "source"
 
 func (s *Server) root(c echo.Context) error {
 	info := s.cl.Info()
@@ -42,8 +37,8 @@ type taskID struct {
 	Task      int    `json:"task"`
 }
 
-func infoOf(cn Connector) connectorInfo {
-	out := connectorInfo{Name: cn.Name, Config: redacted(cn.Name, cn.Config), Tasks: []taskID{}, Type: connectorType}
+func (s *Server) infoOf(cn Connector) connectorInfo {
+	out := connectorInfo{Name: cn.Name, Config: s.plugins.Redact(cn.Name, cn.Config), Tasks: []taskID{}, Type: string(s.plugins.Type(cn.Config))}
 	for _, t := range cn.Tasks {
 		out.Tasks = append(out.Tasks, taskID{Connector: cn.Name, Task: t.ID})
 	}
@@ -64,7 +59,7 @@ func (s *Server) listConnectors(c echo.Context) error {
 	for _, cn := range conns {
 		entry := map[string]any{}
 		if slices.Contains(expand, "info") {
-			entry["info"] = infoOf(cn)
+			entry["info"] = s.infoOf(cn)
 		}
 		if slices.Contains(expand, "status") {
 			st, err := s.cl.ConnectorStatus(c.Request().Context(), cn.Name)
@@ -98,11 +93,10 @@ func (s *Server) createConnector(c echo.Context) error {
 	default:
 		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "initial_state %q is not one of RUNNING, PAUSED, STOPPED", req.InitialState)
 	}
-	cfg, err := config.ParseConfigJSON(req.Name, req.Config)
+	raw, err := s.validate(req.Name, req.Config)
 	if err != nil {
-		return badConfig(err)
+		return err
 	}
-	raw := cfg.Raw()
 	if err := s.cl.CreateConnector(c.Request().Context(), req.Name, raw, req.InitialState); err != nil {
 		if errors.Is(err, ErrExists) {
 			return newRESTError(http.StatusConflict, http.StatusConflict, "Connector %s already exists", req.Name)
@@ -110,16 +104,25 @@ func (s *Server) createConnector(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/connectors/"+url.PathEscape(req.Name))
-	return connectJSON(c, http.StatusCreated, connectorInfo{Name: req.Name, Config: cfg.Redacted(), Tasks: []taskID{}, Type: connectorType})
+	return connectJSON(c, http.StatusCreated, connectorInfo{Name: req.Name, Config: s.plugins.Redact(req.Name, raw), Tasks: []taskID{}, Type: string(s.plugins.Type(raw))})
 }
 
-// badConfig answers an invalid config with 400 naming every bad key; a body that is not a
-// config object at all is a 400 too.
-func badConfig(err error) error {
-	if _, ok := errors.AsType[*config.ValidationError](err); ok {
-		return err
+// validate reads a config object and checks it with its connector kind, returning it as it is
+// stored. An invalid config is a 400 naming every bad key; a body that is not a config object
+// at all is a 400 too.
+func (s *Server) validate(name string, body []byte) (map[string]string, error) {
+	raw, err := connector.ConfigFromJSON(body)
+	if err != nil {
+		return nil, newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
 	}
-	return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
+	raw, err = s.plugins.Validate(name, raw)
+	if err != nil {
+		if _, ok := errors.AsType[*connector.ValidationError](err); ok {
+			return nil, err
+		}
+		return nil, newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
+	}
+	return raw, nil
 }
 
 // nameParam is the connector name of the path, unescaped.
@@ -149,7 +152,7 @@ func (s *Server) getConnector(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return connectJSON(c, http.StatusOK, infoOf(cn))
+	return connectJSON(c, http.StatusOK, s.infoOf(cn))
 }
 
 func (s *Server) getConfig(c echo.Context) error {
@@ -157,7 +160,7 @@ func (s *Server) getConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return connectJSON(c, http.StatusOK, redacted(cn.Name, cn.Config))
+	return connectJSON(c, http.StatusOK, s.plugins.Redact(cn.Name, cn.Config))
 }
 
 func (s *Server) putConfig(c echo.Context) error {
@@ -166,11 +169,11 @@ func (s *Server) putConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.ParseConfigJSON(name, data)
+	raw, err := s.validate(name, data)
 	if err != nil {
-		return badConfig(err)
+		return err
 	}
-	created, err := s.cl.PutConnectorConfig(c.Request().Context(), name, cfg.Raw())
+	created, err := s.cl.PutConnectorConfig(c.Request().Context(), name, raw)
 	if err != nil {
 		return err
 	}
@@ -178,9 +181,9 @@ func (s *Server) putConfig(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	info := connectorInfo{Name: name, Config: cfg.Redacted(), Tasks: []taskID{}, Type: connectorType}
+	info := connectorInfo{Name: name, Config: s.plugins.Redact(name, raw), Tasks: []taskID{}, Type: string(s.plugins.Type(raw))}
 	if cn, ok := s.cl.Connector(name); ok {
-		info.Tasks = infoOf(cn).Tasks
+		info.Tasks = s.infoOf(cn).Tasks
 	}
 	return connectJSON(c, status, info)
 }
@@ -240,18 +243,11 @@ func (s *Server) tasks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	base := redacted(cn.Name, cn.Config)
+	base := s.plugins.Redact(cn.Name, cn.Config)
 	out := make([]taskInfo, 0, len(cn.Tasks))
 	for _, t := range cn.Tasks {
 		cfg := maps.Clone(base)
-		cfg["task.name"] = t.Name
-		if len(t.Members) > 0 {
-			cfg["task.collection.shards"] = strings.Join(t.Members, ",")
-		} else {
-			cfg["task.database"] = t.DB
-			cfg["task.collection"] = t.Coll
-			cfg["task.shard"] = fmt.Sprintf("%d-of-%d", t.Shard, t.Shards)
-		}
+		maps.Copy(cfg, t.Config)
 		out = append(out, taskInfo{ID: taskID{Connector: cn.Name, Task: t.ID}, Config: cfg})
 	}
 	return connectJSON(c, http.StatusOK, out)
@@ -335,29 +331,4 @@ func readAll(c echo.Context) ([]byte, error) {
 		return nil, err
 	}
 	return raw, nil
-}
-
-// hidden replaces what a response may not show.
-const hidden = "[hidden]"
-
-// redacted returns a stored config as it may be shown: every secret replaced by [hidden]
-// (config.Config.Redacted). A config that no longer parses (written by another version) is
-// redacted key by key, and keys this version does not know are hidden whole.
-func redacted(name string, raw map[string]string) map[string]string {
-	if c, err := config.Parse(name, raw); err == nil {
-		return c.Redacted()
-	}
-	keys := map[string]config.Key{}
-	for _, k := range config.Keys() {
-		keys[k.Name] = k
-	}
-	out := make(map[string]string, len(raw))
-	for k, v := range raw {
-		if key, ok := keys[k]; ok {
-			out[k] = key.Redact(v)
-		} else {
-			out[k] = hidden
-		}
-	}
-	return out
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/mongosource"
 )
 
 // fakeCluster is a node for the handlers: a leader, or a follower naming leaderHTTP.
@@ -169,7 +171,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func serveFake(t *testing.T, f *fakeCluster) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(NewServer(f, WithLogger(quiet), WithForwardWait(time.Second)).Handler())
+	srv := httptest.NewServer(NewServer(f, testCatalog(t), WithLogger(quiet), WithForwardWait(time.Second)).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -246,8 +248,10 @@ func TestCreateConnectorInvalid(t *testing.T) {
 func TestTaskConfigs(t *testing.T) {
 	f := newFakeCluster("n1", true)
 	f.connectors["orders"] = Connector{Name: "orders", Config: map[string]string{"tasks.max": "2"}, Tasks: []Task{
-		{ID: 0, Name: "shop.a#0-of-1+shop.b#0-of-1", Members: []string{"shop.a#0-of-1", "shop.b#0-of-1"}},
-		{ID: 1, Name: "shop.c#0-of-1", DB: "shop", Coll: "c", Shard: 0, Shards: 1},
+		{ID: 0, Name: "shop.a#0-of-1+shop.b#0-of-1", Config: map[string]string{
+			"task.name": "shop.a#0-of-1+shop.b#0-of-1", "task.collection.shards": "shop.a#0-of-1,shop.b#0-of-1"}},
+		{ID: 1, Name: "shop.c#0-of-1", Config: map[string]string{
+			"task.name": "shop.c#0-of-1", "task.database": "shop", "task.collection": "c", "task.shard": "0-of-1"}},
 	}}
 	srv := serveFake(t, f)
 	status, body := do(t, http.MethodGet, srv.URL+"/connectors/orders/tasks", "")
@@ -431,4 +435,17 @@ func (m *memStore) Replay(_ context.Context, apply func(registry.Change) error) 
 		}
 	}
 	return nil
+}
+
+// testCatalog is the catalog of the kinds this build has, without the services their tasks
+// need: enough to validate and show configs.
+func testCatalog(t *testing.T) *connector.Catalog {
+	t.Helper()
+	mongo := mongosource.New(mongosource.Env{})
+	t.Cleanup(mongo.Close)
+	catalog, err := connector.NewCatalog(mongo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return catalog
 }

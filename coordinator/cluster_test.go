@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/registry"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // Test timings: short sessions so that dead-node detection takes about a
@@ -28,15 +30,15 @@ const (
 
 // testExpand lists one task per shard of each collection in the config's
 // "collections" (comma separated), with "shards" shards each.
-func testExpand(_ context.Context, _ string, config map[string]string) ([]TaskSpec, error) {
+func testExpand(_ context.Context, _ string, config map[string]string) ([]taskid.Spec, error) {
 	shards, err := strconv.Atoi(config["shards"])
 	if err != nil {
 		return nil, fmt.Errorf("shards: %w", err)
 	}
-	var out []TaskSpec
+	var out []taskid.Spec
 	for _, coll := range strings.Split(config["collections"], ",") {
 		for i := range shards {
-			out = append(out, TaskSpec{DB: "db", Coll: coll, Shard: i, Shards: shards})
+			out = append(out, taskid.Spec{DB: "db", Coll: coll, Shard: i, Shards: shards})
 		}
 	}
 	return out, nil

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/registry"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // A Raft command is one JSON object:
@@ -68,9 +70,9 @@ type restartV1 struct {
 // setTasksV1 is the leader's listing of a connector's tasks for the config
 // at Generation.
 type setTasksV1 struct {
-	Connector  string     `json:"connector"`
-	Generation uint64     `json:"generation"`
-	Tasks      []TaskSpec `json:"tasks"`
+	Connector  string        `json:"connector"`
+	Generation uint64        `json:"generation"`
+	Tasks      []taskid.Spec `json:"tasks"`
 }
 
 // assignV1 moves tasks; every task that changes node gets one new epoch.

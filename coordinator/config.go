@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // Defaults of Config (DESIGN.md sections 3, 6 and 9).
@@ -33,7 +35,7 @@ type Peer struct {
 // context that ends after ExpandInterval or with the leader's term: it must
 // return then. An error keeps the connector's current tasks; the leader
 // retries at the next round.
-type ExpandFunc func(ctx context.Context, connector string, config map[string]string) ([]TaskSpec, error)
+type ExpandFunc func(ctx context.Context, connector string, config map[string]string) ([]taskid.Spec, error)
 
 // Config configures a Node. The zero value of every optional field means its
 // default.
@@ -55,6 +57,11 @@ type Config struct {
 	// reach it (http.advertise); followers forward writes there when this
 	// node leads.
 	HTTPAdvertise string
+
+	// InMemory keeps the Raft log, snapshots and transport in this process:
+	// a cluster of one node that nothing outlives (a standalone process).
+	// DataDir and RaftListen are then unused, and Bootstrap is required.
+	InMemory bool
 
 	// Bootstrap makes this node create the cluster, with Peers as its
 	// members, if DataDir holds no Raft state yet; it is ignored otherwise,
@@ -129,11 +136,14 @@ func (c *Config) validate() error {
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("node id is required"))
 	}
-	if c.DataDir == "" {
+	if c.DataDir == "" && !c.InMemory {
 		errs = append(errs, errors.New("data dir is required"))
 	}
-	if c.RaftListen == "" {
+	if c.RaftListen == "" && !c.InMemory {
 		errs = append(errs, errors.New("raft listen address is required"))
+	}
+	if c.InMemory && (len(c.Peers) > 0 || !c.Bootstrap) {
+		errs = append(errs, errors.New("a node in memory is a cluster of its own: bootstrap it, without peers"))
 	}
 	if c.RaftAdvertise != "" {
 		if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {

@@ -223,13 +223,10 @@ func (s *State) setTasks(p *setTasksV1) applyResult {
 	names := make(map[string]bool, len(p.Tasks))
 	units := make(map[string]bool, len(p.Tasks))
 	for _, spec := range p.Tasks {
-		if len(spec.Members) > 0 && (spec.DB != "" || spec.Coll != "" || spec.Shard != 0 || spec.Shards != 0) {
-			return applyResult{err: fmt.Errorf("%w: connector %q task %+v has members and a collection shard of its own", ErrInvalid, p.Connector, spec)}
+		if err := spec.Validate(); err != nil {
+			return applyResult{err: fmt.Errorf("%w: connector %q %v", ErrInvalid, p.Connector, err)}
 		}
 		for _, u := range spec.Units() {
-			if !u.validUnit() {
-				return applyResult{err: fmt.Errorf("%w: connector %q task %+v", ErrInvalid, p.Connector, u)}
-			}
 			if units[u.Name()] {
 				return applyResult{err: fmt.Errorf("%w: connector %q lists collection shard %s twice", ErrInvalid, p.Connector, u.Name())}
 			}

@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/mongorelay/mongorelay/registry"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 func mustEncode(t *testing.T, payload any) []byte {
@@ -47,10 +49,10 @@ func snapshotBytes(t *testing.T, st *State) []byte {
 	return buf.Bytes()
 }
 
-func specs(coll string, shards int) []TaskSpec {
-	out := make([]TaskSpec, shards)
+func specs(coll string, shards int) []taskid.Spec {
+	out := make([]taskid.Spec, shards)
 	for i := range out {
-		out[i] = TaskSpec{DB: "db", Coll: coll, Shard: i, Shards: shards}
+		out[i] = taskid.Spec{DB: "db", Coll: coll, Shard: i, Shards: shards}
 	}
 	return out
 }
@@ -256,27 +258,27 @@ func TestApplyRules(t *testing.T) {
 		},
 		{
 			name: "a collection shard in two tasks refused", prepare: withTasks,
-			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []taskid.Spec{
 				{Members: specs("c", 3)[:2]}, {Members: specs("c", 3)[1:]},
 			}}, wantErr: ErrInvalid,
 		},
 		{
 			name: "a task with members and a shard of its own refused", prepare: withTasks,
-			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []taskid.Spec{
 				{DB: "db", Coll: "d", Shard: 0, Shards: 1, Members: specs("c", 3)},
 			}}, wantErr: ErrInvalid,
 		},
 		{
 			name: "nested members refused", prepare: withTasks,
-			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
-				{Members: []TaskSpec{{Members: specs("c", 3)}}},
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []taskid.Spec{
+				{Members: []taskid.Spec{{Members: specs("c", 3)}}},
 			}}, wantErr: ErrInvalid,
 		},
 		{
 			name: "tasks sharing collection shards are new tasks named by their members", prepare: withTasks,
 			// tasks.max=2 over c's three shards: c#0 and c#1 go, their pair is a new
 			// task; c#2 stays the task it was, its id moved into range.
-			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []TaskSpec{
+			cmd: &setTasksV1{Connector: "a", Generation: 1, Tasks: []taskid.Spec{
 				{Members: specs("c", 3)[:2]}, specs("c", 3)[2],
 			}},
 			check: func(t *testing.T, st *State) {

@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/mongorelay/mongorelay/coordinator/assign"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // run follows Raft's leadership changes: each term this node leads gets its
@@ -92,7 +94,7 @@ func keyOf(c *Connector) expandKey {
 type expansion struct {
 	connector string
 	key       expandKey
-	tasks     []TaskSpec
+	tasks     []taskid.Spec
 	err       error
 }
 
@@ -323,7 +325,7 @@ func (l *leaderTerm) applyExpansion(ctx context.Context, r expansion) {
 	}
 }
 
-func sameTasks(have []Task, specs []TaskSpec) bool {
+func sameTasks(have []Task, specs []taskid.Spec) bool {
 	if len(have) != len(specs) {
 		return false
 	}

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -49,10 +50,12 @@ const (
 	raftElectionTimeout  = 750 * time.Millisecond
 	raftLeaderLease      = 375 * time.Millisecond
 	raftCommitTimeout    = 50 * time.Millisecond
-	logCacheSize         = 512
-	snapshotsRetained    = 2
-	transportPool        = 3
-	transportTimeout     = 10 * time.Second
+	// inMemoryTimeout replaces the three timeouts above for a node alone in memory.
+	inMemoryTimeout   = 20 * time.Millisecond
+	logCacheSize      = 512
+	snapshotsRetained = 2
+	transportPool     = 3
+	transportTimeout  = 10 * time.Second
 	// applyTimeout bounds a Raft round trip when the caller's context has no
 	// deadline.
 	applyTimeout = 10 * time.Second
@@ -66,8 +69,8 @@ type Node struct {
 	fsm      *fsm
 	raft     *raft.Raft
 	logs     *raft.LogCache
-	store    *raftboltdb.BoltStore
-	trans    *raft.NetworkTransport
+	store    logStore
+	trans    transport
 	raftAddr string
 
 	notify chan bool // Raft's leadership changes, read by run
@@ -93,20 +96,35 @@ type Node struct {
 	closeErr  error
 }
 
+// logStore is Raft's log and stable store: bolt on disk, or in memory (Config.InMemory).
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// transport is Raft's transport: TCP, or in memory (Config.InMemory).
+type transport interface {
+	raft.Transport
+	io.Closer
+}
+
+// inMemoryStore is the in-memory log store, which has nothing to close.
+type inMemoryStore struct{ *raft.InmemStore }
+
+func (inMemoryStore) Close() error { return nil }
+
 // Open starts the node: it opens (or creates) the Raft state in
-// cfg.DataDir/raft, bootstraps the cluster if cfg.Bootstrap and there is no
-// state yet, and starts taking part in elections. It returns at once; use
-// Watch or Leader to see when a leader is known.
+// cfg.DataDir/raft (in memory with cfg.InMemory), bootstraps the cluster if
+// cfg.Bootstrap and there is no state yet, and starts taking part in
+// elections. It returns at once; use Watch or Leader to see when a leader is
+// known.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	log := cfg.Logger.With("node", cfg.NodeID)
-	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create raft dir: %w", err)
-	}
 
 	n := &Node{
 		cfg:       cfg,
@@ -117,15 +135,23 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		httpAddrs: map[string]string{},
 		kick:      make(chan struct{}, 1),
 	}
-	var err error
-	n.store, err = raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(dir, "raft.db"),
-		// Without a timeout a second process on the same data dir would wait
-		// for the file lock forever.
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+	if cfg.InMemory {
+		n.store = inMemoryStore{raft.NewInmemStore()}
+	} else {
+		dir := filepath.Join(cfg.DataDir, "raft")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create raft dir: %w", err)
+		}
+		store, err := raftboltdb.New(raftboltdb.Options{
+			Path: filepath.Join(dir, "raft.db"),
+			// Without a timeout a second process on the same data dir would wait
+			// for the file lock forever.
+			BoltOptions: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+		}
+		n.store = store
 	}
 	if err := n.open(ctx); err != nil {
 		if n.raft != nil {
@@ -144,20 +170,9 @@ func (n *Node) open(ctx context.Context) error {
 	if n.logs, err = raft.NewLogCache(logCacheSize, n.store); err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
-	dir := filepath.Join(cfg.DataDir, "raft")
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, newHCLog(n.log, "raft-snapshots"))
+	snaps, err := n.openTransport()
 	if err != nil {
-		return fmt.Errorf("open raft snapshots %s: %w", dir, err)
-	}
-	var advertise net.Addr
-	if cfg.RaftAdvertise != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
-			return fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
-		}
-	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftListen, advertise, transportPool, transportTimeout, newHCLog(n.log, "raft-net"))
-	if err != nil {
-		return fmt.Errorf("raft listen on %s (advertise %q): %w", cfg.RaftListen, cfg.RaftAdvertise, err)
+		return err
 	}
 	n.raftAddr = string(n.trans.LocalAddr())
 
@@ -167,6 +182,10 @@ func (n *Node) open(ctx context.Context) error {
 	rc.ElectionTimeout = raftElectionTimeout
 	rc.LeaderLeaseTimeout = raftLeaderLease
 	rc.CommitTimeout = raftCommitTimeout
+	if cfg.InMemory {
+		// Nobody else votes and nothing crosses a network: elect this node at once.
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = inMemoryTimeout, inMemoryTimeout, inMemoryTimeout
+	}
 	rc.NotifyCh = n.notify
 	rc.Logger = newHCLog(n.log, "raft")
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -195,6 +214,32 @@ func (n *Node) open(ctx context.Context) error {
 		n.log.Info("no raft state: waiting for a leader to add this node", "raft_addr", n.raftAddr)
 	}
 	return nil
+}
+
+// openTransport opens Raft's transport and snapshot store: TCP and files in the data dir, or
+// both in memory.
+func (n *Node) openTransport() (raft.SnapshotStore, error) {
+	cfg := n.cfg
+	if cfg.InMemory {
+		_, trans := raft.NewInmemTransport(raft.ServerAddress("inmem-" + cfg.NodeID))
+		n.trans = trans
+		return raft.NewInmemSnapshotStore(), nil
+	}
+	dir := filepath.Join(cfg.DataDir, "raft")
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, newHCLog(n.log, "raft-snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("open raft snapshots %s: %w", dir, err)
+	}
+	var advertise net.Addr
+	if cfg.RaftAdvertise != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+	}
+	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftListen, advertise, transportPool, transportTimeout, newHCLog(n.log, "raft-net")); err != nil {
+		return nil, fmt.Errorf("raft listen on %s (advertise %q): %w", cfg.RaftListen, cfg.RaftAdvertise, err)
+	}
+	return snaps, nil
 }
 
 // bootstrap creates the cluster with this node and cfg.Peers.

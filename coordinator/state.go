@@ -2,11 +2,11 @@ package coordinator
 
 import (
 	"cmp"
-	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // TargetState is what the user asked a connector to do (Kafka Connect's
@@ -26,55 +26,14 @@ func (s TargetState) valid() bool {
 	return s == StateRunning || s == StatePaused || s == StateStopped
 }
 
-// TaskSpec names one task's work: a shard of a collection, or, when the
-// connector's tasks.max is below its number of collection shards, several of
-// them (Members). It is what ExpandFunc returns; the worker turns each
-// collection shard into a tasks.Spec.
-type TaskSpec struct {
-	DB     string `json:"db"`
-	Coll   string `json:"coll"`
-	Shard  int    `json:"shard"` // 0-based
-	Shards int    `json:"shards"`
-	// Members are the collection shards of a task that runs several; the
-	// fields above are then zero. A member has no members.
-	Members []TaskSpec `json:"members,omitempty"`
-}
-
-// Name is the task's name: <db>.<coll>#<i>-of-<n>, as tasks.Spec.Name, or
-// its members' names joined by "+". A task whose members change is another
-// task, so its owner restarts it with the new ones.
-func (s TaskSpec) Name() string {
-	if len(s.Members) == 0 {
-		return fmt.Sprintf("%s.%s#%d-of-%d", s.DB, s.Coll, s.Shard, s.Shards)
-	}
-	names := make([]string, len(s.Members))
-	for i, m := range s.Members {
-		names[i] = m.Name()
-	}
-	return strings.Join(names, "+")
-}
-
-// Units returns the collection shards the task runs: its members, or itself.
-func (s TaskSpec) Units() []TaskSpec {
-	if len(s.Members) == 0 {
-		return []TaskSpec{s}
-	}
-	return s.Members
-}
-
-// validUnit reports whether s names one collection shard.
-func (s TaskSpec) validUnit() bool {
-	return s.DB != "" && s.Coll != "" && s.Shards >= 1 && s.Shard >= 0 && s.Shard < s.Shards && len(s.Members) == 0
-}
-
 // Task is one of a connector's tasks and where it runs.
 type Task struct {
 	// ID is the task's Connect-style id. A connector's n tasks have ids
 	// 0..n-1, and a task keeps its id while its collection and shard exist;
 	// only when tasks disappear does a task whose id is n or more take one
 	// they freed, which keeps the ids dense.
-	ID   int      `json:"id"`
-	Spec TaskSpec `json:"spec"`
+	ID   int         `json:"id"`
+	Spec taskid.Spec `json:"spec"`
 	// Node runs the task; "" while unassigned (STOPPED connector, or no
 	// live node yet).
 	Node string `json:"node,omitempty"`
@@ -85,7 +44,7 @@ type Task struct {
 	Restarts uint64 `json:"restarts"`
 }
 
-// Name is the task's name, see TaskSpec.Name.
+// Name is the task's name (taskid.Spec.Name).
 func (t Task) Name() string { return t.Spec.Name() }
 
 // same reports whether t and o are equal; a task's name says all of its spec.
@@ -144,7 +103,7 @@ type Assignment struct {
 	Connector string
 	Task      string // the task's name
 	TaskID    int
-	Spec      TaskSpec
+	Spec      taskid.Spec
 	Node      string
 	Epoch     uint64
 	// Generation is the connector config's generation.

@@ -45,9 +45,16 @@ var (
 	_ api.RegistryWriter = (*clusterRegistry)(nil)
 )
 
-func newClusterRegistry(node registryNode, peers *api.PeerClient, log *slog.Logger) *clusterRegistry {
-	return &clusterRegistry{node: node, peers: peers, log: log}
+// newClusterRegistry returns the registry of a node whose coordinator is not open yet: bind
+// it before anything reads or writes it.
+func newClusterRegistry(peers *api.PeerClient, log *slog.Logger) *clusterRegistry {
+	return &clusterRegistry{peers: peers, log: log}
 }
+
+// bind makes r the registry of node's cluster state. The node's tasks use r and the node's
+// coordinator lists their connectors' tasks (which needs no registry), so r exists before
+// the coordinator does.
+func (r *clusterRegistry) bind(node registryNode) { r.node = node }
 
 // current returns the registry loaded at the current state, loading it if the state moved
 // on since (or always, with force).

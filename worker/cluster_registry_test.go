@@ -13,6 +13,10 @@ import (
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/mongosource"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 func listen(t *testing.T) net.Listener {
@@ -37,25 +41,27 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 		peers = append(peers, coordinator.Peer{ID: id, RaftAddr: raftLns[id].Addr().String(), HTTPAddr: httpLns[id].Addr().String()})
 		raftLns[id].Close() // the node binds it
 	}
-	nodes := map[string]*Cluster{}
+	nodes := map[string]*Node{}
 	for _, id := range ids {
 		n, err := coordinator.Open(context.Background(), coordinator.Config{
 			NodeID: id, DataDir: t.TempDir(), RaftListen: raftLns[id].Addr().String(), HTTPAdvertise: httpLns[id].Addr().String(),
 			Bootstrap: true, Peers: peers, DeadNodeRemoval: -1, Logger: log,
-			Expand: func(context.Context, string, map[string]string) ([]coordinator.TaskSpec, error) { return nil, nil },
+			Expand: func(context.Context, string, map[string]string) ([]taskid.Spec, error) { return nil, nil },
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = n.Shutdown() })
-		c := &Cluster{id: id, log: log, node: n, reports: newTaskReports(), peers: api.NewPeerClient(&http.Client{Timeout: 5 * time.Second})}
-		c.registry = newClusterRegistry(n, c.peers, log)
+		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: api.NewPeerClient(&http.Client{Timeout: 5 * time.Second})}
+		c.raftRegistry = newClusterRegistry(c.peers, log)
+		c.raftRegistry.bind(n)
+		c.registry = c.raftRegistry
 		c.runner = newRunner(nodeAssignments{n}, nil, log)
-		stop := serve(httpLns[id], api.NewServer(clusterAPI{c}, api.WithLogger(log)).Handler(), "REST API", log)
+		stop := serve(httpLns[id], api.NewServer(nodeAPI{c}, testCatalog(t), api.WithLogger(log)).Handler(), "REST API", log)
 		t.Cleanup(stop)
 		nodes[id] = c
 	}
-	var leader, follower *Cluster
+	var leader, follower *Node
 	eventually(t, "a leader", func() bool {
 		for _, c := range nodes {
 			if c.node.IsLeader() {
@@ -108,4 +114,17 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 		level, err := follower.registry.Compatibility("s-value")
 		return err == nil && level == registry.None
 	})
+}
+
+// testCatalog is the catalog of the kinds this build has, without the services their tasks
+// need: enough to validate and show configs.
+func testCatalog(t *testing.T) *connector.Catalog {
+	t.Helper()
+	mongo := mongosource.New(mongosource.Env{})
+	t.Cleanup(mongo.Close)
+	catalog, err := connector.NewCatalog(mongo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return catalog
 }

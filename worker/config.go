@@ -34,12 +34,14 @@ type Config struct {
 	// Compression is the codec of every task's record batches (producer.compression.type).
 	Compression kgo.CompressionCodec
 
+	// HTTPListen is the REST API's address.
+	HTTPListen string
+
 	// The cluster node's keys (mongorelay worker); zero in standalone mode.
 
 	NodeID            string // "": the id kept in DataDir, or a new one
 	DataDir           string
 	ClusterID         string
-	HTTPListen        string
 	HTTPAdvertise     string // "": derived from HTTPListen once bound
 	RaftListen        string
 	RaftAdvertise     string // "": derived from RaftListen
@@ -87,6 +89,9 @@ func commonSettings() []setting {
 			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
 		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone)",
 			apply: func(c *Config, v string) error { c.SchemasTopic = v; return requireTopic(v) }},
+		{name: "http.listen", def: "127.0.0.1:8083", clusterDef: ":8083",
+			doc:   "address of the REST API (Kafka Connect's port; cluster default :8083)",
+			apply: func(c *Config, v string) error { c.HTTPListen = v; return checkListen(v) }},
 		{name: "registry.listen", def: "127.0.0.1:8081", clusterDef: ":8081",
 			doc:   "address of the built-in Confluent-compatible schema registry (cluster default :8081)",
 			apply: func(c *Config, v string) error { c.RegistryListen = v; return nil }},
@@ -154,9 +159,6 @@ func clusterSettings() []setting {
 				}
 				return nil
 			}},
-		{name: "http.listen", def: ":8083",
-			doc:   "address of the REST API (Kafka Connect's port by default)",
-			apply: func(c *Config, v string) error { c.HTTPListen = v; return checkListen(v) }},
 		{name: "http.advertise",
 			doc:   "host:port other nodes reach the REST API at; empty: derived from http.listen",
 			apply: func(c *Config, v string) error { c.HTTPAdvertise = v; return checkAdvertise(v) }},

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,7 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return 0 // the flag set printed the usage
+			}
+			if err != nil {
 				fmt.Fprintf(stderr, "mongorelay %s: %v\n", name, err)
 				return 1
 			}

@@ -19,6 +19,10 @@ func TestRun(t *testing.T) {
 		{"help", []string{"help"}, 0, "usage: mongorelay", ""},
 		{"no command", nil, exitUsage, "", "usage: mongorelay"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{"standalone --help", []string{"standalone", "--help"}, 0, "", "usage: mongorelay standalone"},
+		{"worker --help", []string{"worker", "--help"}, 0, "", "usage: mongorelay worker"},
+		{"worker leave -h", []string{"worker", "leave", "-h"}, 0, "", "usage: mongorelay worker leave"},
+		{"consume --help", []string{"consume", "--help"}, 0, "", "usage: mongorelay consume"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,6 +36,12 @@ func TestRun(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+			if n := strings.Count(stdout.String()+stderr.String(), "usage: mongorelay"); tt.wantCode == 0 && n > 1 {
+				t.Errorf("the usage is printed %d times, want once:\n%s%s", n, stdout.String(), stderr.String())
+			}
+			if strings.Contains(stderr.String(), "help requested") {
+				t.Errorf("stderr = %q: --help is no error", stderr.String())
 			}
 		})
 	}

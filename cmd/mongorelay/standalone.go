@@ -10,8 +10,9 @@ import (
 	"github.com/mongorelay/mongorelay/worker"
 )
 
-// runStandalone runs connectors from JSON files in this one process (no cluster), until
-// SIGINT/SIGTERM, then flushes, commits and exits 0, or 1 when a task had FAILED.
+// runStandalone runs connectors from JSON files in this one process (a cluster of one node in
+// memory, with the cluster's REST API on http.listen), until SIGINT/SIGTERM, then flushes,
+// commits and exits 0, or 1 when a task had FAILED.
 func runStandalone(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,7 +28,5 @@ func runStandalone(ctx context.Context, args []string, _, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(stderr)
-	log.Info("mongorelay standalone starting", "version", version, "commit", commit, "connectors", len(conns))
-	return worker.NewStandalone(cfg, conns, log).Run(ctx)
+	return worker.NewStandalone(cfg, conns, cfg.Logger(stderr), version, commit).Run(ctx)
 }

@@ -90,7 +90,7 @@ class Pipeline:
         path.write_text(json.dumps(connector, indent=2))
         process = Process(label, [
             self.binary, "standalone", "--kafka", self.kafka,
-            "--registry-listen", f"127.0.0.1:{self.registry_port}",
+            "--registry-listen", f"127.0.0.1:{self.registry_port}", "--http-listen", f"127.0.0.1:{free_port()}",
             "--offsets-topic", self.offsets_topic, "--schemas-topic", self.schemas_topic,
             "--log-format", "json", "--log-level", "info", str(path)], self.workdir)
         self.processes.append(process)

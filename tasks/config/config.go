@@ -3,8 +3,6 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -17,6 +15,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // ShardFilter is shard.filter.
@@ -51,13 +51,10 @@ const (
 	SnapshotInitialOnly SnapshotMode = "initial_only"
 )
 
-// ValueFormat is value.format.
-type ValueFormat string
-
 // value.format values.
 const (
-	ValueAvro ValueFormat = "avro"
-	ValueJSON ValueFormat = "json"
+	ValueAvro = "avro"
+	ValueJSON = "json"
 )
 
 // DocumentMode is document.mode.
@@ -111,8 +108,6 @@ type Config struct {
 	SnapshotMode       SnapshotMode
 	Pipeline           []bson.D
 	HeartbeatInterval  time.Duration
-	ExactlyOnce        bool
-	ValueFormat        ValueFormat
 	DocumentMode       DocumentMode
 	SchemaRegistryURLs []Secret // empty: the built-in registry
 	TombstonesOnDelete bool
@@ -201,51 +196,20 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 // ParseJSON parses a connector as Kafka Connect's REST API sends it:
 // {"name": "...", "config": {...}}.
 func ParseJSON(data []byte) (*Config, error) {
-	var doc struct {
-		Name   string          `json:"name"`
-		Config json.RawMessage `json:"config"`
+	name, raw, err := connector.ConnectorFromJSON(data)
+	if err != nil {
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf(`parse connector JSON (want {"name": "...", "config": {...}}): %w`, err)
-	}
-	if doc.Config == nil {
-		return nil, fmt.Errorf(`parse connector JSON: no "config" object`)
-	}
-	return ParseConfigJSON(doc.Name, doc.Config)
+	return Parse(name, raw)
 }
 
 // ParseConfigJSON parses the config object of the connector named name (the
-// body of PUT /connectors/{name}/config). Values may be strings, numbers,
-// booleans (kept as written: 8, true) or, for pipeline, a JSON array; null
-// means unset.
+// body of PUT /connectors/{name}/config), read as connector.ConfigFromJSON
+// reads it.
 func ParseConfigJSON(name string, config []byte) (*Config, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(config, &obj); err != nil {
-		return nil, fmt.Errorf("parse connector config JSON (want an object of key: value): %w", err)
-	}
-	raw := make(map[string]string, len(obj))
-	for k, v := range obj {
-		v = bytes.TrimSpace(v)
-		switch {
-		case bytes.Equal(v, []byte("null")):
-			continue
-		case len(v) > 0 && v[0] == '"':
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, fmt.Errorf("parse connector config JSON: %q: %w", k, err)
-			}
-			raw[k] = s
-		default:
-			// Numbers and booleans as written; objects and arrays as
-			// compact JSON text.
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, v); err != nil {
-				return nil, fmt.Errorf("parse connector config JSON: %q: %w", k, err)
-			}
-			raw[k] = buf.String()
-		}
+	raw, err := connector.ConfigFromJSON(config)
+	if err != nil {
+		return nil, err
 	}
 	return Parse(name, raw)
 }
@@ -481,6 +445,28 @@ func (c Config) Redacted() map[string]string {
 	}
 	for name, v := range c.raw {
 		out[name] = byName[name].Redact(v)
+	}
+	return out
+}
+
+// RedactRaw returns a stored config as it may be shown: Redacted when it
+// parses; one that no longer does (written by another version) is redacted
+// key by key, and keys this version does not know are hidden whole.
+func RedactRaw(name string, raw map[string]string) map[string]string {
+	if c, err := Parse(name, raw); err == nil {
+		return c.Redacted()
+	}
+	keys := map[string]Key{}
+	for _, k := range Keys() {
+		keys[k.Name] = k
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if key, ok := keys[k]; ok {
+			out[k] = key.Redact(v)
+		} else {
+			out[k] = hidden
+		}
 	}
 	return out
 }

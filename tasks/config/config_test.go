@@ -64,7 +64,6 @@ func TestDefaults(t *testing.T) {
 		SnapshotMode:           SnapshotInitial,
 		Pipeline:               []bson.D{},
 		HeartbeatInterval:      10 * time.Second,
-		ValueFormat:            ValueAvro,
 		DocumentMode:           DocumentTyped,
 		TombstonesOnDelete:     true,
 		ErrorsTolerance:        ToleranceNone,
@@ -83,7 +82,7 @@ func TestDefaults(t *testing.T) {
 	if c.ConnectionString.Reveal() != goodURI {
 		t.Errorf("connection string not kept")
 	}
-	if c.TasksMax != 0 || c.ExactlyOnce || c.DeadLetterTopic != "" || c.SchemaRegistryURLs != nil {
+	if c.TasksMax != 0 || c.DeadLetterTopic != "" || c.SchemaRegistryURLs != nil {
 		t.Errorf("optional keys set by default: %+v", c)
 	}
 }
@@ -125,8 +124,8 @@ func TestGoodValues(t *testing.T) {
 		}},
 		{"pipeline", `[{"$project": {"_id": 1, "x": 0}}, {"$unset": "fullDocument.tmp"}, {"$set": {"seen": true}}]`, func(c *Config) bool { return len(c.Pipeline) == 3 }},
 		{"heartbeat.interval.ms", "2500", func(c *Config) bool { return c.HeartbeatInterval == 2500*time.Millisecond }},
-		{"exactly.once", "TRUE", func(c *Config) bool { return c.ExactlyOnce }},
-		{"value.format", "json", func(c *Config) bool { return c.ValueFormat == ValueJSON }},
+		{"exactly.once", "FALSE", func(c *Config) bool { return true }},
+		{"value.format", "Avro", func(c *Config) bool { return true }},
 		{"document.mode", "json", func(c *Config) bool { return c.DocumentMode == DocumentJSON }},
 		{"schema.registry.url", "http://sr1:8081, https://user:pw@sr2:8081", func(c *Config) bool {
 			return len(c.SchemaRegistryURLs) == 2 && c.SchemaRegistryURLs[1].Reveal() == "https://user:pw@sr2:8081"
@@ -194,6 +193,8 @@ func TestBadValues(t *testing.T) {
 		{"pipeline", `[{"$match": {"x": {"$date": "not a date"}}}]`, `is not valid extended JSON ...`},
 		{"heartbeat.interval.ms", "0", `"0" is out of range: use a whole number from 100 to 3600000`},
 		{"exactly.once", "yes", `"yes" is not a boolean: use true or false`},
+		{"exactly.once", "TRUE", `not implemented yet: exactly-once delivery is not built in this version; remove the key or set it to false`},
+		{"value.format", "json", `not implemented yet: value.format=json is not built in this version; remove the key or set it to avro`},
 		{"value.format", "protobuf", `"protobuf" is not one of avro, json`},
 		{"document.mode", "raw", `"raw" is not one of typed, json`},
 		{"schema.registry.url", "registry:8081", `registry:8081 is not an http(s) URL: use e.g. http://registry:8081`},
@@ -485,7 +486,7 @@ func TestParseJSON(t *testing.T) {
 		"mongodb.connection.string": "mongodb://localhost",
 		"topic.prefix": "mongo",
 		"shards": 8,
-		"exactly.once": true,
+		"tombstones.on.delete": false,
 		"heartbeat.interval.ms": 5000,
 		"tasks.max": null,
 		"pipeline": [{"$match": {"operationType": "insert"}}]
@@ -493,12 +494,12 @@ func TestParseJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Shards != 8 || !c.ExactlyOnce || c.HeartbeatInterval != 5*time.Second || c.TasksMax != 0 || len(c.Pipeline) != 1 {
+	if c.Shards != 8 || c.TombstonesOnDelete || c.HeartbeatInterval != 5*time.Second || c.TasksMax != 0 || len(c.Pipeline) != 1 {
 		t.Errorf("ParseJSON = %+v", c)
 	}
 	wantRaw := map[string]string{
 		"connector.class": "mongodb", "mongodb.connection.string": "mongodb://localhost", "topic.prefix": "mongo",
-		"shards": "8", "exactly.once": "true", "heartbeat.interval.ms": "5000",
+		"shards": "8", "tombstones.on.delete": "false", "heartbeat.interval.ms": "5000",
 		"pipeline": `[{"$match":{"operationType":"insert"}}]`,
 	}
 	if got := c.Raw(); !maps.Equal(got, wantRaw) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // Type is a key's type, named as Kafka Connect's ConfigDef names it so the
@@ -22,6 +24,16 @@ const (
 	TypeClass    Type = "CLASS"
 )
 
+// Importance is a key's ConfigDef importance.
+type Importance string
+
+// The importances, Kafka Connect's.
+const (
+	ImportanceHigh   Importance = "HIGH"
+	ImportanceMedium Importance = "MEDIUM"
+	ImportanceLow    Importance = "LOW"
+)
+
 // Key describes one connector config key.
 type Key struct {
 	Name string
@@ -36,6 +48,12 @@ type Key struct {
 	// Secret values are redacted wherever they are shown (see Redact).
 	Secret bool
 	Doc    string
+	// Group, Importance, Display and Dependents are Kafka Connect's ConfigDef metadata
+	// (see Def): the form a UI builds from GET /connector-plugins/{plugin}/config.
+	Group      string
+	Importance Importance
+	Display    string
+	Dependents []string
 
 	// uris marks a secret that is a list of URIs, shown with only their
 	// passwords and secret options hidden.
@@ -59,6 +77,7 @@ const (
 func Keys() []Key {
 	return []Key{
 		{Name: "name", Type: TypeString,
+			Group: "Connector", Importance: ImportanceHigh, Display: "Connector name",
 			Doc: "The connector's name. Optional inside config (Kafka Connect puts it there); when set it must equal the connector's name.",
 			set: func(c *Config, v string) string {
 				if v != c.Name {
@@ -66,106 +85,176 @@ func Keys() []Key {
 				}
 				return ""
 			}},
-		{Name: "connector.class", Type: TypeClass, Required: true,
+		{Name: "connector.class", Type: TypeClass,
+			Group: "Connector", Importance: ImportanceHigh, Display: "Connector class", Required: true,
 			Allowed: []string{ClassMongoRelay, ClassDebezium, ClassMongoKafka},
 			Doc:     `The connector type: "mongodb". The Debezium and MongoDB Kafka Connector class names are accepted as aliases.`,
 			set:     func(c *Config, v string) string { c.ConnectorClass = v; return "" }},
-		{Name: "mongodb.connection.string", Type: TypePassword, Required: true, Secret: true, uris: true,
+		{Name: "mongodb.connection.string", Type: TypePassword,
+			Group: "MongoDB", Importance: ImportanceHigh, Display: "MongoDB connection string", Required: true, Secret: true, uris: true,
 			Doc: "The MongoDB connection string, mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...; the password is never shown. Reachability is checked when the connector starts, not here.",
 			set: setConnectionString},
 		{Name: "database.include.list", Type: TypeList,
+			Group: "Selection", Importance: ImportanceHigh, Display: "Databases to capture",
 			Doc: "Comma-separated regular expressions; only databases whose whole name matches one (case-insensitively) are captured. Escape a comma inside an expression as \\,. Cannot be set together with database.exclude.list. Default: every database except admin, config and local.",
 			set: func(c *Config, v string) (msg string) { c.databaseInclude, msg = compileList(v); return }},
 		{Name: "database.exclude.list", Type: TypeList,
+			Group: "Selection", Importance: ImportanceMedium, Display: "Databases to skip",
 			Doc: "Comma-separated regular expressions; databases whose whole name matches one are not captured. Cannot be set together with database.include.list.",
 			set: func(c *Config, v string) (msg string) { c.databaseExclude, msg = compileList(v); return }},
 		{Name: "collection.include.list", Type: TypeList,
+			Group: "Selection", Importance: ImportanceHigh, Display: "Collections to capture",
 			Doc: "Comma-separated regular expressions matched against <database>.<collection>; only matching collections are captured. Cannot be set together with collection.exclude.list. system.* collections are never captured.",
 			set: func(c *Config, v string) (msg string) { c.collectionInclude, msg = compileList(v); return }},
 		{Name: "collection.exclude.list", Type: TypeList,
+			Group: "Selection", Importance: ImportanceMedium, Display: "Collections to skip",
 			Doc: "Comma-separated regular expressions matched against <database>.<collection>; matching collections are not captured. Cannot be set together with collection.include.list.",
 			set: func(c *Config, v string) (msg string) { c.collectionExclude, msg = compileList(v); return }},
-		{Name: "topic.prefix", Type: TypeString, Required: true,
+		{Name: "topic.prefix", Type: TypeString,
+			Group: "Topics", Importance: ImportanceHigh, Display: "Topic prefix", Required: true,
 			Doc: "Prefix of every topic: changes go to <topic.prefix>.<database>.<collection>, with characters Kafka does not allow replaced by _. Only letters, digits, '.', '_' and '-'.",
 			set: setTopicPrefix},
-		{Name: "shards", Type: TypeInt, Default: "1", Min: 1, Max: 1024,
+		{Name: "shards", Type: TypeInt,
+			Group: "Sharding", Importance: ImportanceMedium, Display: "Shards per collection", Dependents: []string{"shard.filter", "tasks.max"}, Default: "1", Min: 1, Max: 1024,
 			Doc: "How many shards (tasks) each collection's change stream is split into, by the hash of _id. Changing it later neither loses nor repeats changes.",
 			set: func(c *Config, v string) string { c.Shards = atoi(v); return "" }},
-		{Name: "shard.filter", Type: TypeString, Default: string(ShardFilterAuto),
+		{Name: "shard.filter", Type: TypeString,
+			Group: "Sharding", Importance: ImportanceLow, Display: "Shard filter", Default: string(ShardFilterAuto),
 			Allowed: []string{string(ShardFilterAuto), string(ShardFilterServer), string(ShardFilterClient)},
 			Doc:     "Where events are split into shards: server (a $toHashedIndexKey stage in the change stream, MongoDB 4.4+), client (each task reads the whole stream and keeps its share), or auto (server when the server supports it, else client).",
 			set:     func(c *Config, v string) string { c.ShardFilter = ShardFilter(v); return "" }},
-		{Name: "tasks.max", Type: TypeInt, Min: 1, Max: 1 << 20,
+		{Name: "tasks.max", Type: TypeInt,
+			Group: "Sharding", Importance: ImportanceMedium, Display: "Maximum tasks", Min: 1, Max: 1 << 20,
 			Doc: "Kafka Connect's cap on the connector's total tasks. In a cluster, collection shards beyond it share tasks: a task then runs several collection shards (named in its task.collection.shards), each still with its own change stream, producer and offsets, and they move between nodes together. A standalone process runs every collection shard itself either way. Default: no cap, one task per collection shard.",
 			set: func(c *Config, v string) string { c.TasksMax = atoi(v); return "" }},
-		{Name: "capture.mode", Type: TypeString, Default: string(CaptureUpdateFull),
+		{Name: "capture.mode", Type: TypeString,
+			Group: "Change stream", Importance: ImportanceMedium, Display: "Capture mode", Default: string(CaptureUpdateFull),
 			Allowed: []string{string(CaptureChangeStreams), string(CaptureUpdateFull), string(CaptureWithPreImage), string(CaptureUpdateFullWithPreImage)},
 			Doc:     "What an update event carries: change_streams (the update description only), change_streams_update_full (also the full document after it), and the _with_pre_image variants (also the document before it; needs changeStreamPreAndPostImages on the collection, MongoDB 6.0+).",
 			set:     func(c *Config, v string) string { c.CaptureMode = CaptureMode(v); return "" }},
-		{Name: "snapshot.mode", Type: TypeString, Default: string(SnapshotInitial),
+		{Name: "snapshot.mode", Type: TypeString,
+			Group: "Snapshot", Importance: ImportanceHigh, Display: "Snapshot mode", Dependents: []string{"snapshot.max.documents.per.second", "offset.lost.policy"}, Default: string(SnapshotInitial),
 			Allowed: []string{string(SnapshotInitial), string(SnapshotNever), string(SnapshotWhenNeeded), string(SnapshotInitialOnly)},
 			Doc:     "When existing documents are copied as op r events: initial (once, before streaming), never, when_needed (also when the stream's history was lost), initial_only (copy, then stop).",
 			set:     func(c *Config, v string) string { c.SnapshotMode = SnapshotMode(v); return "" }},
-		{Name: "snapshot.max.documents.per.second", Type: TypeInt, Default: "0", Min: 0, Max: 1_000_000_000,
+		{Name: "snapshot.max.documents.per.second", Type: TypeInt,
+			Group: "Snapshot", Importance: ImportanceLow, Display: "Snapshot documents per second", Default: "0", Min: 0, Max: 1_000_000_000,
 			Doc: "Most documents each task copies per second during a snapshot, to spare a busy primary; 0 (the default) copies as fast as MongoDB and Kafka allow. With shards > 1 each task has this budget. It can be changed on a restart: a resumed copy goes on at the new rate.",
 			set: func(c *Config, v string) string { c.SnapshotMaxRate = atoi(v); return "" }},
-		{Name: "pipeline", Type: TypeString, Default: "[]",
+		{Name: "pipeline", Type: TypeString,
+			Group: "Change stream", Importance: ImportanceMedium, Display: "Change stream pipeline", Default: "[]",
 			Doc: `A JSON (extended JSON) array of aggregation stages applied to each change stream, e.g. [{"$match": {"operationType": {"$in": ["insert", "update"]}}}]. Only $match, $project, $addFields, $set, $unset, $replaceRoot, $replaceWith and $redact, and none may change _id, which holds the resume token.`,
 			set: setPipeline},
-		{Name: "heartbeat.interval.ms", Type: TypeInt, Default: "10000", Min: 100, Max: 3_600_000,
+		{Name: "heartbeat.interval.ms", Type: TypeInt,
+			Group: "Change stream", Importance: ImportanceLow, Display: "Heartbeat interval (ms)", Default: "10000", Min: 100, Max: 3_600_000,
 			Doc: "How often an idle task commits the stream's position, so a quiet collection never falls out of the oplog window.",
 			set: func(c *Config, v string) string { c.HeartbeatInterval = millis(v); return "" }},
-		{Name: "exactly.once", Type: TypeBoolean, Default: "false",
-			Doc: "Write each task's records and its offset in one Kafka transaction, so read_committed consumers see every change exactly once.",
-			set: func(c *Config, v string) string { c.ExactlyOnce = v == "true"; return "" }},
-		{Name: "value.format", Type: TypeString, Default: string(ValueAvro),
-			Allowed: []string{string(ValueAvro), string(ValueJSON)},
-			Doc:     "Record value encoding: avro (Confluent wire format, schemas in the registry) or json.",
-			set:     func(c *Config, v string) string { c.ValueFormat = ValueFormat(v); return "" }},
-		{Name: "document.mode", Type: TypeString, Default: string(DocumentTyped),
+		{Name: "exactly.once", Type: TypeBoolean,
+			Group: "Delivery", Importance: ImportanceMedium, Display: "Exactly once", Default: "false",
+			Doc: "Write each task's records and its offset in one Kafka transaction, so read_committed consumers see every change exactly once. Not implemented yet: only false is accepted (every task already writes through its own transactional producer, which fences an earlier owner).",
+			set: func(_ *Config, v string) string {
+				return notImplemented(v == "true", "exactly-once delivery", "remove the key or set it to false")
+			}},
+		{Name: "value.format", Type: TypeString,
+			Group: "Output", Importance: ImportanceMedium, Display: "Value format", Dependents: []string{"document.mode"}, Default: string(ValueAvro),
+			Allowed: []string{ValueAvro, ValueJSON},
+			Doc:     "Record value encoding: avro (Confluent wire format, schemas in the registry). json is not implemented yet.",
+			set: func(_ *Config, v string) string {
+				return notImplemented(v == ValueJSON, "value.format=json", "remove the key or set it to avro")
+			}},
+		{Name: "document.mode", Type: TypeString,
+			Group: "Output", Importance: ImportanceMedium, Display: "Document mode", Default: string(DocumentTyped),
 			Allowed: []string{string(DocumentTyped), string(DocumentJSON)},
 			Doc:     "How documents appear in before/after: typed (a record schema inferred from the documents) or json (canonical extended JSON strings, as Debezium writes them).",
 			set:     func(c *Config, v string) string { c.DocumentMode = DocumentMode(v); return "" }},
-		{Name: "schema.registry.url", Type: TypeList, Secret: true, uris: true,
+		{Name: "schema.registry.url", Type: TypeList,
+			Group: "Output", Importance: ImportanceMedium, Display: "Schema registry URLs", Secret: true, uris: true,
 			Doc: "Comma-separated URLs of an external Confluent-compatible schema registry; credentials in a URL are never shown. Default: the registry built into mongorelay.",
 			set: setRegistryURLs},
-		{Name: "tombstones.on.delete", Type: TypeBoolean, Default: "true",
+		{Name: "tombstones.on.delete", Type: TypeBoolean,
+			Group: "Output", Importance: ImportanceLow, Display: "Tombstones on delete", Default: "true",
 			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document.",
 			set: func(c *Config, v string) string { c.TombstonesOnDelete = v == "true"; return "" }},
-		{Name: "errors.tolerance", Type: TypeString, Default: string(ToleranceNone),
+		{Name: "errors.tolerance", Type: TypeString,
+			Group: "Errors", Importance: ImportanceMedium, Display: "Error tolerance", Dependents: []string{"errors.deadletterqueue.topic.name"}, Default: string(ToleranceNone),
 			Allowed: []string{string(ToleranceNone), string(ToleranceAll)},
 			Doc:     "none: a record that cannot be converted fails the task. all: it is skipped, logged and counted, and sent to errors.deadletterqueue.topic.name when that is set.",
 			set:     func(c *Config, v string) string { c.ErrorsTolerance = ErrorsTolerance(v); return "" }},
 		{Name: "errors.deadletterqueue.topic.name", Type: TypeString,
+			Group: "Errors", Importance: ImportanceMedium, Display: "Dead letter topic",
 			Doc: "Topic for records skipped under errors.tolerance=all and references to records skipped by oversize.handling=skip. Optional, as in Kafka Connect: without it skipped records are only logged and counted.",
 			set: func(c *Config, v string) (msg string) { c.DeadLetterTopic, msg = v, checkTopicName(v); return }},
-		{Name: "oversize.handling", Type: TypeString, Default: string(OversizeFail),
+		{Name: "oversize.handling", Type: TypeString,
+			Group: "Errors", Importance: ImportanceMedium, Display: "Oversize record handling", Dependents: []string{"errors.deadletterqueue.topic.name"}, Default: string(OversizeFail),
 			Allowed: []string{string(OversizeFail), string(OversizeSkip)},
 			Doc:     "A record larger than its topic's max.message.bytes: fail (the task fails, naming the document key) or skip (logged, counted, and a reference without the body goes to the dead letter topic).",
 			set:     func(c *Config, v string) string { c.OversizeHandling = OversizeHandling(v); return "" }},
-		{Name: "offset.lost.policy", Type: TypeString, Default: string(OffsetLostFail),
+		{Name: "offset.lost.policy", Type: TypeString,
+			Group: "Errors", Importance: ImportanceHigh, Display: "When the position is lost", Default: string(OffsetLostFail),
 			Allowed: []string{string(OffsetLostFail), string(OffsetLostResnapshot)},
 			Doc:     "When the oplog no longer holds a task's position: fail (the task fails, saying what was lost and how to recover) or resnapshot (copy the collection again, then stream on). Never a silent restart from now.",
 			set:     func(c *Config, v string) string { c.OffsetLostPolicy = OffsetLostPolicy(v); return "" }},
-		{Name: "max.batch.size", Type: TypeInt, Default: "2048", Min: 1, Max: 100_000,
+		{Name: "max.batch.size", Type: TypeInt,
+			Group: "Change stream", Importance: ImportanceLow, Display: "Maximum batch size", Default: "2048", Min: 1, Max: 100_000,
 			Doc: "Most events a task reads per change stream batch.",
 			set: func(c *Config, v string) string { c.MaxBatchSize = atoi(v); return "" }},
-		{Name: "poll.max.wait.ms", Type: TypeInt, Default: "500", Min: 1, Max: 60_000,
+		{Name: "poll.max.wait.ms", Type: TypeInt,
+			Group: "Change stream", Importance: ImportanceLow, Display: "Poll wait (ms)", Default: "500", Min: 1, Max: 60_000,
 			Doc: "How long the server may hold a change stream read that has no events (maxAwaitTimeMS).",
 			set: func(c *Config, v string) string { c.PollMaxWait = millis(v); return "" }},
-		{Name: "topic.creation.default.partitions", Type: TypeInt, Default: "1", Min: -1, Max: 100_000,
+		{Name: "topic.creation.default.partitions", Type: TypeInt,
+			Group: "Topics", Importance: ImportanceLow, Display: "Topic partitions", Default: "1", Min: -1, Max: 100_000,
 			Doc: "Partitions of each topic mongorelay creates; -1 uses the broker's num.partitions.",
 			set: func(c *Config, v string) string {
 				c.TopicPartitions = int32(atoi(v))
 				return notZero(v, "the broker's num.partitions")
 			}},
-		{Name: "topic.creation.default.replication.factor", Type: TypeInt, Default: "-1", Min: -1, Max: 32767,
+		{Name: "topic.creation.default.replication.factor", Type: TypeInt,
+			Group: "Topics", Importance: ImportanceLow, Display: "Topic replication factor", Default: "-1", Min: -1, Max: 32767,
 			Doc: "Replication factor of each topic mongorelay creates; -1 (the default) uses the broker's default.replication.factor.",
 			set: func(c *Config, v string) string {
 				c.TopicReplicationFactor = int16(atoi(v))
 				return notZero(v, "the broker's default.replication.factor")
 			}},
 	}
+}
+
+// ConfigDef returns every key as Kafka Connect's ConfigDef describes it, in the order of Keys,
+// numbered within its group.
+func ConfigDef() []connector.ConfigKey {
+	keys := Keys()
+	out := make([]connector.ConfigKey, len(keys))
+	order := map[string]int{}
+	for i, k := range keys {
+		order[k.Group]++
+		out[i] = connector.ConfigKey{
+			Name: k.Name, Type: string(k.Type), Default: k.Default, Required: k.Required,
+			Importance: string(k.Importance), Documentation: k.Doc, Group: k.Group, OrderInGroup: order[k.Group],
+			Width: k.width(), DisplayName: k.Display, Dependents: k.Dependents, ValidValues: k.Allowed,
+		}
+	}
+	return out
+}
+
+// width is how wide a form field the key wants: lists and URIs are long, numbers and
+// switches short.
+func (k Key) width() string {
+	switch {
+	case k.Type == TypeList || k.uris || k.Name == "pipeline":
+		return "LONG"
+	case k.Type == TypeInt || k.Type == TypeBoolean:
+		return "SHORT"
+	}
+	return "MEDIUM"
+}
+
+// notImplemented refuses a value whose feature is not built yet, so that no accepted key does
+// nothing.
+func notImplemented(refused bool, feature, fix string) string {
+	if !refused {
+		return ""
+	}
+	return fmt.Sprintf("not implemented yet: %s is not built in this version; %s", feature, fix)
 }
 
 // Redact returns v as it may be shown: a URI with its password and secret

@@ -1,40 +1,16 @@
 package config
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
-// Problem is one thing wrong with a config.
-type Problem struct {
-	Key string
-	// Value is the value given, redacted if it is secret; "" when absent.
-	Value string
-	// Message says what is wrong and how to fix it; it quotes Value where
-	// that helps.
-	Message string
-}
-
-// String reads like: config "shard.filter": "sever" is not one of auto,
-// server, client (did you mean "server"?)
-func (p Problem) String() string { return fmt.Sprintf("config %q: %s", p.Key, p.Message) }
-
-// ValidationError lists every problem of a config; Parse returns it.
-type ValidationError struct {
-	Problems []Problem
-}
-
-// Error lists the problems one per line, after a count, in the words Kafka
-// Connect uses for an invalid connector config.
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "connector configuration is invalid and contains the following %d error(s):", len(e.Problems))
-	for _, p := range e.Problems {
-		b.WriteString("\n")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}
+// Problem and ValidationError are the seam's: every kind reports a bad config the same way.
+type (
+	Problem         = connector.Problem
+	ValidationError = connector.ValidationError
+)
 
 // renamedKey maps keys of Debezium 1.x and of the MongoDB Kafka Connector
 // to ours, for keys whose spelling edit distance cannot guess.

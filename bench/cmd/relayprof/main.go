@@ -55,5 +55,5 @@ func run(ctx context.Context, args []string) error {
 	defer pprof.StopCPUProfile()
 	log := cfg.Logger(os.Stderr)
 	log.Info("mongorelay standalone starting under a CPU profile", "profile", *profile, "connectors", len(conns))
-	return worker.NewStandalone(cfg, conns, log).Run(ctx)
+	return worker.NewStandalone(cfg, conns, log, "relayprof", "").Run(ctx)
 }

@@ -5,11 +5,14 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 func TestConnectorStatus(t *testing.T) {
-	spec := func(i int) coordinator.TaskSpec {
-		return coordinator.TaskSpec{DB: "db", Coll: "c", Shard: i, Shards: 4}
+	spec := func(i int) taskid.Spec {
+		return taskid.Spec{DB: "db", Coll: "c", Shard: i, Shards: 4}
 	}
 	c := coordinator.Connector{Name: "cdc", State: coordinator.StateRunning, Tasks: []coordinator.Task{
 		{ID: 0, Spec: spec(0), Node: "n1", Epoch: 5},
@@ -23,7 +26,7 @@ func TestConnectorStatus(t *testing.T) {
 		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: api.StateFailed, Trace: "history lost"},
 		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: api.StateRunning}, // an older assignment
 	})
-	st := connectorStatus(c, "n1", reports)
+	st := connectorStatus(c, "n1", reports, connector.Source)
 	want := []api.TaskStatus{
 		{ID: 0, State: api.StateRunning, WorkerID: "n1"},
 		{ID: 1, State: api.StateFailed, WorkerID: "n2", Trace: "history lost"},
@@ -40,7 +43,7 @@ func TestConnectorStatus(t *testing.T) {
 	}
 
 	c.State = coordinator.StatePaused
-	if got := connectorStatus(c, "n1", reports).Tasks[0].State; got != api.StatePaused {
+	if got := connectorStatus(c, "n1", reports, connector.Source).Tasks[0].State; got != api.StatePaused {
 		t.Errorf("task of a paused connector is %s, want PAUSED", got)
 	}
 }

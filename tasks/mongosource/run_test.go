@@ -1,4 +1,4 @@
-package worker
+package mongosource
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 func TestRunUnits(t *testing.T) {
 	t.Run("a failure stops the others and is the task's error", func(t *testing.T) {
 		boom := errors.New("boom")
 		var stopped atomic.Int32
-		err := runUnits(context.Background(), units("a,b,c", 1), func(ctx context.Context, u coordinator.TaskSpec) error {
+		err := runUnits(context.Background(), units("a,b,c", 1), func(ctx context.Context, u taskid.Spec) error {
 			if u.Coll == "b" {
 				return boom
 			}
@@ -35,7 +35,7 @@ func TestRunUnits(t *testing.T) {
 		var started atomic.Int32
 		done := make(chan error, 1)
 		go func() {
-			done <- runUnits(ctx, units("a", 3), func(ctx context.Context, _ coordinator.TaskSpec) error {
+			done <- runUnits(ctx, units("a", 3), func(ctx context.Context, _ taskid.Spec) error {
 				started.Add(1)
 				<-ctx.Done()
 				return nil
@@ -49,4 +49,14 @@ func TestRunUnits(t *testing.T) {
 			t.Fatalf("a stopped task returned %v", err)
 		}
 	})
+}
+
+func units(colls string, shards int) []taskid.Spec {
+	var out []taskid.Spec
+	for _, coll := range strings.Split(colls, ",") {
+		for i := range shards {
+			out = append(out, taskid.Spec{DB: "db", Coll: coll, Shard: i, Shards: shards})
+		}
+	}
+	return out
 }

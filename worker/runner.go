@@ -12,6 +12,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // assignmentSource is what the runner needs of the coordinator (nodeAssignments).
@@ -31,12 +32,18 @@ func (n nodeAssignments) Assigned() ([]coordinator.Assignment, <-chan struct{}) 
 	return st.Assigned(n.ID()), changed
 }
 
+// neverFenced is the assignment source of a standalone process: the node is alone, so it is
+// never out of touch with its leader.
+type neverFenced struct{ assignmentSource }
+
+func (neverFenced) Fenced(time.Time) bool { return false }
+
 // runTaskFunc runs one assigned task until ctx ends (then it stops cleanly and returns nil)
 // or the task fails.
 type runTaskFunc func(ctx context.Context, a coordinator.Assignment) error
 
 // restartPolicy says how a failed task is retried: after first, doubling up to max, at most
-// limit runs in a row; then it stays FAILED until its assignment changes (a new owner, a
+// limit runs in a row (none after a connector.Permanent error); then it stays FAILED until its assignment changes (a new owner, a
 // config change, a restart request). A run that lasted longer than max counts as a fresh
 // start.
 type restartPolicy struct {
@@ -72,8 +79,10 @@ type runner struct {
 	runs   map[string]*taskRun      // by taskKey, the tasks this node should run
 	ending map[string]chan struct{} // by taskKey, runs stopped and not finished yet
 	fenced bool
-	exits  chan struct{}
-	wg     sync.WaitGroup
+	// failedAtStop are the tasks whose last run had failed when Run stopped them.
+	failedAtStop []error
+	exits        chan struct{}
+	wg           sync.WaitGroup
 }
 
 // taskRun is one assignment of a task to this node.
@@ -130,7 +139,11 @@ func (r *runner) Run(ctx context.Context) {
 
 func (r *runner) stopAll() {
 	r.mu.Lock()
-	for k, run := range r.runs {
+	for _, k := range slices.Sorted(maps.Keys(r.runs)) {
+		run := r.runs[k]
+		if run.state == api.StateFailed || run.state == api.StateRestarting {
+			r.failedAtStop = append(r.failedAtStop, fmt.Errorf("connector %s task %s: %s", run.a.Connector, run.a.Task, run.trace))
+		}
 		r.endLocked(k, run)
 	}
 	r.mu.Unlock()
@@ -252,7 +265,7 @@ func (r *runner) failed(run *taskRun, err error, started time.Time, log *slog.Lo
 	}
 	run.failures++
 	run.trace = err.Error()
-	if run.failures >= r.restarts.limit {
+	if run.failures >= r.restarts.limit || connector.IsPermanent(err) {
 		run.state = api.StateFailed
 		log.Error("task FAILED", "attempts", run.failures, "err", err)
 	} else {
@@ -266,6 +279,18 @@ func (r *runner) failed(run *taskRun, err error, started time.Time, log *slog.Lo
 	case r.exits <- struct{}{}:
 	default:
 	}
+}
+
+// failures returns, once Run has returned, an error naming each task whose last run had
+// failed (FAILED, or waiting to restart) when it stopped, or nil.
+func (r *runner) failures() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.failedAtStop) == 0 {
+		return nil
+	}
+	return fmt.Errorf("stopped with %d FAILED task(s); fix the cause and restart to resume them: %w",
+		len(r.failedAtStop), errors.Join(r.failedAtStop...))
 }
 
 // Reports returns the state of every task this node should run, for its heartbeat. A task

@@ -10,14 +10,16 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator"
 )
 
-// clusterAPI is the node as the REST API sees it (api.Cluster): the coordinator's state and
+// nodeAPI is the node as the REST API sees it (api.Cluster): the coordinator's state and
 // writes, the leader's task reports and this node's runner, with the coordinator's errors
-// turned into the api's.
-type clusterAPI struct{ c *Cluster }
+// turned into the api's. A standalone process answers the same, as the leader of its own
+// one-node cluster, and refuses what only a cluster of several nodes does (join, registry
+// writes from other nodes).
+type nodeAPI struct{ c *Node }
 
-var _ api.Cluster = clusterAPI{}
+var _ api.Cluster = nodeAPI{}
 
-func (a clusterAPI) Info() api.Info {
+func (a nodeAPI) Info() api.Info {
 	c := a.c
 	return api.Info{Version: c.version, Commit: c.commit, ClusterID: c.cfg.ClusterID, NodeID: c.id, KafkaClusterID: c.kafkaClusterID}
 }
@@ -25,17 +27,12 @@ func (a clusterAPI) Info() api.Info {
 func toAPIConnector(cn coordinator.Connector) api.Connector {
 	out := api.Connector{Name: cn.Name, Config: cn.Config, State: string(cn.State)}
 	for _, t := range cn.Tasks {
-		var members []string
-		for _, m := range t.Spec.Members {
-			members = append(members, m.Name())
-		}
-		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), DB: t.Spec.DB, Coll: t.Spec.Coll,
-			Shard: t.Spec.Shard, Shards: t.Spec.Shards, Members: members, Node: t.Node, Epoch: t.Epoch})
+		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), Config: t.Spec.Config(), Node: t.Node, Epoch: t.Epoch})
 	}
 	return out
 }
 
-func (a clusterAPI) Connectors() []api.Connector {
+func (a nodeAPI) Connectors() []api.Connector {
 	conns := a.c.node.State().Connectors()
 	out := make([]api.Connector, 0, len(conns))
 	for _, cn := range conns {
@@ -44,7 +41,7 @@ func (a clusterAPI) Connectors() []api.Connector {
 	return out
 }
 
-func (a clusterAPI) Connector(name string) (api.Connector, bool) {
+func (a nodeAPI) Connector(name string) (api.Connector, bool) {
 	cn, ok := a.c.node.State().Connector(name)
 	if !ok {
 		return api.Connector{}, false
@@ -52,7 +49,7 @@ func (a clusterAPI) Connector(name string) (api.Connector, bool) {
 	return toAPIConnector(cn), true
 }
 
-func (a clusterAPI) CreateConnector(ctx context.Context, name string, config map[string]string, initial string) error {
+func (a nodeAPI) CreateConnector(ctx context.Context, name string, config map[string]string, initial string) error {
 	err := a.c.node.CreateConnector(ctx, name, config, coordinator.TargetState(initial))
 	if err == nil {
 		a.c.log.Info("connector created", "connector", name)
@@ -60,12 +57,12 @@ func (a clusterAPI) CreateConnector(ctx context.Context, name string, config map
 	return apiError(err)
 }
 
-func (a clusterAPI) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (bool, error) {
+func (a nodeAPI) PutConnectorConfig(ctx context.Context, name string, config map[string]string) (bool, error) {
 	created, err := a.c.node.PutConnector(ctx, name, config)
 	return created, apiError(err)
 }
 
-func (a clusterAPI) DeleteConnector(ctx context.Context, name string) error {
+func (a nodeAPI) DeleteConnector(ctx context.Context, name string) error {
 	err := a.c.node.DeleteConnector(ctx, name)
 	if err == nil {
 		a.c.log.Info("connector deleted", "connector", name)
@@ -73,20 +70,20 @@ func (a clusterAPI) DeleteConnector(ctx context.Context, name string) error {
 	return apiError(err)
 }
 
-func (a clusterAPI) SetTargetState(ctx context.Context, name, state string) error {
+func (a nodeAPI) SetTargetState(ctx context.Context, name, state string) error {
 	return apiError(a.c.node.SetTargetState(ctx, name, coordinator.TargetState(state)))
 }
 
-func (a clusterAPI) RestartConnector(ctx context.Context, name string) error {
+func (a nodeAPI) RestartConnector(ctx context.Context, name string) error {
 	return apiError(a.c.node.RestartConnector(ctx, name))
 }
 
-func (a clusterAPI) RestartTasks(ctx context.Context, name string, ids []int) error {
+func (a nodeAPI) RestartTasks(ctx context.Context, name string, ids []int) error {
 	return apiError(a.c.node.RestartTasks(ctx, name, ids...))
 }
 
 // ConnectorStatus needs the task reports, which only the leader has.
-func (a clusterAPI) ConnectorStatus(_ context.Context, name string) (api.ConnectorStatus, error) {
+func (a nodeAPI) ConnectorStatus(_ context.Context, name string) (api.ConnectorStatus, error) {
 	n := a.c.node
 	if !n.IsLeader() {
 		return api.ConnectorStatus{}, notLeader(n)
@@ -95,7 +92,7 @@ func (a clusterAPI) ConnectorStatus(_ context.Context, name string) (api.Connect
 	if !ok {
 		return api.ConnectorStatus{}, fmt.Errorf("%w: connector %q", api.ErrNotFound, name)
 	}
-	return connectorStatus(cn, n.ID(), a.c.reports), nil
+	return connectorStatus(cn, n.ID(), a.c.reports, a.c.catalog.Type(cn.Config)), nil
 }
 
 func notLeader(n *coordinator.Node) error {
@@ -106,7 +103,7 @@ func notLeader(n *coordinator.Node) error {
 	return &api.NotLeaderError{LeaderID: id, LeaderHTTP: addr}
 }
 
-func (a clusterAPI) Overview(ctx context.Context) (api.Overview, error) {
+func (a nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 	n := a.c.node
 	members, err := n.Members(ctx)
 	if err != nil {
@@ -135,14 +132,14 @@ func (a clusterAPI) Overview(ctx context.Context) (api.Overview, error) {
 	return ov, nil
 }
 
-func (a clusterAPI) Health() api.Health {
+func (a nodeAPI) Health() api.Health {
 	n := a.c.node
 	leader, _ := n.Leader()
 	return api.Health{Status: "UP", NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
 		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
 }
 
-func (a clusterAPI) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatAck, error) {
+func (a nodeAPI) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatAck, error) {
 	if err := a.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr); err != nil {
 		return api.HeartbeatAck{}, apiError(err)
 	}
@@ -150,7 +147,10 @@ func (a clusterAPI) Heartbeat(_ context.Context, hb api.Heartbeat) (api.Heartbea
 	return api.HeartbeatAck{Index: a.c.node.State().Index()}, nil
 }
 
-func (a clusterAPI) Join(ctx context.Context, req api.JoinRequest) (api.JoinResponse, error) {
+func (a nodeAPI) Join(ctx context.Context, req api.JoinRequest) (api.JoinResponse, error) {
+	if a.c.standalone() {
+		return api.JoinResponse{}, fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
+	}
 	info, err := a.c.node.AddNode(ctx, req.NodeID, req.RaftAddr, req.HTTPAddr)
 	if err != nil {
 		return api.JoinResponse{}, apiError(err)
@@ -158,15 +158,21 @@ func (a clusterAPI) Join(ctx context.Context, req api.JoinRequest) (api.JoinResp
 	return api.JoinResponse{NodeID: info.ID, Voter: info.Voter}, nil
 }
 
-func (a clusterAPI) RemoveNode(ctx context.Context, id string) error {
+func (a nodeAPI) RemoveNode(ctx context.Context, id string) error {
+	if a.c.standalone() {
+		return fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
+	}
 	if _, member := a.c.node.State().Node(id); !member {
 		return fmt.Errorf("%w: node %q is not a member", api.ErrNotFound, id)
 	}
 	return apiError(a.c.node.RemoveNode(ctx, id))
 }
 
-func (a clusterAPI) RegistryWrite(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
-	res, err := a.c.registry.applyLocal(ctx, call)
+func (a nodeAPI) RegistryWrite(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
+	if a.c.standalone() {
+		return api.RegistryResult{}, fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
+	}
+	res, err := a.c.raftRegistry.applyLocal(ctx, call)
 	res.Index = a.c.node.State().Index()
 	return res, apiError(err)
 }

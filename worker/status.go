@@ -5,6 +5,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // taskReports is the leader's memory of how every node's tasks are doing, as their heartbeats
@@ -41,12 +42,12 @@ func (r *taskReports) get(node, connector, task string) (api.TaskReport, bool) {
 // task is in the state its owner reported for its current epoch; without such a report (not
 // started yet, or its owner silent) it is UNASSIGNED, as is a task no node owns. The
 // connector itself runs on the leader, which lists its tasks.
-func connectorStatus(c coordinator.Connector, leader string, reports *taskReports) api.ConnectorStatus {
+func connectorStatus(c coordinator.Connector, leader string, reports *taskReports, typ connector.Type) api.ConnectorStatus {
 	st := api.ConnectorStatus{
 		Name:      c.Name,
 		Connector: api.StateInfo{State: string(c.State), WorkerID: leader},
 		Tasks:     []api.TaskStatus{},
-		Type:      "source",
+		Type:      string(typ),
 	}
 	for _, t := range c.Tasks {
 		ts := api.TaskStatus{ID: t.ID, State: api.StateUnassigned, WorkerID: t.Node}

@@ -1,27 +1,27 @@
-package worker
+package assign
 
 import (
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
-func units(colls string, shards int) []coordinator.TaskSpec {
-	var out []coordinator.TaskSpec
+func units(colls string, shards int) []taskid.Spec {
+	var out []taskid.Spec
 	for _, coll := range strings.Split(colls, ",") {
 		for i := range shards {
-			out = append(out, coordinator.TaskSpec{DB: "db", Coll: coll, Shard: i, Shards: shards})
+			out = append(out, taskid.Spec{DB: "db", Coll: coll, Shard: i, Shards: shards})
 		}
 	}
 	return out
 }
 
-func TestShareTasks(t *testing.T) {
+func TestShare(t *testing.T) {
 	tests := []struct {
 		name  string
-		units []coordinator.TaskSpec
+		units []taskid.Spec
 		limit int
 		want  []string
 	}{
@@ -37,7 +37,7 @@ func TestShareTasks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := shareTasks(tt.units, tt.limit)
+			got := Share(tt.units, tt.limit)
 			var names []string
 			seen := 0
 			for _, s := range got {

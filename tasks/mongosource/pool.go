@@ -1,4 +1,4 @@
-package worker
+package mongosource
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 )
 
 // mongoIdle is how long a MongoDB client nobody uses stays connected: tasks that move away
-// and back, and the leader's task listing every ExpandInterval, reuse it.
+// and back, and the leader's task listing every coordinator.Config.ExpandInterval, reuse it.
 const mongoIdle = time.Minute
 
-// mongoPool shares one MongoDB client per connection string among a node's tasks and the
+// mongoPool shares one MongoDB client per connection string among a process's tasks and the
 // leader's task listing. A client connects (and is pinged) on first use and disconnects once
 // unused for mongoIdle.
 type mongoPool struct {
@@ -37,9 +37,12 @@ type pooledMongo struct {
 	idle  time.Time // when refs last dropped to 0
 }
 
+// newMongoPool returns a pool that disconnects idle clients until close.
 func newMongoPool(log *slog.Logger) *mongoPool {
 	ctx, stop := context.WithCancel(context.Background())
-	return &mongoPool{log: log, ctx: ctx, stop: stop, clients: map[string]*pooledMongo{}}
+	p := &mongoPool{log: log, ctx: ctx, stop: stop, clients: map[string]*pooledMongo{}}
+	p.wg.Go(func() { p.run(ctx) })
+	return p
 }
 
 // acquire returns a connected client for c's deployment; call release when done with it.

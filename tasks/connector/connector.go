@@ -1,0 +1,202 @@
+// Package connector is the seam between the runtime and the connector kinds (DESIGN.md 12): a
+// kind declares its config keys, validates a config, expands it into task specs (the leader
+// calls it) and runs one task spec (the runner calls it). The runner, the coordinator and the
+// REST API reach a kind only through a Catalog, so a new kind plugs in without touching them.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// Type is what Kafka Connect calls a connector's direction.
+type Type string
+
+// The connector types.
+const (
+	Source Type = "source"
+	Sink   Type = "sink"
+)
+
+// ClassKey is the config key that names a connector's kind, as in Kafka Connect.
+const ClassKey = "connector.class"
+
+// Plugin describes a kind as GET /connector-plugins lists it.
+type Plugin struct {
+	// Class is the connector.class value that selects the kind.
+	Class string
+	// Aliases are other connector.class values accepted for it (the class names of the
+	// connectors it replaces).
+	Aliases []string
+	Type    Type
+	Version string
+}
+
+// Task is one task as the runner hands it to its kind.
+type Task struct {
+	Connector string
+	// Config is the connector's config as stored (validated, secrets included). It is
+	// shared: do not modify it.
+	Config map[string]string
+	Spec   taskid.Spec
+	// WriterID names this run's owner (node and assignment epoch) in what the task writes,
+	// so that a consumer can check that a task's writers only ever move on; "" names none.
+	WriterID string
+}
+
+// Kind is a connector kind compiled into the binary.
+type Kind interface {
+	Plugin() Plugin
+	// ConfigDef lists every config key the kind reads, in the order validation reports them.
+	ConfigDef() []ConfigKey
+	// Validate checks the config of the connector name and returns it normalised, as it is
+	// stored; a bad config gives a *ValidationError naming every bad key and its fix.
+	Validate(name string, config map[string]string) (map[string]string, error)
+	// Redact returns a stored config as responses and logs may show it: every secret
+	// replaced by [hidden].
+	Redact(name string, config map[string]string) map[string]string
+	// Check reaches the services the connector needs (a database, a registry) without
+	// writing anything, and says which key to fix when one cannot be reached.
+	Check(ctx context.Context, name string, config map[string]string) error
+	// Expand lists the connector's tasks, in a stable order; it returns when ctx ends.
+	Expand(ctx context.Context, name string, config map[string]string) ([]taskid.Spec, error)
+	// Run runs one task until ctx ends (then it stops cleanly and returns nil) or the task
+	// fails. An error marked Permanent is one a restart cannot fix.
+	Run(ctx context.Context, t Task) error
+}
+
+// Catalog is the kinds a binary has, found by connector.class.
+type Catalog struct {
+	kinds []Kind
+}
+
+// NewCatalog returns a catalog of kinds; no two may share a class name.
+func NewCatalog(kinds ...Kind) (*Catalog, error) {
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		p := k.Plugin()
+		for _, class := range append([]string{p.Class}, p.Aliases...) {
+			if seen[class] {
+				return nil, fmt.Errorf("connector class %q is claimed by two kinds", class)
+			}
+			seen[class] = true
+		}
+	}
+	return &Catalog{kinds: slices.Clone(kinds)}, nil
+}
+
+// Plugins lists the kinds, in the order they were given.
+func (c *Catalog) Plugins() []Plugin {
+	out := make([]Plugin, len(c.kinds))
+	for i, k := range c.kinds {
+		out[i] = k.Plugin()
+	}
+	return out
+}
+
+// Kind returns the kind config's connector.class names, or a *ValidationError saying which
+// classes there are.
+func (c *Catalog) Kind(config map[string]string) (Kind, error) {
+	class := strings.TrimSpace(config[ClassKey])
+	for _, k := range c.kinds {
+		p := k.Plugin()
+		if class == p.Class || slices.Contains(p.Aliases, class) {
+			return k, nil
+		}
+	}
+	var classes []string
+	for _, p := range c.Plugins() {
+		classes = append(classes, p.Class)
+	}
+	msg := fmt.Sprintf("is required: set it to one of %s", strings.Join(classes, ", "))
+	if class != "" {
+		msg = fmt.Sprintf("%q is not a connector class this build has: use one of %s", class, strings.Join(classes, ", "))
+	}
+	return nil, &ValidationError{Problems: []Problem{{Key: ClassKey, Value: class, Message: msg}}}
+}
+
+// Validate checks config with its kind (Kind.Validate).
+func (c *Catalog) Validate(name string, config map[string]string) (map[string]string, error) {
+	k, err := c.Kind(config)
+	if err != nil {
+		return nil, err
+	}
+	return k.Validate(name, config)
+}
+
+// Redact returns config as it may be shown (Kind.Redact); a config of no known kind is shown
+// with every value hidden but its class.
+func (c *Catalog) Redact(name string, config map[string]string) map[string]string {
+	if k, err := c.Kind(config); err == nil {
+		return k.Redact(name, config)
+	}
+	out := make(map[string]string, len(config))
+	for key, v := range config {
+		out[key] = Hidden
+		if key == ClassKey {
+			out[key] = v
+		}
+	}
+	return out
+}
+
+// Type is the type of config's kind, "" when it has none.
+func (c *Catalog) Type(config map[string]string) Type {
+	if k, err := c.Kind(config); err == nil {
+		return k.Plugin().Type
+	}
+	return ""
+}
+
+// Check reaches what config needs (Kind.Check).
+func (c *Catalog) Check(ctx context.Context, name string, config map[string]string) error {
+	k, err := c.Kind(config)
+	if err != nil {
+		return err
+	}
+	return k.Check(ctx, name, config)
+}
+
+// Expand lists the tasks of a connector (Kind.Expand).
+func (c *Catalog) Expand(ctx context.Context, name string, config map[string]string) ([]taskid.Spec, error) {
+	k, err := c.Kind(config)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", name, err)
+	}
+	return k.Expand(ctx, name, config)
+}
+
+// Run runs one task with its kind (Kind.Run).
+func (c *Catalog) Run(ctx context.Context, t Task) error {
+	k, err := c.Kind(t.Config)
+	if err != nil {
+		return Permanent(fmt.Errorf("connector %s: %w", t.Connector, err))
+	}
+	return k.Run(ctx, t)
+}
+
+// Permanent marks err as a failure that running the task again cannot fix (DESIGN.md 13:
+// history lost under offset.lost.policy=fail, a config the server refuses): the runner marks
+// the task FAILED at once instead of restarting it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }

@@ -1,0 +1,126 @@
+// Package mongosource is the MongoDB source connector kind (connector.class "mongodb", with
+// Debezium's and the MongoDB Kafka Connector's class names as aliases): it validates a
+// connector's config (tasks/config), lists its collection shards as tasks, and runs each task
+// (package tasks) with a MongoDB client shared by the process's tasks.
+package mongosource
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// Env is what the kind's tasks share with the rest of the process.
+type Env struct {
+	// Kafka is the process's client, for topic creation and checks.
+	Kafka *kgo.Client
+	// KafkaOpts are the options every Kafka client of the process starts from (seed brokers,
+	// TLS, SASL); each task's transactional producer adds its own.
+	KafkaOpts []kgo.Opt
+	// Compression is the codec of every task's record batches.
+	Compression kgo.CompressionCodec
+	// Offsets is the process's offsets store.
+	Offsets *offsets.Store
+	// Registry is the built-in schema registry, used unless a connector names another
+	// (schema.registry.url).
+	Registry tasks.SchemaRegistry
+	// ClusterID prefixes every task's transactional.id (taskid.TransactionalID).
+	ClusterID string
+	// ShutdownTimeout bounds a task's flush and last commit when it stops.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Kind is the MongoDB source kind. Create it with New and Close it once no task runs.
+type Kind struct {
+	env        Env
+	mongo      *mongoPool
+	evolutions *tasks.Evolutions // shared by the process's tasks
+}
+
+var _ connector.Kind = (*Kind)(nil)
+
+// New returns the kind, whose tasks run with env. A kind that only validates needs no env.
+func New(env Env) *Kind {
+	if env.Logger == nil {
+		env.Logger = slog.Default()
+	}
+	return &Kind{env: env, mongo: newMongoPool(env.Logger), evolutions: tasks.NewEvolutions()}
+}
+
+// Close disconnects every MongoDB client.
+func (k *Kind) Close() { k.mongo.close() }
+
+// Plugin describes the kind.
+func (k *Kind) Plugin() connector.Plugin {
+	return connector.Plugin{
+		Class:   config.ClassMongoRelay,
+		Aliases: []string{config.ClassDebezium, config.ClassMongoKafka},
+		Type:    connector.Source,
+	}
+}
+
+// ConfigDef lists the kind's config keys (config.ConfigDef).
+func (k *Kind) ConfigDef() []connector.ConfigKey { return config.ConfigDef() }
+
+// Validate parses the config and returns its entries normalised.
+func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, error) {
+	c, err := config.Parse(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.Raw(), nil
+}
+
+// Redact returns a stored config as it may be shown (config.Redacted).
+func (k *Kind) Redact(name string, raw map[string]string) map[string]string {
+	return config.RedactRaw(name, raw)
+}
+
+// Check connects to the connector's MongoDB deployment (and keeps the client for its tasks).
+func (k *Kind) Check(ctx context.Context, name string, raw map[string]string) error {
+	cfg, err := config.Parse(name, raw)
+	if err != nil {
+		return err
+	}
+	_, release, err := k.mongo.acquire(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	release()
+	return nil
+}
+
+// Expand lists a connector's tasks: one per shard of every collection its config selects, in
+// a stable order. (The runtime groups them when tasks.max is lower.)
+func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) ([]taskid.Spec, error) {
+	cfg, err := config.Parse(name, raw)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", name, err)
+	}
+	mc, release, err := k.mongo.acquire(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	nss, err := collectionsOf(ctx, mc, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", name, err)
+	}
+	specs := make([]taskid.Spec, 0, len(nss)*cfg.Shards)
+	for _, ns := range nss {
+		for i := range cfg.Shards {
+			specs = append(specs, taskid.Spec{DB: ns.DB, Coll: ns.Coll, Shard: i, Shards: cfg.Shards})
+		}
+	}
+	return specs, nil
+}

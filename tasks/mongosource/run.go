@@ -1,0 +1,133 @@
+package mongosource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mongorelay/mongorelay/registry/client"
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/changestream"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// Run runs one task until ctx ends or it fails. It catches up with the offsets other processes
+// committed first, so that a task moving here resumes where its last owner got to. A config
+// that no longer parses and a lost history under offset.lost.policy=fail are Permanent.
+func (k *Kind) Run(ctx context.Context, t connector.Task) error {
+	cfg, err := config.Parse(t.Connector, t.Config)
+	if err != nil {
+		return connector.Permanent(fmt.Errorf("connector %s: %w", t.Connector, err))
+	}
+	mc, release, err := k.mongo.acquire(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	reg, err := k.registryFor(cfg)
+	if err != nil {
+		return connector.Permanent(err)
+	}
+	if err := k.env.Offsets.Refresh(ctx); err != nil {
+		return fmt.Errorf("read the offsets other nodes committed: %w", err)
+	}
+	err = runUnits(ctx, t.Spec.Units(), func(ctx context.Context, u taskid.Spec) error {
+		spec := tasks.Spec{Connector: cfg, DB: u.DB, Coll: u.Coll, Shard: u.Shard, Shards: u.Shards}
+		maxBytes, err := createTopics(ctx, k.env.Kafka, cfg, cfg.Topic(spec.DB, spec.Coll))
+		if err != nil {
+			return err
+		}
+		spec.TopicMaxBytes = maxBytes
+		task := tasks.New(spec, tasks.Deps{
+			Mongo:           mc,
+			Offsets:         &fencedOffsets{Store: k.env.Offsets},
+			Registry:        reg,
+			Logger:          k.env.Logger,
+			ShutdownTimeout: k.env.ShutdownTimeout,
+			Evolutions:      k.evolutions,
+			// Per collection shard, not per task: when tasks.max regroups the shards, the
+			// next run of each shard still fences the one before, wherever it ran.
+			Transactional: &tasks.Transactional{
+				ID:          taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name()),
+				ClientOpts:  k.env.KafkaOpts,
+				Compression: k.env.Compression,
+			},
+			WriterID: t.WriterID,
+		})
+		return task.Run(ctx)
+	})
+	if lost, ok := errors.AsType[*changestream.HistoryLostError](err); ok && lost != nil {
+		return connector.Permanent(err)
+	}
+	return err
+}
+
+// registryFor returns the schema registry a connector's tasks use: the built-in one, unless
+// the connector names an external one (schema.registry.url).
+func (k *Kind) registryFor(c *config.Config) (tasks.SchemaRegistry, error) {
+	if len(c.SchemaRegistryURLs) == 0 {
+		return k.env.Registry, nil
+	}
+	urls := make([]string, len(c.SchemaRegistryURLs))
+	for i, u := range c.SchemaRegistryURLs {
+		urls[i] = u.Reveal()
+	}
+	cl, err := client.New(strings.Join(urls, ","))
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "schema.registry.url", err)
+	}
+	return client.NewCached(cl), nil
+}
+
+// runUnits runs the collection shards of one task side by side until ctx ends or one fails;
+// a failure stops the others (cleanly: they commit what they delivered) and is what the task
+// returns, so the task as a whole is FAILED and restarted.
+func runUnits(ctx context.Context, units []taskid.Spec, run func(context.Context, taskid.Spec) error) error {
+	if len(units) == 1 {
+		return run(ctx, units[0])
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make([]error, len(units))
+	var wg sync.WaitGroup
+	for i, u := range units {
+		wg.Go(func() {
+			if errs[i] = run(ctx, u); errs[i] != nil {
+				errs[i] = fmt.Errorf("collection shard %s: %w", u.Name(), errs[i])
+				stop()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fencedOffsets is the offsets store as a task sees it: its first read catches up with the
+// topic again. The task fences the task's previous owner (initialising its transactional id)
+// before it reads its offsets, so this read sees every offset that owner committed.
+type fencedOffsets struct {
+	*offsets.Store
+	once sync.Once
+	err  error
+}
+
+// Get refreshes the store on its first call, then reads it.
+func (f *fencedOffsets) Get(k offsets.Key) (*offsets.Value, error) {
+	f.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := f.Store.Refresh(ctx); err != nil {
+			f.err = fmt.Errorf("read the offsets other nodes committed: %w", err)
+		}
+	})
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.Store.Get(k)
+}

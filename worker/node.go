@@ -1,0 +1,389 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/coordinator/assign"
+	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/kafkastore"
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/mongosource"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// standaloneID is a standalone process's node id and the cluster.id of its transactional ids.
+const standaloneID = "mongorelay-standalone"
+
+// offsetsRefreshInterval is how often a node with tasks reads what other nodes committed to
+// the offsets topic: tasks waiting for another shard's snapshot ranges poll the store.
+const offsetsRefreshInterval = 500 * time.Millisecond
+
+// Node is one mongorelay process (DESIGN.md 1 and 3). As a cluster node (mongorelay worker,
+// NewCluster) it takes part in Raft (package coordinator), heartbeats to the leader and runs
+// the tasks the leader assigns to it. A standalone process (mongorelay standalone,
+// NewStandalone) is the same node alone in a cluster kept in memory, never fenced, whose
+// connectors come from files, like Kafka Connect's standalone mode: its offsets and schemas
+// still live in Kafka, so a restart resumes where it stopped. Either way it serves the REST
+// API on http.listen and the schema registry on registry.listen, and runs its tasks through
+// one runner: restarts with backoff, FAILED with a trace, tasks.max.
+//
+// Stopping it (its context ends, on SIGTERM) stops its tasks cleanly, flushing and committing
+// what they wrote. A cluster node stays a member: a restart with the same data dir takes its
+// place again, and meanwhile its tasks move to other nodes after worker.session.timeout. To
+// take a node out of the cluster for good, run mongorelay worker leave.
+type Node struct {
+	cfg             Config
+	log             *slog.Logger // with the node key once the id is known
+	base            *slog.Logger // without it, for the coordinator, which adds it
+	version, commit string
+	// files are a standalone process's connectors; nil for a cluster node.
+	files []Connector
+
+	id             string
+	kafka          *kgo.Client
+	kafkaClusterID string
+	offsets        *offsets.Store
+	node           *coordinator.Node
+	registry       nodeRegistry
+	raftRegistry   *clusterRegistry // a cluster node's registry, nil in standalone
+	catalog        *connector.Catalog
+	reports        *taskReports
+	runner         *runner
+	peers          *api.PeerClient
+}
+
+// nodeRegistry is the schema registry a node serves and its tasks use.
+type nodeRegistry interface {
+	api.SchemaRegistry
+	tasks.SchemaRegistry
+}
+
+// NewCluster returns a cluster node that will run with cfg (from ParseWorkerFlags).
+func NewCluster(cfg Config, log *slog.Logger, version, commit string) *Node {
+	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit}
+}
+
+// NewStandalone returns a standalone process that will run conns (from LoadConnectorFiles)
+// with cfg (from ParseFlags).
+func NewStandalone(cfg Config, conns []Connector, log *slog.Logger, version, commit string) *Node {
+	cfg.ClusterID = standaloneID
+	cfg.RaftVoters = 1
+	cfg.HeartbeatInterval = coordinator.DefaultHeartbeatInterval
+	cfg.SessionTimeout = coordinator.DefaultSessionTimeout
+	cfg.Lease = coordinator.DefaultLease
+	if conns == nil {
+		conns = []Connector{}
+	}
+	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit, files: conns}
+}
+
+func (n *Node) standalone() bool { return n.files != nil }
+
+// Run starts the node and blocks until ctx ends, then stops cleanly. It returns nil, or why
+// the node could not start or go on: a cluster node removed from the cluster (ErrRemoved), a
+// standalone process one of whose tasks had FAILED (the others go on running until the stop,
+// as in Kafka Connect), so that a supervisor sees the failure in the exit status.
+func (n *Node) Run(ctx context.Context) (err error) {
+	cfg := n.cfg
+	if n.standalone() {
+		n.id = standaloneID
+	} else if n.id, err = resolveNodeID(cfg.DataDir, cfg.NodeID); err != nil {
+		return err
+	}
+	n.log = n.base.With("node", n.id)
+	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "http.listen", cfg.HTTPListen, err)
+	}
+	defer httpLn.Close()
+	httpAddr, raftAddr, err := n.advertised(httpLn)
+	if err != nil {
+		return err
+	}
+	n.log.Info("mongorelay starting", "mode", n.mode(), "version", n.version, "commit", n.commit, "cluster", cfg.ClusterID,
+		"data_dir", cfg.DataDir, "http", httpLn.Addr().String(), "http_advertise", httpAddr, "raft", cfg.RaftListen)
+
+	if err := n.openKafka(ctx); err != nil {
+		return err
+	}
+	defer n.kafka.Close()
+	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic,
+		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log)); err != nil {
+		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, err)
+	}
+	defer n.offsets.Close()
+	closeRegistry, err := n.openRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeRegistry()
+
+	mongo := mongosource.New(mongosource.Env{
+		Kafka: n.kafka, KafkaOpts: n.kafkaOpts(), Compression: cfg.Compression, Offsets: n.offsets,
+		Registry: n.registry, ClusterID: cfg.ClusterID, ShutdownTimeout: cfg.ShutdownTimeout, Logger: n.log,
+	})
+	defer mongo.Close() // after the coordinator's shutdown: the leader lists tasks with it
+	if n.catalog, err = connector.NewCatalog(mongo); err != nil {
+		return err
+	}
+	for _, c := range n.files {
+		// Everything a connector needs is reached before any task writes.
+		if err := n.catalog.Check(ctx, c.Name, c.Config); err != nil {
+			return err
+		}
+	}
+
+	n.reports = newTaskReports()
+	n.peers = api.NewPeerClient(&http.Client{Timeout: 30 * time.Second})
+	n.node, err = coordinator.Open(ctx, coordinator.Config{
+		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
+		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
+		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout, Lease: cfg.Lease,
+		Expand: n.expand, Logger: n.base,
+	})
+	if err != nil {
+		return fmt.Errorf("start the coordinator: %w", err)
+	}
+	defer func() {
+		if err := n.node.Shutdown(); err != nil {
+			n.log.Warn("coordinator shutdown", "err", err)
+		}
+	}()
+	var src assignmentSource = nodeAssignments{n.node}
+	if n.standalone() {
+		src = neverFenced{src}
+	} else {
+		n.raftRegistry.bind(n.node)
+	}
+	n.runner = newRunner(src, n.runTask, n.log)
+
+	stopREST := serve(httpLn, api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log)).Handler(), "REST API", n.log)
+	defer stopREST()
+	stopRegistry, err := serveRegistry(cfg.RegistryListen, n.registry, n.log)
+	if err != nil {
+		return err
+	}
+	defer stopRegistry()
+	n.log.Info("REST API listening", "addr", httpLn.Addr().String())
+	if err := n.createFileConnectors(ctx); err != nil {
+		return err
+	}
+	return n.serve(ctx, httpAddr)
+}
+
+func (n *Node) mode() string {
+	if n.standalone() {
+		return "standalone"
+	}
+	return "cluster"
+}
+
+// advertised returns the addresses other nodes reach this one at: the REST API's and Raft's
+// (none for a standalone process, whose Raft is in memory).
+func (n *Node) advertised(httpLn net.Listener) (httpAddr, raftAddr string, err error) {
+	cfg := n.cfg
+	httpAddr = cfg.HTTPAdvertise
+	if httpAddr == "" {
+		if httpAddr, err = advertiseFor(httpLn.Addr().String()); err != nil {
+			return "", "", fmt.Errorf("derive http.advertise: %w", err)
+		}
+	}
+	if n.standalone() {
+		return httpAddr, "", nil
+	}
+	raftAddr = cfg.RaftAdvertise
+	if raftAddr == "" {
+		if host, port, _ := net.SplitHostPort(cfg.RaftListen); net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+			if port == "0" {
+				return "", "", fmt.Errorf("worker config %q: raft.listen %s has no fixed port: give raft.advertise", "raft.advertise", cfg.RaftListen)
+			}
+			if raftAddr, err = advertiseFor(cfg.RaftListen); err != nil {
+				return "", "", fmt.Errorf("derive raft.advertise: %w", err)
+			}
+		}
+	}
+	return httpAddr, raftAddr, nil
+}
+
+// openRegistry opens the node's schema registry: a cluster's lives in Raft (bound to the
+// coordinator once it is open); a standalone process's in the schemas topic, so that ids
+// survive the process.
+func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err error) {
+	if !n.standalone() {
+		n.raftRegistry = newClusterRegistry(n.peers, n.log)
+		n.registry = n.raftRegistry
+		return func() {}, nil
+	}
+	cfg := n.cfg
+	store, err := kafkastore.Open(ctx, kafkastore.Topic(cfg.SchemasTopic),
+		kafkastore.ReplicationFactor(int16(cfg.ReplicationFactor)),
+		kafkastore.ClientOpts(n.kafkaOpts()...), kafkastore.Logger(n.log))
+	if err != nil {
+		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, err)
+	}
+	reg, err := registry.New(ctx, store, registry.Logger(n.log))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load the schema registry from %s: %w", cfg.SchemasTopic, err)
+	}
+	n.registry = reg
+	return store.Close, nil
+}
+
+// createFileConnectors creates a standalone process's connectors once it leads its own
+// one-node cluster (at once: its Raft is in memory).
+func (n *Node) createFileConnectors(ctx context.Context) error {
+	if len(n.files) == 0 {
+		return nil
+	}
+	for !n.node.IsLeader() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	for _, c := range n.files {
+		if err := n.node.CreateConnector(ctx, c.Name, c.Config, coordinator.StateRunning); err != nil {
+			return fmt.Errorf("create connector %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// serve runs the node's loops until ctx ends or the node was removed, then stops them: the
+// tasks first, so that they flush and commit while the node still heartbeats.
+func (n *Node) serve(ctx context.Context, httpAddr string) error {
+	var wg sync.WaitGroup
+	loops, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopLoops(); wg.Wait() }()
+
+	var join *joiner
+	if targets := n.cfg.Join; len(targets) > 0 {
+		join = newJoiner(targets, api.JoinRequest{NodeID: n.id, RaftAddr: n.node.RaftAddr(), HTTPAddr: httpAddr}, n.peers.Join, n.log)
+		wg.Go(func() { join.run(loops) })
+	}
+	hb := &heartbeats{
+		node: n.node, httpAddr: httpAddr, interval: n.cfg.HeartbeatInterval,
+		send: n.peers.Heartbeat, local: nodeAPI{n}.Heartbeat, reports: n.runner.Reports, log: n.log,
+	}
+	if join != nil {
+		hb.rejoin = join.again
+	}
+	removed := make(chan error, 1)
+	wg.Go(func() { removed <- hb.run(loops) })
+	wg.Go(func() { n.refreshOffsets(loops) })
+
+	tasksCtx, stopTasks := context.WithCancel(loops)
+	tasksDone := make(chan struct{})
+	go func() {
+		defer close(tasksDone)
+		n.runner.Run(tasksCtx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+		n.log.Info("stopping: stopping tasks, flushing records and committing offsets")
+	case err = <-removed:
+		n.log.Error("stopping", "err", err)
+	}
+	stopTasks()
+	<-tasksDone
+	if err == nil && n.standalone() {
+		err = n.runner.failures()
+	}
+	return err
+}
+
+// openKafka connects the node's shared client (topic creation and checks; tasks write
+// through their own transactional clients) and checks that Kafka answers.
+func (n *Node) openKafka(ctx context.Context) error {
+	var err error
+	n.kafka, err = kgo.NewClient(n.kafkaOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client for %v: %w", n.cfg.KafkaBrokers, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := n.kafka.Ping(pingCtx); err != nil {
+		n.kafka.Close()
+		return fmt.Errorf("reach Kafka at %v (kafka.bootstrap.servers): %w", n.cfg.KafkaBrokers, err)
+	}
+	if md, err := kadm.NewClient(n.kafka).BrokerMetadata(pingCtx); err == nil {
+		n.kafkaClusterID = md.Cluster
+	}
+	return nil
+}
+
+// kafkaOpts are the options every Kafka client of the node starts from.
+func (n *Node) kafkaOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.SeedBrokers(n.cfg.KafkaBrokers...)}
+}
+
+// expand lists a connector's tasks for the leader (coordinator.ExpandFunc): its kind's, or
+// tasks.max tasks sharing them when there are more (Kafka Connect's cap).
+func (n *Node) expand(ctx context.Context, name string, config map[string]string) ([]taskid.Spec, error) {
+	specs, err := n.catalog.Expand(ctx, name, config)
+	if err != nil {
+		return nil, err
+	}
+	limit, _ := strconv.Atoi(config["tasks.max"]) // validated by the kind; absent is no cap
+	return assign.Share(specs, limit), nil
+}
+
+// runTask runs one task assigned to this node with its kind (runTaskFunc).
+func (n *Node) runTask(ctx context.Context, a coordinator.Assignment) error {
+	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec}
+	if !n.standalone() {
+		t.WriterID = writerID(n.id, a.Epoch)
+	}
+	return n.catalog.Run(ctx, t)
+}
+
+// writerID names who wrote a record (the mongorelay.writer header): the node and the epoch it
+// owns the task at, so that a consumer can check that a task's writers only ever move on.
+func writerID(node string, epoch uint64) string { return fmt.Sprintf("%s/e%d", node, epoch) }
+
+// refreshOffsets keeps the offsets store up to date with other nodes' commits while this node
+// runs tasks, until ctx ends.
+func (n *Node) refreshOffsets(ctx context.Context) {
+	tick := time.NewTicker(offsetsRefreshInterval)
+	defer tick.Stop()
+	var warned time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n.runner.Running() == 0 || n.standalone() {
+			continue // a standalone process's store holds every commit already: it made them
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := n.offsets.Refresh(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			n.log.Warn("reading other nodes' offsets failed; retrying", "err", err)
+		}
+	}
+}
+
+// errStandalone answers the cluster-only calls a standalone process gets.
+var errStandalone = errors.New("a standalone process is a cluster of its own: run mongorelay worker to form a cluster of several nodes")
