@@ -7,31 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mongorelay/mongorelay/api"
-	"github.com/mongorelay/mongorelay/registry/client"
-	"github.com/mongorelay/mongorelay/tasks"
-	"github.com/mongorelay/mongorelay/tasks/config"
 )
-
-// registryFor returns the schema registry a connector's tasks use: builtin, unless the
-// connector names an external one (schema.registry.url).
-func registryFor(c *config.Config, builtin tasks.SchemaRegistry) (tasks.SchemaRegistry, error) {
-	if len(c.SchemaRegistryURLs) == 0 {
-		return builtin, nil
-	}
-	urls := make([]string, len(c.SchemaRegistryURLs))
-	for i, u := range c.SchemaRegistryURLs {
-		urls[i] = u.Reveal()
-	}
-	cl, err := client.New(strings.Join(urls, ","))
-	if err != nil {
-		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "schema.registry.url", err)
-	}
-	return client.NewCached(cl), nil
-}
 
 // serveRegistry serves reg's Confluent-compatible API on addr (registry.listen).
 func serveRegistry(addr string, reg api.SchemaRegistry, log *slog.Logger) (stop func(), err error) {
