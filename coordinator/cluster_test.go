@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -492,5 +493,33 @@ func TestRegistryStore(t *testing.T) {
 	}
 	if got := r3.Subjects(false); len(got) != 2 {
 		t.Fatalf("replayed subjects %v", got)
+	}
+}
+
+// TestInMemoryNodeLeadsAndAssignsItself: a node in memory (a standalone process) needs no data
+// dir or Raft address, leads at once, and assigns every task to itself.
+func TestInMemoryNodeLeadsAndAssignsItself(t *testing.T) {
+	n, err := Open(context.Background(), Config{
+		NodeID: "solo", InMemory: true, Bootstrap: true, Expand: testExpand,
+		HeartbeatInterval: testHeartbeat, Lease: testLease, SessionTimeout: testSession,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	waitFor(t, 2*time.Second, "the node leads", n.IsLeader)
+	if err := n.CreateConnector(ctxT(t), "c", map[string]string{"collections": "a,b", "shards": "2"}, StateRunning); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "4 tasks assigned to the node", func() bool { return len(n.State().Assigned("solo")) == 4 })
+
+	for name, cfg := range map[string]Config{
+		"not bootstrapped": {NodeID: "x", InMemory: true, Expand: testExpand},
+		"with peers":       {NodeID: "x", InMemory: true, Bootstrap: true, Peers: []Peer{{ID: "y", RaftAddr: "127.0.0.1:1"}}, Expand: testExpand},
+	} {
+		if _, err := Open(context.Background(), cfg); err == nil {
+			t.Errorf("%s: Open succeeded, want a node in memory refused", name)
+		}
 	}
 }

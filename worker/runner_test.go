@@ -13,6 +13,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // fakeAssignments is an assignmentSource the test drives.
@@ -213,5 +214,50 @@ func TestRestartPolicyDelay(t *testing.T) {
 		if got := p.delay(failures); got != want {
 			t.Errorf("delay(%d) = %s, want %s", failures, got, want)
 		}
+	}
+}
+
+func TestRunnerFailsAPermanentErrorAtOnce(t *testing.T) {
+	src, tasks := newFakeAssignments(), newFakeTasks()
+	tasks.fail["a"] = connector.Permanent(errors.New("history lost under offset.lost.policy=fail"))
+	src.set(assignment("a", 1, coordinator.StateRunning))
+	r := startRunner(t, src, tasks)
+
+	eventually(t, "a FAILED", func() bool {
+		rep := r.Reports()
+		return len(rep) == 1 && rep[0].State == api.StateFailed
+	})
+	time.Sleep(100 * time.Millisecond)
+	if _, starts := tasks.snapshot(); starts["a"] != 1 {
+		t.Errorf("starts = %d, want 1: a restart cannot fix a permanent error", starts["a"])
+	}
+}
+
+func TestRunnerNamesTheTasksThatHadFailedWhenItStopped(t *testing.T) {
+	src, tasks := newFakeAssignments(), newFakeTasks()
+	tasks.fail["b"] = errors.New("boom")
+	src.set(assignment("a", 1, coordinator.StateRunning), assignment("b", 1, coordinator.StateRunning))
+	r := newRunner(src, tasks.run, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.tick = 5 * time.Millisecond
+	r.restarts = restartPolicy{first: time.Hour, max: time.Hour, limit: 3}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	eventually(t, "b waiting to restart", func() bool {
+		for _, rep := range r.Reports() {
+			if rep.Task == "b" && rep.State == api.StateRestarting {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	<-done
+	err := r.failures()
+	if err == nil || !strings.Contains(err.Error(), "1 FAILED task") || !strings.Contains(err.Error(), "task b: boom") {
+		t.Fatalf("failures() = %v, want task b named with its error", err)
+	}
+	if strings.Contains(err.Error(), "task a") {
+		t.Errorf("failures() = %v names task a, which ran fine", err)
 	}
 }

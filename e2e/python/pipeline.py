@@ -36,6 +36,7 @@ class Pipeline:
     processes: list  # every process started, for the fixture to stop and the report to show
     suffix: str = field(default_factory=unique_suffix)
     registry_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
 
     @property
     def name(self):
@@ -60,6 +61,11 @@ class Pipeline:
     @property
     def registry_url(self):
         return f"http://127.0.0.1:{self.registry_port}"
+
+    @property
+    def rest_url(self):
+        """The REST API of the process started last (one runs at a time on a pipeline's port)."""
+        return f"http://127.0.0.1:{self.http_port}"
 
     def topic(self, coll):
         return f"{self.prefix}.{self.db}.{coll}"
@@ -90,7 +96,7 @@ class Pipeline:
         path.write_text(json.dumps(connector, indent=2))
         process = Process(label, [
             self.binary, "standalone", "--kafka", self.kafka,
-            "--registry-listen", f"127.0.0.1:{self.registry_port}", "--http-listen", f"127.0.0.1:{free_port()}",
+            "--registry-listen", f"127.0.0.1:{self.registry_port}", "--http-listen", f"127.0.0.1:{self.http_port}",
             "--offsets-topic", self.offsets_topic, "--schemas-topic", self.schemas_topic,
             "--log-format", "json", "--log-level", "info", str(path)], self.workdir)
         self.processes.append(process)

@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+import urllib.request
 
 import pytest
 from pymongo import MongoClient
@@ -294,3 +295,66 @@ def test_bad_config_is_refused(pipeline, settings, must_mention):
     for topic in (pipeline.offsets_topic, pipeline.schemas_topic):
         assert not read_topics(pipeline.kafka, [topic], timeout_s=10, wait_for_topics=False), \
             f"a refused config must write nothing, but {topic} has records"
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _poll(what, fetch, ok, process, timeout_s=30):
+    """fetch() until ok(value), failing with what and the process's log after timeout_s."""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        try:
+            last = fetch()
+            if ok(last):
+                return last
+        except (OSError, ValueError) as e:
+            last = e
+        if not process.alive():
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: last seen {last!r}\n{process.tail()}")
+
+
+def _restart_delays(process):
+    """The delays of the "task failed; restarting it" warnings in the JSON log, in order."""
+    delays = []
+    for line in process.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == "task failed; restarting it":
+            delays.append(entry.get("in"))
+    return delays
+
+
+def test_rest_api_and_a_failing_task_restarts_with_backoff(pipeline, mongo):
+    """Standalone serves the cluster's REST API on --http-listen, and a task that fails is
+    restarted with backoff like a cluster task: its status says RESTARTING with the reason and
+    the next attempt, and each retry waits twice as long as the one before."""
+    mongo[pipeline.db]["orders"].insert_one({"_id": 1})  # the collection exists: one task
+    unreachable = f"http://127.0.0.1:{free_port()}"  # the task fails registering its key schema
+    relay = pipeline.start(pipeline.connector(["orders"], {"schema.registry.url": unreachable}), "relay-rest")
+    base = pipeline.rest_url
+
+    names = _poll("GET /connectors lists the connector", lambda: _get_json(base + "/connectors"),
+                  lambda v: v == [pipeline.name], relay)
+    assert names == [pipeline.name]
+    cluster = _poll("GET /cluster shows the task assigned to the one node", lambda: _get_json(base + "/cluster"),
+                    lambda v: len(v["assignments"]) == 1, relay)
+    assert [n["id"] for n in cluster["nodes"]] == [cluster["leader"]] and cluster["raft_state"] == "Leader", cluster
+    assert cluster["assignments"][0]["task"] == f"{pipeline.db}.orders#0-of-1", cluster
+
+    status = _poll("the task RESTARTING after its failure", lambda: _get_json(f"{base}/connectors/{pipeline.name}/status"),
+                   lambda v: v["tasks"] and v["tasks"][0]["state"] == "RESTARTING", relay)
+    assert status["connector"]["state"] == "RUNNING" and status["type"] == "source", status
+    trace = status["tasks"][0]["trace"]
+    assert "schema" in trace and "restarting in" in trace and "attempt 2 of" in trace, trace
+
+    delays = _poll("two restarts, each after a longer wait", lambda: _restart_delays(relay),
+                   lambda v: len(v) >= 2, relay, timeout_s=30)
+    assert delays[:2] == ["1s", "2s"], f"restart delays {delays}: want 1s, then 2s"
+    assert relay.alive(), f"a failing task must not stop the process:\n{relay.tail()}"

@@ -571,3 +571,39 @@ func TestDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigDefDescribesEveryKey(t *testing.T) {
+	keys := Keys()
+	known := map[string]bool{}
+	for _, k := range keys {
+		known[k.Name] = true
+	}
+	def := ConfigDef()
+	if len(def) != len(keys) {
+		t.Fatalf("ConfigDef has %d keys, Keys %d", len(def), len(keys))
+	}
+	order := map[string]int{}
+	for i, d := range def {
+		if d.Name != keys[i].Name || d.Documentation == "" || d.DisplayName == "" || d.Group == "" {
+			t.Errorf("%s: name, documentation, display name and group are required: %+v", keys[i].Name, d)
+		}
+		switch d.Importance {
+		case "HIGH", "MEDIUM", "LOW":
+		default:
+			t.Errorf("%s: importance %q", d.Name, d.Importance)
+		}
+		switch d.Width {
+		case "SHORT", "MEDIUM", "LONG":
+		default:
+			t.Errorf("%s: width %q", d.Name, d.Width)
+		}
+		if order[d.Group]++; d.OrderInGroup != order[d.Group] {
+			t.Errorf("%s: order %d in group %s, want %d", d.Name, d.OrderInGroup, d.Group, order[d.Group])
+		}
+		for _, dep := range d.Dependents {
+			if !known[dep] {
+				t.Errorf("%s: dependent %q is no key", d.Name, dep)
+			}
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// fakeKind is a kind whose every call says which kind answered.
+type fakeKind struct{ plugin Plugin }
+
+func (k fakeKind) Plugin() Plugin         { return k.plugin }
+func (k fakeKind) ConfigDef() []ConfigKey { return nil }
+func (k fakeKind) Validate(_ string, c map[string]string) (map[string]string, error) {
+	return map[string]string{"validated.by": k.plugin.Class}, nil
+}
+func (k fakeKind) Redact(string, map[string]string) map[string]string {
+	return map[string]string{"redacted.by": k.plugin.Class}
+}
+func (k fakeKind) Check(context.Context, string, map[string]string) error { return nil }
+func (k fakeKind) Expand(context.Context, string, map[string]string) ([]taskid.Spec, error) {
+	return []taskid.Spec{{DB: k.plugin.Class, Coll: "c", Shards: 1}}, nil
+}
+func (k fakeKind) Run(context.Context, Task) error { return fmt.Errorf("run by %s", k.plugin.Class) }
+
+func TestCatalogFindsTheKindOfAClass(t *testing.T) {
+	catalog, err := NewCatalog(
+		fakeKind{Plugin{Class: "src", Aliases: []string{"com.example.Source"}, Type: Source}},
+		fakeKind{Plugin{Class: "snk", Type: Sink}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		class, want string
+		typ         Type
+	}{
+		{"src", "src", Source},
+		{"com.example.Source", "src", Source},
+		{" snk ", "snk", Sink},
+	}
+	for _, tt := range tests {
+		t.Run(tt.class, func(t *testing.T) {
+			cfg := map[string]string{ClassKey: tt.class}
+			if got, _ := catalog.Validate("c", cfg); got["validated.by"] != tt.want {
+				t.Errorf("validated by %v, want %s", got, tt.want)
+			}
+			if got := catalog.Redact("c", cfg); got["redacted.by"] != tt.want {
+				t.Errorf("redacted by %v, want %s", got, tt.want)
+			}
+			if got := catalog.Type(cfg); got != tt.typ {
+				t.Errorf("type %s, want %s", got, tt.typ)
+			}
+			if specs, _ := catalog.Expand(context.Background(), "c", cfg); len(specs) != 1 || specs[0].DB != tt.want {
+				t.Errorf("expanded by %v, want %s", specs, tt.want)
+			}
+			if err := catalog.Run(context.Background(), Task{Config: cfg}); err == nil || err.Error() != "run by "+tt.want {
+				t.Errorf("run: %v, want run by %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCatalogRefusesAConfigOfNoKind(t *testing.T) {
+	catalog, err := NewCatalog(fakeKind{Plugin{Class: "src"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []string{"", "nope"} {
+		cfg := map[string]string{ClassKey: class, "password": "s3cret"}
+		_, err := catalog.Validate("c", cfg)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Problems[0].Key != ClassKey || !strings.Contains(ve.Error(), "src") {
+			t.Errorf("class %q: %v, want a problem with connector.class naming the classes", class, err)
+		}
+		if got := catalog.Redact("c", cfg); got["password"] != Hidden {
+			t.Errorf("class %q: redacted %v, want every value hidden", class, got)
+		}
+		if err := catalog.Run(context.Background(), Task{Connector: "c", Config: cfg}); !IsPermanent(err) {
+			t.Errorf("class %q: run %v, want a permanent error", class, err)
+		}
+	}
+	if _, err := NewCatalog(fakeKind{Plugin{Class: "a"}}, fakeKind{Plugin{Class: "b", Aliases: []string{"a"}}}); err == nil {
+		t.Error("two kinds claiming one class were accepted")
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	base := errors.New("history lost")
+	err := fmt.Errorf("task x: %w", Permanent(base))
+	if !IsPermanent(err) || !errors.Is(err, base) || err.Error() != "task x: history lost" {
+		t.Errorf("Permanent wrapped: %v (permanent %v)", err, IsPermanent(err))
+	}
+	if IsPermanent(base) || Permanent(nil) != nil {
+		t.Error("an unmarked error is permanent, or Permanent(nil) is not nil")
+	}
+}
+
+func TestConfigFromJSON(t *testing.T) {
+	raw, err := ConfigFromJSON([]byte(`{"a": "x", "n": 8, "b": true, "skip": null, "p": [ {"$match": {}} ]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "x", "n": "8", "b": "true", "p": `[{"$match":{}}]`}
+	if fmt.Sprint(raw) != fmt.Sprint(want) {
+		t.Errorf("ConfigFromJSON = %v, want %v", raw, want)
+	}
+	for _, bad := range []string{`[]`, `{"a": }`} {
+		if _, err := ConfigFromJSON([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}
