@@ -58,7 +58,8 @@ clean: env-down ## remove build outputs and environment state (downloads in .cac
 # bench runs the benchmark harness (bench/README.md): mongorelay against the raw driver and
 # franz-go ceilings and against the MongoDB Kafka Connector and Debezium on Kafka Connect, on
 # private servers it starts and stops itself; results are appended to bench/results/<date>.md.
-# Flags go to bench/cmd/benchrun, e.g. make bench BENCH_FLAGS="-events 100000".
+# Flags go to bench/cmd/benchrun, e.g. make bench BENCH_FLAGS="-events 100000";
+# BENCH_BASELINE=<git rev> runs that revision's build alternately with relay-1 and compares them.
 .PHONY: bench
 bench: ## measure mongorelay against the ceilings and the peers (about 15 min; bench/README.md)
 	@bench/run.sh $(BENCH_FLAGS)

@@ -6,6 +6,10 @@
 #
 #   bench/run.sh [benchrun flags]        e.g. bench/run.sh -events 200000 -systems relay-1,mkc-json
 #   make bench BENCH_FLAGS="-events 50000"
+#
+# BENCH_BASELINE=<git revision> builds that revision's mongorelay into
+# .cache/bench/bin/mongorelay-<commit> and runs it alternately with relay-1 (benchrun -baseline);
+# FAILOVER_RUNS=0 leaves out the failover runs at the end.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,9 +25,13 @@ mkdir -p "$BENCH/bin"
 
 harness=
 env_started=
+baseline_src=
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
+	if [ -n "$baseline_src" ]; then
+		rm -rf "$baseline_src"
+	fi
 	if [ -n "$env_started" ]; then
 		deploy/local/env.sh down || true
 	fi
@@ -78,13 +86,34 @@ for cmd in benchrun ceiling relayprof; do
 	CGO_ENABLED=0 go build -trimpath -o "$BENCH/bin/$cmd" "./bench/cmd/$cmd"
 done
 
+# The baseline is built from the revision's tree alone (git archive), with the ldflags of
+# `make build`, once per commit.
+baseline=()
+if [ -n "${BENCH_BASELINE:-}" ]; then
+	rev=$(git rev-parse --short=12 --verify "$BENCH_BASELINE^{commit}")
+	bin=$BENCH/bin/mongorelay-$rev
+	if [ ! -x "$bin" ]; then
+		log "building mongorelay at $BENCH_BASELINE ($rev) into .cache/bench/bin/mongorelay-$rev"
+		baseline_src=$(mktemp -d "$BENCH/src-$rev.XXXXXX")
+		git archive "$rev" | tar -x -C "$baseline_src"
+		(cd "$baseline_src" && CGO_ENABLED=0 go build -trimpath \
+			-ldflags "-s -w -X main.version=$(git describe --tags --always "$rev") -X main.commit=$rev" \
+			-o "$bin" ./cmd/mongorelay)
+		rm -rf "$baseline_src"
+		baseline_src=
+	fi
+	baseline=(-baseline "$bin")
+fi
+
 # Not exec: the trap above must outlive the harness.
-"$BENCH/bin/benchrun" -root "$ROOT" "$@" &
+"$BENCH/bin/benchrun" -root "$ROOT" "${baseline[@]}" "$@" &
 harness=$!
 wait "$harness"
 
 # Failover after kill -9 (issue 6): 5 runs of the cluster end-to-end test on the shared test
 # environment, min / median / max appended to the same results file.
-deploy/local/env.sh status | grep -q 'kafka: running' || env_started=1
-deploy/local/env.sh up
-RUNS=${FAILOVER_RUNS:-5} bench/failover.sh
+if [ "${FAILOVER_RUNS:-5}" -gt 0 ]; then
+	deploy/local/env.sh status | grep -q 'kafka: running' || env_started=1
+	deploy/local/env.sh up
+	RUNS=${FAILOVER_RUNS:-5} bench/failover.sh
+fi

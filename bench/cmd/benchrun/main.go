@@ -36,6 +36,9 @@ import (
 type config struct {
 	root, work, peersDir, results string
 	relayBin, ceilingBin, profBin string
+	// baseline is an older mongorelay binary run as baseSystem, alternated with relay-1; "" for
+	// none.
+	baseline string
 
 	events         int
 	copyEvents     int
@@ -59,6 +62,10 @@ type config struct {
 
 var allSystems = []string{"ceiling-a", "relay-1", "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
 var allWorkloads = []string{"insert", "mix", "copy", "latency"}
+
+// baseSystem is relay-1 run with the -baseline binary. It is not chosen with -systems: it
+// comes with relay-1 and runs alternately with it (see alternates).
+const baseSystem = "relay-1-base"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -84,6 +91,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&c.relayBin, "mongorelay", "", "mongorelay binary (default <root>/bin/mongorelay)")
 	flag.StringVar(&c.ceilingBin, "ceiling", "", "ceiling binary (default <root>/.cache/bench/bin/ceiling)")
 	flag.StringVar(&c.profBin, "relayprof", "", "relayprof binary (default <root>/.cache/bench/bin/relayprof)")
+	flag.StringVar(&c.baseline, "baseline", "", "an older mongorelay binary: run as "+baseSystem+", exactly as relay-1 and alternately with it, and compared with it (bench/README.md)")
 	flag.IntVar(&c.events, "events", 200_000, "events per workload (the same count for every system)")
 	flag.IntVar(&c.copyEvents, "copy-events", 0, "documents of the copy workload (default -events: the insert workload's collection)")
 	flag.DurationVar(&c.budget, "budget", 21*time.Minute, "stop starting runs once the harness has run this long (what is left is reported as skipped)")
@@ -126,6 +134,16 @@ func parseFlags() (*config, error) {
 			return nil, fmt.Errorf("unknown workload %q: choose from %s", w, strings.Join(allWorkloads, ","))
 		}
 	}
+	if c.baseline != "" {
+		i := slices.Index(c.systems, "relay-1")
+		if i < 0 {
+			return nil, errors.New("-baseline is compared with relay-1: add relay-1 to -systems")
+		}
+		if _, err := os.Stat(c.baseline); err != nil {
+			return nil, fmt.Errorf("-baseline: %w", err)
+		}
+		c.systems = slices.Insert(c.systems, i+1, baseSystem)
+	}
 	if c.events < 1000 {
 		return nil, errors.New("-events must be at least 1000")
 	}
@@ -159,7 +177,8 @@ type runner struct {
 	kafka    *kgo.Client
 	adm      *kadm.Client
 	loads    map[string]*prepared
-	results  []*measurement
+	results  []*measurement // the median run of each system and workload
+	runs     []*measurement // every run, in the order made
 	notes    []string
 	// relay4 is "" until relay-4 ran once; then "available" or why not.
 	relay4 string
@@ -214,6 +233,9 @@ func run(ctx context.Context) error {
 	if werr != nil {
 		return errors.Join(err, werr)
 	}
+	for _, line := range r.baselineComparison() {
+		logf("%s", line)
+	}
 	logf("results in %s (%.0f s in all)", path, time.Since(started).Seconds())
 	return err
 }
@@ -265,6 +287,9 @@ func (r *runner) measureAll(ctx context.Context) error {
 		return err
 	}
 	for _, sys := range cfg.systems {
+		if sys == baseSystem {
+			continue // measured with relay-1, run by run
+		}
 		if err := r.measureSystem(ctx, sys); err != nil {
 			return err
 		}
@@ -279,8 +304,8 @@ func (r *runner) measureAll(ctx context.Context) error {
 	return nil
 }
 
-// measureSystem runs one system through the workloads. A system that fails is recorded and the
-// run goes on; only a cancelled run stops here.
+// measureSystem runs one system, and those alternated with it, through the workloads. A system
+// that fails is recorded and the run goes on; only a cancelled run stops here.
 func (r *runner) measureSystem(ctx context.Context, sys string) error {
 	var worker *connectWorker
 	if (strings.HasPrefix(sys, "mkc-") || strings.HasPrefix(sys, "dbz-")) && time.Now().Before(r.deadline) {
@@ -310,29 +335,50 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 		if wl != "latency" && !strings.HasPrefix(sys, "mkc-") && !strings.HasPrefix(sys, "dbz-") {
 			reps = max(1, r.cfg.repeat)
 		}
-		var runs []*measurement
+		group := r.alternates(sys)
+		runs := make([][]*measurement, len(group))
 		for rep := range reps {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			m := &measurement{system: sys, workload: wl, rep: rep, expected: r.loads[wl].expected}
-			if time.Now().After(r.deadline) {
-				m.status = fmt.Sprintf("skipped: the harness had used its time budget (-budget %s)", r.cfg.budget)
-				logResult(m)
-				runs = append(runs, m)
-				break
-			}
-			logf("%s / %s: %d events%s", sys, wl, m.expected, map[bool]string{true: fmt.Sprintf(" (run %d of %d)", rep+1, reps)}[reps > 1])
-			r.measure(ctx, sys, wl, m, worker)
-			logResult(m)
-			runs = append(runs, m)
-			if strings.HasPrefix(m.status, "skipped") || strings.HasPrefix(m.status, "not yet available") {
-				break
+			for i, s := range group {
+				if n := len(runs[i]); n > 0 && runs[i][n-1].final() {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				runs[i] = append(runs[i], r.runOnce(ctx, s, wl, rep, reps, worker))
 			}
 		}
-		r.results = append(r.results, median(runs))
+		for _, sr := range runs {
+			r.runs = append(r.runs, sr...)
+			r.results = append(r.results, median(sr))
+		}
 	}
 	return ctx.Err()
+}
+
+// alternates returns the systems measured together with sys, one run of each in turn: relay-1
+// and, with -baseline, baseSystem, so that whatever else the machine does during the runs
+// weighs on both alike.
+func (r *runner) alternates(sys string) []string {
+	if sys == "relay-1" && r.cfg.baseline != "" {
+		return []string{sys, baseSystem}
+	}
+	return []string{sys}
+}
+
+// runOnce makes run rep (from 0) of reps of sys on wl, or records it as skipped once the
+// budget is used up.
+func (r *runner) runOnce(ctx context.Context, sys, wl string, rep, reps int, worker *connectWorker) *measurement {
+	m := &measurement{system: sys, workload: wl, rep: rep, expected: r.loads[wl].expected}
+	if time.Now().After(r.deadline) {
+		m.status = fmt.Sprintf("skipped: the harness had used its time budget (-budget %s)", r.cfg.budget)
+		logResult(m)
+		return m
+	}
+	logf("%s / %s: %d events%s", sys, wl, m.expected, map[bool]string{true: fmt.Sprintf(" (run %d of %d)", rep+1, reps)}[reps > 1])
+	r.measure(ctx, sys, wl, m, worker)
+	logResult(m)
+	return m
 }
 
 // median returns the run with the median events/s among those that completed, noting the

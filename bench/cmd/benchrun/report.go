@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +52,14 @@ func (r *runner) writeResults(started time.Time) (string, error) {
 	if r.wants("latency") {
 		p("\n### Workload latency\n\n%s; percentiles over the sends after the warm-up.\n\n", r.loads["latency"].preloadNote)
 		r.latencyTable(&b)
+	}
+	if cfg.baseline != "" {
+		p("\n### Against the baseline\n\n")
+		p("%s runs `%s` (%s) exactly as relay-1, alternately with it (relay-1, %[1]s, relay-1, …, %[4]d runs each per throughput workload), so drift in the machine weighs on both alike. ", baseSystem, r.relPath(cfg.baseline), cmdOut(cfg.baseline, "version"), cfg.repeat)
+		p("Rule (issues 11 and 12): the medians of relay-1 ÷ ceiling A, or of CPU-seconds per million events, differ by less than 10%%; the difference is (relay-1 − %s) ÷ %[1]s, the medians are over every completed run.\n\n", baseSystem)
+		for _, line := range r.baselineComparison() {
+			p("- %s\n", line)
+		}
 	}
 	p("\n### Acceptance\n\n")
 	for _, line := range r.acceptance() {
@@ -102,6 +112,9 @@ func (r *runner) setupLines() []string {
 		runtime.NumCPU(), cpuModel(), memTotal(), cmdOut("uname", "-r")))
 	lines = append(lines, "Load average at the end: "+firstField(readFile("/proc/loadavg"), 3))
 	lines = append(lines, "mongorelay: "+cmdOut(cfg.relayBin, "version"))
+	if cfg.baseline != "" {
+		lines = append(lines, fmt.Sprintf("mongorelay baseline (%s): %s", baseSystem, cmdOut(cfg.baseline, "version")))
+	}
 	lines = append(lines, "Go: "+cmdOut("go", "version")+"; Java: "+firstLine(cmdOut("java", "-version")))
 	lines = append(lines, "Apache Kafka 4.1.1 (KRaft, one combined node, deploy/local's settings, heap "+cfg.kafkaHeap+"); Kafka Connect 4.1.1 distributed worker (heap 2G, connect-distributed.sh's JVM flags; config/offset/status topics RF 1).")
 	lines = append(lines, fmt.Sprintf("MongoDB stand-in: mongo-java-server %s with the bounded oplog (%d entries), heap %s, jar sha256 %s%s; its peak RSS over the run %s.",
@@ -288,6 +301,66 @@ func (r *runner) acceptance() []string {
 	return out
 }
 
+// baselineComparison compares relay-1 with baseSystem on each throughput workload by the rule
+// of issue 11: the medians of relay-1 ÷ ceiling A, or of CPU-seconds per million events, differ
+// by less than 10%. Nil without -baseline.
+func (r *runner) baselineComparison() []string {
+	if r.cfg.baseline == "" {
+		return nil
+	}
+	var out []string
+	for _, wl := range []string{"insert", "mix", "copy"} {
+		if !r.wants(wl) {
+			continue
+		}
+		newEPS, newCPU, nNew := r.medians("relay-1", wl)
+		baseEPS, baseCPU, nBase := r.medians(baseSystem, wl)
+		if nNew == 0 || nBase == 0 {
+			out = append(out, fmt.Sprintf("%s: no comparison: %d relay-1 and %d %s runs completed", wl, nNew, nBase, baseSystem))
+			continue
+		}
+		// Both share ceiling A's figure, so the ratios differ exactly as the rates do.
+		rate := fmt.Sprintf("events/s %.0f vs %.0f (ceiling-a not run)", newEPS, baseEPS)
+		if a, _, n := r.medians("ceiling-a", wl); n > 0 {
+			rate = fmt.Sprintf("relay ÷ ceiling A %.3f vs %.3f", newEPS/a, baseEPS/a)
+		}
+		dRate, dCPU := newEPS/baseEPS-1, newCPU/baseCPU-1
+		verdict := "NOT within 10%"
+		if math.Abs(dRate) < 0.10 || math.Abs(dCPU) < 0.10 {
+			verdict = "within 10%"
+		}
+		out = append(out, fmt.Sprintf("%s, relay-1 vs %s (%d + %d runs): %s (%+.1f%%); CPU-s / 1M events %.2f vs %.2f (%+.1f%%): %s",
+			wl, baseSystem, nNew, nBase, rate, 100*dRate, newCPU, baseCPU, 100*dCPU, verdict))
+	}
+	return out
+}
+
+// medians returns the median events/s and CPU-seconds per million events over the completed
+// runs of sys on wl, and how many there were.
+func (r *runner) medians(sys, wl string) (eps, cpu float64, n int) {
+	var rates, cpus []float64
+	for _, m := range r.runs {
+		if m.system == sys && m.workload == wl && m.ok() {
+			rates = append(rates, m.eventsPerSec())
+			cpus = append(cpus, m.cpuPerMillion())
+		}
+	}
+	return medianOf(rates), medianOf(cpus), len(rates)
+}
+
+// medianOf returns the median of v (the mean of the middle two for an even count), 0 for none.
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 func (r *runner) peerSection(b *strings.Builder) {
 	for _, sys := range []string{"mkc-json", "mkc-schema", "dbz-json"} {
 		if !contains(r.cfg.systems, sys) {
@@ -334,12 +407,7 @@ func (r *runner) profileSection(b *strings.Builder) {
 		fmt.Fprintf(b, "No profile: %s\n", truncateLines(pr.err, 20))
 		return
 	}
-	// The path is written relative to the repository: results files are committed, and must
-	// not carry a machine's directories.
-	path := pr.path
-	if rel, err := filepath.Rel(r.cfg.root, path); err == nil {
-		path = rel
-	}
+	path := r.relPath(pr.path)
 	fmt.Fprintf(b, "relayprof (worker.Standalone in-process, runtime/pprof) on the insert workload: %.0f events/s under the profiler, %.2f CPU-s. Profile: `%s` (kept until the next run).\n\n",
 		pr.m.eventsPerSec(), pr.m.cpu.Seconds(), path)
 	// Flat time by package, from the flat listing.
@@ -371,6 +439,15 @@ func (r *runner) profileSection(b *strings.Builder) {
 		fmt.Fprintf(b, "%s %.1f%%", p.k, p.v)
 	}
 	fmt.Fprintf(b, ".\n\n```\n%s\n```\n", pr.top)
+}
+
+// relPath returns path relative to the repository when it is inside it: results files are
+// committed, and must not carry a machine's directories.
+func (r *runner) relPath(path string) string {
+	if rel, err := filepath.Rel(r.cfg.root, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
 }
 
 // pkgOf returns the package path of a pprof function name.

@@ -53,6 +53,12 @@ type latencyResult struct {
 
 func (m *measurement) ok() bool { return m.status == "" }
 
+// final says whether m ends its system's runs on its workload: skipped for the budget, or not
+// available in this build.
+func (m *measurement) final() bool {
+	return strings.HasPrefix(m.status, "skipped") || strings.HasPrefix(m.status, "not yet available")
+}
+
 func (m *measurement) eventsPerSec() float64 {
 	if m.elapsed <= 0 {
 		return 0
@@ -209,6 +215,8 @@ func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, wo
 		r.ceilingAB(ctx, wl, m)
 	case "relay-1":
 		r.relay(ctx, wl, m, 1)
+	case baseSystem:
+		r.relayRun(ctx, wl, m, 1, r.cfg.baseline, nil)
 	case "relay-4":
 		if r.relay4 != "" && r.relay4 != "available" {
 			m.status = r.relay4
@@ -532,10 +540,14 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 	}
 	argv = append(argv, file)
 	// The worker settings go in as MONGORELAY_* variables: they are stable where the flag
-	// spelling has changed (--offsets.topic became --offsets-topic).
+	// spelling has changed (--offsets.topic became --offsets-topic), and a binary reads only
+	// those of the keys it knows, so the -baseline binary gets the same environment. The REST
+	// API a newer standalone serves (http.listen, default 127.0.0.1:8083) goes to a free port:
+	// 8083 may be taken on a shared machine.
 	env := []string{
 		"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS=" + r.srv.kafkaAddr,
 		"MONGORELAY_REGISTRY_LISTEN=127.0.0.1:0",
+		"MONGORELAY_HTTP_LISTEN=127.0.0.1:0",
 		"MONGORELAY_OFFSETS_TOPIC=" + offsetsTopic,
 		"MONGORELAY_SCHEMAS_TOPIC=" + schemasTopic,
 	}
