@@ -29,6 +29,24 @@ const (
 	defaultForwardWait = 10 * time.Second
 )
 
+// errorBody is Kafka Connect's error answer.
+type errorBody struct {
+	Code    int    `json:"error_code"`
+	Message string `json:"message"`
+}
+
+// restError is an answer a handler gives up with.
+type restError struct {
+	status int
+	body   errorBody
+}
+
+func (e *restError) Error() string { return e.body.Message }
+
+func newRESTError(status, code int, format string, args ...any) *restError {
+	return &restError{status: status, body: errorBody{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
 // ServerOption configures NewServer.
 type ServerOption func(*Server)
 

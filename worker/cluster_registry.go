@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/registry"
 )
@@ -29,7 +30,7 @@ const registryWriteTimeout = 30 * time.Second
 // when an id is not found), so that an id or version the leader just wrote is found here too.
 // Writes are applied on the leader: here when this node leads, else sent to the leader's
 // POST /internal/registry. It serves both the tasks (tasks.SchemaRegistry) and the
-// Confluent-compatible API on registry.listen (api.SchemaRegistry).
+// Confluent-compatible API on registry.listen (registryapi.SchemaRegistry).
 type clusterRegistry struct {
 	node  registryNode
 	peers *api.PeerClient
@@ -41,8 +42,8 @@ type clusterRegistry struct {
 }
 
 var (
-	_ api.SchemaRegistry = (*clusterRegistry)(nil)
-	_ api.RegistryWriter = (*clusterRegistry)(nil)
+	_ registryapi.SchemaRegistry = (*clusterRegistry)(nil)
+	_ api.RegistryWriter         = (*clusterRegistry)(nil)
 )
 
 // newClusterRegistry returns the registry of a node whose coordinator is not open yet: bind

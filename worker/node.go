@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/coordinator/assign"
 	"github.com/mongorelay/mongorelay/registry"
@@ -69,7 +70,7 @@ type Node struct {
 
 // nodeRegistry is the schema registry a node serves and its tasks use.
 type nodeRegistry interface {
-	api.SchemaRegistry
+	registryapi.SchemaRegistry
 	tasks.SchemaRegistry
 }
 

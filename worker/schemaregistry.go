@@ -9,17 +9,17 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 )
 
 // serveRegistry serves reg's Confluent-compatible API on addr (registry.listen).
-func serveRegistry(addr string, reg api.SchemaRegistry, log *slog.Logger) (stop func(), err error) {
+func serveRegistry(addr string, reg registryapi.SchemaRegistry, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "registry.listen", addr, err)
 	}
 	log.Info("schema registry listening", "addr", ln.Addr().String())
-	return serve(ln, api.NewRegistryServer(reg, log), "schema registry", log), nil
+	return serve(ln, registryapi.NewServer(reg, log), "schema registry", log), nil
 }
 
 // serve serves h on ln until stop is called; stop lets requests in flight finish for up to 5s.

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/registry/registrytest"
@@ -35,7 +35,7 @@ func newRegistryServer(t *testing.T, wrap func(http.Handler) http.Handler) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler = api.NewRegistryServer(reg, quiet)
+	var h http.Handler = registryapi.NewServer(reg, quiet)
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -1,4 +1,4 @@
-package api_test
+package registryapi_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/registrytest"
 )
@@ -48,7 +48,7 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewRegistryServer(reg, quiet))
+	srv := httptest.NewServer(registryapi.NewServer(reg, quiet))
 	t.Cleanup(srv.Close)
 	return &server{t: t, url: srv.URL, store: store}
 }

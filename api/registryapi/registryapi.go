@@ -1,5 +1,8 @@
-// Package api serves mongorelay's REST interfaces over HTTP with echo.
-package api
+// Package registryapi serves the schema registry with Confluent's REST API (DESIGN.md 7) on
+// registry.listen: same paths, bodies, status codes and error shape
+// {"error_code":40401,"message":"Subject 'x' not found."}, so that Confluent's serializers
+// and tools work against it.
+package registryapi
 
 import (
 	"context"
@@ -16,11 +19,6 @@ import (
 
 	"github.com/mongorelay/mongorelay/registry"
 )
-
-// This file serves the schema registry with Confluent's REST API: same
-// paths, bodies, status codes and error shape
-// {"error_code":40401,"message":"Subject 'x' not found."}, so that
-// Confluent's serializers and tools work against it.
 
 // SchemaRegistry is what the schema registry endpoints need: a
 // *registry.Registry, or in a cluster whatever forwards its writes to the
@@ -48,10 +46,9 @@ const (
 	maxSchemaRequest = 16 << 20
 )
 
-// NewRegistryServer returns an echo server with only the schema registry
-// routes, for the standalone process to serve on registry.listen (default
-// 127.0.0.1:8081). Unknown paths get Confluent's error shape too.
-func NewRegistryServer(reg SchemaRegistry, logger *slog.Logger) *echo.Echo {
+// NewServer returns an echo server with only the schema registry routes, for a node to serve
+// on registry.listen. Unknown paths get Confluent's error shape too.
+func NewServer(reg SchemaRegistry, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -65,16 +62,16 @@ func NewRegistryServer(reg SchemaRegistry, logger *slog.Logger) *echo.Echo {
 		}
 		_ = writeJSON(c, status, errorBody{Code: status, Message: fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))})
 	}
-	MountRegistry(e, reg, logger)
+	Mount(e, reg, logger)
 	// Confluent answers {} at the root; health checks probe it. Only here:
 	// a shared server has its own root.
 	e.GET("/", func(c echo.Context) error { return writeJSON(c, http.StatusOK, struct{}{}) })
 	return e
 }
 
-// MountRegistry adds the schema registry routes to e. Handlers write their
+// Mount adds the schema registry routes to e. Handlers write their
 // own error answers, so e's HTTPErrorHandler only sees routing errors.
-func MountRegistry(e *echo.Echo, reg SchemaRegistry, logger *slog.Logger) {
+func Mount(e *echo.Echo, reg SchemaRegistry, logger *slog.Logger) {
 	h := &registryHandler{reg: reg, log: logger}
 	e.GET("/schemas/types", h.wrap(h.schemaTypes))
 	e.GET("/schemas/ids/:id", h.wrap(h.schemaByID))
