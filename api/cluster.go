@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -13,8 +12,8 @@ import (
 // lets the handlers be tested with a fake.
 
 // Cluster is the node the REST API serves. Writes, and reads of what only the leader knows
-// (task status), return a *NotLeaderError on any other node: the API then forwards the
-// request to the leader (forward.go).
+// (task status), return a *forward.NotLeaderError on any other node: the API then forwards
+// the request to the leader (forward.go).
 type Cluster interface {
 	// Info names the node and its cluster.
 	Info() Info
@@ -44,17 +43,9 @@ type Cluster interface {
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).
 	Health() Health
-
-	// Heartbeat records a node's heartbeat, on the leader only. It is never forwarded: the
-	// sender must reach the leader itself. ErrUnknownNode means the sender is not a member.
-	Heartbeat(ctx context.Context, hb Heartbeat) (HeartbeatAck, error)
-	// Join adds a node to the cluster, on the leader.
-	Join(ctx context.Context, req JoinRequest) (JoinResponse, error)
-	// RemoveNode removes a node from the cluster, on the leader.
+	// RemoveNode removes a node from the cluster, on the leader (mongorelay worker leave).
 	RemoveNode(ctx context.Context, id string) error
-	// RegistryWrite applies a schema registry write, on the leader: a follower's registry
-	// sends its writes here (registry_rpc.go).
-	RegistryWrite(ctx context.Context, call RegistryCall) (RegistryResult, error)
+
 }
 
 // Errors a Cluster returns, wrapped with details, for the API to answer with Kafka Connect's
@@ -66,23 +57,7 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrBadRequest: the request cannot be applied as it is (400).
 	ErrBadRequest = errors.New("bad request")
-	// ErrUnknownNode: a heartbeat from a node that is not a member (410): it must join.
-	ErrUnknownNode = errors.New("unknown node")
 )
-
-// NotLeaderError means only the leader can answer; LeaderHTTP is where it is, empty while an
-// election is under way.
-type NotLeaderError struct {
-	LeaderID   string `json:"leader_id"`
-	LeaderHTTP string `json:"leader_http"`
-}
-
-func (e *NotLeaderError) Error() string {
-	if e.LeaderID == "" {
-		return "not the leader, and no leader is known (election under way)"
-	}
-	return fmt.Sprintf("not the leader: leader is %s at %s", e.LeaderID, e.LeaderHTTP)
-}
 
 // Info names a node and its cluster (GET /).
 type Info struct {
@@ -197,43 +172,4 @@ type Health struct {
 	Fenced    bool   `json:"fenced"`
 	// Tasks counts the tasks this node runs.
 	Tasks int `json:"tasks"`
-}
-
-// Heartbeat is what a node sends the leader every worker.heartbeat.interval: that it is
-// alive, where its REST API is, and how its tasks are doing (so that the leader can answer
-// GET /connectors/{name}/status for every node).
-type Heartbeat struct {
-	NodeID   string       `json:"node_id"`
-	HTTPAddr string       `json:"http_addr"`
-	Tasks    []TaskReport `json:"tasks"`
-}
-
-// HeartbeatAck is the leader's answer to a heartbeat. Index is the Raft index of the leader's
-// cluster state when it answered: the sender renews its lease only once it has applied that
-// index itself, so a node that wakes up (SIGSTOP, a long GC pause) with an old state never runs
-// tasks that moved away while it slept.
-type HeartbeatAck struct {
-	Index uint64 `json:"index"`
-}
-
-// TaskReport is one task's state on the node that runs it, at the epoch it runs it at.
-type TaskReport struct {
-	Connector string `json:"connector"`
-	Task      string `json:"task"`
-	Epoch     uint64 `json:"epoch"`
-	State     string `json:"state"`
-	Trace     string `json:"trace,omitempty"`
-}
-
-// JoinRequest asks the leader to add a node.
-type JoinRequest struct {
-	NodeID   string `json:"node_id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-}
-
-// JoinResponse says how the node was added.
-type JoinResponse struct {
-	NodeID string `json:"node_id"`
-	Voter  bool   `json:"voter"`
 }

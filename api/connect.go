@@ -11,13 +11,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mongorelay/mongorelay/internal/forward"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
 // status codes and error shape {"error_code":N,"message":"..."}, so that Connect's tools and
-// scripts work against it, plus GET /cluster, /health, /readyz and the endpoints nodes use
-// among themselves under /internal/. Any node answers any request: reads from the state it
+// scripts work against it, plus GET /cluster, /health and /readyz. Any node answers any request: reads from the state it
 // has applied, writes (and task status, which only the leader knows) by forwarding them to
 // the leader (forward.go).
 
@@ -132,9 +132,6 @@ func (s *Server) routes() {
 	e.GET("/health", h(s.health))
 	e.GET("/readyz", h(s.ready))
 
-	e.POST("/internal/heartbeat", h(s.heartbeat))
-	e.POST("/internal/join", h(lead(s.join)))
-	e.POST("/internal/registry", h(lead(s.registryWrite)))
 }
 
 // handle turns the error a handler returns into Kafka Connect's error answer, logging the
@@ -161,7 +158,7 @@ func (s *Server) toRESTError(err error) *restError {
 	if ve, ok := errors.AsType[*connector.ValidationError](err); ok {
 		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", ve.Error())
 	}
-	if nl, ok := errors.AsType[*NotLeaderError](err); ok {
+	if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
 		return newRESTError(http.StatusServiceUnavailable, http.StatusServiceUnavailable,
 			"%s; try again once a leader is elected", nl.Error())
 	}
@@ -173,8 +170,6 @@ func (s *Server) toRESTError(err error) *restError {
 		status = http.StatusConflict
 	case errors.Is(err, ErrBadRequest):
 		status = http.StatusBadRequest
-	case errors.Is(err, ErrUnknownNode):
-		status = http.StatusGone
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/internal/forward"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 )
@@ -27,9 +26,7 @@ type fakeCluster struct {
 	leaderHTTP string // "" while no leader is known (on a follower)
 	connectors map[string]Connector
 	status     map[string]ConnectorStatus
-	heartbeats []Heartbeat
 	calls      int // writes attempted
-	registry   RegistryWriter
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -38,9 +35,9 @@ func newFakeCluster(id string, leads bool) *fakeCluster {
 
 func (f *fakeCluster) notLeader() error {
 	if f.leaderHTTP == "" {
-		return &NotLeaderError{}
+		return &forward.NotLeaderError{}
 	}
-	return &NotLeaderError{LeaderID: "leader", LeaderHTTP: f.leaderHTTP}
+	return &forward.NotLeaderError{LeaderID: "leader", LeaderHTTP: f.leaderHTTP}
 }
 
 // write runs fn on the leader, or answers as a follower.
@@ -134,37 +131,8 @@ func (f *fakeCluster) Overview(context.Context) (Overview, error) {
 
 func (f *fakeCluster) Health() Health { return Health{Status: "UP", NodeID: f.id, Leader: "leader"} }
 
-func (f *fakeCluster) Heartbeat(_ context.Context, hb Heartbeat) (HeartbeatAck, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.leads {
-		return HeartbeatAck{}, f.notLeader()
-	}
-	if hb.NodeID == "stranger" {
-		return HeartbeatAck{}, fmt.Errorf("heartbeat: %w", ErrUnknownNode)
-	}
-	f.heartbeats = append(f.heartbeats, hb)
-	return HeartbeatAck{Index: 42}, nil
-}
-
-func (f *fakeCluster) Join(_ context.Context, req JoinRequest) (JoinResponse, error) {
-	var res JoinResponse
-	err := f.write(func() error { res = JoinResponse{NodeID: req.NodeID}; return nil })
-	return res, err
-}
-
 func (f *fakeCluster) RemoveNode(context.Context, string) error {
 	return f.write(func() error { return nil })
-}
-
-func (f *fakeCluster) RegistryWrite(ctx context.Context, call RegistryCall) (RegistryResult, error) {
-	f.mu.Lock()
-	leads := f.leads
-	f.mu.Unlock()
-	if !leads {
-		return RegistryResult{}, f.notLeader()
-	}
-	return ApplyRegistryCall(ctx, f.registry, call)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -324,7 +292,7 @@ func TestForwardIsOneHop(t *testing.T) {
 	f.leaderHTTP = "elsewhere:1"
 	srv := serveFake(t, f)
 	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/connectors/x", nil)
-	req.Header.Set(forwardedHeader, "1")
+	req.Header.Set(forward.Header, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -360,81 +328,6 @@ func TestForwardWaitsForAnElection(t *testing.T) {
 	if status != http.StatusServiceUnavailable || time.Since(start) < time.Second {
 		t.Errorf("DELETE with no leader = %d %s after %s, want 503 after the forward wait", status, body, time.Since(start))
 	}
-}
-
-func TestPeerClient(t *testing.T) {
-	leader := newFakeCluster("leader", true)
-	reg, err := registry.New(context.Background(), &memStore{}, registry.Logger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader.registry = reg
-	leaderSrv := serveFake(t, leader)
-	follower := newFakeCluster("n2", false)
-	follower.leaderHTTP = strings.TrimPrefix(leaderSrv.URL, "http://")
-	followerSrv := serveFake(t, follower)
-	p := NewPeerClient(&http.Client{Timeout: 5 * time.Second})
-	ctx := context.Background()
-	leaderAddr, followerAddr := strings.TrimPrefix(leaderSrv.URL, "http://"), strings.TrimPrefix(followerSrv.URL, "http://")
-
-	ack, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "n2", Tasks: []TaskReport{{Connector: "c", Task: "t", State: StateRunning}}})
-	if err != nil || ack.Index != 42 || len(leader.heartbeats) != 1 || leader.heartbeats[0].Tasks[0].State != StateRunning {
-		t.Errorf("heartbeat: ack %+v, err %v, recorded %+v", ack, err, leader.heartbeats)
-	}
-	_, err = p.Heartbeat(ctx, followerAddr, Heartbeat{NodeID: "n2"})
-	if nl, ok := errors.AsType[*NotLeaderError](err); !ok || nl.LeaderHTTP != leaderAddr {
-		t.Errorf("heartbeat to a follower: %v, want NotLeaderError naming the leader (heartbeats are not forwarded)", err)
-	}
-	if _, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "stranger"}); !errors.Is(err, ErrUnknownNode) {
-		t.Errorf("heartbeat of a non-member: %v, want ErrUnknownNode", err)
-	}
-	if res, err := p.Join(ctx, followerAddr, JoinRequest{NodeID: "n4", RaftAddr: "r:1"}); err != nil || res.NodeID != "n4" {
-		t.Errorf("join through a follower: %+v, %v", res, err)
-	}
-
-	schema := `{"type":"record","name":"r","fields":[{"name":"a","type":"int"}]}`
-	res, err := p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value", Schema: schema})
-	if err != nil || res.ID != 1 {
-		t.Fatalf("register on the leader: %+v, %v", res, err)
-	}
-	_, err = p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value",
-		Schema: `{"type":"record","name":"r","fields":[{"name":"a","type":"string"}]}`})
-	if ie, ok := errors.AsType[*registry.IncompatibleError](err); !ok || !errors.Is(err, registry.ErrIncompatible) || ie.Subject != "s-value" {
-		t.Errorf("incompatible schema: %v, want the registry's IncompatibleError back", err)
-	}
-	if _, err := p.RegistryWrite(ctx, leaderAddr, RegistryCall{Op: RegistryDeleteSubject, Subject: "nope"}); !errors.Is(err, registry.ErrSubjectNotFound) {
-		t.Errorf("delete a missing subject: %v, want ErrSubjectNotFound", err)
-	}
-	// A registry write sent to a follower is a forwarded request: 421, not another hop.
-	if _, err := p.RegistryWrite(ctx, followerAddr, RegistryCall{Op: RegistryRegister, Subject: "s-value", Schema: schema}); err == nil {
-		t.Error("a registry write to a follower was applied")
-	} else if _, ok := errors.AsType[*NotLeaderError](err); !ok {
-		t.Errorf("registry write to a follower: %v, want NotLeaderError", err)
-	}
-}
-
-// memStore is a registry.Store in memory.
-type memStore struct {
-	mu      sync.Mutex
-	changes []registry.Change
-}
-
-func (m *memStore) Append(_ context.Context, changes ...registry.Change) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.changes = append(m.changes, changes...)
-	return nil
-}
-
-func (m *memStore) Replay(_ context.Context, apply func(registry.Change) error) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, c := range m.changes {
-		if err := apply(c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // testCatalog is the catalog of the kinds this build has, without the services their tasks

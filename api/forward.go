@@ -2,29 +2,24 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
-// forwardedHeader marks a request one node forwarded to the leader. A node that gets one and
-// does not lead (leadership moved meanwhile) answers 421 instead of forwarding again: one hop
-// only, and the first node, which still has the client waiting, tries again.
-const forwardedHeader = "X-Mongorelay-Forwarded"
-
-// forwardRetry is how often a request that needs the leader looks for one during an election.
-const forwardRetry = 100 * time.Millisecond
-
-// leader wraps every handler that needs the leader (writes, task status) and is the only
-// place that forwards (DESIGN.md 3): h runs here first; if it returns a *NotLeaderError the
+// leader wraps every handler that needs the leader (writes, task status) and is the REST API's
+// only way to it (forward.Do): h runs here first; if it returns a *forward.NotLeaderError the
 // request, with the body h was given, goes to the leader, one hop, and the leader's status
-// code and body are the answer. While no leader is known it tries again every 100ms, up to the
-// forward wait, then answers 503.
+// code, headers and body are the answer. While no leader is known it tries again, up to the
+// forward wait, then answers 503. A request forwarded to this node that it cannot answer as
+// leader gets 421, for the node that forwarded it to look again.
 func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -32,41 +27,30 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return newRESTError(http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "request body too large: %v", err)
 		}
-		forwarded := req.Header.Get(forwardedHeader) != ""
-		deadline := time.Now().Add(s.forwardWait)
-		for {
+		run := func(context.Context) (struct{}, error) {
 			req.Body = io.NopCloser(bytes.NewReader(body))
-			err := h(c)
-			nl, ok := errors.AsType[*NotLeaderError](err)
-			if !ok {
-				return err
-			}
-			if forwarded {
+			return struct{}{}, h(c)
+		}
+		if req.Header.Get(forward.Header) != "" {
+			_, err := run(req.Context())
+			if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
 				return connectJSON(c, http.StatusMisdirectedRequest, notLeaderBody{
 					errorBody: errorBody{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl})
 			}
-			if nl.LeaderHTTP != "" {
-				answered, err := s.proxy(c, nl.LeaderHTTP, body)
-				if answered || err != nil {
-					return err
-				}
-			}
-			if !time.Now().Before(deadline) {
-				return err
-			}
-			select {
-			case <-req.Context().Done():
-				return fmt.Errorf("wait for a leader: %w", req.Context().Err())
-			case <-time.After(forwardRetry):
-			}
+			return err
 		}
+		_, err = forward.Do(req.Context(), s.forwardWait, run, func(_ context.Context, addr string) (struct{}, bool, error) {
+			answered, err := s.proxy(c, addr, body)
+			return struct{}{}, answered, err
+		})
+		return err
 	}
 }
 
 // notLeaderBody is the 421 answer of a node that got a forwarded request but does not lead.
 type notLeaderBody struct {
 	errorBody
-	NotLeaderError
+	forward.NotLeaderError
 }
 
 // proxy sends the request to the leader at addr and copies its answer. It reports false,
@@ -83,7 +67,7 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set(forwardedHeader, "1")
+	out.Header.Set(forward.Header, "1")
 	resp, err := s.client.Do(out)
 	if err != nil {
 		if req.Context().Err() != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/mongorelay/mongorelay/registry"
 
 	"github.com/mongorelay/mongorelay/tasks/taskid"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // Test timings: short sessions so that dead-node detection takes about a
@@ -287,7 +289,7 @@ func TestClusterFailover(t *testing.T) {
 			continue
 		}
 		_, err := n.PutConnector(ctx, "other", map[string]string{})
-		var nl *NotLeaderError
+		var nl *forward.NotLeaderError
 		if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) || nl.LeaderID != leader.ID() || nl.LeaderHTTP != "http-"+leader.ID() {
 			t.Errorf("write on follower %s: %v, want NotLeaderError naming %s", n.ID(), err, leader.ID())
 		}
@@ -428,7 +430,7 @@ func TestClusterMembership(t *testing.T) {
 	// A follower's Leave names the leader; the leader removes it, and a live
 	// non-voter is promoted to keep 2 voters.
 	err := added["n2"].Leave(ctx)
-	var nl *NotLeaderError
+	var nl *forward.NotLeaderError
 	if !errors.As(err, &nl) || nl.LeaderID != "n1" || nl.LeaderHTTP != "http-n1" {
 		t.Fatalf("leave on a follower: %v, want NotLeaderError naming n1", err)
 	}

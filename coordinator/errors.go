@@ -2,14 +2,15 @@ package coordinator
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // Errors to branch on.
 var (
 	// ErrNotLeader means a write reached a node that does not lead; the
-	// error is a *NotLeaderError naming the leader to forward to.
-	ErrNotLeader = errors.New("not the leader")
+	// error is a *forward.NotLeaderError naming the leader to forward to.
+	ErrNotLeader = forward.ErrNotLeader
 	// ErrConnectorNotFound means no connector has the name.
 	ErrConnectorNotFound = errors.New("connector not found")
 	// ErrConnectorExists means CreateConnector found the name taken.
@@ -35,21 +36,3 @@ var (
 	// ErrClosed means the node was shut down.
 	ErrClosed = errors.New("coordinator closed")
 )
-
-// NotLeaderError is the ErrNotLeader a write gets on a follower. The api
-// layer forwards the request to LeaderHTTP, one hop; an empty LeaderID means
-// an election is under way: retry shortly.
-type NotLeaderError struct {
-	LeaderID   string
-	LeaderHTTP string
-}
-
-func (e *NotLeaderError) Error() string {
-	if e.LeaderID == "" {
-		return "not the leader, and no leader is known (election under way)"
-	}
-	return fmt.Sprintf("not the leader: leader is %s at %s", e.LeaderID, e.LeaderHTTP)
-}
-
-// Is makes errors.Is(err, ErrNotLeader) true.
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

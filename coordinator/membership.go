@@ -24,7 +24,7 @@ type Member struct {
 
 // Heartbeat records that node pinged the leader now; the leader's HTTP
 // handler calls it for each ping, and httpAddr (the node's http.advertise)
-// updates the node registry when it changed. It returns a *NotLeaderError
+// updates the node registry when it changed. It returns a *forward.NotLeaderError
 // off the leader and ErrUnknownNode for a node that is not a member, which
 // must then join (again).
 func (n *Node) Heartbeat(nodeID, httpAddr string) error {
@@ -164,13 +164,13 @@ func (n *Node) removeMember(ctx context.Context, id string) error {
 
 // Leave removes this node from the cluster before a clean shutdown. On the
 // leader it removes itself, and the others elect a new leader; elsewhere it
-// returns a *NotLeaderError, and the caller asks the leader to RemoveNode
+// returns a *forward.NotLeaderError, and the caller asks the leader to RemoveNode
 // this node (forwarding, as for any write). Call Shutdown afterwards.
 func (n *Node) Leave(ctx context.Context) error {
 	return n.RemoveNode(ctx, n.cfg.NodeID)
 }
 
-// raftErr turns Raft's leadership errors into a *NotLeaderError.
+// raftErr turns Raft's leadership errors into a *forward.NotLeaderError.
 func (n *Node) raftErr(err error) error {
 	switch err {
 	case raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress:

@@ -9,7 +9,7 @@
 // *State without a lock and watch for newer ones.
 //
 // Writes go through the leader: on any other node they return a
-// *NotLeaderError naming it, and the api layer forwards the request there,
+// *forward.NotLeaderError naming it, and the api layer forwards the request there,
 // one hop (DESIGN.md section 3). The leader, after a Barrier and with a
 // context per term (leader.go), lists each connector's tasks (ExpandFunc),
 // assigns them balanced and sticky (package assign), keeps heartbeat times
@@ -35,6 +35,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // Raft settings, tuned for loopback and LAN so that a new leader is elected
@@ -344,7 +346,7 @@ func (n *Node) notLeader() error {
 		// Raft has just changed its mind; let the caller retry.
 		id, addr = "", ""
 	}
-	return &NotLeaderError{LeaderID: id, LeaderHTTP: addr}
+	return &forward.NotLeaderError{LeaderID: id, LeaderHTTP: addr}
 }
 
 // State returns the current cluster state as this node has applied it.

@@ -13,7 +13,7 @@ import (
 // its own, from Node.RegistryStore.
 //
 // Append is a Raft command, so it works on the leader only and returns a
-// *NotLeaderError elsewhere: registry writes are forwarded to the leader like
+// *forward.NotLeaderError elsewhere: registry writes are forwarded to the leader like
 // any other. It also carries the registry sequence number this store last
 // read or wrote, and the command is refused with ErrRegistryConflict if
 // another writer (this node's registry in an earlier term, another node's

@@ -8,7 +8,7 @@ import (
 
 // The writes a client may make. Each applies through Raft on the leader and
 // returns once this node has applied it, so a read of State right after sees
-// it; on another node each returns a *NotLeaderError (errors.Is(err,
+// it; on another node each returns a *forward.NotLeaderError (errors.Is(err,
 // ErrNotLeader)) for the api layer to forward. Configs are stored as given:
 // validate them (tasks/config.Parse) before.
 

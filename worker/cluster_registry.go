@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/internal/forward"
 	"github.com/mongorelay/mongorelay/registry"
 )
 
@@ -33,7 +34,7 @@ const registryWriteTimeout = 30 * time.Second
 // Confluent-compatible API on registry.listen (registryapi.SchemaRegistry).
 type clusterRegistry struct {
 	node  registryNode
-	peers *api.PeerClient
+	peers *peer.Client
 	log   *slog.Logger
 
 	mu    sync.Mutex // guards reg and index, and is held while loading
@@ -43,12 +44,12 @@ type clusterRegistry struct {
 
 var (
 	_ registryapi.SchemaRegistry = (*clusterRegistry)(nil)
-	_ api.RegistryWriter         = (*clusterRegistry)(nil)
+	_ registry.Writer            = (*clusterRegistry)(nil)
 )
 
 // newClusterRegistry returns the registry of a node whose coordinator is not open yet: bind
 // it before anything reads or writes it.
-func newClusterRegistry(peers *api.PeerClient, log *slog.Logger) *clusterRegistry {
+func newClusterRegistry(peers *peer.Client, log *slog.Logger) *clusterRegistry {
 	return &clusterRegistry{peers: peers, log: log}
 }
 
@@ -89,13 +90,13 @@ func (r *clusterRegistry) reader() (*registry.Registry, error) {
 // node when the write changes nothing) and returns a *coordinator.NotLeaderError elsewhere.
 // A registry another writer changed since it was loaded is loaded again and the write tried
 // again.
-func (r *clusterRegistry) applyLocal(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
+func (r *clusterRegistry) applyLocal(ctx context.Context, call registry.Call) (registry.Result, error) {
 	for attempt := 0; ; attempt++ {
 		reg, err := r.current(ctx, attempt > 0)
 		if err != nil {
-			return api.RegistryResult{}, err
+			return registry.Result{}, err
 		}
-		res, err := api.ApplyRegistryCall(ctx, reg, call)
+		res, err := registry.Apply(ctx, reg, call)
 		if !errors.Is(err, coordinator.ErrRegistryConflict) || attempt >= 4 {
 			return res, err
 		}
@@ -103,85 +104,58 @@ func (r *clusterRegistry) applyLocal(ctx context.Context, call api.RegistryCall)
 }
 
 // write applies a write where it can be: here on the leader, else on the leader through its
-// REST API, waiting while no leader is known.
-func (r *clusterRegistry) write(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, registryWriteTimeout)
-		defer cancel()
-	}
-	for {
-		res, err := r.applyLocal(ctx, call)
-		nl, ok := errors.AsType[*coordinator.NotLeaderError](err)
-		if !ok {
-			return res, err
-		}
-		if nl.LeaderHTTP != "" {
-			res, err = r.peers.RegistryWrite(ctx, nl.LeaderHTTP, call)
-			if err == nil {
-				// Read what the leader wrote from now on: once this node has applied it.
-				if err := r.node.WaitIndex(ctx, res.Index); err != nil {
-					r.log.Warn("schema registry write applied on the leader, but this node has not caught up with it", "index", res.Index, "err", err)
+// node-to-node endpoint (forward.Do), waiting while no leader is known. A write the leader
+// applied is read back from here once this node has applied it too.
+func (r *clusterRegistry) write(ctx context.Context, call registry.Call) (registry.Result, error) {
+	res, err := forward.Do(ctx, registryWriteTimeout,
+		func(ctx context.Context) (registry.Result, error) { return r.applyLocal(ctx, call) },
+		func(ctx context.Context, addr string) (registry.Result, bool, error) {
+			res, err := r.peers.RegistryWrite(ctx, addr, call)
+			if err != nil {
+				if registry.IsAnswer(err) {
+					return res, true, err
 				}
-				_, _ = r.current(ctx, true)
-				return res, nil
+				r.log.Debug("schema registry write on the leader failed; looking for the leader again", "leader_http", addr, "err", err)
+				return res, false, nil
 			}
-			if _, moved := errors.AsType[*api.NotLeaderError](err); !moved && isRegistryAnswer(err) {
-				return res, err
+			if err := r.node.WaitIndex(ctx, res.Index); err != nil {
+				r.log.Warn("schema registry write applied on the leader, but this node has not caught up with it", "index", res.Index, "err", err)
 			}
-			r.log.Debug("schema registry write on the leader failed; looking for the leader again", "leader_http", nl.LeaderHTTP, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return api.RegistryResult{}, fmt.Errorf("schema registry %s of %q: no leader reached: %w", call.Op, call.Subject, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+			_, _ = r.current(ctx, true)
+			return res, true, nil
+		})
+	if _, noLeader := errors.AsType[*forward.NotLeaderError](err); noLeader {
+		return res, fmt.Errorf("schema registry %s of %q: no leader reached: %w", call.Op, call.Subject, err)
 	}
+	return res, err
 }
 
-// isRegistryAnswer reports whether err is the registry's own answer (an incompatible schema,
-// a missing subject) rather than a failure to reach the leader.
-func isRegistryAnswer(err error) bool {
-	for _, e := range []error{
-		registry.ErrSubjectNotFound, registry.ErrVersionNotFound, registry.ErrSchemaNotFound,
-		registry.ErrSubjectSoftDeleted, registry.ErrSubjectNotSoftDeleted, registry.ErrVersionSoftDeleted,
-		registry.ErrVersionNotSoftDeleted, registry.ErrCompatibilityNotConfigured, registry.ErrIncompatible,
-		registry.ErrInvalidSchema, registry.ErrInvalidVersion, registry.ErrInvalidCompatibility,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// Register registers schema under subject, on the leader.
 func (r *clusterRegistry) Register(ctx context.Context, subject, schema string) (int, error) {
-	res, err := r.write(ctx, api.RegistryCall{Op: api.RegistryRegister, Subject: subject, Schema: schema})
+	res, err := r.write(ctx, registry.Call{Op: registry.OpRegister, Subject: subject, Schema: schema})
 	return res.ID, err
 }
 
 // DeleteSubject deletes a subject, on the leader.
 func (r *clusterRegistry) DeleteSubject(ctx context.Context, subject string, permanent bool) ([]int, error) {
-	res, err := r.write(ctx, api.RegistryCall{Op: api.RegistryDeleteSubject, Subject: subject, Permanent: permanent})
+	res, err := r.write(ctx, registry.Call{Op: registry.OpDeleteSubject, Subject: subject, Permanent: permanent})
 	return res.Versions, err
 }
 
 // DeleteVersion deletes a subject's version, on the leader.
 func (r *clusterRegistry) DeleteVersion(ctx context.Context, subject string, version int, permanent bool) (int, error) {
-	res, err := r.write(ctx, api.RegistryCall{Op: api.RegistryDeleteVersion, Subject: subject, Version: version, Permanent: permanent})
+	res, err := r.write(ctx, registry.Call{Op: registry.OpDeleteVersion, Subject: subject, Version: version, Permanent: permanent})
 	return res.Version, err
 }
 
 // SetCompatibility sets a compatibility level, on the leader.
 func (r *clusterRegistry) SetCompatibility(ctx context.Context, subject string, level registry.Compatibility) error {
-	_, err := r.write(ctx, api.RegistryCall{Op: api.RegistrySetCompatibility, Subject: subject, Level: string(level)})
+	_, err := r.write(ctx, registry.Call{Op: registry.OpSetCompatibility, Subject: subject, Level: string(level)})
 	return err
 }
 
 // DeleteCompatibility drops a compatibility level, on the leader.
 func (r *clusterRegistry) DeleteCompatibility(ctx context.Context, subject string) (registry.Compatibility, error) {
-	res, err := r.write(ctx, api.RegistryCall{Op: api.RegistryDeleteCompatibility, Subject: subject})
+	res, err := r.write(ctx, registry.Call{Op: registry.OpDeleteCompatibility, Subject: subject})
 	return registry.Compatibility(res.Level), err
 }
 

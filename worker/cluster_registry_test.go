@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
@@ -52,12 +52,12 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = n.Shutdown() })
-		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: api.NewPeerClient(&http.Client{Timeout: 5 * time.Second})}
+		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(&http.Client{Timeout: 5 * time.Second}), catalog: testCatalog(t)}
 		c.raftRegistry = newClusterRegistry(c.peers, log)
 		c.raftRegistry.bind(n)
 		c.registry = c.raftRegistry
 		c.runner = newRunner(nodeAssignments{n}, nil, log)
-		stop := serve(httpLns[id], api.NewServer(nodeAPI{c}, testCatalog(t), api.WithLogger(log)).Handler(), "REST API", log)
+		stop := serve(httpLns[id], c.handler(), "REST API", log)
 		t.Cleanup(stop)
 		nodes[id] = c
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/coordinator/assign"
@@ -29,6 +30,9 @@ import (
 
 // standaloneID is a standalone process's node id and the cluster.id of its transactional ids.
 const standaloneID = "mongorelay-standalone"
+
+// forwardWait is how long a write that needs the leader waits for one to be elected.
+const forwardWait = 10 * time.Second
 
 // offsetsRefreshInterval is how often a node with tasks reads what other nodes committed to
 // the offsets topic: tasks waiting for another shard's snapshot ranges poll the store.
@@ -65,7 +69,7 @@ type Node struct {
 	catalog        *connector.Catalog
 	reports        *taskReports
 	runner         *runner
-	peers          *api.PeerClient
+	peers          *peer.Client
 }
 
 // nodeRegistry is the schema registry a node serves and its tasks use.
@@ -150,7 +154,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 
 	n.reports = newTaskReports()
-	n.peers = api.NewPeerClient(&http.Client{Timeout: 30 * time.Second})
+	n.peers = peer.NewClient(&http.Client{Timeout: 30 * time.Second})
 	n.node, err = coordinator.Open(ctx, coordinator.Config{
 		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
 		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
@@ -173,7 +177,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	n.runner = newRunner(src, n.runTask, n.log)
 
-	stopREST := serve(httpLn, api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log)).Handler(), "REST API", n.log)
+	stopREST := serve(httpLn, n.handler(), "REST API", n.log)
 	defer stopREST()
 	stopRegistry, err := serveRegistry(cfg.RegistryListen, n.registry, n.log)
 	if err != nil {
@@ -185,6 +189,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	return n.serve(ctx, httpAddr)
+}
+
+// handler serves the REST API and, under peer.Prefix, what other nodes send this one.
+func (n *Node) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, forwardWait, n.log))
+	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait)).Handler())
+	return mux
 }
 
 func (n *Node) mode() string {
@@ -276,12 +288,12 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 
 	var join *joiner
 	if targets := n.cfg.Join; len(targets) > 0 {
-		join = newJoiner(targets, api.JoinRequest{NodeID: n.id, RaftAddr: n.node.RaftAddr(), HTTPAddr: httpAddr}, n.peers.Join, n.log)
+		join = newJoiner(targets, peer.JoinRequest{NodeID: n.id, RaftAddr: n.node.RaftAddr(), HTTPAddr: httpAddr}, n.peers.Join, n.log)
 		wg.Go(func() { join.run(loops) })
 	}
 	hb := &heartbeats{
 		node: n.node, httpAddr: httpAddr, interval: n.cfg.HeartbeatInterval,
-		send: n.peers.Heartbeat, local: nodeAPI{n}.Heartbeat, reports: n.runner.Reports, log: n.log,
+		send: n.peers.Heartbeat, local: peerNode{n}.Heartbeat, reports: n.runner.Reports, log: n.log,
 	}
 	if join != nil {
 		hb.rejoin = join.again

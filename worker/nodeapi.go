@@ -8,13 +8,13 @@ import (
 
 	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // nodeAPI is the node as the REST API sees it (api.Cluster): the coordinator's state and
 // writes, the leader's task reports and this node's runner, with the coordinator's errors
 // turned into the api's. A standalone process answers the same, as the leader of its own
-// one-node cluster, and refuses what only a cluster of several nodes does (join, registry
-// writes from other nodes).
+// one-node cluster, and refuses to remove itself.
 type nodeAPI struct{ c *Node }
 
 var _ api.Cluster = nodeAPI{}
@@ -100,7 +100,7 @@ func notLeader(n *coordinator.Node) error {
 	if id == n.ID() {
 		id, addr = "", "" // leadership is changing
 	}
-	return &api.NotLeaderError{LeaderID: id, LeaderHTTP: addr}
+	return &forward.NotLeaderError{LeaderID: id, LeaderHTTP: addr}
 }
 
 func (a nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
@@ -139,25 +139,6 @@ func (a nodeAPI) Health() api.Health {
 		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
 }
 
-func (a nodeAPI) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatAck, error) {
-	if err := a.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr); err != nil {
-		return api.HeartbeatAck{}, apiError(err)
-	}
-	a.c.reports.put(hb.NodeID, hb.Tasks)
-	return api.HeartbeatAck{Index: a.c.node.State().Index()}, nil
-}
-
-func (a nodeAPI) Join(ctx context.Context, req api.JoinRequest) (api.JoinResponse, error) {
-	if a.c.standalone() {
-		return api.JoinResponse{}, fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
-	}
-	info, err := a.c.node.AddNode(ctx, req.NodeID, req.RaftAddr, req.HTTPAddr)
-	if err != nil {
-		return api.JoinResponse{}, apiError(err)
-	}
-	return api.JoinResponse{NodeID: info.ID, Voter: info.Voter}, nil
-}
-
 func (a nodeAPI) RemoveNode(ctx context.Context, id string) error {
 	if a.c.standalone() {
 		return fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
@@ -168,23 +149,12 @@ func (a nodeAPI) RemoveNode(ctx context.Context, id string) error {
 	return apiError(a.c.node.RemoveNode(ctx, id))
 }
 
-func (a nodeAPI) RegistryWrite(ctx context.Context, call api.RegistryCall) (api.RegistryResult, error) {
-	if a.c.standalone() {
-		return api.RegistryResult{}, fmt.Errorf("%w: %w", api.ErrBadRequest, errStandalone)
-	}
-	res, err := a.c.raftRegistry.applyLocal(ctx, call)
-	res.Index = a.c.node.State().Index()
-	return res, apiError(err)
-}
-
 // apiError turns the coordinator's errors into the api's, keeping the message; others pass
-// through unchanged (a schema registry error keeps its sentinel).
+// through unchanged (a *forward.NotLeaderError, which the api forwards; a schema registry
+// error, which keeps its sentinel).
 func apiError(err error) error {
 	if err == nil {
 		return nil
-	}
-	if nl, ok := errors.AsType[*coordinator.NotLeaderError](err); ok {
-		return &api.NotLeaderError{LeaderID: nl.LeaderID, LeaderHTTP: nl.LeaderHTTP}
 	}
 	for _, m := range []struct{ from, to error }{
 		{coordinator.ErrConnectorNotFound, api.ErrNotFound},
@@ -192,7 +162,6 @@ func apiError(err error) error {
 		{coordinator.ErrConnectorExists, api.ErrExists},
 		{coordinator.ErrInvalid, api.ErrBadRequest},
 		{coordinator.ErrNotStopped, api.ErrBadRequest},
-		{coordinator.ErrUnknownNode, api.ErrUnknownNode},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w: %v", m.to, err)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
@@ -85,14 +85,25 @@ type runner struct {
 	wg           sync.WaitGroup
 }
 
+// taskState is a task run's state on this node, as its heartbeats report it (the words Kafka
+// Connect uses; the REST API shows them as they are).
+type taskState string
+
+// The states of a task run.
+const (
+	taskRunning    taskState = "RUNNING"
+	taskRestarting taskState = "RESTARTING"
+	taskFailed     taskState = "FAILED"
+)
+
 // taskRun is one assignment of a task to this node.
 type taskRun struct {
 	a      coordinator.Assignment
 	id     runID
 	cancel context.CancelFunc // nil while not running
 	done   chan struct{}      // closed when the current (or last) run returned
-	// state is RUNNING, RESTARTING or FAILED; "" until the first run starts.
-	state    string
+	// state is "" until the first run starts.
+	state    taskState
 	trace    string
 	failures int
 	retryAt  time.Time
@@ -141,7 +152,7 @@ func (r *runner) stopAll() {
 	r.mu.Lock()
 	for _, k := range slices.Sorted(maps.Keys(r.runs)) {
 		run := r.runs[k]
-		if run.state == api.StateFailed || run.state == api.StateRestarting {
+		if run.state == taskFailed || run.state == taskRestarting {
 			r.failedAtStop = append(r.failedAtStop, fmt.Errorf("connector %s task %s: %s", run.a.Connector, run.a.Task, run.trace))
 		}
 		r.endLocked(k, run)
@@ -194,7 +205,7 @@ func (r *runner) reconcile(ctx context.Context, assigned []coordinator.Assignmen
 			run = &taskRun{a: a, id: runIDOf(a)}
 			r.runs[k] = run
 			r.startLocked(ctx, k, run)
-		case run.cancel == nil && run.state == api.StateRestarting && !now.Before(run.retryAt):
+		case run.cancel == nil && run.state == taskRestarting && !now.Before(run.retryAt):
 			r.startLocked(ctx, k, run)
 		}
 	}
@@ -231,7 +242,7 @@ func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 		}
 		r.mu.Lock()
 		if runCtx.Err() == nil {
-			run.state, run.trace = api.StateRunning, ""
+			run.state, run.trace = taskRunning, ""
 		}
 		r.mu.Unlock()
 		if runCtx.Err() != nil {
@@ -266,10 +277,10 @@ func (r *runner) failed(run *taskRun, err error, started time.Time, log *slog.Lo
 	run.failures++
 	run.trace = err.Error()
 	if run.failures >= r.restarts.limit || connector.IsPermanent(err) {
-		run.state = api.StateFailed
+		run.state = taskFailed
 		log.Error("task FAILED", "attempts", run.failures, "err", err)
 	} else {
-		run.state = api.StateRestarting
+		run.state = taskRestarting
 		run.retryAt = now.Add(r.restarts.delay(run.failures))
 		run.trace = fmt.Sprintf("%s (restarting in %s, attempt %d of %d)", err, r.restarts.delay(run.failures), run.failures+1, r.restarts.limit)
 		log.Warn("task failed; restarting it", "err", err, "in", r.restarts.delay(run.failures), "failures", run.failures)
@@ -295,16 +306,16 @@ func (r *runner) failures() error {
 
 // Reports returns the state of every task this node should run, for its heartbeat. A task
 // waiting for its previous run to end is not reported yet.
-func (r *runner) Reports() []api.TaskReport {
+func (r *runner) Reports() []peer.TaskReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]api.TaskReport, 0, len(r.runs))
+	out := make([]peer.TaskReport, 0, len(r.runs))
 	for _, k := range slices.Sorted(maps.Keys(r.runs)) {
 		run := r.runs[k]
 		if run.state == "" {
 			continue
 		}
-		out = append(out, api.TaskReport{Connector: run.a.Connector, Task: run.a.Task, Epoch: run.a.Epoch, State: run.state, Trace: run.trace})
+		out = append(out, peer.TaskReport{Connector: run.a.Connector, Task: run.a.Task, Epoch: run.a.Epoch, State: string(run.state), Trace: run.trace})
 	}
 	return out
 }

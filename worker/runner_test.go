@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
@@ -129,7 +128,7 @@ func TestRunnerRunsExactlyItsRunningAssignments(t *testing.T) {
 	}
 	eventually(t, "a reported RUNNING", func() bool {
 		rep := r.Reports()
-		return len(rep) == 1 && rep[0].Task == "a" && rep[0].State == api.StateRunning && rep[0].Epoch == 1
+		return len(rep) == 1 && rep[0].Task == "a" && rep[0].State == string(taskRunning) && rep[0].Epoch == 1
 	})
 
 	// The task moves away: it stops at once.
@@ -184,7 +183,7 @@ func TestRunnerRetriesThenFails(t *testing.T) {
 
 	eventually(t, "a FAILED after 3 attempts", func() bool {
 		rep := r.Reports()
-		return len(rep) == 1 && rep[0].State == api.StateFailed
+		return len(rep) == 1 && rep[0].State == string(taskFailed)
 	})
 	rep := r.Reports()[0]
 	if !strings.Contains(rep.Trace, "history lost") {
@@ -204,7 +203,7 @@ func TestRunnerRetriesThenFails(t *testing.T) {
 	src.set(again)
 	eventually(t, "a running after the restart request", func() bool {
 		rep := r.Reports()
-		return len(rep) == 1 && rep[0].State == api.StateRunning
+		return len(rep) == 1 && rep[0].State == string(taskRunning)
 	})
 }
 
@@ -225,7 +224,7 @@ func TestRunnerFailsAPermanentErrorAtOnce(t *testing.T) {
 
 	eventually(t, "a FAILED", func() bool {
 		rep := r.Reports()
-		return len(rep) == 1 && rep[0].State == api.StateFailed
+		return len(rep) == 1 && rep[0].State == string(taskFailed)
 	})
 	time.Sleep(100 * time.Millisecond)
 	if _, starts := tasks.snapshot(); starts["a"] != 1 {
@@ -245,7 +244,7 @@ func TestRunnerNamesTheTasksThatHadFailedWhenItStopped(t *testing.T) {
 	go func() { defer close(done); r.Run(ctx) }()
 	eventually(t, "b waiting to restart", func() bool {
 		for _, rep := range r.Reports() {
-			if rep.Task == "b" && rep.State == api.StateRestarting {
+			if rep.Task == "b" && rep.State == string(taskRestarting) {
 				return true
 			}
 		}

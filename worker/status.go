@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
@@ -13,16 +14,16 @@ import (
 // state: a new leader knows it again after one heartbeat interval.
 type taskReports struct {
 	mu     sync.Mutex
-	byNode map[string]map[string]api.TaskReport // node → taskKey → report
+	byNode map[string]map[string]peer.TaskReport // node → taskKey → report
 }
 
 func newTaskReports() *taskReports {
-	return &taskReports{byNode: map[string]map[string]api.TaskReport{}}
+	return &taskReports{byNode: map[string]map[string]peer.TaskReport{}}
 }
 
 // put replaces what node reported last.
-func (r *taskReports) put(node string, reports []api.TaskReport) {
-	m := make(map[string]api.TaskReport, len(reports))
+func (r *taskReports) put(node string, reports []peer.TaskReport) {
+	m := make(map[string]peer.TaskReport, len(reports))
 	for _, t := range reports {
 		m[taskKey(t.Connector, t.Task)] = t
 	}
@@ -31,7 +32,7 @@ func (r *taskReports) put(node string, reports []api.TaskReport) {
 	r.mu.Unlock()
 }
 
-func (r *taskReports) get(node, connector, task string) (api.TaskReport, bool) {
+func (r *taskReports) get(node, connector, task string) (peer.TaskReport, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.byNode[node][taskKey(connector, task)]
@@ -57,10 +58,23 @@ func connectorStatus(c coordinator.Connector, leader string, reports *taskReport
 			ts.State = api.StatePaused
 		default:
 			if rep, ok := reports.get(t.Node, c.Name, t.Name()); ok && rep.Epoch == t.Epoch {
-				ts.State, ts.Trace = rep.State, rep.Trace
+				ts.State, ts.Trace = apiState(taskState(rep.State)), rep.Trace
 			}
 		}
 		st.Tasks = append(st.Tasks, ts)
 	}
 	return st
+}
+
+// apiState is how the REST API shows a task run's state.
+func apiState(s taskState) string {
+	switch s {
+	case taskRunning:
+		return api.StateRunning
+	case taskRestarting:
+		return api.StateRestarting
+	case taskFailed:
+		return api.StateFailed
+	}
+	return api.StateUnassigned
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
@@ -21,10 +22,10 @@ func TestConnectorStatus(t *testing.T) {
 		{ID: 3, Spec: spec(3)},
 	}}
 	reports := newTaskReports()
-	reports.put("n1", []api.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: api.StateRunning}})
-	reports.put("n2", []api.TaskReport{
-		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: api.StateFailed, Trace: "history lost"},
-		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: api.StateRunning}, // an older assignment
+	reports.put("n1", []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: string(taskRunning)}})
+	reports.put("n2", []peer.TaskReport{
+		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: string(taskFailed), Trace: "history lost"},
+		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: string(taskRunning)}, // an older assignment
 	})
 	st := connectorStatus(c, "n1", reports, connector.Source)
 	want := []api.TaskStatus{

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/worker"
 )
 
@@ -64,7 +64,7 @@ func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	target := strings.TrimPrefix(strings.TrimPrefix(*addr, "http://"), "https://")
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := api.NewPeerClient(&http.Client{}).RemoveNode(ctx, target, *id); err != nil {
+	if err := peer.NewClient(&http.Client{}).RemoveNode(ctx, target, *id); err != nil {
 		return fmt.Errorf("remove node %s: %w", *id, err)
 	}
 	_, err := fmt.Fprintf(stdout, "node %s removed from the cluster\n", *id)

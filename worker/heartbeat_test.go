@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
-	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/api/peer"
 )
 
 // fakeHeartbeatNode records what the sender does with the coordinator.
@@ -39,14 +38,14 @@ func (f *fakeHeartbeatNode) WaitIndex(ctx context.Context, index uint64) error {
 	return nil
 }
 
-func newTestHeartbeats(n *fakeHeartbeatNode, send func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error)) *heartbeats {
+func newTestHeartbeats(n *fakeHeartbeatNode, send func(context.Context, string, peer.Heartbeat) (peer.HeartbeatAck, error)) *heartbeats {
 	return &heartbeats{
 		node: n, httpAddr: "me:8083", interval: 50 * time.Millisecond, send: send,
-		local: func(context.Context, api.Heartbeat) (api.HeartbeatAck, error) {
-			return api.HeartbeatAck{}, errors.New("not the leader")
+		local: func(context.Context, peer.Heartbeat) (peer.HeartbeatAck, error) {
+			return peer.HeartbeatAck{}, errors.New("not the leader")
 		},
-		reports: func() []api.TaskReport {
-			return []api.TaskReport{{Connector: "cdc", Task: "db.c#0-of-1", State: api.StateRunning}}
+		reports: func() []peer.TaskReport {
+			return []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-1", State: string(taskRunning)}}
 		},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -54,14 +53,14 @@ func newTestHeartbeats(n *fakeHeartbeatNode, send func(context.Context, string, 
 
 func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "leader:8083", applied: 7}
-	var got api.Heartbeat
+	var got peer.Heartbeat
 	index := uint64(7)
-	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error) {
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
 		if addr != "leader:8083" {
-			return api.HeartbeatAck{}, fmt.Errorf("sent to %s", addr)
+			return peer.HeartbeatAck{}, fmt.Errorf("sent to %s", addr)
 		}
 		got = hb
-		return api.HeartbeatAck{Index: index}, nil
+		return peer.HeartbeatAck{Index: index}, nil
 	})
 	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
 		t.Fatal(err)
@@ -85,8 +84,8 @@ func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 }
 
 func TestHeartbeatUnknownNode(t *testing.T) {
-	unknown := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) {
-		return api.HeartbeatAck{}, fmt.Errorf("POST /internal/heartbeat: %w", api.ErrUnknownNode)
+	unknown := func(context.Context, string, peer.Heartbeat) (peer.HeartbeatAck, error) {
+		return peer.HeartbeatAck{}, fmt.Errorf("POST /internal/heartbeat: %w", peer.ErrUnknownNode)
 	}
 	t.Run("never answered: rejoin", func(t *testing.T) {
 		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
@@ -99,7 +98,9 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 	})
 	t.Run("removed while running: exit", func(t *testing.T) {
 		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
-		answer := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) { return api.HeartbeatAck{}, nil }
+		answer := func(context.Context, string, peer.Heartbeat) (peer.HeartbeatAck, error) {
+			return peer.HeartbeatAck{}, nil
+		}
 		h := newTestHeartbeats(n, answer)
 		h.rejoin = func() { t.Error("a removed node rejoined by itself") }
 		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
@@ -112,7 +113,9 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 	})
 	t.Run("removed, then no leader known: asks the last one", func(t *testing.T) {
 		n := &fakeHeartbeatNode{id: "n4", leader: "n1", leaderHTTP: "leader:8083"}
-		answer := func(context.Context, string, api.Heartbeat) (api.HeartbeatAck, error) { return api.HeartbeatAck{}, nil }
+		answer := func(context.Context, string, peer.Heartbeat) (peer.HeartbeatAck, error) {
+			return peer.HeartbeatAck{}, nil
+		}
 		h := newTestHeartbeats(n, answer)
 		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil {
 			t.Fatal(err)
@@ -121,9 +124,9 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		n.mu.Lock()
 		n.leader, n.leaderHTTP = "", ""
 		n.mu.Unlock()
-		h.send = func(ctx context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error) {
+		h.send = func(ctx context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
 			if addr != "leader:8083" {
-				return api.HeartbeatAck{}, fmt.Errorf("sent to %q", addr)
+				return peer.HeartbeatAck{}, fmt.Errorf("sent to %q", addr)
 			}
 			return unknown(ctx, addr, hb)
 		}
@@ -137,8 +140,8 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		n := &fakeHeartbeatNode{id: "n1", leader: "n1"}
 		h := newTestHeartbeats(n, nil)
 		h.answered = true
-		h.local = func(context.Context, api.Heartbeat) (api.HeartbeatAck, error) {
-			return api.HeartbeatAck{}, fmt.Errorf("heartbeat: %w", coordinator.ErrUnknownNode)
+		h.local = func(context.Context, peer.Heartbeat) (peer.HeartbeatAck, error) {
+			return peer.HeartbeatAck{}, fmt.Errorf("heartbeat: %w", peer.ErrUnknownNode) // as peerNode says it
 		}
 		if err := h.beat(context.Background(), n.leader, n.leaderHTTP); !errors.Is(err, ErrRemoved) {
 			t.Errorf("beat = %v, want ErrRemoved", err)
@@ -149,9 +152,9 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 func TestHeartbeatGoesAtOnceToANewLeader(t *testing.T) {
 	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "n1:8083"}
 	sent := make(chan string, 10)
-	h := newTestHeartbeats(n, func(_ context.Context, addr string, _ api.Heartbeat) (api.HeartbeatAck, error) {
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, _ peer.Heartbeat) (peer.HeartbeatAck, error) {
 		sent <- addr
-		return api.HeartbeatAck{}, nil
+		return peer.HeartbeatAck{}, nil
 	})
 	h.interval = time.Hour // only a leader change may send a second one
 	ctx, cancel := context.WithCancel(context.Background())

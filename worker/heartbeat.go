@@ -7,8 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/mongorelay/mongorelay/api"
-	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/api/peer"
 )
 
 // ErrRemoved means the node learned, while running, that it is no longer a member of the
@@ -27,7 +26,7 @@ type heartbeatNode interface {
 // heartbeats tells the leader, every worker.heartbeat.interval, that this node is alive and
 // how its tasks are doing. Each answered heartbeat renews the node's lease
 // (RecordLeaderContact) once this node has applied the cluster state the leader had when it
-// answered (api.HeartbeatAck): a node whose heartbeats go unanswered for worker.lease fences
+// answered (peer.HeartbeatAck): a node whose heartbeats go unanswered for worker.lease fences
 // itself, and one that was away (paused, partitioned) cannot renew its lease on an old state.
 // When the leader changes the next heartbeat goes at once, so that an election does not cost
 // the followers their lease.
@@ -36,9 +35,9 @@ type heartbeats struct {
 	httpAddr string
 	interval time.Duration
 	// send delivers a heartbeat to the leader at addr; local records one when this node leads.
-	send    func(ctx context.Context, addr string, hb api.Heartbeat) (api.HeartbeatAck, error)
-	local   func(ctx context.Context, hb api.Heartbeat) (api.HeartbeatAck, error)
-	reports func() []api.TaskReport
+	send    func(ctx context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error)
+	local   func(ctx context.Context, hb peer.Heartbeat) (peer.HeartbeatAck, error)
+	reports func() []peer.TaskReport
 	// rejoin asks to be added again after the leader called this node unknown before any
 	// heartbeat of this process was answered (a restart after removal). Nil: no --join.
 	rejoin func()
@@ -89,10 +88,10 @@ func (h *heartbeats) run(ctx context.Context) error {
 // beat sends one heartbeat to leader, at HTTP address addr.
 func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 	sent := time.Now()
-	hb := api.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()}
+	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()}
 	ctx, cancel := context.WithTimeout(ctx, h.interval)
 	defer cancel()
-	var ack api.HeartbeatAck
+	var ack peer.HeartbeatAck
 	var err error
 	switch {
 	case leader == h.node.ID():
@@ -110,7 +109,7 @@ func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 		h.node.RecordLeaderContact(sent)
 		return nil
 	}
-	if errors.Is(err, api.ErrUnknownNode) || errors.Is(err, coordinator.ErrUnknownNode) {
+	if errors.Is(err, peer.ErrUnknownNode) {
 		if h.answered {
 			return ErrRemoved
 		}
@@ -127,13 +126,13 @@ func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 // start.
 type joiner struct {
 	targets []string
-	req     api.JoinRequest
-	join    func(ctx context.Context, addr string, req api.JoinRequest) (api.JoinResponse, error)
+	req     peer.JoinRequest
+	join    func(ctx context.Context, addr string, req peer.JoinRequest) (peer.JoinResponse, error)
 	log     *slog.Logger
 	kick    chan struct{}
 }
 
-func newJoiner(targets []string, req api.JoinRequest, join func(context.Context, string, api.JoinRequest) (api.JoinResponse, error), log *slog.Logger) *joiner {
+func newJoiner(targets []string, req peer.JoinRequest, join func(context.Context, string, peer.JoinRequest) (peer.JoinResponse, error), log *slog.Logger) *joiner {
 	j := &joiner{targets: targets, req: req, join: join, log: log, kick: make(chan struct{}, 1)}
 	j.again()
 	return j

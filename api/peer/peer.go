@@ -1,0 +1,50 @@
+// Package peer is what the nodes of a cluster say to each other over HTTP, under /internal/ on
+// the REST listener: the wire types, the sender (Client) and the receiver (Mount). A node
+// heartbeats to the leader with its tasks' states, asks any member to be added (which forwards
+// to the leader), and a follower's schema registry sends its writes to the leader.
+package peer
+
+import "errors"
+
+// ErrUnknownNode answers a heartbeat from a node that is not a member (410): it must join.
+var ErrUnknownNode = errors.New("unknown node")
+
+// Heartbeat is what a node sends the leader every worker.heartbeat.interval: that it is
+// alive, where its REST API is, and how its tasks are doing (so that the leader can answer
+// GET /connectors/{name}/status for every node).
+type Heartbeat struct {
+	NodeID   string       `json:"node_id"`
+	HTTPAddr string       `json:"http_addr"`
+	Tasks    []TaskReport `json:"tasks"`
+}
+
+// HeartbeatAck is the leader's answer to a heartbeat. Index is the Raft index of the leader's
+// cluster state when it answered: the sender renews its lease only once it has applied that
+// index itself, so a node that wakes up (SIGSTOP, a long GC pause) with an old state never runs
+// tasks that moved away while it slept.
+type HeartbeatAck struct {
+	Index uint64 `json:"index"`
+}
+
+// TaskReport is one task's state on the node that runs it, at the epoch it runs it at, in the
+// runner's words (RUNNING, RESTARTING, FAILED).
+type TaskReport struct {
+	Connector string `json:"connector"`
+	Task      string `json:"task"`
+	Epoch     uint64 `json:"epoch"`
+	State     string `json:"state"`
+	Trace     string `json:"trace,omitempty"`
+}
+
+// JoinRequest asks the leader to add a node.
+type JoinRequest struct {
+	NodeID   string `json:"node_id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// JoinResponse says how the node was added.
+type JoinResponse struct {
+	NodeID string `json:"node_id"`
+	Voter  bool   `json:"voter"`
+}

@@ -1,0 +1,115 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/registrytest"
+)
+
+// fakeNode is a leader, or a follower naming leaderHTTP.
+type fakeNode struct {
+	mu         sync.Mutex
+	leads      bool
+	leaderHTTP string
+	heartbeats []Heartbeat
+	registry   registry.Writer
+}
+
+func (f *fakeNode) notLeader() error {
+	return &forward.NotLeaderError{LeaderID: "leader", LeaderHTTP: f.leaderHTTP}
+}
+
+func (f *fakeNode) Heartbeat(_ context.Context, hb Heartbeat) (HeartbeatAck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leads {
+		return HeartbeatAck{}, f.notLeader()
+	}
+	if hb.NodeID == "stranger" {
+		return HeartbeatAck{}, fmt.Errorf("heartbeat: %w", ErrUnknownNode)
+	}
+	f.heartbeats = append(f.heartbeats, hb)
+	return HeartbeatAck{Index: 42}, nil
+}
+
+func (f *fakeNode) Join(_ context.Context, req JoinRequest) (JoinResponse, error) {
+	if !f.leads {
+		return JoinResponse{}, f.notLeader()
+	}
+	return JoinResponse{NodeID: req.NodeID}, nil
+}
+
+func (f *fakeNode) RegistryWrite(ctx context.Context, call registry.Call) (registry.Result, error) {
+	if !f.leads {
+		return registry.Result{}, f.notLeader()
+	}
+	return registry.Apply(ctx, f.registry, call)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func serveNode(t *testing.T, n *fakeNode, c *Client) string {
+	t.Helper()
+	srv := httptest.NewServer(NewHandler(n, c, time.Second, quiet))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestClientAndReceiver(t *testing.T) {
+	reg, err := registry.New(context.Background(), registrytest.NewStore(), registry.Logger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewClient(&http.Client{Timeout: 5 * time.Second})
+	leader := &fakeNode{leads: true, registry: reg}
+	leaderAddr := serveNode(t, leader, p)
+	followerAddr := serveNode(t, &fakeNode{leaderHTTP: leaderAddr}, p)
+	ctx := context.Background()
+
+	ack, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "n2", Tasks: []TaskReport{{Connector: "c", Task: "t", State: "RUNNING"}}})
+	if err != nil || ack.Index != 42 || len(leader.heartbeats) != 1 || leader.heartbeats[0].Tasks[0].State != "RUNNING" {
+		t.Errorf("heartbeat: ack %+v, err %v, recorded %+v", ack, err, leader.heartbeats)
+	}
+	_, err = p.Heartbeat(ctx, followerAddr, Heartbeat{NodeID: "n2"})
+	if nl, ok := errors.AsType[*forward.NotLeaderError](err); !ok || nl.LeaderHTTP != leaderAddr {
+		t.Errorf("heartbeat to a follower: %v, want NotLeaderError naming the leader (heartbeats are not forwarded)", err)
+	}
+	if _, err := p.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "stranger"}); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("heartbeat of a non-member: %v, want ErrUnknownNode", err)
+	}
+	if res, err := p.Join(ctx, followerAddr, JoinRequest{NodeID: "n4", RaftAddr: "r:1"}); err != nil || res.NodeID != "n4" {
+		t.Errorf("join through a follower: %+v, %v", res, err)
+	}
+
+	schema := `{"type":"record","name":"r","fields":[{"name":"a","type":"int"}]}`
+	res, err := p.RegistryWrite(ctx, leaderAddr, registry.Call{Op: registry.OpRegister, Subject: "s-value", Schema: schema})
+	if err != nil || res.ID != 1 {
+		t.Fatalf("register on the leader: %+v, %v", res, err)
+	}
+	_, err = p.RegistryWrite(ctx, leaderAddr, registry.Call{Op: registry.OpRegister, Subject: "s-value",
+		Schema: `{"type":"record","name":"r","fields":[{"name":"a","type":"string"}]}`})
+	if ie, ok := errors.AsType[*registry.IncompatibleError](err); !ok || !errors.Is(err, registry.ErrIncompatible) || ie.Subject != "s-value" {
+		t.Errorf("incompatible schema: %v, want the registry's IncompatibleError back", err)
+	}
+	if _, err := p.RegistryWrite(ctx, leaderAddr, registry.Call{Op: registry.OpDeleteSubject, Subject: "nope"}); !errors.Is(err, registry.ErrSubjectNotFound) {
+		t.Errorf("delete a missing subject: %v, want ErrSubjectNotFound", err)
+	}
+	// A registry write sent to a follower is a forwarded request: 421, not another hop.
+	if _, err := p.RegistryWrite(ctx, followerAddr, registry.Call{Op: registry.OpRegister, Subject: "s-value", Schema: schema}); err == nil {
+		t.Error("a registry write to a follower was applied")
+	} else if _, ok := errors.AsType[*forward.NotLeaderError](err); !ok {
+		t.Errorf("registry write to a follower: %v, want NotLeaderError", err)
+	}
+}

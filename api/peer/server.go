@@ -1,0 +1,155 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/registry"
+)
+
+// The receiving ends.
+const (
+	heartbeatPath = Prefix + "heartbeat"
+	joinPath      = Prefix + "join"
+	registryPath  = Prefix + "registry"
+)
+
+// maxRequest bounds a request body: a heartbeat lists a node's tasks, a registry write holds
+// one schema.
+const maxRequest = 16 << 20
+
+// Node is what the receiving end needs of the node it runs on. Each returns a
+// *forward.NotLeaderError where only the leader can answer.
+type Node interface {
+	// Heartbeat records a node's heartbeat, on the leader only. ErrUnknownNode means the
+	// sender is not a member.
+	Heartbeat(ctx context.Context, hb Heartbeat) (HeartbeatAck, error)
+	// Join adds a node to the cluster, on the leader.
+	Join(ctx context.Context, req JoinRequest) (JoinResponse, error)
+	// RegistryWrite applies a follower registry's write, on the leader.
+	RegistryWrite(ctx context.Context, call registry.Call) (registry.Result, error)
+}
+
+// Prefix is the path every receiving end is under, for a node to route to NewHandler.
+const Prefix = "/internal/"
+
+// NewHandler returns the receiving ends, answered for n. A heartbeat counts only when the
+// leader itself gets it, and a registry write comes to the leader already: a node that does
+// not lead answers them 421 naming the leader, and the sender goes there. A join may come to
+// any member, which forwards it to the leader with c through forward.Do, waiting up to
+// forwardWait for one.
+func NewHandler(n Node, c *Client, forwardWait time.Duration, log *slog.Logger) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	r := &receiver{n: n, c: c, wait: forwardWait, log: log}
+	e.POST(heartbeatPath, r.heartbeat)
+	e.POST(joinPath, r.join)
+	e.POST(registryPath, r.registryWrite)
+	return e
+}
+
+type receiver struct {
+	n    Node
+	c    *Client
+	wait time.Duration
+	log  *slog.Logger
+}
+
+// errorBody is an error answer, in the REST API's shape.
+type errorBody struct {
+	Code    int    `json:"error_code"`
+	Message string `json:"message"`
+}
+
+// notLeaderBody is the 421 answer of a node that does not lead.
+type notLeaderBody struct {
+	errorBody
+	forward.NotLeaderError
+}
+
+func (r *receiver) heartbeat(c echo.Context) error {
+	var hb Heartbeat
+	if !decode(c, &hb) {
+		return nil
+	}
+	ack, err := r.n.Heartbeat(c.Request().Context(), hb)
+	if err != nil {
+		return r.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, ack)
+}
+
+func (r *receiver) join(c echo.Context) error {
+	var req JoinRequest
+	if !decode(c, &req) {
+		return nil
+	}
+	local := func(ctx context.Context) (JoinResponse, error) { return r.n.Join(ctx, req) }
+	var res JoinResponse
+	var err error
+	if c.Request().Header.Get(forward.Header) != "" {
+		res, err = local(c.Request().Context())
+	} else {
+		res, err = forward.Do(c.Request().Context(), r.wait, local, func(ctx context.Context, addr string) (JoinResponse, bool, error) {
+			res, err := r.c.joinOnLeader(ctx, addr, req)
+			if _, moved := errors.AsType[*forward.NotLeaderError](err); moved {
+				return res, false, nil
+			}
+			return res, err == nil, err
+		})
+	}
+	if err != nil {
+		return r.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// registryWrite applies a follower's schema registry write on the leader. A registry error is
+// answered 400 with its kind, for the follower to rebuild it.
+func (r *receiver) registryWrite(c echo.Context) error {
+	var call registry.Call
+	if !decode(c, &call) {
+		return nil
+	}
+	res, err := r.n.RegistryWrite(c.Request().Context(), call)
+	switch {
+	case err == nil:
+		return c.JSON(http.StatusOK, res)
+	case registry.IsAnswer(err):
+		return c.JSON(http.StatusBadRequest, registry.EncodeError(http.StatusBadRequest, err))
+	}
+	return r.fail(c, err)
+}
+
+// fail answers err: 421 naming the leader, 410 for a node that is not a member, else 500.
+func (r *receiver) fail(c echo.Context, err error) error {
+	if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
+		return c.JSON(http.StatusMisdirectedRequest, notLeaderBody{
+			errorBody: errorBody{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl})
+	}
+	status := http.StatusInternalServerError
+	if errors.Is(err, ErrUnknownNode) {
+		status = http.StatusGone
+	} else {
+		r.log.Error("node-to-node request failed", "path", c.Request().URL.Path, "err", err)
+	}
+	return c.JSON(status, errorBody{Code: status, Message: err.Error()})
+}
+
+// decode reads the request body into v, or answers 400 and reports false.
+func decode(c echo.Context, v any) bool {
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxRequest)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		_ = c.JSON(http.StatusBadRequest, errorBody{Code: http.StatusBadRequest, Message: fmt.Sprintf("request body is not valid JSON: %v", err)})
+		return false
+	}
+	return true
+}
