@@ -45,7 +45,6 @@ type Cluster interface {
 	Health() Health
 	// RemoveNode removes a node from the cluster, on the leader (mongorelay worker leave).
 	RemoveNode(ctx context.Context, id string) error
-
 }
 
 // Errors a Cluster returns, wrapped with details, for the API to answer with Kafka Connect's
