@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -250,7 +251,7 @@ func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 		}
 		log.Info("task starting", "attempt", attempt)
 		started := time.Now()
-		err := r.run(runCtx, a)
+		err := runRecovered(runCtx, r.run, a)
 		if runCtx.Err() != nil {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("task stopped with an error", "err", err)
@@ -261,6 +262,17 @@ func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 		}
 		r.failed(run, err, started, log)
 	})
+}
+
+// runRecovered runs a task, turning a panic into the task's error: a panic fails that task
+// only (DESIGN.md 13), which is then restarted like any failed task.
+func runRecovered(ctx context.Context, run runTaskFunc, a coordinator.Assignment) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("task panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return run(ctx, a)
 }
 
 // failed records a run that ended without being asked to, and schedules its retry.

@@ -260,3 +260,31 @@ func TestRunnerNamesTheTasksThatHadFailedWhenItStopped(t *testing.T) {
 		t.Errorf("failures() = %v names task a, which ran fine", err)
 	}
 }
+
+func TestRunnerTurnsAPanicIntoTheTasksFailure(t *testing.T) {
+	src := newFakeAssignments()
+	src.set(assignment("a", 1, coordinator.StateRunning), assignment("b", 1, coordinator.StateRunning))
+	tasks := newFakeTasks()
+	run := func(ctx context.Context, a coordinator.Assignment) error {
+		if a.Task == "a" {
+			panic("nil map")
+		}
+		return tasks.run(ctx, a)
+	}
+	r := newRunner(src, run, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.tick = 5 * time.Millisecond
+	r.restarts = restartPolicy{first: 10 * time.Millisecond, max: 40 * time.Millisecond, limit: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	eventually(t, "a FAILED with the panic, b running", func() bool {
+		var a, b bool
+		for _, rep := range r.Reports() {
+			a = a || (rep.Task == "a" && rep.State == string(taskFailed) && strings.Contains(rep.Trace, "task panicked: nil map"))
+			b = b || (rep.Task == "b" && rep.State == string(taskRunning))
+		}
+		return a && b
+	})
+}
