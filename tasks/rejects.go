@@ -91,7 +91,7 @@ func (t *Task) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelo
 }
 
 func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) error {
-	if err := t.beforeProduce(); err != nil {
+	if err := t.beforeProduce(ctx); err != nil {
 		return err
 	}
 	r := t.record()
@@ -109,6 +109,6 @@ func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *enve
 	}
 	t.counters.DeadLettered.Add(1)
 	g.Add()
-	t.producer.Produce(ctx, r, g.Promise())
+	t.txn.cl.Produce(ctx, r, g.Promise())
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,12 +24,6 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/shard"
 )
-
-// Producer sends records to Kafka; *kgo.Client is one. The promise is called once per record,
-// serially, after which the record is no longer used by the producer.
-type Producer interface {
-	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
-}
 
 // OffsetStore keeps tasks' positions; *offsets.Store is one.
 type OffsetStore interface {
@@ -59,14 +54,13 @@ func (s Spec) Name() string {
 
 // Task streams one Spec. Create it with New and call Run once.
 type Task struct {
-	spec     Spec
-	cfg      *config.Config
-	coll     *mongo.Collection
-	producer Producer
-	offsets  OffsetStore
-	reg      SchemaRegistry
-	log      *slog.Logger
-	topic    string
+	spec    Spec
+	cfg     *config.Config
+	coll    *mongo.Collection
+	offsets OffsetStore
+	reg     SchemaRegistry
+	log     *slog.Logger
+	topic   string
 
 	streamKey offsets.Key
 
@@ -84,11 +78,13 @@ type Task struct {
 	acks *ackTracker[checkpoint]
 	// flushes asks the commit loop to commit what is committable now and answer.
 	flushes chan chan error
-	// txn is the open transaction when the task writes transactionally, else nil.
+	// txn is the task's transactional producer and its open transaction, set by Run.
 	txn           *txn
 	transactional *Transactional
 	evolutions    *Evolutions
 	records       sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
+	// committing is when the offset commit in flight began (Unix nanoseconds), 0 when none.
+	committing atomic.Int64
 
 	// shutdownTimeout bounds the wait for outstanding acks and the last commit once Run's
 	// context is done.
@@ -107,13 +103,12 @@ type checkpoint struct {
 // Deps are the shared services a task uses.
 type Deps struct {
 	Mongo           *mongo.Client
-	Producer        Producer
 	Offsets         OffsetStore
 	Registry        SchemaRegistry
 	Logger          *slog.Logger
 	ShutdownTimeout time.Duration
-	// Transactional, when set, makes the task write through its own transactional producer
-	// (Producer is then unused): the single-writer fence of DESIGN.md 6.
+	// Transactional is the task's own transactional producer: the single-writer fence of
+	// DESIGN.md 6. Required: Run fails without it.
 	Transactional *Transactional
 	// Evolutions, shared by the tasks of a process, makes each schema evolution atomic among
 	// them (nil: none).
@@ -134,7 +129,6 @@ func New(spec Spec, deps Deps) *Task {
 		spec:            spec,
 		cfg:             cfg,
 		coll:            deps.Mongo.Database(spec.DB).Collection(spec.Coll),
-		producer:        deps.Producer,
 		offsets:         deps.Offsets,
 		reg:             deps.Registry,
 		log:             deps.Logger.With("connector", cfg.Name, "task", name),
@@ -154,7 +148,7 @@ func New(spec Spec, deps Deps) *Task {
 	t.acks = newAckTracker[checkpoint](func(r *kgo.Record) { t.records.Put(r) })
 	// Records are produced with the task's context, so that a stop never waits on a full
 	// buffer; those the stop fails are in the open transaction, which is then aborted.
-	t.acks.stopDrops = deps.Transactional != nil
+	t.acks.stopDrops = true
 	t.flushes = make(chan chan error)
 	if deps.WriterID != "" {
 		t.headers = append(t.headers, kgo.RecordHeader{Key: WriterHeader, Value: []byte(deps.WriterID)})
@@ -175,16 +169,25 @@ func (t *Task) Topic() string { return t.topic }
 // Counters are the task's counts of records not delivered normally.
 func (t *Task) Counters() *Counters { return &t.counters }
 
+// ErrNoTransactional is returned by Run for a task built without Deps.Transactional.
+var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (every task writes through its own transactional producer)")
+
 // Run streams until ctx is done, then waits for outstanding records and commits the last
 // position (a clean stop returns nil), or until the task fails: history lost, a document that
-// cannot be encoded, Kafka refusing records. A failed task has committed nothing past the last
-// record Kafka acknowledged, so running it again resumes without loss.
+// cannot be encoded, Kafka refusing records, an offset that cannot be committed. A failed task
+// has committed nothing past the last record Kafka acknowledged, so running it again resumes
+// without loss.
+//
+// The task never produces without committing: production runs under a context that the
+// commit loop cancels when it fails, so at most the records in flight at that moment (one
+// transaction) follow the last commit, and Run returns the commit's error.
 func (t *Task) Run(ctx context.Context) error {
-	if t.transactional != nil {
-		// First of all: fence whoever owned the task before, then read the offsets.
-		if err := t.openTxn(ctx, t.transactional); err != nil {
-			return err
-		}
+	if t.transactional == nil {
+		return ErrNoTransactional
+	}
+	// First of all: fence whoever owned the task before, then read the offsets.
+	if err := t.openTxn(ctx, t.transactional); err != nil {
+		return err
 	}
 	enc, err := newRecordEncoder(ctx, t.reg, t.topic, t.cfg)
 	if err != nil {
@@ -194,13 +197,21 @@ func (t *Task) Run(ctx context.Context) error {
 	enc.evolutions = t.evolutions
 	t.enc = enc
 
+	produceCtx, stopProducing := context.WithCancel(ctx)
+	defer stopProducing()
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
 	committed := make(chan error, 1)
-	go func() { committed <- t.commitLoop(commitCtx) }()
+	go func() {
+		err := t.commitLoop(commitCtx)
+		if err != nil {
+			stopProducing()
+		}
+		committed <- err
+	}()
 
-	runErr := t.run(ctx)
-	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
-		runErr = nil // asked to stop
+	runErr := t.run(produceCtx)
+	if errors.Is(runErr, context.Canceled) && produceCtx.Err() != nil {
+		runErr = nil // asked to stop, or stopped by the commit loop, whose error follows
 	}
 	// The open transaction is aborted, even on a clean stop: it may end with part of a batch
 	// whose checkpoint was never sealed, and committing those records would deliver them again
@@ -495,7 +506,7 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, 
 		tomb.Timestamp = r.Timestamp
 		tomb.Headers = t.headers
 	}
-	if err := t.beforeProduce(); err != nil {
+	if err := t.beforeProduce(ctx); err != nil {
 		t.records.Put(r)
 		if tomb != nil {
 			t.records.Put(tomb)
@@ -503,10 +514,10 @@ func (t *Task) emit(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, 
 		return err
 	}
 	g.Add()
-	t.producer.Produce(ctx, r, g.Promise())
+	t.txn.cl.Produce(ctx, r, g.Promise())
 	if tomb != nil {
 		g.Add()
-		t.producer.Produce(ctx, tomb, g.Promise())
+		t.txn.cl.Produce(ctx, tomb, g.Promise())
 	}
 	return nil
 }
@@ -580,7 +591,8 @@ func (t *Task) drain(ctx context.Context) error {
 
 // commitLoop commits checkpoints as they become committable: positions reached with records at
 // once (fewer replays after a crash), idle positions every heartbeat.interval.ms. When ctx is
-// cancelled it commits what is committable and returns.
+// cancelled it commits what is committable and returns. It returns a failed commit's error at
+// once, and Run then stops production: positions never silently stop advancing.
 func (t *Task) commitLoop(ctx context.Context) error {
 	heartbeat := t.cfg.HeartbeatInterval
 	var pending *checkpoint
@@ -636,6 +648,8 @@ func (t *Task) commitLoop(ctx context.Context) error {
 func (t *Task) commit(cp *checkpoint) error {
 	ctx, cancel := context.WithTimeout(context.Background(), t.shutdownTimeout)
 	defer cancel()
+	t.committing.Store(time.Now().UnixNano())
+	defer t.committing.Store(0)
 	cp.value.UpdatedMs = time.Now().UnixMilli()
 	if err := t.offsets.Commit(ctx, cp.key, cp.value); err != nil {
 		return fmt.Errorf("commit offset %s: %w", cp.key, err)

@@ -77,17 +77,17 @@ func (t *Task) openTxn(ctx context.Context, cfg *Transactional) error {
 		return fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", cfg.ID, err)
 	}
 	t.txn = &txn{cl: cl}
-	t.producer = cl
 	return nil
 }
 
 // beforeProduce begins a transaction when records are about to be written outside one.
-func (t *Task) beforeProduce() error {
-	if t.txn == nil || t.txn.open {
-		if t.txn != nil {
-			t.txn.records++
-		}
+func (t *Task) beforeProduce(ctx context.Context) error {
+	if t.txn.open {
+		t.txn.records++
 		return nil
+	}
+	if err := t.awaitSlowCommit(ctx); err != nil {
+		return err
 	}
 	if err := t.txn.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -99,7 +99,7 @@ func (t *Task) beforeProduce() error {
 // seal closes group g with its checkpoint, or defers that until the transaction carrying its
 // records commits. caughtUp means nothing more is waiting to be read, the moment to commit.
 func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error {
-	if t.txn == nil || !t.txn.open {
+	if !t.txn.open {
 		if hasCP {
 			g.Seal(cp)
 		} else {
@@ -117,7 +117,7 @@ func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint,
 // endTxn commits (or aborts) the open transaction and then seals the waiting groups: with
 // their checkpoints after a commit, without after an abort (their records will be read again).
 func (t *Task) endTxn(ctx context.Context, commit bool) error {
-	if t.txn == nil || !t.txn.open {
+	if !t.txn.open {
 		return nil
 	}
 	x := t.txn
@@ -167,13 +167,28 @@ func (t *Task) endTxn(ctx context.Context, commit bool) error {
 // closeTxn ends the task's transaction, committing it after a clean stop, and closes the
 // producer.
 func (t *Task) closeTxn(ctx context.Context, clean bool) error {
-	if t.txn == nil {
-		return nil
-	}
 	err := t.endTxn(ctx, clean)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	t.txn.cl.Close()
 	return err
+}
+
+// awaitSlowCommit holds a new transaction back while the offset commit in flight has taken
+// longer than one commit interval (heartbeat.interval.ms): an offsets topic that hangs rather
+// than fails must not let the task run more than an interval's worth of records past its last
+// commit. A commit that fails stops production instead (Run).
+func (t *Task) awaitSlowCommit(ctx context.Context) error {
+	for {
+		began := t.committing.Load()
+		if began == 0 || time.Since(time.Unix(0, began)) < t.cfg.HeartbeatInterval {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

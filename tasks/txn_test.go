@@ -39,11 +39,11 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 			commit := tt.commit
 			task := newTxnTestTask(ctx, t, brokers, fmt.Sprintf("%s-%d", topic, i))
 			g := task.acks.Open()
-			if err := task.beforeProduce(); err != nil {
+			if err := task.beforeProduce(ctx); err != nil {
 				t.Fatal(err)
 			}
 			g.Add()
-			task.producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+			task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
 			if err := task.seal(ctx, g, checkpoint{}, true, false); err != nil {
 				t.Fatal(err)
 			}
@@ -79,11 +79,11 @@ func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
 	task.acks.stopDrops = true
 	batch := func(ctx context.Context, shard int) error {
 		g := task.acks.Open()
-		if err := task.beforeProduce(); err != nil {
+		if err := task.beforeProduce(ctx); err != nil {
 			return err
 		}
 		g.Add()
-		task.producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+		task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
 		cp := checkpoint{key: offsets.ShardKey("c", "db", "coll", shard, 2)}
 		return task.seal(ctx, g, cp, true, true) // caught up: commit now
 	}
