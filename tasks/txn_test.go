@@ -122,10 +122,11 @@ func txnTestTopic(ctx context.Context, t *testing.T, prefix string) (brokers, to
 	return brokers, topic
 }
 
-// newTxnTestTask is a task with just what its transactions need, its producer initialised as id.
-func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *Task {
+// newTxnTestTask is a Kafka writer with just what its transactions need, its producer
+// initialised as id.
+func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *kafkaWriter {
 	t.Helper()
-	task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+	task := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
 		shutdownTimeout: 30 * time.Second}
 	if err := task.openTxn(ctx, &Transactional{ID: id, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
 		t.Fatal(err)
