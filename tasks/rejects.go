@@ -45,34 +45,34 @@ const (
 // errors.tolerance says: the task fails (none), or the raw event goes to the dead letter topic
 // as canonical extended JSON, in the same ack group as the records around it so the offset
 // never passes it before Kafka has it (all).
-func (t *Task) reject(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, cause error) error {
-	if t.cfg.ErrorsTolerance != config.ToleranceAll {
-		return t.recordError(ev, cause)
+func (w *kafkaWriter) reject(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, cause error) error {
+	if w.cfg.ErrorsTolerance != config.ToleranceAll {
+		return w.recordError(ev, cause)
 	}
-	t.counters.Failed.Add(1)
-	t.log.Warn("record skipped (errors.tolerance=all)", "id", ev.ID().String(), "err", cause)
-	if t.cfg.DeadLetterTopic == "" {
+	w.counters.Failed.Add(1)
+	w.log.Warn("record skipped (errors.tolerance=all)", "id", ev.ID().String(), "err", cause)
+	if w.cfg.DeadLetterTopic == "" {
 		return nil
 	}
 	body, err := bson.MarshalExtJSON(raw, true, false)
 	if err != nil {
 		body = []byte(strconv.Quote(fmt.Sprintf("unreadable BSON (%v): %x", err, []byte(raw))))
 	}
-	return t.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
+	return w.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
 }
 
 // oversize handles a record larger than the topic accepts, as oversize.handling says: the task
 // fails with the document key (fail), or a reference without the body goes to the dead letter
 // topic (skip).
-func (t *Task) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, size int) error {
-	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, t.topic, t.maxRecordBytes+recordOverhead)
-	if t.cfg.OversizeHandling != config.OversizeSkip {
+func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, size int) error {
+	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, w.topic, w.maxRecordBytes+recordOverhead)
+	if w.cfg.OversizeHandling != config.OversizeSkip {
 		return fmt.Errorf("document %s in %s.%s: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
-			ev.ID().String(), t.spec.DB, t.spec.Coll, msg)
+			ev.ID().String(), w.spec.DB, w.spec.Coll, msg)
 	}
-	t.counters.Oversize.Add(1)
-	t.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)
-	if t.cfg.DeadLetterTopic == "" {
+	w.counters.Oversize.Add(1)
+	w.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)
+	if w.cfg.DeadLetterTopic == "" {
 		return nil
 	}
 	ref, _ := json.Marshal(struct {
@@ -85,30 +85,30 @@ func (t *Task) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelo
 		Bytes       int    `json:"bytes"`
 		Limit       int    `json:"limit"`
 		ResumeToken string `json:"resume_token,omitempty"`
-	}{"oversize", t.topic, t.spec.DB, t.spec.Coll, ev.ID().String(), ev.Op.String(), size,
-		t.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
-	return t.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
+	}{"oversize", w.topic, w.spec.DB, w.spec.Coll, ev.ID().String(), ev.Op.String(), size,
+		w.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
+	return w.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
 }
 
-func (t *Task) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) error {
-	if err := t.beforeProduce(); err != nil {
+func (w *kafkaWriter) deadLetter(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, value []byte, reason, class, message string) error {
+	if err := w.beforeProduce(ctx); err != nil {
 		return err
 	}
-	r := t.record()
-	r.Topic = t.cfg.DeadLetterTopic
+	r := w.record()
+	r.Topic = w.cfg.DeadLetterTopic
 	r.Key = append(r.Key[:0], ev.ID().String()...)
 	r.Value = append(r.Value[:0], value...)
 	r.Headers = []kgo.RecordHeader{
 		{Key: headerErrorClass, Value: []byte(class)},
 		{Key: headerErrorMessage, Value: []byte(message)},
-		{Key: headerConnector, Value: []byte(t.cfg.Name)},
-		{Key: headerTask, Value: []byte(t.spec.Name())},
-		{Key: headerCollection, Value: []byte(t.spec.DB + "." + t.spec.Coll)},
+		{Key: headerConnector, Value: []byte(w.cfg.Name)},
+		{Key: headerTask, Value: []byte(w.spec.Name())},
+		{Key: headerCollection, Value: []byte(w.spec.DB + "." + w.spec.Coll)},
 		{Key: headerResumeToken, Value: append([]byte(nil), ev.ResumeToken...)},
 		{Key: headerReason, Value: []byte(reason)},
 	}
-	t.counters.DeadLettered.Add(1)
+	w.counters.DeadLettered.Add(1)
 	g.Add()
-	t.producer.Produce(ctx, r, g.Promise())
+	w.txn.cl.Produce(ctx, r, g.Promise())
 	return nil
 }

@@ -35,12 +35,12 @@ type generation struct {
 }
 
 // loadHandover returns the earlier generations' positions, nil when there are none.
-func (t *Task) loadHandover() (*handover, error) {
+func (p *resumePlanner) loadHandover() (*handover, error) {
 	h := &handover{}
 	byCount := map[int]generation{}
-	for _, e := range t.offsets.List(t.cfg.Name) {
+	for _, e := range p.offsets.ShardOffsets(p.cfg.Name, p.spec.DB, p.spec.Coll) {
 		k := e.Key
-		if k.Snapshot || k.DB != t.spec.DB || k.Coll != t.spec.Coll || k.Count == t.spec.Shards || e.Value == nil {
+		if k.Count == p.spec.Shards {
 			continue
 		}
 		pos, err := e.Value.Position()
@@ -105,9 +105,9 @@ const retirePoll = time.Second
 
 // retireOldKeys removes the earlier generations' offsets once every shard of this generation
 // has committed a position past the newest of them. It reports whether it did.
-func (t *Task) retireOldKeys(ctx context.Context, h *handover) (bool, error) {
-	for i := 0; i < t.spec.Shards; i++ {
-		v, err := t.getOffset(offsets.ShardKey(t.cfg.Name, t.spec.DB, t.spec.Coll, i, t.spec.Shards))
+func (p *resumePlanner) retireOldKeys(ctx context.Context, h *handover) (bool, error) {
+	for i := 0; i < p.spec.Shards; i++ {
+		v, err := p.getOffset(offsets.ShardKey(p.cfg.Name, p.spec.DB, p.spec.Coll, i, p.spec.Shards))
 		if err != nil || v == nil {
 			return false, err
 		}
@@ -117,10 +117,10 @@ func (t *Task) retireOldKeys(ctx context.Context, h *handover) (bool, error) {
 		}
 	}
 	for _, k := range h.keys {
-		if err := t.offsets.Commit(ctx, k, nil); err != nil {
+		if err := p.offsets.Commit(ctx, k, nil); err != nil {
 			return false, fmt.Errorf("remove old shard offset %s: %w", k, err)
 		}
 	}
-	t.log.Info("resharding complete: old shard offsets removed", "keys", len(h.keys))
+	p.log.Info("resharding complete: old shard offsets removed", "keys", len(h.keys))
 	return true, nil
 }

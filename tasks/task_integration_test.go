@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type env struct {
 	offsets  *offsets.Store
 	reg      *registry.Registry
 	db       string
+	// store, when set, is the offsets store tasks get instead of offsets.
+	store tasks.OffsetStore
 	// exited waits up to timeout for the last started task to stop by itself.
 	exited func(timeout time.Duration) (error, bool)
 }
@@ -129,8 +132,12 @@ func (e *env) run(cfg *config.Config, coll string, i, n int, writer string) runn
 		e.t.Fatal(err)
 	}
 	spec := tasks.Spec{Connector: cfg, DB: e.db, Coll: coll, Shard: i, Shards: n}
+	var store tasks.OffsetStore = e.offsets
+	if e.store != nil {
+		store = e.store
+	}
 	task := tasks.New(spec, tasks.Deps{
-		Mongo: e.mongo, Offsets: e.offsets, Registry: e.reg,
+		Mongo: e.mongo, Offsets: store, Registry: e.reg,
 		Transactional: &tasks.Transactional{
 			ID:         e.db + "-" + spec.Name(),
 			ClientOpts: []kgo.Opt{kgo.SeedBrokers(e.brokers...)},
@@ -634,5 +641,107 @@ func TestTaskFailureCommitsNothingUndelivered(t *testing.T) {
 	got := e.consume(r.topic, 2)
 	if got[0].key != `"before"` {
 		t.Fatalf("records %+v: the document written before the failure is missing", got)
+	}
+}
+
+var errOffsetsDown = errors.New("injected: the offsets topic refuses writes")
+
+// failingOffsets is the offsets store with writes that fail once armed. At the first failure
+// it notes the end offset of watched, so the test can count what was written after it.
+type failingOffsets struct {
+	*offsets.Store
+	adm     *kadm.Client
+	watched string
+	armed   atomic.Bool
+	once    sync.Once
+	endAt   int64
+	endErr  error
+}
+
+func (f *failingOffsets) Commit(ctx context.Context, k offsets.Key, v *offsets.Value) error {
+	if !f.armed.Load() {
+		return f.Store.Commit(ctx, k, v)
+	}
+	f.once.Do(func() { f.endAt, f.endErr = endOffset(ctx, f.adm, f.watched) })
+	return errOffsetsDown
+}
+
+// endOffset is the high watermark of partition 0 of topic: every record appended so far,
+// committed, aborted or pending, and transaction markers.
+func endOffset(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	o, _ := ends.Lookup(topic, 0)
+	return o.Offset, nil
+}
+
+func TestTaskThatCannotCommitItsOffsetsStopsProducingWithinOneCommitInterval(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	coll := e.mongo.Database(e.db).Collection("stuck")
+	cfg := e.connector(map[string]string{"snapshot.mode": "never"})
+	adm := kadm.NewClient(e.kafka)
+	store := &failingOffsets{Store: e.offsets, adm: adm, watched: cfg.Topic(e.db, "stuck")}
+	e.store = store
+	r := e.run(cfg, "stuck", 0, 1, "A")
+	defer r.stop()
+	time.Sleep(time.Second) // the stream is open before the first write
+
+	// A steady stream of writes, before and after the failure.
+	stopWriting := make(chan struct{})
+	var inserted atomic.Int64
+	var wrote sync.WaitGroup
+	wrote.Add(1)
+	began := time.Now()
+	go func() {
+		defer wrote.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stopWriting:
+				return
+			default:
+			}
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(i)}}); err != nil {
+				t.Error(err)
+				return
+			}
+			inserted.Add(1)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	e.consume(r.topic, 100) // streaming, offsets committed
+	store.armed.Store(true)
+	err, exited := r.exited(20 * time.Second)
+	time.Sleep(cfg.HeartbeatInterval) // writes go on: a task still producing would show it
+	close(stopWriting)
+	wrote.Wait()
+	rate := float64(inserted.Load()) / time.Since(began).Seconds()
+
+	if !exited {
+		t.Fatalf("the task kept running for 20s after its offsets stopped committing")
+	}
+	if !errors.Is(err, errOffsetsDown) {
+		t.Fatalf("Run() = %v, want the commit's failure", err)
+	}
+	if store.endErr != nil {
+		t.Fatal(store.endErr)
+	}
+	end, err := endOffset(ctx, adm, r.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worth := int64(rate * cfg.HeartbeatInterval.Seconds())
+	if worth < 20 {
+		t.Fatalf("only %.0f writes/s: too few for one commit interval's worth to tell anything", rate)
+	}
+	if after := end - store.endAt; after > worth {
+		t.Fatalf("%d records written after the first failed commit, want at most one commit interval's worth (%d at %.0f writes/s)", after, worth, rate)
+	} else {
+		t.Logf("%d records written after the first failed commit (one interval's worth: %d)", after, worth)
 	}
 }

@@ -65,7 +65,7 @@ type pendingSeal struct {
 
 // openTxn creates the transactional producer and initialises its id, which fences any earlier
 // owner of the task, before the task reads its offsets.
-func (t *Task) openTxn(ctx context.Context, cfg *Transactional) error {
+func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
 	opts := append(append(append([]kgo.Opt(nil), cfg.ClientOpts...), ProducerOpts(cfg.Compression)...),
 		kgo.TransactionalID(cfg.ID))
 	cl, err := kgo.NewClient(opts...)
@@ -76,30 +76,30 @@ func (t *Task) openTxn(ctx context.Context, cfg *Transactional) error {
 		cl.Close()
 		return fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", cfg.ID, err)
 	}
-	t.txn = &txn{cl: cl}
-	t.producer = cl
+	w.txn = &txn{cl: cl}
 	return nil
 }
 
 // beforeProduce begins a transaction when records are about to be written outside one.
-func (t *Task) beforeProduce() error {
-	if t.txn == nil || t.txn.open {
-		if t.txn != nil {
-			t.txn.records++
-		}
+func (w *kafkaWriter) beforeProduce(ctx context.Context) error {
+	if w.txn.open {
+		w.txn.records++
 		return nil
 	}
-	if err := t.txn.cl.BeginTransaction(); err != nil {
+	if err := w.awaitSlowCommit(ctx); err != nil {
+		return err
+	}
+	if err := w.txn.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	t.txn.open, t.txn.began, t.txn.records, t.txn.dropped = true, time.Now(), 1, t.acks.Dropped()
+	w.txn.open, w.txn.began, w.txn.records, w.txn.dropped = true, time.Now(), 1, w.acks.Dropped()
 	return nil
 }
 
 // seal closes group g with its checkpoint, or defers that until the transaction carrying its
 // records commits. caughtUp means nothing more is waiting to be read, the moment to commit.
-func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error {
-	if t.txn == nil || !t.txn.open {
+func (w *kafkaWriter) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error {
+	if !w.txn.open {
 		if hasCP {
 			g.Seal(cp)
 		} else {
@@ -107,31 +107,31 @@ func (t *Task) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint,
 		}
 		return nil
 	}
-	t.txn.waiting = append(t.txn.waiting, pendingSeal{g, cp, hasCP})
-	if caughtUp || time.Since(t.txn.began) >= TxnMaxAge || t.txn.records >= TxnMaxBatches*t.cfg.MaxBatchSize {
-		return t.endTxn(ctx, true)
+	w.txn.waiting = append(w.txn.waiting, pendingSeal{g, cp, hasCP})
+	if caughtUp || time.Since(w.txn.began) >= TxnMaxAge || w.txn.records >= TxnMaxBatches*w.cfg.MaxBatchSize {
+		return w.endTxn(ctx, true)
 	}
 	return nil
 }
 
 // endTxn commits (or aborts) the open transaction and then seals the waiting groups: with
 // their checkpoints after a commit, without after an abort (their records will be read again).
-func (t *Task) endTxn(ctx context.Context, commit bool) error {
-	if t.txn == nil || !t.txn.open {
+func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
+	if !w.txn.open {
 		return nil
 	}
-	x := t.txn
+	x := w.txn
 	x.open = false
 	// Once decided, the end of a transaction is carried out even if the task is being stopped:
 	// cancelling EndTransaction mid-request leaves unknown whether the records were committed,
 	// and treating committed records as aborted delivers them twice (the position stays
 	// behind them). The shutdown timeout bounds the wait instead.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.shutdownTimeout)
 	defer cancel()
 	var err error
 	if commit {
 		if err = x.cl.Flush(ctx); err == nil {
-			if t.acks.Dropped() != x.dropped {
+			if w.acks.Dropped() != x.dropped {
 				err = fmt.Errorf("the task stopped while the transaction's records were in flight: %w", context.Canceled)
 			} else {
 				err = x.cl.EndTransaction(ctx, kgo.TryCommit)
@@ -166,14 +166,29 @@ func (t *Task) endTxn(ctx context.Context, commit bool) error {
 
 // closeTxn ends the task's transaction, committing it after a clean stop, and closes the
 // producer.
-func (t *Task) closeTxn(ctx context.Context, clean bool) error {
-	if t.txn == nil {
-		return nil
-	}
-	err := t.endTxn(ctx, clean)
+func (w *kafkaWriter) closeTxn(ctx context.Context, clean bool) error {
+	err := w.endTxn(ctx, clean)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	t.txn.cl.Close()
+	w.txn.cl.Close()
 	return err
+}
+
+// awaitSlowCommit holds a new transaction back while the offset commit in flight has taken
+// longer than one commit interval (heartbeat.interval.ms): an offsets topic that hangs rather
+// than fails must not let the task run more than an interval's worth of records past its last
+// commit. A commit that fails stops production instead (Run).
+func (w *kafkaWriter) awaitSlowCommit(ctx context.Context) error {
+	for {
+		began := w.committing.Load()
+		if began == 0 || time.Since(time.Unix(0, began)) < w.cfg.HeartbeatInterval {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

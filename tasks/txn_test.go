@@ -39,11 +39,11 @@ func TestEndTxnSealsCheckpointsOnlyAfterACommit(t *testing.T) {
 			commit := tt.commit
 			task := newTxnTestTask(ctx, t, brokers, fmt.Sprintf("%s-%d", topic, i))
 			g := task.acks.Open()
-			if err := task.beforeProduce(); err != nil {
+			if err := task.beforeProduce(ctx); err != nil {
 				t.Fatal(err)
 			}
 			g.Add()
-			task.producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+			task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
 			if err := task.seal(ctx, g, checkpoint{}, true, false); err != nil {
 				t.Fatal(err)
 			}
@@ -79,11 +79,11 @@ func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
 	task.acks.stopDrops = true
 	batch := func(ctx context.Context, shard int) error {
 		g := task.acks.Open()
-		if err := task.beforeProduce(); err != nil {
+		if err := task.beforeProduce(ctx); err != nil {
 			return err
 		}
 		g.Add()
-		task.producer.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+		task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
 		cp := checkpoint{key: offsets.ShardKey("c", "db", "coll", shard, 2)}
 		return task.seal(ctx, g, cp, true, true) // caught up: commit now
 	}
@@ -122,10 +122,11 @@ func txnTestTopic(ctx context.Context, t *testing.T, prefix string) (brokers, to
 	return brokers, topic
 }
 
-// newTxnTestTask is a task with just what its transactions need, its producer initialised as id.
-func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *Task {
+// newTxnTestTask is a Kafka writer with just what its transactions need, its producer
+// initialised as id.
+func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *kafkaWriter {
 	t.Helper()
-	task := &Task{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+	task := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
 		shutdownTimeout: 30 * time.Second}
 	if err := task.openTxn(ctx, &Transactional{ID: id, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
 		t.Fatal(err)

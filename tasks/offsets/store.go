@@ -79,12 +79,18 @@ type Store struct {
 	// bytes; a tombstone stays as a nil value, so that a refresh re-reading
 	// an older record of the key cannot bring it back.
 	offsets map[string]stored
+	// byColl indexes offsets by collection: the key bytes of every key of one connector's
+	// collection, so the per-collection queries read those keys instead of all of them.
+	byColl map[collection]map[string]struct{}
 
 	// refreshMu serialises Refresh; next is guarded by it and holds, per
 	// partition, the first offset not read yet (refresh.go).
 	refreshMu sync.Mutex
 	next      map[int32]int64
 }
+
+// collection names one connector's collection, the unit of the per-collection queries.
+type collection struct{ connector, db, coll string }
 
 type stored struct {
 	key       Key
@@ -119,6 +125,7 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 		adm:     kadm.NewClient(cl),
 		log:     o.logger.With("topic", topic),
 		offsets: make(map[string]stored),
+		byColl:  make(map[collection]map[string]struct{}),
 		next:    make(map[int32]int64),
 	}
 	created, err := s.ensureTopic(ctx, o.partitions, o.replication)
@@ -437,7 +444,42 @@ func (s *Store) apply(r *kgo.Record) error {
 		}
 	}
 	s.offsets[id] = stored{key: k, value: v, partition: r.Partition, offset: r.Offset, timestamp: r.Timestamp}
+	c := collection{k.Connector, k.DB, k.Coll}
+	if s.byColl[c] == nil {
+		s.byColl[c] = make(map[string]struct{})
+	}
+	s.byColl[c][id] = struct{}{}
 	return nil
+}
+
+// SnapshotRanges returns copies of the snapshot range offsets of one connector's collection
+// ({"snapshot":"r-of-m"}, every m), ordered by m, then r.
+func (s *Store) SnapshotRanges(connector, db, coll string) []Entry {
+	return s.collectionEntries(collection{connector, db, coll}, true)
+}
+
+// ShardOffsets returns copies of the stream offsets of one connector's collection
+// ({"shard":"i-of-n"}, every n), ordered by n, then i.
+func (s *Store) ShardOffsets(connector, db, coll string) []Entry {
+	return s.collectionEntries(collection{connector, db, coll}, false)
+}
+
+func (s *Store) collectionEntries(c collection, snapshot bool) []Entry {
+	s.mu.RLock()
+	var out []Entry
+	for id := range s.byColl[c] {
+		if e := s.offsets[id]; e.key.Snapshot == snapshot && e.value != nil {
+			out = append(out, Entry{Key: e.key, Value: e.value.clone()})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Entry) int {
+		if a.Key.Count != b.Key.Count {
+			return a.Key.Count - b.Key.Count
+		}
+		return a.Key.Index - b.Key.Index
+	})
+	return out
 }
 
 // Get returns a copy of k's offset, or ErrNotFound.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -360,5 +361,47 @@ func TestRecord(t *testing.T) {
 	}
 	if tomb := s.Record(k, nil); tomb.Value != nil {
 		t.Errorf("Record(k, nil) has a value: %s", tomb.Value)
+	}
+}
+
+func TestCollectionQueriesReturnOneCollectionsKeysOfOneKindInOrder(t *testing.T) {
+	_, brokers := newCluster(t)
+	s := open(t, brokers)
+	ctx := testCtx(t)
+	commit := func(k Key, v *Value) {
+		t.Helper()
+		if err := s.Commit(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := at(t, tokInsert)
+	for _, k := range []Key{
+		ShardKey("c", "db", "a", 1, 2), ShardKey("c", "db", "a", 0, 2), ShardKey("c", "db", "a", 0, 1),
+		SnapshotKey("c", "db", "a", 1, 2), SnapshotKey("c", "db", "a", 0, 2),
+		ShardKey("c", "db", "b", 0, 1), ShardKey("other", "db", "a", 0, 1), SnapshotKey("c", "db2", "a", 0, 1),
+	} {
+		commit(k, v)
+	}
+	commit(ShardKey("c", "db", "a", 1, 2), nil) // a tombstone removes the key from the answers
+
+	keys := func(es []Entry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Key.String())
+		}
+		return out
+	}
+	if got, want := keys(s.ShardOffsets("c", "db", "a")), []string{
+		ShardKey("c", "db", "a", 0, 1).String(), ShardKey("c", "db", "a", 0, 2).String(),
+	}; !slices.Equal(got, want) {
+		t.Fatalf("ShardOffsets = %v, want %v", got, want)
+	}
+	if got, want := keys(s.SnapshotRanges("c", "db", "a")), []string{
+		SnapshotKey("c", "db", "a", 0, 2).String(), SnapshotKey("c", "db", "a", 1, 2).String(),
+	}; !slices.Equal(got, want) {
+		t.Fatalf("SnapshotRanges = %v, want %v", got, want)
+	}
+	if got := s.ShardOffsets("c", "db", "missing"); len(got) != 0 {
+		t.Fatalf("ShardOffsets of an unknown collection = %v, want none", keys(got))
 	}
 }

@@ -1,0 +1,57 @@
+package tasks
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongorelay/mongorelay/tasks/changestream"
+	"github.com/mongorelay/mongorelay/tasks/snapshot"
+)
+
+// mongoReader is everything a task reads from MongoDB: its collection's change stream, the
+// split points of a snapshot, and snapshot pages. It is the state machine's seam to MongoDB;
+// collectionReader is the real one.
+type mongoReader interface {
+	watch(ctx context.Context, opts changestream.Options, start changestream.Start) (changeStream, error)
+	splits(ctx context.Context, m int) ([]bson.RawValue, error)
+	pages(ctx context.Context, rng snapshot.Range, after bson.RawValue, pageSize int) (pageReader, error)
+}
+
+// changeStream is an open change stream; *changestream.Stream is one.
+type changeStream interface {
+	NextBatch(ctx context.Context, fn func(event bson.Raw) error) (bson.Raw, error)
+	CaughtUp() bool
+	ResumeToken() bson.Raw
+	Close(ctx context.Context) error
+}
+
+// pageReader reads a snapshot range page by page; *snapshot.Reader is one.
+type pageReader interface {
+	NextPage(ctx context.Context, fn func(doc bson.Raw) error) (last bson.RawValue, n int, err error)
+	Close(ctx context.Context) error
+}
+
+// collectionReader reads one collection of a MongoDB deployment.
+type collectionReader struct{ coll *mongo.Collection }
+
+func (c collectionReader) watch(ctx context.Context, opts changestream.Options, start changestream.Start) (changeStream, error) {
+	s, err := changestream.Open(ctx, c.coll, opts, start)
+	if err != nil {
+		return nil, err // not a nil *Stream in a non-nil interface
+	}
+	return s, nil
+}
+
+func (c collectionReader) splits(ctx context.Context, m int) ([]bson.RawValue, error) {
+	return snapshot.Splits(ctx, c.coll, m)
+}
+
+func (c collectionReader) pages(ctx context.Context, rng snapshot.Range, after bson.RawValue, pageSize int) (pageReader, error) {
+	r, err := snapshot.NewReader(ctx, c.coll, rng, after, pageSize)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}

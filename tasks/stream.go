@@ -1,0 +1,185 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongorelay/mongorelay/tasks/changestream"
+	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/envelope"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/shard"
+)
+
+// streamSource reads a task's shard of its collection's change stream into the writer, each
+// batch sealed with its post-batch resume token.
+type streamSource struct {
+	spec      Spec
+	cfg       *config.Config
+	mongo     mongoReader
+	w         recordWriter
+	log       *slog.Logger
+	streamKey offsets.Key
+	// retire removes the offsets of the shard generations before h once every shard is past
+	// them, reporting whether it did; shard 0 calls it while streaming after a handover.
+	retire func(ctx context.Context, h *handover) (bool, error)
+}
+
+func streamOptions(cfg *config.Config) changestream.Options {
+	o := changestream.Options{
+		Pipeline:  cfg.Pipeline,
+		BatchSize: int32(cfg.MaxBatchSize),
+		MaxAwait:  cfg.PollMaxWait,
+	}
+	switch cfg.CaptureMode {
+	case config.CaptureUpdateFull:
+		o.FullDocument = options.UpdateLookup
+	case config.CaptureWithPreImage:
+		o.FullDocumentBeforeChange = options.WhenAvailable
+	case config.CaptureUpdateFullWithPreImage:
+		o.FullDocument = options.UpdateLookup
+		o.FullDocumentBeforeChange = options.WhenAvailable
+	}
+	return o
+}
+
+// open opens the change stream with the shard filter of shard.filter: in the pipeline
+// (server), in this process (client, returned as keep), or auto: the server's when it can run
+// the stage ($toHashedIndexKey came with MongoDB 5.0), else this process's.
+func (s *streamSource) open(ctx context.Context, start changestream.Start) (cs changeStream, keep func(bson.Raw) (bool, error), err error) {
+	opts := streamOptions(s.cfg)
+	if s.spec.Shards == 1 {
+		cs, err = s.mongo.watch(ctx, opts, start)
+		return cs, nil, err
+	}
+	mode := s.cfg.ShardFilter
+	if mode != config.ShardFilterClient {
+		server := opts
+		server.Pipeline = append(append([]bson.D(nil), opts.Pipeline...), shard.ServerStage(s.spec.Shard, s.spec.Shards))
+		cs, err = s.mongo.watch(ctx, server, start)
+		if err == nil || mode == config.ShardFilterServer {
+			return cs, nil, err
+		}
+		serverErr := err
+		// If the stream opens without the stage, the stage is what the server cannot run
+		// (an unknown $toHashedIndexKey, or on old servers another operator of it).
+		if cs, err = s.mongo.watch(ctx, opts, start); err != nil {
+			return nil, nil, err
+		}
+		s.log.Info("the server cannot filter shards: filtering in this process (shard.filter=auto)",
+			"server_error", serverErr.Error(), "unsupported_operator", shard.IsUnsupported(serverErr))
+		return cs, shard.ClientFilter(s.spec.Shard, s.spec.Shards), nil
+	}
+	cs, err = s.mongo.watch(ctx, opts, start)
+	return cs, shard.ClientFilter(s.spec.Shard, s.spec.Shards), err
+}
+
+// run streams from start until ctx is done or the stream fails. h, when not nil, is the
+// handover from the shard generation before: events it delivered are dropped.
+func (s *streamSource) run(ctx context.Context, start changestream.Start, h *handover) error {
+	cs, keep, err := s.open(ctx, start)
+	if err != nil {
+		return s.classify(err, start)
+	}
+	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
+	s.log.Info("streaming", "topic", s.cfg.Topic(s.spec.DB, s.spec.Coll), "resume", start.Position.String())
+	last := start.Position
+	past := h == nil // past every earlier shard generation's position
+	var lastRetire time.Time
+	for {
+		if err := s.w.err(); err != nil {
+			return err
+		}
+		g := s.w.openGroup()
+		now := time.Now()
+		n := 0
+		tok, err := cs.NextBatch(ctx, func(raw bson.Raw) error {
+			if keep != nil {
+				if mine, err := keep(raw); err != nil || !mine {
+					return err
+				}
+			}
+			if !past {
+				delivered, nowPast, err := h.delivered(raw)
+				if err != nil || delivered {
+					return err
+				}
+				past = nowPast
+			}
+			ev, err := envelope.Parse(raw)
+			if err != nil {
+				return s.w.reject(ctx, g, raw, &ev, fmt.Errorf("parse change event: %w", err))
+			}
+			if ev.Kind() != envelope.KindRecord {
+				s.log.Info("change event without a record", "operationType", string(ev.OperationType))
+				return nil
+			}
+			n++
+			return s.w.write(ctx, g, raw, &ev, now)
+		})
+		if err != nil {
+			g.SealEmpty()
+			return s.classify(err, changestream.Start{Position: last})
+		}
+		if tok == nil {
+			if err := s.w.seal(ctx, g, checkpoint{}, false, n == 0 || cs.CaughtUp()); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := valueAt(tok)
+		if err != nil {
+			g.SealEmpty()
+			return err
+		}
+		if pos, err := v.Position(); err == nil {
+			last = pos
+		}
+		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: n == 0}, true, n == 0 || cs.CaughtUp()); err != nil {
+			return err
+		}
+		if h != nil && s.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {
+			lastRetire = time.Now()
+			retired, err := s.retire(ctx, h)
+			if err != nil {
+				return err
+			}
+			if retired {
+				h = nil
+			}
+		}
+	}
+}
+
+// classify turns history loss into the error that says what was lost and how to recover.
+func (s *streamSource) classify(err error, at changestream.Start) error {
+	if errors.Is(err, changestream.ErrHistoryLost) {
+		return &changestream.HistoryLostError{
+			Connector: s.cfg.Name,
+			Namespace: s.spec.DB + "." + s.spec.Coll,
+			Committed: at.Position,
+			Err:       err,
+		}
+	}
+	return err
+}
+
+// valueAt is the offset value of a resume token document ({_data: ...}).
+func valueAt(tok bson.Raw) (*offsets.Value, error) {
+	data, ok := tok.Lookup("_data").StringValueOK()
+	if !ok {
+		return nil, fmt.Errorf("resume token %s has no _data string", tok)
+	}
+	return offsets.ResumeAt(data)
+}
+
+func tokenDoc(data string) bson.Raw {
+	doc, _ := bson.Marshal(bson.D{{Key: "_data", Value: data}})
+	return doc
+}
