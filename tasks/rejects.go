@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -61,14 +62,19 @@ func (w *kafkaWriter) reject(ctx context.Context, g *ackGroup[checkpoint], raw b
 	return w.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
 }
 
+// ErrRecordTooLarge is a task's failure on a record larger than its topic accepts, under
+// oversize.handling=fail: running the task again cannot fix it; skipping such records or
+// raising the topic's max.message.bytes does.
+var ErrRecordTooLarge = errors.New("record too large for its topic")
+
 // oversize handles a record larger than the topic accepts, as oversize.handling says: the task
 // fails with the document key (fail), or a reference without the body goes to the dead letter
 // topic (skip).
 func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, size int) error {
 	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, w.topic, w.maxRecordBytes+recordOverhead)
 	if w.cfg.OversizeHandling != config.OversizeSkip {
-		return fmt.Errorf("document %s in %s.%s: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
-			ev.ID().String(), w.spec.DB, w.spec.Coll, msg)
+		return fmt.Errorf("document %s in %s.%s: %w: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
+			ev.ID().String(), w.spec.DB, w.spec.Coll, ErrRecordTooLarge, msg)
 	}
 	w.counters.Oversize.Add(1)
 	w.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)

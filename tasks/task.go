@@ -12,7 +12,6 @@ package tasks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // OffsetStore keeps tasks' positions; *offsets.Store is one.
@@ -50,9 +50,7 @@ type Spec struct {
 const defaultMaxMessageBytes = 1 << 20
 
 // Name is the task's name in offsets, logs and transactional ids: <db>.<coll>#<i>-of-<n>.
-func (s Spec) Name() string {
-	return fmt.Sprintf("%s.%s#%d-of-%d", s.DB, s.Coll, s.Shard, s.Shards)
-}
+func (s Spec) Name() string { return taskid.ShardName(s.DB, s.Coll, s.Shard, s.Shards) }
 
 // Task streams one Spec. Create it with New and call Run once.
 type Task struct {

@@ -18,8 +18,9 @@ import (
 )
 
 // Run runs one task until ctx ends or it fails. It catches up with the offsets other processes
-// committed first, so that a task moving here resumes where its last owner got to. A config
-// that no longer parses and a lost history under offset.lost.policy=fail are Permanent.
+// committed first, so that a task moving here resumes where its last owner got to. What a
+// restart cannot fix is Permanent (DESIGN.md 13): a config that no longer parses, a lost
+// history under offset.lost.policy=fail, an oversize record under oversize.handling=fail.
 func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	cfg, err := config.Parse(t.Connector, t.Config)
 	if err != nil {
@@ -62,7 +63,12 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 		})
 		return task.Run(ctx)
 	})
-	if lost, ok := errors.AsType[*changestream.HistoryLostError](err); ok && lost != nil {
+	return markPermanent(err)
+}
+
+// markPermanent marks the task failures a restart cannot fix.
+func markPermanent(err error) error {
+	if _, lost := errors.AsType[*changestream.HistoryLostError](err); lost || errors.Is(err, tasks.ErrRecordTooLarge) {
 		return connector.Permanent(err)
 	}
 	return err

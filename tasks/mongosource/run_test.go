@@ -3,11 +3,15 @@ package mongosource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/changestream"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
@@ -59,4 +63,26 @@ func units(colls string, shards int) []taskid.Spec {
 		}
 	}
 	return out
+}
+
+func TestMarkPermanent(t *testing.T) {
+	lost := &changestream.HistoryLostError{Connector: "c", Namespace: "db.coll", Err: changestream.ErrHistoryLost}
+	tests := []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"history lost", fmt.Errorf("collection shard db.coll#0-of-1: %w", lost), true},
+		{"an oversize record", fmt.Errorf("document 1 in db.coll: %w: 2 MB", tasks.ErrRecordTooLarge), true},
+		{"Kafka unreachable", errors.New("produce: connection refused"), false},
+		{"a clean stop", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := markPermanent(tt.err)
+			if connector.IsPermanent(got) != tt.permanent || !errors.Is(got, tt.err) {
+				t.Errorf("markPermanent(%v) = %v, want permanent %v wrapping it", tt.err, got, tt.permanent)
+			}
+		})
+	}
 }
