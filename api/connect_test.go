@@ -333,10 +333,7 @@ func TestForwardWaitsForAnElection(t *testing.T) {
 // testCatalog is the catalog of the kinds this build has, without the services their tasks
 // need: enough to validate and show configs.
 func testCatalog(t *testing.T) *connector.Catalog {
-	t.Helper()
-	mongo := mongosource.New(mongosource.Env{})
-	t.Cleanup(mongo.Close)
-	catalog, err := connector.NewCatalog(mongo)
+	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}))
 	if err != nil {
 		t.Fatal(err)
 	}

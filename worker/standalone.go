@@ -19,9 +19,7 @@ type Connector struct {
 // them before anything starts, so a bad file changes nothing.
 func LoadConnectorFiles(paths []string) ([]Connector, error) {
 	// Validation reads no service: a kind without any validates as well.
-	mongo := mongosource.New(mongosource.Env{})
-	defer mongo.Close()
-	catalog, err := connector.NewCatalog(mongo)
+	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}))
 	if err != nil {
 		return nil, err
 	}

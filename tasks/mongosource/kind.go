@@ -49,7 +49,8 @@ type Kind struct {
 
 var _ connector.Kind = (*Kind)(nil)
 
-// New returns the kind, whose tasks run with env. A kind that only validates needs no env.
+// New returns the kind, whose tasks run with env. A kind that only validates needs no env,
+// and no Close.
 func New(env Env) *Kind {
 	if env.Logger == nil {
 		env.Logger = slog.Default()

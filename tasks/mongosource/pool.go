@@ -20,10 +20,12 @@ const mongoIdle = time.Minute
 // unused for mongoIdle.
 type mongoPool struct {
 	log *slog.Logger
-	// ctx bounds connections in progress; stop cancels it and wg waits for them.
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	// ctx bounds connections in progress and the idle loop; stop cancels it and wg waits for
+	// them.
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	idler sync.Once // starts the idle loop
 
 	mu      sync.Mutex
 	clients map[string]*pooledMongo // by connection string, secrets included: never log keys
@@ -37,12 +39,11 @@ type pooledMongo struct {
 	idle  time.Time // when refs last dropped to 0
 }
 
-// newMongoPool returns a pool that disconnects idle clients until close.
+// newMongoPool returns a pool that, from its first client on, disconnects idle clients until
+// close: a pool that never connects (a kind that only validates) runs nothing.
 func newMongoPool(log *slog.Logger) *mongoPool {
 	ctx, stop := context.WithCancel(context.Background())
-	p := &mongoPool{log: log, ctx: ctx, stop: stop, clients: map[string]*pooledMongo{}}
-	p.wg.Go(func() { p.run(ctx) })
-	return p
+	return &mongoPool{log: log, ctx: ctx, stop: stop, clients: map[string]*pooledMongo{}}
 }
 
 // acquire returns a connected client for c's deployment; call release when done with it.
@@ -58,6 +59,7 @@ func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (cl *mongo.Cl
 	p.mu.Unlock()
 
 	if !ok {
+		p.idler.Do(func() { p.wg.Go(func() { p.run(p.ctx) }) })
 		// The connection outlives the caller that happened to ask first: a task stopped
 		// while connecting must not fail the others waiting for the same client.
 		p.wg.Go(func() {

@@ -19,7 +19,7 @@ func TestRunUnits(t *testing.T) {
 	t.Run("a failure stops the others and is the task's error", func(t *testing.T) {
 		boom := errors.New("boom")
 		var stopped atomic.Int32
-		err := runUnits(context.Background(), units("a,b,c", 1), func(ctx context.Context, u taskid.Spec) error {
+		err := runUnits(context.Background(), []taskid.Spec{{DB: "db", Coll: "a", Shards: 1}, {DB: "db", Coll: "b", Shards: 1}, {DB: "db", Coll: "c", Shards: 1}}, func(ctx context.Context, u taskid.Spec) error {
 			if u.Coll == "b" {
 				return boom
 			}
@@ -39,7 +39,7 @@ func TestRunUnits(t *testing.T) {
 		var started atomic.Int32
 		done := make(chan error, 1)
 		go func() {
-			done <- runUnits(ctx, units("a", 3), func(ctx context.Context, _ taskid.Spec) error {
+			done <- runUnits(ctx, []taskid.Spec{{DB: "db", Coll: "a", Shard: 0, Shards: 3}, {DB: "db", Coll: "a", Shard: 1, Shards: 3}, {DB: "db", Coll: "a", Shard: 2, Shards: 3}}, func(ctx context.Context, _ taskid.Spec) error {
 				started.Add(1)
 				<-ctx.Done()
 				return nil
@@ -53,16 +53,6 @@ func TestRunUnits(t *testing.T) {
 			t.Fatalf("a stopped task returned %v", err)
 		}
 	})
-}
-
-func units(colls string, shards int) []taskid.Spec {
-	var out []taskid.Spec
-	for _, coll := range strings.Split(colls, ",") {
-		for i := range shards {
-			out = append(out, taskid.Spec{DB: "db", Coll: coll, Shard: i, Shards: shards})
-		}
-	}
-	return out
 }
 
 func TestMarkPermanent(t *testing.T) {
