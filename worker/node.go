@@ -133,6 +133,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, err)
 	}
 	defer n.offsets.Close()
+	n.peers = peer.NewClient(&http.Client{Timeout: 30 * time.Second})
 	closeRegistry, err := n.openRegistry(ctx)
 	if err != nil {
 		return err
@@ -155,7 +156,6 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 
 	n.reports = newTaskReports()
-	n.peers = peer.NewClient(&http.Client{Timeout: 30 * time.Second})
 	n.node, err = coordinator.Open(ctx, coordinator.Config{
 		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
 		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
