@@ -453,7 +453,10 @@ func TestClusterMembership(t *testing.T) {
 	})
 }
 
-func TestRegistryStore(t *testing.T) {
+// TestRegistryAppendRefusesAStaleWriter: a writer that has not read another's changes is
+// refused, so it cannot give away an id the other gave; once it has read them it writes, and
+// a reader starting later reads both.
+func TestRegistryAppendRefusesAStaleWriter(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config("n1", t.TempDir(), freeAddr(t))
 	cfg.Bootstrap = true
@@ -461,40 +464,42 @@ func TestRegistryStore(t *testing.T) {
 	c.waitLeader(10 * time.Second)
 	ctx := ctxT(t)
 
-	r1, err := registry.New(ctx, n.RegistryStore())
-	if err != nil {
+	a := registry.Change{Kind: registry.ChangeVersion, Subject: "a-value", Version: 1, ID: 1, Schema: `"string"`}
+	b := registry.Change{Kind: registry.ChangeVersion, Subject: "b-value", Version: 1, ID: 1, Schema: `"long"`}
+	seq1, err := n.AppendRegistry(ctx, 0, []registry.Change{a})
+	if err != nil || seq1 != 1 {
+		t.Fatalf("first append: seq %d, %v", seq1, err)
+	}
+	// The second writer read the registry before the first wrote: refused, not given id 1.
+	if _, err := n.AppendRegistry(ctx, 0, []registry.Change{b}); !errors.Is(err, ErrRegistryConflict) {
+		t.Fatalf("stale writer's append: %v, want ErrRegistryConflict", err)
+	}
+	changes, seq, complete := n.RegistryChanges(0)
+	if !complete || seq != 1 || len(changes) != 1 || changes[0] != a {
+		t.Fatalf("after the refusal: %+v at %d (complete %v), want only %+v", changes, seq, complete, a)
+	}
+	b.ID = 2
+	seq2, err := n.AppendRegistry(ctx, seq, []registry.Change{b})
+	if err != nil || seq2 != 2 {
+		t.Fatalf("append after catching up: seq %d, %v", seq2, err)
+	}
+	if changes, seq, complete := n.RegistryChanges(seq1); !complete || seq != 2 || len(changes) != 1 || changes[0] != b {
+		t.Fatalf("changes after %d: %+v at %d (complete %v), want %+v", seq1, changes, seq, complete, b)
+	}
+	// A reader starting later reads both.
+	if changes, seq, complete := n.RegistryChanges(0); !complete || seq != 2 || len(changes) != 2 {
+		t.Fatalf("replayed %+v at %d (complete %v)", changes, seq, complete)
+	}
+	// A hard delete drops a key: a reader from before it must replay.
+	drop := registry.Change{Kind: registry.ChangeVersion, Subject: "a-value", Version: 1, Remove: true}
+	if _, err := n.AppendRegistry(ctx, seq2, []registry.Change{drop}); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := registry.New(ctx, n.RegistryStore())
-	if err != nil {
-		t.Fatal(err)
+	if _, seq, complete := n.RegistryChanges(seq1); complete || seq != 3 {
+		t.Fatalf("changes after %d across a hard delete: at %d, complete %v, want incomplete at 3", seq1, seq, complete)
 	}
-	id1, err := r1.Register(ctx, "a-value", `"string"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// r2 read the registry before r1 wrote: its write is refused, not given
-	// r1's id, and it reloads and succeeds on the next try.
-	if _, err := r2.Register(ctx, "b-value", `"long"`); !errors.Is(err, ErrRegistryConflict) {
-		t.Fatalf("stale registry's write: %v, want ErrRegistryConflict", err)
-	}
-	id2, err := r2.Register(ctx, "b-value", `"long"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id1 == id2 {
-		t.Fatalf("two schemas got id %d", id1)
-	}
-	if s, err := r2.SchemaByID(ctx, id1); err != nil || s != `"string"` {
-		t.Fatalf("r2 reads id %d as %q, %v", id1, s, err)
-	}
-	// A registry started later replays both.
-	r3, err := registry.New(ctx, n.RegistryStore())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := r3.Subjects(false); len(got) != 2 {
-		t.Fatalf("replayed subjects %v", got)
+	if changes, _, complete := n.RegistryChanges(0); !complete || len(changes) != 1 || changes[0] != b {
+		t.Fatalf("replayed after the hard delete: %+v (complete %v), want only %+v", changes, complete, b)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/registry"
 )
 
 // Errors to branch on.
@@ -26,8 +27,8 @@ var (
 	// ErrUnknownNode means the node is not a member: it has to join.
 	ErrUnknownNode = errors.New("unknown node")
 	// ErrRegistryConflict means another writer changed the schema registry
-	// since this node's registry last read it; reload and retry.
-	ErrRegistryConflict = errors.New("schema registry changed by another writer")
+	// since the appending registry last read it (registry.ErrConflict).
+	ErrRegistryConflict = registry.ErrConflict
 	// ErrUnsupportedCommand means a Raft command of a type or version this
 	// build does not know; it is refused without changing the state.
 	ErrUnsupportedCommand = errors.New("unsupported command")

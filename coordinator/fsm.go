@@ -383,6 +383,7 @@ func (s *State) registryAppend(p *registryAppendV1) applyResult {
 			// drop it.
 		case c.Remove:
 			delete(s.registry, c.key())
+			s.registryDropped = s.registrySeq
 		default:
 			s.registry[c.key()] = registryRecord{Seq: s.registrySeq, Change: c}
 		}
@@ -393,7 +394,20 @@ func (s *State) registryAppend(p *registryAppendV1) applyResult {
 // registryChanges returns the registry's changes in the order they were
 // last written.
 func (s *State) registryChanges() []registryRecord {
-	return slices.SortedFunc(maps.Values(s.registry), func(a, b registryRecord) int { return cmp.Compare(a.Seq, b.Seq) })
+	return s.registryChangesAfter(0)
+}
+
+// registryChangesAfter returns the changes last written after sequence
+// number seq, in the order they were written.
+func (s *State) registryChangesAfter(seq uint64) []registryRecord {
+	var out []registryRecord
+	for _, r := range s.registry {
+		if r.Seq > seq {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b registryRecord) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out
 }
 
 // snapshotV1 is the whole state as one JSON document; slices are sorted so
@@ -435,6 +449,9 @@ func unmarshalState(r io.Reader) (*State, error) {
 	}
 	st := emptyState()
 	st.index, st.epoch, st.registrySeq = snap.Index, snap.Epoch, snap.RegistrySeq
+	// A snapshot keeps no dropped keys: whoever read less of the registry
+	// replays it.
+	st.registryDropped = snap.RegistrySeq
 	for _, c := range snap.Connectors {
 		if c == nil || c.Name == "" {
 			return nil, errors.New("decode snapshot: connector without a name")

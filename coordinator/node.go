@@ -379,31 +379,22 @@ func (n *Node) WaitIndex(ctx context.Context, index uint64) error {
 	}
 }
 
-// CatchUp returns once this node has applied every command committed when
-// it was called: on the leader, through a Raft barrier; on a follower, up to
-// the commit index it has heard from the leader. A follower that misses
-// something another node wrote (a schema id) calls it before answering "not
-// found".
-func (n *Node) CatchUp(ctx context.Context) error {
-	if n.IsLeader() {
-		if err := waitFuture(ctx, n.raft.Barrier(timeoutOf(ctx))); err == nil {
-			return nil
-		}
-		// Leadership moved during the barrier: catch up as a follower.
-	}
-	target := n.raft.CommitIndex()
-	// Only commands reach the FSM: wait for the last command at or below
-	// the commit index, not for no-op or configuration entries.
-	for i := target; i > n.State().index; i-- {
+// CommittedIndex returns the Raft index this node's state reaches once it has applied every
+// command it knows to be committed: a reader that misses something the leader wrote waits
+// for it (WaitIndex) before answering "not found". Only commands reach the state, so it is
+// the last command at or below the commit index, not a no-op or configuration entry.
+func (n *Node) CommittedIndex() uint64 {
+	applied := n.State().index
+	for i := n.raft.CommitIndex(); i > applied; i-- {
 		var entry raft.Log
 		if err := n.logs.GetLog(i, &entry); err != nil {
 			break // compacted into a snapshot, which is applied already
 		}
 		if entry.Type == raft.LogCommand {
-			return n.WaitIndex(ctx, i)
+			return i
 		}
 	}
-	return nil
+	return applied
 }
 
 // RecordLeaderContact notes that a heartbeat sent at sent got an answer from

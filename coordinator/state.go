@@ -129,6 +129,10 @@ type State struct {
 	// the sequence number it was written at.
 	registry    map[string]registryRecord
 	registrySeq uint64 // registry changes applied so far
+	// registryDropped is the last sequence number whose change dropped a key
+	// from registry (or, after a restore, the snapshot's sequence number): a
+	// reader behind it cannot catch up from the records and must replay.
+	registryDropped uint64
 }
 
 func emptyState() *State {

@@ -43,6 +43,17 @@ var (
 	ErrInvalidCompatibility = errors.New("invalid compatibility level")
 )
 
+// Conditions between a registry and its Store.
+var (
+	// ErrConflict: a SharedStore refused an Append because another writer
+	// changed the registry first. Nothing was written; the registry catches
+	// up before its next write, so the write can be tried again.
+	ErrConflict = errors.New("schema registry changed by another writer")
+	// ErrReplayNeeded: a SharedStore cannot tell the changes since it last
+	// read, only the whole registry.
+	ErrReplayNeeded = errors.New("schema registry store must be replayed")
+)
+
 // IncompatibleError says why a schema breaks a subject's compatibility
 // level. It matches ErrIncompatible with errors.Is.
 type IncompatibleError struct {

@@ -65,7 +65,7 @@ type Registry struct {
 	// id or a version number is handed out once. Readers never take it.
 	writeMu sync.Mutex
 	// stale is set when an Append failed: it may still have landed, so the
-	// next writer reloads the state from the store first. Guarded by writeMu.
+	// next writer catches up with the store first. Guarded by writeMu.
 	stale bool
 
 	// mu guards the contents of st (and st itself); writers change them only
@@ -114,16 +114,53 @@ func (r *Registry) level(st *state, subject string) Compatibility {
 	return r.defaultLevel
 }
 
-// beginWrite takes the writer lock, reloading the state if an earlier write
-// may have left it behind the store. The caller unlocks writeMu.
+// beginWrite takes the writer lock and brings the state up to date with the
+// store first (see catchUp). The caller unlocks writeMu.
 func (r *Registry) beginWrite(ctx context.Context) error {
 	r.writeMu.Lock()
-	if !r.stale {
+	if err := r.catchUp(ctx); err != nil {
+		r.writeMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// CatchUp applies what other writers recorded in the store since this
+// registry last read it, so that reads see it. Only a SharedStore has any:
+// with another store it does nothing unless an earlier write failed.
+func (r *Registry) CatchUp(ctx context.Context) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	return r.catchUp(ctx)
+}
+
+// catchUp applies a shared store's new changes, replaying the whole store
+// when it cannot tell them, or when a failed Append to another store may
+// still have landed. The caller holds writeMu.
+func (r *Registry) catchUp(ctx context.Context) error {
+	if shared, ok := r.store.(SharedStore); ok {
+		var changes []Change
+		err := shared.CatchUp(ctx, func(c Change) error {
+			changes = append(changes, c)
+			return nil
+		})
+		if err == nil {
+			r.mu.Lock()
+			for _, c := range changes {
+				r.st.apply(c)
+			}
+			r.mu.Unlock()
+			r.stale = false
+			return nil
+		}
+		if !errors.Is(err, ErrReplayNeeded) {
+			return fmt.Errorf("catch up with schema registry store: %w", err)
+		}
+	} else if !r.stale {
 		return nil
 	}
 	st, err := r.load(ctx)
 	if err != nil {
-		r.writeMu.Unlock()
 		return err
 	}
 	r.mu.Lock()

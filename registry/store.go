@@ -3,8 +3,8 @@ package registry
 import "context"
 
 // Store keeps the registry's changes. The standalone process uses a
-// compacted Kafka topic (package kafkastore); a cluster will use its Raft
-// log.
+// compacted Kafka topic (package kafkastore); a cluster its Raft log
+// (package replicated), which is a SharedStore.
 //
 // Every change is keyed: a subject version, a subject's (or the global)
 // compatibility level, or the id high-water mark. Only the last change for a
@@ -18,6 +18,20 @@ type Store interface {
 	// Replay calls apply with every change recorded so far, oldest first, and
 	// returns once it has seen all that were durable when it was called.
 	Replay(ctx context.Context, apply func(Change) error) error
+}
+
+// SharedStore is a Store that other registries write to as well. Its Append
+// refuses changes (ErrConflict) when another writer changed the registry
+// since this store last read or wrote, because the registry allocates ids
+// from what it has read; the registry then catches up (CatchUp) before its
+// next write instead of replaying everything.
+type SharedStore interface {
+	Store
+	// CatchUp calls apply with the changes recorded since this store last
+	// replayed, appended or caught up, oldest first. It returns
+	// ErrReplayNeeded when it cannot tell them all (a change that dropped a
+	// key is no longer kept): the registry then replays the whole store.
+	CatchUp(ctx context.Context, apply func(Change) error) error
 }
 
 // ChangeKind says which key a Change is for.

@@ -21,6 +21,7 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator/assign"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
+	"github.com/mongorelay/mongorelay/registry/replicated"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
@@ -65,7 +66,7 @@ type Node struct {
 	offsets        *offsets.Store
 	node           *coordinator.Node
 	registry       nodeRegistry
-	raftRegistry   *clusterRegistry // a cluster node's registry, nil in standalone
+	raftRegistry   *replicated.Registry // a cluster node's registry, nil in standalone
 	catalog        *connector.Catalog
 	reports        *taskReports
 	runner         *runner
@@ -172,8 +173,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	var src assignmentSource = nodeAssignments{n.node}
 	if n.standalone() {
 		src = neverFenced{src}
-	} else {
-		n.raftRegistry.bind(n.node)
+	} else if err := n.raftRegistry.Bind(ctx, n.node); err != nil {
+		return err
 	}
 	n.runner = newRunner(src, n.runTask, n.log)
 
@@ -238,7 +239,7 @@ func (n *Node) advertised(httpLn net.Listener) (httpAddr, raftAddr string, err e
 // survive the process.
 func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err error) {
 	if !n.standalone() {
-		n.raftRegistry = newClusterRegistry(n.peers, n.log)
+		n.raftRegistry = replicated.New(n.peers, n.log)
 		n.registry = n.raftRegistry
 		return func() {}, nil
 	}

@@ -44,7 +44,5 @@ func (p peerNode) RegistryWrite(ctx context.Context, call registry.Call) (regist
 	if p.c.standalone() {
 		return registry.Result{}, errStandalone
 	}
-	res, err := p.c.raftRegistry.applyLocal(ctx, call)
-	res.Index = p.c.node.State().Index()
-	return res, err
+	return p.c.raftRegistry.ApplyCall(ctx, call)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/registry"
+	"github.com/mongorelay/mongorelay/registry/replicated"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 
@@ -53,8 +54,10 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = n.Shutdown() })
 		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(&http.Client{Timeout: 5 * time.Second}), catalog: testCatalog(t)}
-		c.raftRegistry = newClusterRegistry(c.peers, log)
-		c.raftRegistry.bind(n)
+		c.raftRegistry = replicated.New(c.peers, log)
+		if err := c.raftRegistry.Bind(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
 		c.registry = c.raftRegistry
 		c.runner = newRunner(nodeAssignments{n}, nil, log)
 		stop := serve(httpLns[id], c.handler(), "REST API", log)
