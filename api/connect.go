@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
@@ -28,24 +27,6 @@ const (
 	// defaultForwardWait is how long a write waits for a leader to be elected.
 	defaultForwardWait = 10 * time.Second
 )
-
-// errorBody is Kafka Connect's error answer.
-type errorBody struct {
-	Code    int    `json:"error_code"`
-	Message string `json:"message"`
-}
-
-// restError is an answer a handler gives up with.
-type restError struct {
-	status int
-	body   errorBody
-}
-
-func (e *restError) Error() string { return e.body.Message }
-
-func newRESTError(status, code int, format string, args ...any) *restError {
-	return &restError{status: status, body: errorBody{Code: code, Message: fmt.Sprintf(format, args...)}}
-}
 
 // ServerOption configures NewServer.
 type ServerOption func(*Server)
@@ -88,20 +69,7 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		status := http.StatusInternalServerError
-		if he, ok := errors.AsType[*echo.HTTPError](err); ok {
-			status = he.Code
-		}
-		_ = connectJSON(c, status, errorBody{Code: status, Message: fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))})
-	}
-	s.e = e
+	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
 	s.routes()
 	return s
 }
@@ -143,23 +111,23 @@ func (s *Server) handle(fn echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 		re := s.toRESTError(err)
-		if re.status >= 500 {
+		if re.Status >= 500 {
 			s.log.Error("REST request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
-		return connectJSON(c, re.status, re.body)
+		return connectJSON(c, re.Status, re.Body)
 	}
 }
 
 // toRESTError maps errors to Kafka Connect's status codes.
-func (s *Server) toRESTError(err error) *restError {
-	if re, ok := errors.AsType[*restError](err); ok {
+func (s *Server) toRESTError(err error) *jsonerr.Error {
+	if re, ok := errors.AsType[*jsonerr.Error](err); ok {
 		return re
 	}
 	if ve, ok := errors.AsType[*connector.ValidationError](err); ok {
-		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", ve.Error())
+		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "%s", ve.Error())
 	}
 	if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
-		return newRESTError(http.StatusServiceUnavailable, http.StatusServiceUnavailable,
+		return jsonerr.New(http.StatusServiceUnavailable, http.StatusServiceUnavailable,
 			"%s; try again once a leader is elected", nl.Error())
 	}
 	status := http.StatusInternalServerError
@@ -173,14 +141,10 @@ func (s *Server) toRESTError(err error) *restError {
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
 	}
-	return newRESTError(status, status, "%s", err.Error())
+	return jsonerr.New(status, status, "%s", err.Error())
 }
 
 // connectJSON writes v as Kafka Connect does: application/json.
 func connectJSON(c echo.Context, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode answer: %w", err)
-	}
-	return c.Blob(status, echo.MIMEApplicationJSON, b)
+	return jsonerr.Write(c, status, echo.MIMEApplicationJSON, v)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
@@ -86,12 +87,12 @@ func (s *Server) createConnector(c echo.Context) error {
 		return err
 	}
 	if req.Config == nil {
-		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, `request has no "config" object: send {"name": "...", "config": {...}}`)
+		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, `request has no "config" object: send {"name": "...", "config": {...}}`)
 	}
 	switch req.InitialState {
 	case "", StateRunning, StatePaused, StateStopped:
 	default:
-		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "initial_state %q is not one of RUNNING, PAUSED, STOPPED", req.InitialState)
+		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "initial_state %q is not one of RUNNING, PAUSED, STOPPED", req.InitialState)
 	}
 	raw, err := s.validate(req.Name, req.Config)
 	if err != nil {
@@ -99,7 +100,7 @@ func (s *Server) createConnector(c echo.Context) error {
 	}
 	if err := s.cl.CreateConnector(c.Request().Context(), req.Name, raw, req.InitialState); err != nil {
 		if errors.Is(err, ErrExists) {
-			return newRESTError(http.StatusConflict, http.StatusConflict, "Connector %s already exists", req.Name)
+			return jsonerr.New(http.StatusConflict, http.StatusConflict, "Connector %s already exists", req.Name)
 		}
 		return err
 	}
@@ -113,14 +114,14 @@ func (s *Server) createConnector(c echo.Context) error {
 func (s *Server) validate(name string, body []byte) (map[string]string, error) {
 	raw, err := connector.ConfigFromJSON(body)
 	if err != nil {
-		return nil, newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
+		return nil, jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
 	}
 	raw, err = s.plugins.Validate(name, raw)
 	if err != nil {
 		if _, ok := errors.AsType[*connector.ValidationError](err); ok {
 			return nil, err
 		}
-		return nil, newRESTError(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
+		return nil, jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
 	}
 	return raw, nil
 }
@@ -144,7 +145,7 @@ func (s *Server) connector(c echo.Context) (Connector, error) {
 }
 
 func notFound(name string) error {
-	return newRESTError(http.StatusNotFound, http.StatusNotFound, "Connector %s not found", name)
+	return jsonerr.New(http.StatusNotFound, http.StatusNotFound, "Connector %s not found", name)
 }
 
 func (s *Server) getConnector(c echo.Context) error {
@@ -215,7 +216,7 @@ func (s *Server) taskStatus(c echo.Context) error {
 	name := nameParam(c)
 	id, err := strconv.Atoi(c.Param("id"))
 	if err != nil {
-		return newRESTError(http.StatusNotFound, http.StatusNotFound, "Task %s of connector %s not found", c.Param("id"), name)
+		return jsonerr.New(http.StatusNotFound, http.StatusNotFound, "Task %s of connector %s not found", c.Param("id"), name)
 	}
 	st, err := s.cl.ConnectorStatus(c.Request().Context(), name)
 	if errors.Is(err, ErrNotFound) {
@@ -229,7 +230,7 @@ func (s *Server) taskStatus(c echo.Context) error {
 			return connectJSON(c, http.StatusOK, t)
 		}
 	}
-	return newRESTError(http.StatusNotFound, http.StatusNotFound, "Task %d of connector %s not found", id, name)
+	return jsonerr.New(http.StatusNotFound, http.StatusNotFound, "Task %d of connector %s not found", id, name)
 }
 
 // taskInfo is an entry of GET /connectors/{name}/tasks.
@@ -309,11 +310,11 @@ func (s *Server) restartTask(c echo.Context) error {
 	name := nameParam(c)
 	id, err := strconv.Atoi(c.Param("id"))
 	if err != nil {
-		return newRESTError(http.StatusNotFound, http.StatusNotFound, "Task %s of connector %s not found", c.Param("id"), name)
+		return jsonerr.New(http.StatusNotFound, http.StatusNotFound, "Task %s of connector %s not found", c.Param("id"), name)
 	}
 	if err := s.cl.RestartTasks(c.Request().Context(), name, []int{id}); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return newRESTError(http.StatusNotFound, http.StatusNotFound, "%s", err.Error())
+			return jsonerr.New(http.StatusNotFound, http.StatusNotFound, "%s", err.Error())
 		}
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 )
@@ -198,7 +199,7 @@ func TestCreateConnectorInvalid(t *testing.T) {
 	if status != http.StatusBadRequest {
 		t.Fatalf("POST = %d %s, want 400", status, body)
 	}
-	var eb errorBody
+	var eb jsonerr.Body
 	if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Code != 400 {
 		t.Fatalf("error body %s: %v", body, err)
 	}
@@ -298,7 +299,7 @@ func TestForwardIsOneHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var nl notLeaderBody
+	var nl forward.Misdirected
 	_ = json.NewDecoder(resp.Body).Decode(&nl)
 	if resp.StatusCode != http.StatusMisdirectedRequest || nl.LeaderHTTP != "elsewhere:1" || f.calls != 1 {
 		t.Errorf("forwarded request on a non-leader = %d %+v after %d calls, want 421 naming the leader", resp.StatusCode, nl, f.calls)

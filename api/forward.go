@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 )
 
 // leader wraps every handler that needs the leader (writes, task status) and is the REST API's
@@ -25,7 +26,7 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, maxRequest))
 		if err != nil {
-			return newRESTError(http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "request body too large: %v", err)
+			return jsonerr.New(http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "request body too large: %v", err)
 		}
 		run := func(context.Context) (struct{}, error) {
 			req.Body = io.NopCloser(bytes.NewReader(body))
@@ -34,8 +35,7 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 		if req.Header.Get(forward.Header) != "" {
 			_, err := run(req.Context())
 			if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
-				return connectJSON(c, http.StatusMisdirectedRequest, notLeaderBody{
-					errorBody: errorBody{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl})
+				return connectJSON(c, http.StatusMisdirectedRequest, forward.MisdirectedAnswer(nl))
 			}
 			return err
 		}
@@ -45,12 +45,6 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 		})
 		return err
 	}
-}
-
-// notLeaderBody is the 421 answer of a node that got a forwarded request but does not lead.
-type notLeaderBody struct {
-	errorBody
-	forward.NotLeaderError
 }
 
 // proxy sends the request to the leader at addr and copies its answer. It reports false,
@@ -96,7 +90,7 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 func decodeBody(c echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	if err := dec.Decode(v); err != nil {
-		return newRESTError(http.StatusBadRequest, http.StatusBadRequest, "request body is not valid JSON: %v", err)
+		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "request body is not valid JSON: %v", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
 )
 
@@ -110,7 +111,7 @@ func (p *Client) call(ctx context.Context, method, addr, path string, in, out an
 			return registry.DecodeError(re)
 		}
 	}
-	var eb errorBody
+	var eb jsonerr.Body
 	if json.Unmarshal(data, &eb) != nil || eb.Message == "" {
 		eb.Message = string(data)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
 )
 
@@ -47,8 +48,7 @@ const Prefix = "/internal/"
 // any member, which forwards it to the leader with c through forward.Do, waiting up to
 // forwardWait for one.
 func NewHandler(n Node, c *Client, forwardWait time.Duration, log *slog.Logger) http.Handler {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
+	e := jsonerr.NewEcho(echo.MIMEApplicationJSON)
 	r := &receiver{n: n, c: c, wait: forwardWait, log: log}
 	e.POST(heartbeatPath, r.heartbeat)
 	e.POST(joinPath, r.join)
@@ -61,18 +61,6 @@ type receiver struct {
 	c    *Client
 	wait time.Duration
 	log  *slog.Logger
-}
-
-// errorBody is an error answer, in the REST API's shape.
-type errorBody struct {
-	Code    int    `json:"error_code"`
-	Message string `json:"message"`
-}
-
-// notLeaderBody is the 421 answer of a node that does not lead.
-type notLeaderBody struct {
-	errorBody
-	forward.NotLeaderError
 }
 
 func (r *receiver) heartbeat(c echo.Context) error {
@@ -132,8 +120,7 @@ func (r *receiver) registryWrite(c echo.Context) error {
 // fail answers err: 421 naming the leader, 410 for a node that is not a member, else 500.
 func (r *receiver) fail(c echo.Context, err error) error {
 	if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
-		return c.JSON(http.StatusMisdirectedRequest, notLeaderBody{
-			errorBody: errorBody{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl})
+		return c.JSON(http.StatusMisdirectedRequest, forward.MisdirectedAnswer(nl))
 	}
 	status := http.StatusInternalServerError
 	if errors.Is(err, ErrUnknownNode) {
@@ -141,14 +128,14 @@ func (r *receiver) fail(c echo.Context, err error) error {
 	} else {
 		r.log.Error("node-to-node request failed", "path", c.Request().URL.Path, "err", err)
 	}
-	return c.JSON(status, errorBody{Code: status, Message: err.Error()})
+	return c.JSON(status, jsonerr.Body{Code: status, Message: err.Error()})
 }
 
 // decode reads the request body into v, or answers 400 and reports false.
 func decode(c echo.Context, v any) bool {
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxRequest)
 	if err := json.NewDecoder(body).Decode(v); err != nil {
-		_ = c.JSON(http.StatusBadRequest, errorBody{Code: http.StatusBadRequest, Message: fmt.Sprintf("request body is not valid JSON: %v", err)})
+		_ = c.JSON(http.StatusBadRequest, jsonerr.Body{Code: http.StatusBadRequest, Message: fmt.Sprintf("request body is not valid JSON: %v", err)})
 		return false
 	}
 	return true

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
 )
 
@@ -49,19 +49,7 @@ const (
 // NewServer returns an echo server with only the schema registry routes, for a node to serve
 // on registry.listen. Unknown paths get Confluent's error shape too.
 func NewServer(reg SchemaRegistry, logger *slog.Logger) *echo.Echo {
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		status := http.StatusInternalServerError
-		if he, ok := errors.AsType[*echo.HTTPError](err); ok {
-			status = he.Code
-		}
-		_ = writeJSON(c, status, errorBody{Code: status, Message: fmt.Sprintf("HTTP %d %s", status, http.StatusText(status))})
-	}
+	e := jsonerr.NewEcho(registryContentType)
 	Mount(e, reg, logger)
 	// Confluent answers {} at the root; health checks probe it. Only here:
 	// a shared server has its own root.
@@ -101,24 +89,6 @@ type registryHandler struct {
 	log *slog.Logger
 }
 
-// errorBody is Confluent's error answer.
-type errorBody struct {
-	Code    int    `json:"error_code"`
-	Message string `json:"message"`
-}
-
-// restError is an answer a handler gives up with.
-type restError struct {
-	status int
-	body   errorBody
-}
-
-func (e *restError) Error() string { return e.body.Message }
-
-func newRESTError(status, code int, format string, args ...any) *restError {
-	return &restError{status: status, body: errorBody{Code: code, Message: fmt.Sprintf(format, args...)}}
-}
-
 // wrap turns an error a handler returns into Confluent's error answer,
 // logging the ones that are the server's fault.
 func (h *registryHandler) wrap(fn func(echo.Context) error) echo.HandlerFunc {
@@ -127,68 +97,68 @@ func (h *registryHandler) wrap(fn func(echo.Context) error) echo.HandlerFunc {
 		if err == nil {
 			return nil
 		}
-		re, ok := errors.AsType[*restError](err)
+		re, ok := errors.AsType[*jsonerr.Error](err)
 		if !ok {
 			re = h.toRESTError(c, err)
 		}
-		if re.status >= 500 {
+		if re.Status >= 500 {
 			h.log.Error("schema registry request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 		}
-		return writeJSON(c, re.status, re.body)
+		return writeJSON(c, re.Status, re.Body)
 	}
 }
 
 // toRESTError maps the registry's errors to Confluent's codes and messages,
 // naming the subject, version or id of the request as Confluent does.
-func (h *registryHandler) toRESTError(c echo.Context, err error) *restError {
+func (h *registryHandler) toRESTError(c echo.Context, err error) *jsonerr.Error {
 	subject, version := pathParam(c, "subject"), c.Param("version")
 	switch {
 	case errors.Is(err, registry.ErrSubjectNotFound):
-		return newRESTError(http.StatusNotFound, 40401, "Subject '%s' not found.", subject)
+		return jsonerr.New(http.StatusNotFound, 40401, "Subject '%s' not found.", subject)
 	case errors.Is(err, registry.ErrVersionNotFound):
-		return newRESTError(http.StatusNotFound, 40402, "Version %s not found.", version)
+		return jsonerr.New(http.StatusNotFound, 40402, "Version %s not found.", version)
 	case errors.Is(err, registry.ErrSchemaNotFound):
 		if id := c.Param("id"); id != "" {
-			return newRESTError(http.StatusNotFound, 40403, "Schema %s not found", id)
+			return jsonerr.New(http.StatusNotFound, 40403, "Schema %s not found", id)
 		}
-		return newRESTError(http.StatusNotFound, 40403, "Schema not found")
+		return jsonerr.New(http.StatusNotFound, 40403, "Schema not found")
 	case errors.Is(err, registry.ErrSubjectSoftDeleted):
-		return newRESTError(http.StatusNotFound, 40404, "Subject '%s' was soft deleted. Set permanent=true to delete permanently", subject)
+		return jsonerr.New(http.StatusNotFound, 40404, "Subject '%s' was soft deleted. Set permanent=true to delete permanently", subject)
 	case errors.Is(err, registry.ErrSubjectNotSoftDeleted):
-		return newRESTError(http.StatusNotFound, 40405, "Subject '%s' was not deleted first before being permanently deleted", subject)
+		return jsonerr.New(http.StatusNotFound, 40405, "Subject '%s' was not deleted first before being permanently deleted", subject)
 	case errors.Is(err, registry.ErrVersionSoftDeleted):
-		return newRESTError(http.StatusNotFound, 40406, "Subject '%s' Version %s was soft deleted. Set permanent=true to delete permanently", subject, version)
+		return jsonerr.New(http.StatusNotFound, 40406, "Subject '%s' Version %s was soft deleted. Set permanent=true to delete permanently", subject, version)
 	case errors.Is(err, registry.ErrVersionNotSoftDeleted):
-		return newRESTError(http.StatusNotFound, 40407, "Subject '%s' Version %s was not deleted first before being permanently deleted", subject, version)
+		return jsonerr.New(http.StatusNotFound, 40407, "Subject '%s' Version %s was not deleted first before being permanently deleted", subject, version)
 	case errors.Is(err, registry.ErrCompatibilityNotConfigured):
-		return newRESTError(http.StatusNotFound, 40408, "Subject '%s' does not have subject-level compatibility configured", subject)
+		return jsonerr.New(http.StatusNotFound, 40408, "Subject '%s' does not have subject-level compatibility configured", subject)
 	case errors.Is(err, registry.ErrIncompatible):
 		// Confluent answered error_code 409 until 8.2, 40901 since; clients
 		// branch on the HTTP status, which is 409 in both.
 		if ie, ok := errors.AsType[*registry.IncompatibleError](err); ok {
-			return newRESTError(http.StatusConflict, http.StatusConflict, "%s", capitalize(ie.Error()))
+			return jsonerr.New(http.StatusConflict, http.StatusConflict, "%s", capitalize(ie.Error()))
 		}
-		return newRESTError(http.StatusConflict, http.StatusConflict, "%s", err.Error())
+		return jsonerr.New(http.StatusConflict, http.StatusConflict, "%s", err.Error())
 	case errors.Is(err, registry.ErrInvalidSchema):
-		return newRESTError(http.StatusUnprocessableEntity, 42201, "%s", capitalize(err.Error()))
+		return jsonerr.New(http.StatusUnprocessableEntity, 42201, "%s", capitalize(err.Error()))
 	case errors.Is(err, registry.ErrInvalidVersion):
 		return invalidVersion(version)
 	case errors.Is(err, registry.ErrInvalidCompatibility):
 		return invalidCompatibility()
 	case errors.Is(err, context.DeadlineExceeded):
-		return newRESTError(http.StatusInternalServerError, 50002, "Operation timed out: %v", err)
+		return jsonerr.New(http.StatusInternalServerError, 50002, "Operation timed out: %v", err)
 	default:
-		return newRESTError(http.StatusInternalServerError, 50001, "Error in the backend data store: %v", err)
+		return jsonerr.New(http.StatusInternalServerError, 50001, "Error in the backend data store: %v", err)
 	}
 }
 
-func invalidVersion(version string) *restError {
-	return newRESTError(http.StatusUnprocessableEntity, 42202,
+func invalidVersion(version string) *jsonerr.Error {
+	return jsonerr.New(http.StatusUnprocessableEntity, 42202,
 		`The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`, version)
 }
 
-func invalidCompatibility() *restError {
-	return newRESTError(http.StatusUnprocessableEntity, 42203,
+func invalidCompatibility() *jsonerr.Error {
+	return jsonerr.New(http.StatusUnprocessableEntity, 42203,
 		"Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")
 }
 
@@ -200,11 +170,7 @@ func capitalize(s string) string {
 }
 
 func writeJSON(c echo.Context, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode answer: %w", err)
-	}
-	return c.Blob(status, registryContentType, b)
+	return jsonerr.Write(c, status, registryContentType, v)
 }
 
 // pathParam returns a path parameter unescaped: echo matches on the raw path
@@ -251,7 +217,7 @@ func parseID(c echo.Context) (int, error) {
 	s := c.Param("id")
 	id, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
-		return 0, newRESTError(http.StatusNotFound, 40403, "Schema %s not found", s)
+		return 0, jsonerr.New(http.StatusNotFound, 40403, "Schema %s not found", s)
 	}
 	return int(id), nil
 }
@@ -270,19 +236,19 @@ func readSchemaRequest(c echo.Context) (schemaRequest, error) {
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxSchemaRequest)
 	data, err := io.ReadAll(body)
 	if err != nil {
-		return req, newRESTError(http.StatusRequestEntityTooLarge, 413, "Request body too large: %v", err)
+		return req, jsonerr.New(http.StatusRequestEntityTooLarge, 413, "Request body too large: %v", err)
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
-		return req, newRESTError(http.StatusBadRequest, 400, "Invalid request body: %v", err)
+		return req, jsonerr.New(http.StatusBadRequest, 400, "Invalid request body: %v", err)
 	}
 	if req.Schema == "" {
-		return req, newRESTError(http.StatusUnprocessableEntity, 42201, "Empty schema")
+		return req, jsonerr.New(http.StatusUnprocessableEntity, 42201, "Empty schema")
 	}
 	if err := registry.CheckSchemaType(req.SchemaType); err != nil {
 		return req, err
 	}
 	if len(req.References) > 0 {
-		return req, newRESTError(http.StatusUnprocessableEntity, 42201, "Invalid schema: schema references are not supported")
+		return req, jsonerr.New(http.StatusUnprocessableEntity, 42201, "Invalid schema: schema references are not supported")
 	}
 	return req, nil
 }
@@ -487,7 +453,7 @@ func (h *registryHandler) setConfig(c echo.Context) error {
 	var req levelRequest
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxSchemaRequest)
 	if err := json.NewDecoder(body).Decode(&req); err != nil {
-		return newRESTError(http.StatusBadRequest, 400, "Invalid request body: %v", err)
+		return jsonerr.New(http.StatusBadRequest, 400, "Invalid request body: %v", err)
 	}
 	if req.Compatibility == "" {
 		req.Compatibility = req.CompatibilityLevel
@@ -508,7 +474,7 @@ func (h *registryHandler) deleteConfig(c echo.Context) error {
 	level, err := h.reg.DeleteCompatibility(c.Request().Context(), subject)
 	if errors.Is(err, registry.ErrCompatibilityNotConfigured) {
 		// What Confluent answers for a subject without a level of its own.
-		return newRESTError(http.StatusNotFound, 40401, "Subject '%s' not found.", subject)
+		return jsonerr.New(http.StatusNotFound, 40401, "Subject '%s' not found.", subject)
 	}
 	if err != nil {
 		return err

@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/mongorelay/mongorelay/internal/jsonerr"
 )
 
 // ErrNotLeader is what every *NotLeaderError is (errors.Is).
@@ -38,6 +41,18 @@ func (e *NotLeaderError) Error() string {
 		return "not the leader, and no leader is known (election under way)"
 	}
 	return fmt.Sprintf("not the leader: leader is %s at %s", e.LeaderID, e.LeaderHTTP)
+}
+
+// Misdirected is the 421 answer of a node that does not lead to a request that had to reach
+// the leader: the error in the REST shape, with the leader named for the sender to go there.
+type Misdirected struct {
+	jsonerr.Body
+	NotLeaderError
+}
+
+// MisdirectedAnswer is the body of a 421 for nl.
+func MisdirectedAnswer(nl *NotLeaderError) Misdirected {
+	return Misdirected{Body: jsonerr.Body{Code: http.StatusMisdirectedRequest, Message: nl.Error()}, NotLeaderError: *nl}
 }
 
 // Do runs local. When it returns a *NotLeaderError naming a leader, Do sends the write there
