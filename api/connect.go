@@ -1,3 +1,6 @@
+// Package api serves a node's Kafka Connect-compatible REST API (DESIGN.md 7) with echo: the
+// connectors, their tasks and status, the cluster overview and health. It reaches the node
+// through the small interface Cluster declares and the connector kinds through Plugins.
 package api
 
 import (
