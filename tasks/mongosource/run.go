@@ -17,8 +17,9 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
-// Run runs one task until ctx ends or it fails. It catches up with the offsets other processes
-// committed first, so that a task moving here resumes where its last owner got to. What a
+// Run runs one task until ctx ends or it fails. Its first offsets read catches up with what
+// other processes committed (fencedOffsets), so that a task moving here resumes where its last
+// owner got to. What a
 // restart cannot fix is Permanent (DESIGN.md 13): a config that no longer parses, a lost
 // history under offset.lost.policy=fail, an oversize record under oversize.handling=fail.
 func (k *Kind) Run(ctx context.Context, t connector.Task) error {
@@ -34,9 +35,6 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	reg, err := k.registryFor(cfg)
 	if err != nil {
 		return connector.Permanent(err)
-	}
-	if err := k.env.Offsets.Refresh(ctx); err != nil {
-		return fmt.Errorf("read the offsets other nodes committed: %w", err)
 	}
 	err = runUnits(ctx, t.Spec.Units(), func(ctx context.Context, u taskid.Spec) error {
 		spec := tasks.Spec{Connector: cfg, DB: u.DB, Coll: u.Coll, Shard: u.Shard, Shards: u.Shards}
@@ -114,17 +112,18 @@ func runUnits(ctx context.Context, units []taskid.Spec, run func(context.Context
 	return errors.Join(errs...)
 }
 
-// fencedOffsets is the offsets store as a task sees it: its first read catches up with the
-// topic again. The task fences the task's previous owner (initialising its transactional id)
-// before it reads its offsets, so this read sees every offset that owner committed.
+// fencedOffsets is the offsets store as a task sees it: its first read, whichever it is,
+// catches up with the topic again. The task fences the task's previous owner (initialising
+// its transactional id) before it reads its offsets, so this read sees every offset that owner
+// committed.
 type fencedOffsets struct {
 	*offsets.Store
 	once sync.Once
 	err  error
 }
 
-// Get refreshes the store on its first call, then reads it.
-func (f *fencedOffsets) Get(k offsets.Key) (*offsets.Value, error) {
+// refresh reads the topic again on the first call.
+func (f *fencedOffsets) refresh() error {
 	f.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -132,8 +131,31 @@ func (f *fencedOffsets) Get(k offsets.Key) (*offsets.Value, error) {
 			f.err = fmt.Errorf("read the offsets other nodes committed: %w", err)
 		}
 	})
-	if f.err != nil {
-		return nil, f.err
+	return f.err
+}
+
+// Get reads one offset, after the first refresh.
+func (f *fencedOffsets) Get(k offsets.Key) (*offsets.Value, error) {
+	if err := f.refresh(); err != nil {
+		return nil, err
 	}
 	return f.Store.Get(k)
+}
+
+// SnapshotRanges reads a collection's snapshot ranges, after the first refresh. After a failed
+// refresh it reads nothing: the task's first read is a Get (tasks' resume planner), which
+// has failed the task with the refresh's error.
+func (f *fencedOffsets) SnapshotRanges(connector, db, coll string) []offsets.Entry {
+	if f.refresh() != nil {
+		return nil
+	}
+	return f.Store.SnapshotRanges(connector, db, coll)
+}
+
+// ShardOffsets reads a collection's shard offsets, after the first refresh (as SnapshotRanges).
+func (f *fencedOffsets) ShardOffsets(connector, db, coll string) []offsets.Entry {
+	if f.refresh() != nil {
+		return nil
+	}
+	return f.Store.ShardOffsets(connector, db, coll)
 }
