@@ -17,6 +17,9 @@ type hclogAdapter struct {
 	log     *slog.Logger
 	name    string
 	implied []any
+	// quiet logs below Error at Debug: for a node alone in memory (a standalone process),
+	// Raft's elections and state changes tell a user nothing.
+	quiet bool
 }
 
 func newHCLog(l *slog.Logger, name string) hclog.Logger {
@@ -41,7 +44,11 @@ func toSlogLevel(l hclog.Level) slog.Level {
 }
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
-	a.log.Log(context.Background(), toSlogLevel(level), msg, args...)
+	l := toSlogLevel(level)
+	if a.quiet && l < slog.LevelError {
+		l = min(l, slog.LevelDebug)
+	}
+	a.log.Log(context.Background(), l, msg, args...)
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
@@ -61,7 +68,7 @@ func (a *hclogAdapter) IsError() bool { return a.enabled(slog.LevelError) }
 func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
 
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	return &hclogAdapter{log: a.log.With(args...), name: a.name, implied: append(a.implied[:len(a.implied):len(a.implied)], args...)}
+	return &hclogAdapter{log: a.log.With(args...), name: a.name, implied: append(a.implied[:len(a.implied):len(a.implied)], args...), quiet: a.quiet}
 }
 
 func (a *hclogAdapter) Name() string { return a.name }
@@ -74,7 +81,7 @@ func (a *hclogAdapter) Named(name string) hclog.Logger {
 }
 
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return &hclogAdapter{log: a.log.With("component", name), name: name, implied: a.implied}
+	return &hclogAdapter{log: a.log.With("component", name), name: name, implied: a.implied, quiet: a.quiet}
 }
 
 func (a *hclogAdapter) SetLevel(hclog.Level) {}

@@ -187,6 +187,7 @@ func (n *Node) open(ctx context.Context) error {
 	if cfg.InMemory {
 		// Nobody else votes and nothing crosses a network: elect this node at once.
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = inMemoryTimeout, inMemoryTimeout, inMemoryTimeout
+		rc.Logger = &hclogAdapter{log: n.log.With("component", "raft"), name: "raft", quiet: true}
 	}
 	rc.NotifyCh = n.notify
 	rc.Logger = newHCLog(n.log, "raft")
