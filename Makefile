@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 ENV := deploy/local/env.sh
 LOGS := .cache/test-logs
 
-.PHONY: help build test env-up env-down lint clean demo
+.PHONY: help build test env-up env-down lint clean demo docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ test: build ## run all tests against real servers (starts and stops the environm
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+docs: ## write the configuration reference pages in docs/ from the code's own tables
+	$(GO) run ./cmd/mongorelay config docs connector > docs/connector-config.md
+	$(GO) run ./cmd/mongorelay config docs worker > docs/worker-config.md
 
 demo: build env-up ## stream a demo database to Kafka and show the decoded records (Ctrl-C stops)
 	@deploy/demo/run.sh

@@ -13,8 +13,6 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/replicated"
-	"github.com/mongorelay/mongorelay/tasks/connector"
-	"github.com/mongorelay/mongorelay/tasks/mongosource"
 
 	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
@@ -53,7 +51,7 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = n.Shutdown() })
-		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(&http.Client{Timeout: 5 * time.Second}), catalog: testCatalog(t)}
+		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(&http.Client{Timeout: 5 * time.Second}), catalog: Kinds()}
 		c.raftRegistry = replicated.New(c.peers, log)
 		if err := c.raftRegistry.Bind(context.Background(), n); err != nil {
 			t.Fatal(err)
@@ -117,14 +115,4 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 		level, err := follower.registry.Compatibility("s-value")
 		return err == nil && level == registry.None
 	})
-}
-
-// testCatalog is the catalog of the kinds this build has, without the services their tasks
-// need: enough to validate and show configs.
-func testCatalog(t *testing.T) *connector.Catalog {
-	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return catalog
 }

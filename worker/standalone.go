@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/mongorelay/mongorelay/tasks/connector"
-	"github.com/mongorelay/mongorelay/tasks/mongosource"
 )
 
 // Connector is a connector of a standalone process's files: a name and a validated config.
@@ -18,11 +17,7 @@ type Connector struct {
 // LoadConnectorFiles reads and validates connector files ({"name":..., "config":{...}}), all of
 // them before anything starts, so a bad file changes nothing.
 func LoadConnectorFiles(paths []string) ([]Connector, error) {
-	// Validation reads no service: a kind without any validates as well.
-	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}))
-	if err != nil {
-		return nil, err
-	}
+	catalog := Kinds()
 	var conns []Connector
 	var errs []error
 	names := map[string]string{}

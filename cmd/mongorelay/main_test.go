@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,9 @@ func TestRun(t *testing.T) {
 		{"worker --help", []string{"worker", "--help"}, 0, "", "usage: mongorelay worker"},
 		{"worker leave -h", []string{"worker", "leave", "-h"}, 0, "", "usage: mongorelay worker leave"},
 		{"consume --help", []string{"consume", "--help"}, 0, "", "usage: mongorelay consume"},
+		{"config --help", []string{"config", "--help"}, 0, "", "usage: mongorelay config"},
+		{"config docs worker", []string{"config", "docs", "worker"}, 0, "| `kafka.bootstrap.servers` |", ""},
+		{"config docs nothing", []string{"config", "docs", "nothing"}, 1, "", `config docs "nothing": choose connector or worker`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,5 +48,45 @@ func TestRun(t *testing.T) {
 				t.Errorf("stderr = %q: --help is no error", stderr.String())
 			}
 		})
+	}
+}
+
+// TestReferencePagesAreCurrent: the committed reference pages are what the code generates, so
+// they cannot drift from the keys the code accepts. make docs writes them again.
+func TestReferencePagesAreCurrent(t *testing.T) {
+	for _, page := range []struct{ file, what string }{
+		{"../../docs/connector-config.md", "connector"},
+		{"../../docs/worker-config.md", "worker"},
+	} {
+		var want, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"config", "docs", page.what}, &want, &stderr); code != 0 {
+			t.Fatalf("config docs %s: exit %d: %s", page.what, code, stderr.String())
+		}
+		got, err := os.ReadFile(page.file)
+		if err != nil {
+			t.Fatalf("%v (run make docs)", err)
+		}
+		if string(got) != want.String() {
+			t.Errorf("%s is not what `mongorelay config docs %s` prints: run make docs and commit it", page.file, page.what)
+		}
+	}
+}
+
+// TestEveryReferenceKeyIsDocumented: every key of both pages has a description.
+func TestEveryReferenceKeyIsDocumented(t *testing.T) {
+	for _, what := range []string{"connector", "worker"} {
+		var out, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"config", "docs", what}, &out, &stderr); code != 0 {
+			t.Fatalf("config docs %s: exit %d: %s", what, code, stderr.String())
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if !strings.HasPrefix(line, "| `") {
+				continue
+			}
+			cells := strings.Split(strings.TrimSuffix(line, " |"), " | ")
+			if desc := strings.TrimSpace(cells[len(cells)-1]); len(desc) < 10 {
+				t.Errorf("%s reference: %s has no description", what, cells[0])
+			}
+		}
 	}
 }

@@ -99,6 +99,22 @@ func (c *Catalog) Plugins() []Plugin {
 	return out
 }
 
+// Description is a kind and its config keys, as GET /connector-plugins and the reference
+// pages show them.
+type Description struct {
+	Plugin Plugin
+	Keys   []ConfigKey
+}
+
+// Describe describes every kind, in the order they were given.
+func (c *Catalog) Describe() []Description {
+	out := make([]Description, len(c.kinds))
+	for i, k := range c.kinds {
+		out[i] = Description{Plugin: k.Plugin(), Keys: k.ConfigDef()}
+	}
+	return out
+}
+
 // Kind returns the kind config's connector.class names, or a *ValidationError saying which
 // classes there are.
 func (c *Catalog) Kind(config map[string]string) (Kind, error) {
