@@ -601,7 +601,7 @@ func (r *runner) detectShards(ctx context.Context, pr *proc.Proc, shards int) st
 	if slices.Contains(seen, fmt.Sprint(shards)) {
 		return ""
 	}
-	return fmt.Sprintf("not yet available: with shards=%d the standalone runs its tasks as %s (one task per collection: worker.Standalone.scan builds Spec{Shard: 0, Shards: 1})",
+	return fmt.Sprintf("not yet available: with shards=%d the standalone runs its tasks as %s",
 		shards, strings.Join(taskNames(string(b)), ", "))
 }
 
