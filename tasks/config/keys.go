@@ -125,7 +125,7 @@ func Keys() []Key {
 			set:     func(c *Config, v string) string { c.ShardFilter = ShardFilter(v); return "" }},
 		{Name: "tasks.max", Type: TypeInt,
 			Group: "Sharding", Importance: ImportanceMedium, Display: "Maximum tasks", Min: 1, Max: 1 << 20,
-			Doc: "Kafka Connect's cap on the connector's total tasks. In a cluster, collection shards beyond it share tasks: a task then runs several collection shards (named in its task.collection.shards), each still with its own change stream, producer and offsets, and they move between nodes together. A standalone process runs every collection shard itself either way. Default: no cap, one task per collection shard.",
+			Doc: "Kafka Connect's cap on the connector's total tasks. Collection shards beyond it share tasks: a task then runs several collection shards (named in its task.collection.shards), each still with its own change stream, producer and offsets, and they move between nodes together. Default: no cap, one task per collection shard.",
 			set: func(c *Config, v string) string { c.TasksMax = atoi(v); return "" }},
 		{Name: "capture.mode", Type: TypeString,
 			Group: "Change stream", Importance: ImportanceMedium, Display: "Capture mode", Default: string(CaptureUpdateFull),
