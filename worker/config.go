@@ -281,7 +281,12 @@ func clusterSettings() []setting {
 // usually os.Getenv). It returns the remaining positional arguments. Every bad value is
 // reported at once, each naming its key and the fix.
 func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
-	all := commonSettings()
+	return parseOnly(commonSettings(), fs, args, getenv)
+}
+
+// parseOnly reads the keys of all from flags, then the environment, then defaults, and
+// returns the positional arguments.
+func parseOnly(all []setting, fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
 	values, err := parseValues(fs, all, args, getenv, false, nil)
 	if err != nil {
 		return Config{}, nil, err
@@ -403,13 +408,7 @@ func (c Config) KafkaOpts() ([]kgo.Opt, error) {
 // security keys), from flags, then MONGORELAY_* variables: for commands that are Kafka
 // clients and nothing else (mongorelay consume). It returns the positional arguments.
 func ParseKafkaFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
-	all := kafkaSettings()
-	values, err := parseValues(fs, all, args, getenv, false, nil)
-	if err != nil {
-		return Config{}, nil, err
-	}
-	c, errs := applyValues(all, values)
-	return c, fs.Args(), errors.Join(errs...)
+	return parseOnly(kafkaSettings(), fs, args, getenv)
 }
 
 // flagValue is a setting's flag: a string, or a switch for boolean settings.

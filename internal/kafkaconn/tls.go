@@ -76,16 +76,10 @@ func (s Security) roots() (*x509.CertPool, []error) {
 		return nil, append(problems, problem(KeyCA, "and %s both name the CAs to trust: keep one", KeyTruststore))
 	case s.CA != "":
 		pool, err := pemPool(s.CA)
-		if err != nil {
-			return nil, append(problems, &KeyError{Key: KeyCA, Err: err})
-		}
-		return pool, problems
+		return keyed(problems, KeyCA, pool, err)
 	case s.Truststore != "":
 		pool, err := truststore(s.Truststore, s.TruststorePassword, s.TruststoreType)
-		if err != nil {
-			return nil, append(problems, &KeyError{Key: KeyTruststore, Err: err})
-		}
-		return pool, problems
+		return keyed(problems, KeyTruststore, pool, err)
 	}
 	return nil, problems
 }
@@ -150,18 +144,20 @@ func (s Security) clientCertificate() (*tls.Certificate, []error) {
 		return nil, append(problems, problem(KeyCertificate, "is required with %s: give the key's PEM certificate", KeyKey))
 	case s.Certificate != "":
 		cert, err := tls.LoadX509KeyPair(s.Certificate, s.Key)
-		if err != nil {
-			return nil, append(problems, &KeyError{Key: KeyCertificate, Err: err})
-		}
-		return &cert, problems
+		return keyed(problems, KeyCertificate, &cert, err)
 	case s.Keystore != "":
 		cert, err := keystore(s.Keystore, s.KeystorePassword, s.KeystoreType)
-		if err != nil {
-			return nil, append(problems, &KeyError{Key: KeyKeystore, Err: err})
-		}
-		return cert, problems
+		return keyed(problems, KeyKeystore, cert, err)
 	}
 	return nil, problems
+}
+
+// keyed returns v and problems, or, when loading v failed, nil and problems with err as key's.
+func keyed[T any](problems []error, key string, v *T, err error) (*T, []error) {
+	if err != nil {
+		return nil, append(problems, &KeyError{Key: key, Err: err})
+	}
+	return v, problems
 }
 
 func keystore(file, password, typ string) (*tls.Certificate, error) {
