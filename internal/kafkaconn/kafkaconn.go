@@ -41,7 +41,8 @@ const (
 )
 
 // Security is how clients protect and authenticate their connections to Kafka: Kafka's
-// security.protocol, sasl.* and ssl.* client settings. The zero value is PLAINTEXT.
+// security.protocol, sasl.* and ssl.* client settings. Security{EndpointAlgorithm: "https"}
+// is Kafka's default, PLAINTEXT.
 type Security struct {
 	// Protocol is PLAINTEXT (""), SSL, SASL_PLAINTEXT or SASL_SSL.
 	Protocol string
@@ -121,16 +122,21 @@ func (s Security) resolve() (*tls.Config, sasl.Mechanism, []error) {
 	return tlsCfg, mech, problems
 }
 
-// unused reports each key given a value under a protocol that does not use it.
-func unused(protocol, want string, keys map[string]string) []error {
+// given reports each key of kv (key, value pairs) that has a value, with msg: keys the
+// settings would ignore, refused so that no key accepted does nothing.
+func given(msg string, kv ...string) []error {
 	var problems []error
-	for _, key := range sortedKeys(keys) {
-		if keys[key] != "" {
-			problems = append(problems, problem(key, "does nothing with %s=%s: set %s to %s, or remove it",
-				KeyProtocol, orPlaintext(protocol), KeyProtocol, want))
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			problems = append(problems, problem(kv[i], "%s", msg))
 		}
 	}
 	return problems
+}
+
+// unusedUnder is given's message for keys the protocol does not use.
+func unusedUnder(protocol, want string) string {
+	return fmt.Sprintf("does nothing with %s=%s: set %s to %s, or remove it", KeyProtocol, orPlaintext(protocol), KeyProtocol, want)
 }
 
 func orPlaintext(p string) string {
@@ -141,10 +147,10 @@ func orPlaintext(p string) string {
 }
 
 func (s Security) mechanism() (sasl.Mechanism, []error) {
-	keys := map[string]string{KeyMechanism: s.Mechanism, KeyUsername: s.Username, KeyPassword: s.Password,
-		KeyJAAS: s.JAAS, KeyOAuthToken: s.OAuthToken, KeyOAuthTokenFile: s.OAuthTokenFile}
 	if !s.usesSASL() {
-		return nil, unused(s.Protocol, "SASL_SSL (or SASL_PLAINTEXT)", keys)
+		return nil, given(unusedUnder(s.Protocol, "SASL_SSL (or SASL_PLAINTEXT)"), KeyMechanism, s.Mechanism,
+			KeyUsername, s.Username, KeyPassword, s.Password, KeyJAAS, s.JAAS,
+			KeyOAuthToken, s.OAuthToken, KeyOAuthTokenFile, s.OAuthTokenFile)
 	}
 	switch s.Mechanism {
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
@@ -159,12 +165,8 @@ func (s Security) mechanism() (sasl.Mechanism, []error) {
 }
 
 func (s Security) passwordMechanism() (sasl.Mechanism, []error) {
-	var problems []error
-	for _, key := range []string{KeyOAuthToken, KeyOAuthTokenFile} {
-		if v := map[string]string{KeyOAuthToken: s.OAuthToken, KeyOAuthTokenFile: s.OAuthTokenFile}[key]; v != "" {
-			problems = append(problems, problem(key, "does nothing with %s=%s: remove it", KeyMechanism, s.Mechanism))
-		}
-	}
+	problems := given(fmt.Sprintf("does nothing with %s=%s: remove it", KeyMechanism, s.Mechanism),
+		KeyOAuthToken, s.OAuthToken, KeyOAuthTokenFile, s.OAuthTokenFile)
 	user, pass := s.Username, s.Password
 	if s.JAAS != "" {
 		if user != "" || pass != "" {
@@ -194,12 +196,8 @@ func (s Security) passwordMechanism() (sasl.Mechanism, []error) {
 }
 
 func (s Security) oauthMechanism() (sasl.Mechanism, []error) {
-	var problems []error
-	for _, key := range []string{KeyUsername, KeyPassword, KeyJAAS} {
-		if v := map[string]string{KeyUsername: s.Username, KeyPassword: s.Password, KeyJAAS: s.JAAS}[key]; v != "" {
-			problems = append(problems, problem(key, "does nothing with %s=OAUTHBEARER: give the token in %s or %s", KeyMechanism, KeyOAuthToken, KeyOAuthTokenFile))
-		}
-	}
+	problems := given(fmt.Sprintf("does nothing with %s=OAUTHBEARER: give the token in %s or %s", KeyMechanism, KeyOAuthToken, KeyOAuthTokenFile),
+		KeyUsername, s.Username, KeyPassword, s.Password, KeyJAAS, s.JAAS)
 	switch {
 	case s.OAuthToken != "" && s.OAuthTokenFile != "":
 		problems = append(problems, problem(KeyOAuthToken, "and %s are both given: keep one", KeyOAuthTokenFile))

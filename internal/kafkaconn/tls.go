@@ -14,19 +14,11 @@ import (
 
 // tlsConfig builds the TLS config of SSL and SASL_SSL (nil for the other protocols).
 func (s Security) tlsConfig() (*tls.Config, []error) {
-	keys := map[string]string{KeyCA: s.CA, KeyCertificate: s.Certificate, KeyKey: s.Key,
-		KeyTruststore: s.Truststore, KeyTruststorePassword: s.TruststorePassword,
-		KeyKeystore: s.Keystore, KeyKeystorePassword: s.KeystorePassword}
-	if s.EndpointAlgorithm != "https" {
-		keys[KeyEndpointAlgorithm] = "set"
-	}
-	for key, typ := range map[string]string{KeyTruststoreType: s.TruststoreType, KeyKeystoreType: s.KeystoreType} {
-		if typ != "" && typ != "PKCS12" {
-			keys[key] = typ
-		}
-	}
 	if !s.usesTLS() {
-		return nil, unused(s.Protocol, "SSL (or SASL_SSL)", keys)
+		return nil, given(unusedUnder(s.Protocol, "SSL (or SASL_SSL)"), KeyCA, s.CA, KeyCertificate, s.Certificate, KeyKey, s.Key,
+			KeyEndpointAlgorithm, unlessDefault(s.EndpointAlgorithm, "https"), KeyTruststore, s.Truststore,
+			KeyTruststorePassword, s.TruststorePassword, KeyTruststoreType, unlessDefault(s.TruststoreType, "PKCS12", ""),
+			KeyKeystore, s.Keystore, KeyKeystorePassword, s.KeystorePassword, KeyKeystoreType, unlessDefault(s.KeystoreType, "PKCS12", ""))
 	}
 	var problems []error
 	if s.EndpointAlgorithm != "https" && s.EndpointAlgorithm != "" {
@@ -183,11 +175,11 @@ func keystore(file, password, typ string) (*tls.Certificate, error) {
 	return cert, nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// unlessDefault is a value for given: "" when v is one of the key's defaults (which the user
+// need not have given), else not empty (even when v is).
+func unlessDefault(v string, defaults ...string) string {
+	if slices.Contains(defaults, v) {
+		return ""
 	}
-	slices.Sort(keys)
-	return keys
+	return "set:" + v
 }
