@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,6 +37,9 @@ func Explain(err error) error {
 	}
 	refused := func(key, hint string) error { return &RefusedError{Key: key, Hint: hint, Err: err} }
 	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) && strings.Contains(err.Error(), `{"status":`):
+		// OAUTHBEARER's refusals carry RFC 7628's JSON status, such as invalid_token.
+		return refused(KeyOAuthToken, fmt.Sprintf(" or %q: the broker refused the token (expired, or not for this cluster)", KeyOAuthTokenFile))
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return refused(KeyPassword, fmt.Sprintf(" and %q, or %q: the broker refused these credentials with %q", KeyUsername, KeyJAAS, KeyMechanism))
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):

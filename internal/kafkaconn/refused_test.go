@@ -2,6 +2,8 @@ package kafkaconn
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +13,17 @@ import (
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
+// TestAgainstASecureKafka runs the checks that need a real broker with one private
+// SASL_SSL Kafka.
+func TestAgainstASecureKafka(t *testing.T) {
+	k := testenv.StartSecureKafka(t)
+	t.Run("refused connections name the key within 10 s", func(t *testing.T) { testRefused(t, k) })
+	t.Run("OAUTHBEARER tokens", func(t *testing.T) { testOAuthBearer(t, k) })
+}
+
 // A refused connection fails within 10 s, once, naming the key to fix; the right settings
 // connect, with or without the host name check.
-func TestRefusedConnectionsNameTheKeyWithinTenSeconds(t *testing.T) {
-	k := testenv.StartSecureKafka(t)
+func testRefused(t *testing.T, k *testenv.SecureKafka) {
 	good := Security{Protocol: "SASL_SSL", Mechanism: "SCRAM-SHA-512", Username: k.User, Password: k.Password,
 		CA: k.Certs.CA, EndpointAlgorithm: "https"}
 	jaas := good
@@ -76,4 +85,28 @@ func ping(t *testing.T, s Security, addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return cl.Ping(ctx)
+}
+
+// OAUTHBEARER tokens, given or read from a file, reach a broker that validates them (the
+// test broker's unsecured validator: unsigned JWTs, as Kafka's own tests use).
+func testOAuthBearer(t *testing.T, k *testenv.SecureKafka) {
+	token := testenv.UnsignedJWT(k.User, time.Hour)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := Security{Protocol: "SASL_SSL", Mechanism: "OAUTHBEARER", CA: k.Certs.CA, EndpointAlgorithm: "https"}
+	withToken, withFile := base, base
+	withToken.OAuthToken = token
+	withFile.OAuthTokenFile = file
+	for name, s := range map[string]Security{"token": withToken, "token file": withFile} {
+		if err := ping(t, s, k.Addr); err != nil {
+			t.Errorf("%s: %v", name, Explain(err))
+		}
+	}
+	expired := base
+	expired.OAuthToken = testenv.UnsignedJWT(k.User, -time.Hour)
+	if err := ping(t, expired, k.Addr); !IsRefused(err) || !strings.Contains(Explain(err).Error(), `"`+KeyOAuthToken+`"`) {
+		t.Errorf("an expired token: %v, want a refused connection naming %s", Explain(err), KeyOAuthToken)
+	}
 }
