@@ -44,7 +44,7 @@ func KafkaLibs(tb testing.TB) string {
 }
 
 // SecureKafka is a private single-node Kafka whose only client listener is SASL_SSL
-// (SCRAM-SHA-256 and SCRAM-SHA-512) and whose controller listener is SSL: no port of it
+// (SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER) and whose controller listener is SSL: no port of it
 // speaks plaintext.
 type SecureKafka struct {
 	Addr  string // the SASL_SSL listener, 127.0.0.1:port
