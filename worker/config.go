@@ -15,13 +15,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 )
 
 // Config is a node's configuration (DESIGN.md 9). Build it with ParseFlags (standalone) or
 // ParseWorkerFlags (a cluster node), which apply, in order of precedence, command-line flags,
 // MONGORELAY_* environment variables, the YAML file of --config (cluster nodes) and defaults.
 type Config struct {
-	KafkaBrokers   []string
+	KafkaBrokers []string
+	// KafkaSecurity is how every Kafka client connects: TLS and SASL (DESIGN.md 14).
+	KafkaSecurity  kafkaconn.Security
 	OffsetsTopic   string
 	SchemasTopic   string
 	RegistryListen string
@@ -76,15 +79,7 @@ func settings() []setting {
 
 // commonSettings are the keys of both standalone and cluster nodes.
 func commonSettings() []setting {
-	return []setting{
-		{name: "kafka.bootstrap.servers", alias: "kafka", doc: "comma-separated Kafka brokers (required)",
-			apply: func(c *Config, v string) error {
-				c.KafkaBrokers = splitList(v)
-				if len(c.KafkaBrokers) == 0 {
-					return errors.New("is required: give --kafka host:port[,host:port]")
-				}
-				return nil
-			}},
+	return append(kafkaSettings(), []setting{
 		{name: "offsets.topic", def: "mongorelay-offsets", doc: "compacted topic holding each task's resume position",
 			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
 		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone)",
@@ -132,6 +127,67 @@ func commonSettings() []setting {
 				c.LogFormat = v
 				return nil
 			}},
+	}...)
+}
+
+// kafkaSettings are how every Kafka client reaches the brokers: their addresses and Kafka's
+// own client security keys under "kafka." (DESIGN.md 14), checked together by
+// kafkaconn.Security.Check once all are read.
+func kafkaSettings() []setting {
+	sec := func(name, def, doc string, field func(*kafkaconn.Security) *string) setting {
+		return setting{name: name, def: def, doc: doc, apply: func(c *Config, v string) error {
+			*field(&c.KafkaSecurity) = v
+			return nil
+		}}
+	}
+	upper := func(name, def, doc string, field func(*kafkaconn.Security) *string) setting {
+		s := sec(name, def, doc, field)
+		s.apply = func(c *Config, v string) error { *field(&c.KafkaSecurity) = strings.ToUpper(v); return nil }
+		return s
+	}
+	return []setting{
+		{name: "kafka.bootstrap.servers", alias: "kafka", doc: "comma-separated Kafka brokers (required)",
+			apply: func(c *Config, v string) error {
+				c.KafkaBrokers = splitList(v)
+				if len(c.KafkaBrokers) == 0 {
+					return errors.New("is required: give --kafka host:port[,host:port]")
+				}
+				return nil
+			}},
+		upper(kafkaconn.KeyProtocol, "PLAINTEXT", "PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (TLS and SASL), as the brokers' listener",
+			func(s *kafkaconn.Security) *string { return &s.Protocol }),
+		upper(kafkaconn.KeyMechanism, "", "SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+			func(s *kafkaconn.Security) *string { return &s.Mechanism }),
+		sec(kafkaconn.KeyUsername, "", "SASL user for PLAIN and SCRAM",
+			func(s *kafkaconn.Security) *string { return &s.Username }),
+		sec(kafkaconn.KeyPassword, "", "SASL password for PLAIN and SCRAM (a secret: prefer the environment variable)",
+			func(s *kafkaconn.Security) *string { return &s.Password }),
+		sec(kafkaconn.KeyJAAS, "", `Java's sasl.jaas.config line for PLAIN or SCRAM, instead of username and password: ...ScramLoginModule required username="u" password="p";`,
+			func(s *kafkaconn.Security) *string { return &s.JAAS }),
+		sec(kafkaconn.KeyOAuthToken, "", "OAUTHBEARER token (a secret)",
+			func(s *kafkaconn.Security) *string { return &s.OAuthToken }),
+		sec(kafkaconn.KeyOAuthTokenFile, "", "file holding the OAUTHBEARER token, read again at every connection (for tokens that rotate)",
+			func(s *kafkaconn.Security) *string { return &s.OAuthTokenFile }),
+		sec(kafkaconn.KeyCA, "", "PEM file of the CAs that sign the brokers' certificates (empty: the system's CAs)",
+			func(s *kafkaconn.Security) *string { return &s.CA }),
+		sec(kafkaconn.KeyCertificate, "", "PEM client certificate, for brokers that require one (ssl.client.auth)",
+			func(s *kafkaconn.Security) *string { return &s.Certificate }),
+		sec(kafkaconn.KeyKey, "", "PEM private key of the client certificate",
+			func(s *kafkaconn.Security) *string { return &s.Key }),
+		sec(kafkaconn.KeyEndpointAlgorithm, "https", "https: the broker's certificate must name the host dialed; empty: skip that check (the CA is still checked)",
+			func(s *kafkaconn.Security) *string { return &s.EndpointAlgorithm }),
+		sec(kafkaconn.KeyTruststore, "", "Java truststore of the CAs to trust, instead of kafka.ssl.ca.location",
+			func(s *kafkaconn.Security) *string { return &s.Truststore }),
+		sec(kafkaconn.KeyTruststorePassword, "", "password of the truststore",
+			func(s *kafkaconn.Security) *string { return &s.TruststorePassword }),
+		upper(kafkaconn.KeyTruststoreType, "PKCS12", "PKCS12 or PEM (JKS: convert it with keytool to PKCS12)",
+			func(s *kafkaconn.Security) *string { return &s.TruststoreType }),
+		sec(kafkaconn.KeyKeystore, "", "Java PKCS12 keystore of the client certificate and key, instead of the PEM files",
+			func(s *kafkaconn.Security) *string { return &s.Keystore }),
+		sec(kafkaconn.KeyKeystorePassword, "", "password of the keystore",
+			func(s *kafkaconn.Security) *string { return &s.KeystorePassword }),
+		upper(kafkaconn.KeyKeystoreType, "PKCS12", "PKCS12 (JKS: convert it with keytool to PKCS12)",
+			func(s *kafkaconn.Security) *string { return &s.KeystoreType }),
 	}
 }
 
@@ -225,7 +281,12 @@ func clusterSettings() []setting {
 // usually os.Getenv). It returns the remaining positional arguments. Every bad value is
 // reported at once, each naming its key and the fix.
 func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
-	all := commonSettings()
+	return parseOnly(commonSettings(), fs, args, getenv)
+}
+
+// parseOnly reads the keys of all from flags, then the environment, then defaults, and
+// returns the positional arguments.
+func parseOnly(all []setting, fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
 	values, err := parseValues(fs, all, args, getenv, false, nil)
 	if err != nil {
 		return Config{}, nil, err
@@ -331,7 +392,23 @@ func applyValues(all []setting, values []string) (Config, []error) {
 			errs = append(errs, fmt.Errorf("worker config %q: %w", s.name, err))
 		}
 	}
+	for _, err := range c.KafkaSecurity.Check() {
+		errs = append(errs, fmt.Errorf("worker config %w", err))
+	}
 	return c, errs
+}
+
+// KafkaOpts are the options every Kafka client of the process starts from: the brokers, TLS
+// and SASL.
+func (c Config) KafkaOpts() ([]kgo.Opt, error) {
+	return kafkaconn.Opts(c.KafkaBrokers, c.KafkaSecurity)
+}
+
+// ParseKafkaFlags reads only the keys that reach Kafka (kafka.bootstrap.servers and the
+// security keys), from flags, then MONGORELAY_* variables: for commands that are Kafka
+// clients and nothing else (mongorelay consume). It returns the positional arguments.
+func ParseKafkaFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
+	return parseOnly(kafkaSettings(), fs, args, getenv)
 }
 
 // flagValue is a setting's flag: a string, or a switch for boolean settings.

@@ -158,3 +158,23 @@ func TestAdvertiseFor(t *testing.T) {
 		t.Error("no error for a bad address")
 	}
 }
+
+func TestParseWorkerFlagsKafkaSecurityFromYAML(t *testing.T) {
+	file := `
+kafka:
+  bootstrap.servers: k:9093
+  security.protocol: SASL_SSL
+  sasl:
+    mechanism: SCRAM-SHA-256
+    jaas.config: 'org.apache.kafka.common.security.scram.ScramLoginModule required username="relay" password="pw-s3cret";'
+  ssl.endpoint.identification.algorithm: ""
+`
+	c, err := parseWorker(t, []string{"--config", "n.yaml"}, nil, map[string]string{"n.yaml": file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.KafkaSecurity
+	if s.Protocol != "SASL_SSL" || s.Mechanism != "SCRAM-SHA-256" || !strings.Contains(s.JAAS, `username="relay"`) || s.EndpointAlgorithm != "" {
+		t.Errorf("nested kafka.* security keys not applied: %+v", s)
+	}
+}

@@ -53,6 +53,28 @@ func TestParseFlags(t *testing.T) {
 				`"shutdown.timeout": "soon"`, `"producer.compression.type": "brotli" is not one of none, gzip, snappy, lz4, zstd`},
 		},
 		{
+			name: "Kafka security from flags and the environment",
+			args: []string{"--kafka", "k:9093", "--kafka-security-protocol", "sasl_ssl", "--kafka-sasl-mechanism", "SCRAM-SHA-512",
+				"--kafka-sasl-username", "relay", "--kafka-ssl-endpoint-identification-algorithm", ""},
+			env: map[string]string{"MONGORELAY_KAFKA_SASL_PASSWORD": "pw-s3cret"},
+			check: func(t *testing.T, c Config, _ []string) {
+				s := c.KafkaSecurity
+				if s.Protocol != "SASL_SSL" || s.Mechanism != "SCRAM-SHA-512" || s.Username != "relay" || s.Password != "pw-s3cret" ||
+					s.EndpointAlgorithm != "" {
+					t.Errorf("unexpected security %+v", s)
+				}
+				if opts, err := c.KafkaOpts(); err != nil || len(opts) != 3 {
+					t.Errorf("KafkaOpts = %d options, %v; want brokers, TLS and SASL", len(opts), err)
+				}
+			},
+		},
+		{
+			name: "every Kafka security problem at once, no secret shown",
+			args: []string{"--kafka", "k:9093", "--kafka-security-protocol", "SASL_SSL", "--kafka-ssl-truststore-password", "pw-s3cret"},
+			wantErr: []string{`worker config "kafka.sasl.mechanism": is required with kafka.security.protocol=SASL_SSL`,
+				`worker config "kafka.ssl.truststore.password": does nothing without kafka.ssl.truststore.location`},
+		},
+		{
 			name: "compression from the environment",
 			env:  map[string]string{"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS": "k:9", "MONGORELAY_PRODUCER_COMPRESSION_TYPE": "zstd"},
 			check: func(t *testing.T, c Config, _ []string) {
@@ -75,6 +97,9 @@ func TestParseFlags(t *testing.T) {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("error %q does not mention %q", err, w)
 					}
+				}
+				if strings.Contains(err.Error(), "pw-s3cret") {
+					t.Errorf("error %q shows a secret", err)
 				}
 				return
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/coordinator/assign"
+	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
 	"github.com/mongorelay/mongorelay/registry/replicated"
@@ -62,6 +63,7 @@ type Node struct {
 
 	id             string
 	kafka          *kgo.Client
+	kafkaOpts      []kgo.Opt // every Kafka client's: brokers, TLS, SASL
 	kafkaClusterID string
 	offsets        *offsets.Store
 	node           *coordinator.Node
@@ -128,9 +130,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer n.kafka.Close()
-	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic,
+	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
 		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log)); err != nil {
-		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, err)
+		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, kafkaconn.Explain(err))
 	}
 	defer n.offsets.Close()
 	n.peers = peer.NewClient(&http.Client{Timeout: 30 * time.Second})
@@ -141,7 +143,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	defer closeRegistry()
 
 	mongo := mongosource.New(mongosource.Env{
-		Kafka: n.kafka, KafkaOpts: n.kafkaOpts(), Compression: cfg.Compression, Offsets: n.offsets,
+		Kafka: n.kafka, KafkaOpts: n.kafkaOpts, Compression: cfg.Compression, Offsets: n.offsets,
 		Registry: n.registry, ClusterID: cfg.ClusterID, ShutdownTimeout: cfg.ShutdownTimeout, Logger: n.log,
 	})
 	defer mongo.Close() // after the coordinator's shutdown: the leader lists tasks with it
@@ -246,9 +248,9 @@ func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err erro
 	cfg := n.cfg
 	store, err := kafkastore.Open(ctx, kafkastore.Topic(cfg.SchemasTopic),
 		kafkastore.ReplicationFactor(int16(cfg.ReplicationFactor)),
-		kafkastore.ClientOpts(n.kafkaOpts()...), kafkastore.Logger(n.log))
+		kafkastore.ClientOpts(n.kafkaOpts...), kafkastore.Logger(n.log))
 	if err != nil {
-		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, err)
+		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, kafkaconn.Explain(err))
 	}
 	reg, err := registry.New(ctx, store, registry.Logger(n.log))
 	if err != nil {
@@ -326,10 +328,14 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 }
 
 // openKafka connects the node's shared client (topic creation and checks; tasks write
-// through their own transactional clients) and checks that Kafka answers.
+// through their own transactional clients) and checks that Kafka answers and accepts the
+// node's credentials: a refused one fails the start, naming the setting to fix.
 func (n *Node) openKafka(ctx context.Context) error {
 	var err error
-	n.kafka, err = kgo.NewClient(n.kafkaOpts()...)
+	if n.kafkaOpts, err = n.cfg.KafkaOpts(); err != nil {
+		return err
+	}
+	n.kafka, err = kgo.NewClient(n.kafkaOpts...)
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", n.cfg.KafkaBrokers, err)
 	}
@@ -337,17 +343,12 @@ func (n *Node) openKafka(ctx context.Context) error {
 	defer cancel()
 	if err := n.kafka.Ping(pingCtx); err != nil {
 		n.kafka.Close()
-		return fmt.Errorf("reach Kafka at %v (kafka.bootstrap.servers): %w", n.cfg.KafkaBrokers, err)
+		return fmt.Errorf("reach Kafka at %v (kafka.bootstrap.servers): %w", n.cfg.KafkaBrokers, kafkaconn.Explain(err))
 	}
 	if md, err := kadm.NewClient(n.kafka).BrokerMetadata(pingCtx); err == nil {
 		n.kafkaClusterID = md.Cluster
 	}
 	return nil
-}
-
-// kafkaOpts are the options every Kafka client of the node starts from.
-func (n *Node) kafkaOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(n.cfg.KafkaBrokers...)}
 }
 
 // expand lists a connector's tasks for the leader (coordinator.ExpandFunc): its kind's, or

@@ -9,11 +9,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/worker"
@@ -28,20 +28,22 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "usage: mongorelay consume [flags] <topic> [topic...]")
 		fs.PrintDefaults()
 	}
-	kafka := fs.String("kafka", os.Getenv(worker.EnvName("kafka.bootstrap.servers")), "comma-separated Kafka brokers")
 	registryURL := fs.String("registry", "http://127.0.0.1:8081", "schema registry URL")
 	fromEnd := fs.Bool("from-end", false, "print only records that arrive from now on")
 	maxRecords := fs.Int("max", 0, "stop after this many records (0: no limit)")
 	idle := fs.Duration("idle", 0, "stop after this long without a record (0: wait for Ctrl-C)")
-	if err := fs.Parse(args); err != nil {
+	// The same Kafka keys as the worker's, flags and MONGORELAY_* variables.
+	cfg, topics, err := worker.ParseKafkaFlags(fs, args, os.Getenv)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(topics) == 0 {
 		fs.Usage()
 		return errors.New("name at least one topic")
 	}
-	if *kafka == "" {
-		return errors.New("--kafka is required (or MONGORELAY_KAFKA_BOOTSTRAP_SERVERS)")
+	kafkaOpts, err := cfg.KafkaOpts()
+	if err != nil {
+		return err
 	}
 	reg, err := client.New(*registryURL)
 	if err != nil {
@@ -51,16 +53,21 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *fromEnd {
 		start = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(strings.Split(*kafka, ",")...),
-		kgo.ConsumeTopics(fs.Args()...),
+	cl, err := kgo.NewClient(append(kafkaOpts,
+		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = cl.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reach Kafka at %v (kafka.bootstrap.servers): %w", cfg.KafkaBrokers, kafkaconn.Explain(err))
+	}
 
 	dec := registry.NewDecoder(client.NewCached(reg))
 	enc := json.NewEncoder(stdout)
@@ -77,7 +84,7 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		for _, fe := range fetches.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return fmt.Errorf("fetch %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
+				return fmt.Errorf("fetch %s[%d]: %w", fe.Topic, fe.Partition, kafkaconn.Explain(fe.Err))
 			}
 		}
 		for it := fetches.RecordIter(); !it.Done(); {

@@ -177,7 +177,10 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 	slices.Sort(unknown)
 	for _, name := range unknown {
 		msg := "unknown key"
-		if s := suggestKey(name); s != "" {
+		if prefix, ok := clientOverride(name); ok {
+			msg = notImplemented(true, "per-connector Kafka client settings ("+prefix+"*)",
+				"remove the key; every task's clients use the worker's kafka.* settings (TLS, SASL included)")
+		} else if s := suggestKey(name); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		value := raw[name]

@@ -313,6 +313,21 @@ func TestUnknownKeys(t *testing.T) {
 	}
 }
 
+func TestClientOverridesAreRefusedAsNotImplemented(t *testing.T) {
+	for _, key := range []string{"producer.override.sasl.jaas.config", "consumer.override.bootstrap.servers", "admin.override.security.protocol"} {
+		problems := problemsOf(t, with(key, "secret-ish"))
+		if len(problems) != 1 || problems[0].Key != key {
+			t.Fatalf("%s: problems = %v", key, problems)
+		}
+		if msg := problems[0].Message; !strings.HasPrefix(msg, "not implemented yet") || !strings.Contains(msg, "kafka.*") {
+			t.Errorf("%s: message = %q, want not implemented yet, naming the worker's kafka.* settings", key, msg)
+		}
+	}
+	if p := problemsOf(t, with("producer.override.sasl.jaas.config", "x")); p[0].Value != hidden {
+		t.Errorf("a jaas override's value is shown: %q", p[0].Value)
+	}
+}
+
 func TestIncludeExcludeConflict(t *testing.T) {
 	problems := problemsOf(t, with(
 		"database.include.list", "shop", "database.exclude.list", "test",

@@ -257,6 +257,17 @@ func notImplemented(refused bool, feature, fix string) string {
 	return fmt.Sprintf("not implemented yet: %s is not built in this version; %s", feature, fix)
 }
 
+// clientOverride reports whether name is one of Kafka Connect's per-connector client
+// overrides (producer.override.*, consumer.override.*, admin.override.*), and its prefix.
+func clientOverride(name string) (prefix string, ok bool) {
+	for _, p := range []string{"producer.override.", "consumer.override.", "admin.override."} {
+		if strings.HasPrefix(name, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // Redact returns v as it may be shown: a URI with its password and secret
 // options replaced by [hidden], any other secret as [hidden].
 func (k Key) Redact(v string) string {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/changestream"
@@ -64,10 +65,14 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	return markPermanent(err)
 }
 
-// markPermanent marks the task failures a restart cannot fix.
+// markPermanent marks the task failures a restart cannot fix, among them Kafka refusing the
+// process's credentials or certificate (named by the setting to fix).
 func markPermanent(err error) error {
 	if _, lost := errors.AsType[*changestream.HistoryLostError](err); lost || errors.Is(err, tasks.ErrRecordTooLarge) {
 		return connector.Permanent(err)
+	}
+	if kafkaconn.IsRefused(err) {
+		return connector.Permanent(kafkaconn.Explain(err))
 	}
 	return err
 }

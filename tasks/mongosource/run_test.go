@@ -2,12 +2,15 @@ package mongosource
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/changestream"
@@ -65,6 +68,8 @@ func TestMarkPermanent(t *testing.T) {
 		{"history lost", fmt.Errorf("collection shard db.coll#0-of-1: %w", lost), true},
 		{"an oversize record", fmt.Errorf("document 1 in db.coll: %w: 2 MB", tasks.ErrRecordTooLarge), true},
 		{"Kafka unreachable", errors.New("produce: connection refused"), false},
+		{"Kafka refusing the password", fmt.Errorf("initialise transactional id t: %w", kerr.SaslAuthenticationFailed), true},
+		{"an untrusted broker certificate", fmt.Errorf("unable to dial: %w", x509.UnknownAuthorityError{}), true},
 		{"a clean stop", nil, false},
 	}
 	for _, tt := range tests {
