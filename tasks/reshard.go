@@ -10,6 +10,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/shard"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // When `shards` changes (DESIGN.md 5), the new shards find the old shards' offsets
@@ -19,6 +20,44 @@ import (
 // delivered, so the check ends; once every new shard is past it, shard 0 removes the old keys.
 // Old keys of several earlier counts (a change made before the last one finished) are checked
 // together: an event was delivered if any generation's shard for it had committed past it.
+
+// The shards of an earlier count are retired: nothing runs their transactional ids again, so
+// a transaction one of them left open (its process killed mid-transaction) would hold back
+// every read_committed read of the shared offsets topic until the brokers time it out, and a
+// paused process still running one could commit past the positions the handover read. Each
+// task of the new count fences them (fenceRetired) right after fencing its own previous owner
+// and before it reads the offsets: only the new shards know the old names (from the old
+// offset keys) at the moment it matters, each must not read before the fence, and fencing
+// an id twice is harmless. Once the old keys are removed there is nothing left to fence.
+
+// fenceRetired initialises, once each, the transactional ids of every shard of the earlier
+// shard counts found in the collection's offsets. It does nothing without Transactional.RetiredID.
+func (t *Task) fenceRetired(ctx context.Context) error {
+	tx := t.writer.transactional
+	if tx.RetiredID == nil {
+		return nil
+	}
+	var ids []string
+	seen := map[int]bool{t.spec.Shards: true}
+	for _, e := range t.planner.offsets.ShardOffsets(t.cfg.Name, t.spec.DB, t.spec.Coll) {
+		m := e.Key.Count
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		for j := range m {
+			ids = append(ids, tx.RetiredID(taskid.ShardName(t.spec.DB, t.spec.Coll, j, m)))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := tx.Fence(ctx, ids...); err != nil {
+		return fmt.Errorf("fence the shards of an earlier shard count: %w", err)
+	}
+	t.log.Info("fenced the transactional ids of the shards of an earlier shard count", "ids", len(ids))
+	return nil
+}
 
 // handover is the positions of the shard generations that came before this one.
 type handover struct {

@@ -65,7 +65,9 @@ type Task struct {
 
 // Deps are the shared services a task uses.
 type Deps struct {
-	Mongo           *mongo.Client
+	Mongo *mongo.Client
+	// Offsets is the offsets store; with exactly.once it must also build offset records for
+	// the task's transactions and apply them once committed, as *offsets.Store does.
 	Offsets         OffsetStore
 	Registry        SchemaRegistry
 	Logger          *slog.Logger
@@ -121,10 +123,16 @@ var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (ever
 // position (a clean stop returns nil), or until the task fails: history lost, a document that
 // cannot be encoded, Kafka refusing records, an offset that cannot be committed (production
 // stops at once then: see kafkaWriter.run). A failed task has committed nothing past the last
-// record Kafka acknowledged, so running it again resumes without loss.
+// record Kafka acknowledged, so running it again resumes without loss; with exactly.once,
+// nothing past its last committed transaction, so running it again repeats nothing either.
 func (t *Task) Run(ctx context.Context) error {
-	// First of all: fence whoever owned the task before, then read the offsets.
+	// First of all: fence whoever owned the task before, and the shards a change of the
+	// shard count retired (reshard.go), then read the offsets.
 	if err := t.writer.open(ctx); err != nil {
+		return err
+	}
+	if err := t.fenceRetired(ctx); err != nil {
+		_ = t.writer.closeTxn(ctx, false)
 		return err
 	}
 	return t.writer.run(ctx, t.run)

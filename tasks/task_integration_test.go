@@ -41,6 +41,10 @@ type env struct {
 	db       string
 	// store, when set, is the offsets store tasks get instead of offsets.
 	store tasks.OffsetStore
+	// txnOpts are added to the options of the tasks' transactional producers.
+	txnOpts []kgo.Opt
+	// shutdownTimeout, when set, is the tasks' shutdown timeout.
+	shutdownTimeout time.Duration
 	// exited waits up to timeout for the last started task to stop by itself.
 	exited func(timeout time.Duration) (error, bool)
 }
@@ -139,11 +143,13 @@ func (e *env) run(cfg *config.Config, coll string, i, n int, writer string) runn
 	task := tasks.New(spec, tasks.Deps{
 		Mongo: e.mongo, Offsets: store, Registry: e.reg,
 		Transactional: &tasks.Transactional{
-			ID:         e.db + "-" + spec.Name(),
-			ClientOpts: []kgo.Opt{kgo.SeedBrokers(e.brokers...)},
+			ID:         e.txnID(spec.Name()),
+			ClientOpts: append([]kgo.Opt{kgo.SeedBrokers(e.brokers...)}, e.txnOpts...),
+			RetiredID:  e.txnID,
 		},
-		WriterID: writer,
-		Logger:   slog.New(slog.NewTextHandler(testLogOutput(), nil)),
+		WriterID:        writer,
+		ShutdownTimeout: e.shutdownTimeout,
+		Logger:          slog.New(slog.NewTextHandler(testLogOutput(), nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -167,6 +173,9 @@ func (e *env) run(cfg *config.Config, coll string, i, n int, writer string) runn
 	return running{topic: topic, stop: stop, exited: exited}
 }
 
+// txnID is the transactional id of the test's collection shard named shard.
+func (e *env) txnID(shard string) string { return e.db + "-" + shard }
+
 type rec struct {
 	key    string
 	op     string // "" for a tombstone
@@ -178,6 +187,13 @@ type rec struct {
 // consume reads want records of topic from the start, decoded through the registry.
 func (e *env) consume(topic string, want int) []rec {
 	e.t.Helper()
+	return e.consumeSettled(topic, want, 0)
+}
+
+// consumeSettled reads want records of topic from the start, then whatever else arrives
+// within settle: a duplicate shows as more than want.
+func (e *env) consumeSettled(topic string, want int, settle time.Duration) []rec {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
@@ -188,9 +204,22 @@ func (e *env) consume(topic string, want int) []rec {
 	defer cl.Close()
 	dec := registry.NewDecoder(e.reg)
 	var out []rec
-	for len(out) < want {
+	settling := false
+	for {
+		if len(out) >= want && !settling {
+			if settle <= 0 {
+				break
+			}
+			var stop context.CancelFunc
+			ctx, stop = context.WithTimeout(context.Background(), settle)
+			defer stop()
+			settling = true
+		}
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
+			if settling {
+				break
+			}
 			e.t.Fatalf("got %d of %d records from %s; the first: %+v", len(out), want, topic, out[:min(len(out), 3)])
 		}
 		for it := fs.RecordIter(); !it.Done(); {
@@ -537,18 +566,7 @@ func TestTaskReshardingLosesAndRepeatsNothing(t *testing.T) {
 	defer stop()
 	insertInts(t, coll, 200, 300)
 	got := e.consume(topic, 300)
-	seen := map[string]int{}
-	for _, r := range got {
-		seen[r.key]++
-	}
-	if len(seen) != 300 {
-		t.Fatalf("%d distinct documents downstream, want 300", len(seen))
-	}
-	for k, n := range seen {
-		if n != 1 {
-			t.Fatalf("document %s delivered %d times, want once", k, n)
-		}
-	}
+	deliveredOnce(t, got, 300)
 	for _, r := range got[100:] {
 		if !strings.HasSuffix(r.shard, "-of-3") {
 			t.Fatalf("record %+v after the change carries shard %s, want one of 3", r, r.shard)
@@ -669,7 +687,12 @@ func (f *failingOffsets) Commit(ctx context.Context, k offsets.Key, v *offsets.V
 // endOffset is the high watermark of partition 0 of topic: every record appended so far,
 // committed, aborted or pending, and transaction markers.
 func endOffset(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	return partitionOffset(ctx, adm.ListEndOffsets, topic)
+}
+
+// partitionOffset is partition 0's offset of one kind (end, last stable) in topic.
+func partitionOffset(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (int64, error) {
+	ends, err := list(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}

@@ -294,6 +294,19 @@ func TestResumePlannerRestartsTheSnapshotAfterHistoryLoss(t *testing.T) {
 	}
 }
 
+// awaitOffset waits until store holds key at cluster time t.
+func awaitOffset(ctx context.Context, t *testing.T, store OffsetStore, key offsets.Key, at uint32) {
+	t.Helper()
+	for ctx.Err() == nil {
+		if v, err := store.Get(key); err == nil && v.ClusterTime.T == at {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	v, err := store.Get(key)
+	t.Fatalf("offset %s = %+v (%v), want the position at %d", key, v, err, at)
+}
+
 // runTask runs a task on in-process Kafka reading m; stop cancels it and returns Run's error.
 func runTask(t *testing.T, cfg *config.Config, m mongoReader) (brokers []string, store *offsets.Store, done <-chan error, stop func() error) {
 	t.Helper()
@@ -342,17 +355,7 @@ func TestTaskWritesEveryEventAndCommitsThePositionAfterIt(t *testing.T) {
 	if got != 3 {
 		t.Fatalf("%d records on the topic, want 3 (Run: %v)", got, stop())
 	}
-	key := offsets.ShardKey(cfg.Name, "db", "coll", 0, 1)
-	for ctx.Err() == nil {
-		if v, err := store.Get(key); err == nil && v.ClusterTime.T == 102 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ctx.Err() != nil {
-		v, err := store.Get(key)
-		t.Fatalf("offset %s = %+v (%v), want the last batch's position", key, v, err)
-	}
+	awaitOffset(ctx, t, store, offsets.ShardKey(cfg.Name, "db", "coll", 0, 1), 102)
 	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}

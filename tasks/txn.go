@@ -12,8 +12,9 @@ import (
 // Transactional makes a task the single writer of its records (DESIGN.md 6): it writes through
 // its own producer with a stable transactional.id, so a new owner's first use of the id fences
 // the old owner's pending and future writes, even from a process that was paused and wakes up
-// with batches still buffered. Offsets stay outside the transaction (at-least-once); they are
-// committed after the transaction that carried their records.
+// with batches still buffered. At-least-once, offsets stay outside the transaction: they are
+// committed after the transaction that carried their records. With exactly.once the offset
+// record is produced inside it (endTxn).
 type Transactional struct {
 	// ID is the transactional.id: <cluster.id>-<connector>-<task name>, never the node.
 	ID string
@@ -21,6 +22,54 @@ type Transactional struct {
 	ClientOpts []kgo.Opt
 	// Compression is the codec of the task's record batches; the zero value is none.
 	Compression kgo.CompressionCodec
+	// Timeout is the transaction.timeout.ms the producer asks for: how long a transaction left
+	// open by a crashed owner holds back every read_committed reader of the topics it wrote,
+	// the shared offsets topic included, before the brokers abort it. 0 keeps franz-go's 40s.
+	Timeout time.Duration
+	// RetiredID, when set, names the transactional.id of another collection shard of the
+	// same connector (taskid.ShardName), so that a task taking over from the shards of an
+	// earlier shard count can fence them (reshard.go).
+	RetiredID func(shard string) string
+}
+
+// clientOpts are the options of a producer using transactional id id.
+func (t *Transactional) clientOpts(id string) []kgo.Opt {
+	opts := append(append(append([]kgo.Opt(nil), t.ClientOpts...), ProducerOpts(t.Compression)...),
+		kgo.TransactionalID(id))
+	if t.Timeout > 0 {
+		opts = append(opts, kgo.TransactionTimeout(t.Timeout))
+	}
+	return opts
+}
+
+// initID creates a producer with transactional id id and initialises the id, which fences
+// every earlier user of it and aborts the transaction it left open. The caller closes the
+// client.
+func (t *Transactional) initID(ctx context.Context, id string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(t.clientOpts(id)...)
+	if err != nil {
+		return nil, fmt.Errorf("transactional producer %s: %w", id, err)
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err)
+	}
+	return cl, nil
+}
+
+// Fence initialises the transactional ids of retired collection shards once and closes them:
+// a task that will never run again under an id can leave a transaction open that holds back
+// every read_committed read of the offsets topic until transaction.timeout.ms; fencing aborts
+// it at once, and keeps a paused process that still runs one of them from writing again.
+func (t *Transactional) Fence(ctx context.Context, ids ...string) error {
+	for _, id := range ids {
+		cl, err := t.initID(ctx, id)
+		if err != nil {
+			return err
+		}
+		cl.Close()
+	}
+	return nil
 }
 
 // ProducerOpts are a task's producer settings besides its transactional id. The benchmark's
@@ -66,15 +115,9 @@ type pendingSeal struct {
 // openTxn creates the transactional producer and initialises its id, which fences any earlier
 // owner of the task, before the task reads its offsets.
 func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
-	opts := append(append(append([]kgo.Opt(nil), cfg.ClientOpts...), ProducerOpts(cfg.Compression)...),
-		kgo.TransactionalID(cfg.ID))
-	cl, err := kgo.NewClient(opts...)
+	cl, err := cfg.initID(ctx, cfg.ID)
 	if err != nil {
-		return fmt.Errorf("transactional producer %s: %w", cfg.ID, err)
-	}
-	if _, _, err := cl.ProducerID(ctx); err != nil {
-		cl.Close()
-		return fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", cfg.ID, err)
+		return err
 	}
 	w.txn = &txn{cl: cl}
 	return nil
@@ -89,16 +132,27 @@ func (w *kafkaWriter) beforeProduce(ctx context.Context) error {
 	if err := w.awaitSlowCommit(ctx); err != nil {
 		return err
 	}
+	if err := w.beginTxn(); err != nil {
+		return err
+	}
+	w.txn.records = 1
+	return nil
+}
+
+func (w *kafkaWriter) beginTxn() error {
 	if err := w.txn.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	w.txn.open, w.txn.began, w.txn.records, w.txn.dropped = true, time.Now(), 1, w.acks.Dropped()
+	w.txn.open, w.txn.began, w.txn.records, w.txn.dropped = true, time.Now(), 0, w.acks.Dropped()
 	return nil
 }
 
 // seal closes group g with its checkpoint, or defers that until the transaction carrying its
 // records commits. caughtUp means nothing more is waiting to be read, the moment to commit.
 func (w *kafkaWriter) seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error {
+	if !w.txn.open && w.exactlyOnce() && hasCP {
+		return w.commitAlone(ctx, g, cp)
+	}
 	if !w.txn.open {
 		if hasCP {
 			g.Seal(cp)
@@ -129,11 +183,24 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.shutdownTimeout)
 	defer cancel()
 	var err error
+	var offsetRecords []*kgo.Record
 	if commit {
+		var offsetsProduced <-chan error
+		if w.exactlyOnce() {
+			offsetRecords, offsetsProduced = w.produceOffsets(ctx, x.waiting)
+		}
 		if err = x.cl.Flush(ctx); err == nil {
-			if w.acks.Dropped() != x.dropped {
+			err = awaitProduced(ctx, offsetsProduced, len(offsetRecords))
+		}
+		if err == nil {
+			switch {
+			case w.acks.Dropped() != x.dropped:
 				err = fmt.Errorf("the task stopped while the transaction's records were in flight: %w", context.Canceled)
-			} else {
+			case w.exactlyOnce() && w.acks.Err() != nil:
+				// The offset must not commit past a record that failed: the records it
+				// covers would be lost.
+				err = fmt.Errorf("a record of the transaction failed: %w", w.acks.Err())
+			default:
 				err = x.cl.EndTransaction(ctx, kgo.TryCommit)
 			}
 		}
@@ -150,11 +217,17 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 	// A checkpoint may follow its records only when they were committed: after an abort,
 	// successful or not, the records are gone and the position must stay where it was.
 	committed := commit && err == nil
-	for _, w := range x.waiting {
-		if committed && w.hasCP {
-			w.g.Seal(w.cp)
+	if committed {
+		w.learnOffsets(offsetRecords)
+	}
+	// With exactly.once the checkpoints were committed with the transaction: the commit loop
+	// has nothing left to write.
+	sealCP := committed && !w.exactlyOnce()
+	for _, p := range x.waiting {
+		if sealCP && p.hasCP {
+			p.g.Seal(p.cp)
 		} else {
-			w.g.SealEmpty()
+			p.g.SealEmpty()
 		}
 	}
 	x.waiting = x.waiting[:0]

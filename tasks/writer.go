@@ -56,6 +56,10 @@ type kafkaWriter struct {
 	records       sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
 	// committing is when the offset commit in flight began (Unix nanoseconds), 0 when none.
 	committing atomic.Int64
+	// txnOffsets writes offsets in the task's transactions (exactly.once); lastOffsetTxn is
+	// when a transaction carrying offsets last committed.
+	txnOffsets    txnOffsets
+	lastOffsetTxn time.Time
 
 	// shutdownTimeout bounds the wait for outstanding acks and the last commit once the
 	// task's context is done.
@@ -86,6 +90,7 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger) *kafkaWriter {
 		shutdownTimeout: deps.ShutdownTimeout,
 	}
 	w.records.New = func() any { return new(kgo.Record) }
+	w.txnOffsets, _ = deps.Offsets.(txnOffsets)
 	w.maxRecordBytes = min(spec.TopicMaxBytes, defaultMaxMessageBytes)
 	if w.maxRecordBytes <= 0 {
 		w.maxRecordBytes = defaultMaxMessageBytes
@@ -114,6 +119,9 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger) *kafkaWriter {
 func (w *kafkaWriter) open(ctx context.Context) error {
 	if w.transactional == nil {
 		return ErrNoTransactional
+	}
+	if w.exactlyOnce() && w.txnOffsets == nil {
+		return ErrNoTxnOffsets
 	}
 	if err := w.openTxn(ctx, w.transactional); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	// Compression is the codec of every task's record batches (producer.compression.type).
 	Compression kgo.CompressionCodec
+	// TransactionTimeout is every task producer's transaction.timeout.ms.
+	TransactionTimeout time.Duration
 
 	// HTTPListen is the REST API's address.
 	HTTPListen string
@@ -103,6 +106,19 @@ func commonSettings() []setting {
 			apply: func(c *Config, v string) (err error) {
 				c.Compression, err = parseCompression(v)
 				return err
+			}},
+		{name: "transaction.timeout.ms", def: "60000",
+			doc: "how long a task's transaction may stay open before the brokers abort it, in ms (1000 to 900000, " +
+				"the brokers' default transaction.max.timeout.ms). A transaction left open by a killed node holds back " +
+				"every read_committed read of the offsets topic, and so every task's start, for up to this long; " +
+				"a task's transactions last well under a second",
+			apply: func(c *Config, v string) error {
+				ms, err := strconv.Atoi(v)
+				if err != nil || ms < minTxnTimeoutMs || ms > maxTxnTimeoutMs {
+					return fmt.Errorf("%q is out of range: give a number of milliseconds from %d to %d", v, minTxnTimeoutMs, maxTxnTimeoutMs)
+				}
+				c.TransactionTimeout = time.Duration(ms) * time.Millisecond
+				return nil
 			}},
 		{name: "shutdown.timeout", def: "30s", doc: "how long a clean shutdown may take to flush records and commit offsets",
 			apply: func(c *Config, v string) (err error) {
@@ -190,6 +206,13 @@ func kafkaSettings() []setting {
 			func(s *kafkaconn.Security) *string { return &s.KeystoreType }),
 	}
 }
+
+// transaction.timeout.ms's range: a second at least, so a slow commit round trip is no abort;
+// at most the brokers' default transaction.max.timeout.ms, above which InitProducerID fails.
+const (
+	minTxnTimeoutMs = 1_000
+	maxTxnTimeoutMs = 900_000
+)
 
 // clusterSettings are the keys of a cluster node only (DESIGN.md 3, 6 and 9).
 func clusterSettings() []setting {

@@ -26,7 +26,7 @@ func TestParseFlags(t *testing.T) {
 				if strings.Join(c.KafkaBrokers, ";") != "a:1;b:2" || c.OffsetsTopic != "mongorelay-offsets" ||
 					c.SchemasTopic != "mongorelay-schemas" || c.RegistryListen != "127.0.0.1:8081" ||
 					c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.ReplicationFactor != -1 ||
-					c.Compression != kgo.NoCompression() {
+					c.Compression != kgo.NoCompression() || c.TransactionTimeout != time.Minute {
 					t.Errorf("unexpected config %+v", c)
 				}
 				if len(rest) != 1 || rest[0] != "conn.json" {
@@ -48,9 +48,19 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "every bad value named at once",
 			args: []string{"--log-level", "loud", "--log-format", "xml", "--shutdown-timeout", "soon",
-				"--producer-compression-type", "brotli"},
+				"--producer-compression-type", "brotli", "--transaction-timeout-ms", "999"},
 			wantErr: []string{`"kafka.bootstrap.servers": is required`, `"log.level": "loud"`, `"log.format": "xml"`,
-				`"shutdown.timeout": "soon"`, `"producer.compression.type": "brotli" is not one of none, gzip, snappy, lz4, zstd`},
+				`"shutdown.timeout": "soon"`, `"producer.compression.type": "brotli" is not one of none, gzip, snappy, lz4, zstd`,
+				`"transaction.timeout.ms": "999" is out of range: give a number of milliseconds from 1000 to 900000`},
+		},
+		{
+			name: "transaction timeout from the environment",
+			env:  map[string]string{"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS": "k:9", "MONGORELAY_TRANSACTION_TIMEOUT_MS": "15000"},
+			check: func(t *testing.T, c Config, _ []string) {
+				if c.TransactionTimeout != 15*time.Second {
+					t.Errorf("transaction timeout %v, want 15s", c.TransactionTimeout)
+				}
+			},
 		},
 		{
 			name: "Kafka security from flags and the environment",

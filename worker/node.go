@@ -144,7 +144,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	mongo := mongosource.New(mongosource.Env{
 		Kafka: n.kafka, KafkaOpts: n.kafkaOpts, Compression: cfg.Compression, Offsets: n.offsets,
-		Registry: n.registry, ClusterID: cfg.ClusterID, ShutdownTimeout: cfg.ShutdownTimeout, Logger: n.log,
+		Registry: n.registry, ClusterID: cfg.ClusterID, ShutdownTimeout: cfg.ShutdownTimeout,
+		TransactionTimeout: cfg.TransactionTimeout, Logger: n.log,
 	})
 	defer mongo.Close() // after the coordinator's shutdown: the leader lists tasks with it
 	if n.catalog, err = connector.NewCatalog(mongo); err != nil {
@@ -369,6 +370,38 @@ func (n *Node) runTask(ctx context.Context, a coordinator.Assignment) error {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}
 	return n.catalog.Run(ctx, t)
+}
+
+// fenceWait bounds the fencing of a deleted connector's transactional ids.
+const fenceWait = 10 * time.Second
+
+// fenceDeleted initialises, once each, the transactional ids of the collection shards of a
+// connector just deleted (DESIGN.md 6). A task stopped cleanly aborted its transaction, but
+// one whose node was killed mid-transaction left it open, and no task will use the id again
+// to abort it: until the brokers time it out (transaction.timeout.ms) it holds back every
+// connector's read_committed reads of the offsets topic. The leader does it, here, since the
+// delete reaches it (writes are forwarded to the leader) with the tasks still in its state,
+// whichever nodes ran them and whether or not they are alive. Fencing a task still stopping
+// only makes its last abort fail. A failure is logged: the timeout still bounds the damage.
+func (n *Node) fenceDeleted(ctx context.Context, c coordinator.Connector) {
+	var ids []string
+	for _, t := range c.Tasks {
+		for _, u := range t.Spec.Units() {
+			ids = append(ids, taskid.TransactionalID(n.cfg.ClusterID, c.Name, u.Name()))
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fenceWait)
+	defer cancel()
+	tx := tasks.Transactional{ClientOpts: n.kafkaOpts, Timeout: n.cfg.TransactionTimeout}
+	if err := tx.Fence(ctx, ids...); err != nil {
+		n.log.Warn("fencing the deleted connector's transactional ids failed: a transaction its tasks left open "+
+			"holds offset reads back until transaction.timeout.ms", "connector", c.Name, "err", err)
+		return
+	}
+	n.log.Info("fenced the deleted connector's transactional ids", "connector", c.Name, "ids", len(ids))
 }
 
 // writerID names who wrote a record (the mongorelay.writer header): the node and the epoch it

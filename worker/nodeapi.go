@@ -63,9 +63,11 @@ func (a nodeAPI) PutConnectorConfig(ctx context.Context, name string, config map
 }
 
 func (a nodeAPI) DeleteConnector(ctx context.Context, name string) error {
+	deleted, _ := a.c.node.State().Connector(name)
 	err := a.c.node.DeleteConnector(ctx, name)
 	if err == nil {
 		a.c.log.Info("connector deleted", "connector", name)
+		a.c.fenceDeleted(ctx, deleted)
 	}
 	return apiError(err)
 }

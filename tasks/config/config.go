@@ -115,7 +115,9 @@ type Config struct {
 	DeadLetterTopic    string // "": none
 	OversizeHandling   OversizeHandling
 	OffsetLostPolicy   OffsetLostPolicy
-	MaxBatchSize       int
+	// ExactlyOnce puts each task's offset record in the transaction of its records.
+	ExactlyOnce  bool
+	MaxBatchSize int
 	// SnapshotMaxRate is the most documents a task copies per second; 0 means no limit.
 	SnapshotMaxRate int
 	PollMaxWait     time.Duration

@@ -124,7 +124,8 @@ func TestGoodValues(t *testing.T) {
 		}},
 		{"pipeline", `[{"$project": {"_id": 1, "x": 0}}, {"$unset": "fullDocument.tmp"}, {"$set": {"seen": true}}]`, func(c *Config) bool { return len(c.Pipeline) == 3 }},
 		{"heartbeat.interval.ms", "2500", func(c *Config) bool { return c.HeartbeatInterval == 2500*time.Millisecond }},
-		{"exactly.once", "FALSE", func(c *Config) bool { return true }},
+		{"exactly.once", "FALSE", func(c *Config) bool { return !c.ExactlyOnce }},
+		{"exactly.once", "TRUE", func(c *Config) bool { return c.ExactlyOnce }},
 		{"value.format", "Avro", func(c *Config) bool { return true }},
 		{"document.mode", "json", func(c *Config) bool { return c.DocumentMode == DocumentJSON }},
 		{"schema.registry.url", "http://sr1:8081, https://user:pw@sr2:8081", func(c *Config) bool {
@@ -193,7 +194,6 @@ func TestBadValues(t *testing.T) {
 		{"pipeline", `[{"$match": {"x": {"$date": "not a date"}}}]`, `is not valid extended JSON ...`},
 		{"heartbeat.interval.ms", "0", `"0" is out of range: use a whole number from 100 to 3600000`},
 		{"exactly.once", "yes", `"yes" is not a boolean: use true or false`},
-		{"exactly.once", "TRUE", `not implemented yet: exactly-once delivery is not built in this version; remove the key or set it to false`},
 		{"value.format", "json", `not implemented yet: value.format=json is not built in this version; remove the key or set it to avro`},
 		{"value.format", "protobuf", `"protobuf" is not one of avro, json`},
 		{"document.mode", "raw", `"raw" is not one of typed, json`},

@@ -151,10 +151,8 @@ func Keys() []Key {
 			set: func(c *Config, v string) string { c.HeartbeatInterval = millis(v); return "" }},
 		{Name: "exactly.once", Type: TypeBoolean,
 			Group: "Delivery", Importance: ImportanceMedium, Display: "Exactly once", Default: "false",
-			Doc: "Write each task's records and its offset in one Kafka transaction, so read_committed consumers see every change exactly once. Not implemented yet: only false is accepted (every task already writes through its own transactional producer, which fences an earlier owner).",
-			set: func(_ *Config, v string) string {
-				return notImplemented(v == "true", "exactly-once delivery", "remove the key or set it to false")
-			}},
+			Doc: "Write each task's offset record to the offsets topic inside the Kafka transaction that carries its records (and its dead letters), as Kafka Connect's exactly-once source support (KIP-618) does, so that consumers with isolation.level=read_committed see every change exactly once across crashes, failovers and restarts. A task reads its offset with read_committed once its transactional id has fenced the previous owner; any failed, fenced or timed-out transaction is aborted and the task resumes from the last committed offset. false (at-least-once): the offset is committed after the transaction, and a crash between the two repeats the events in between. Costs a write to the offsets topic per transaction instead of per commit.",
+			set: func(c *Config, v string) string { c.ExactlyOnce = v == "true"; return "" }},
 		{Name: "value.format", Type: TypeString,
 			Group: "Output", Importance: ImportanceMedium, Display: "Value format", Dependents: []string{"document.mode"}, Default: string(ValueAvro),
 			Allowed: []string{ValueAvro, ValueJSON},

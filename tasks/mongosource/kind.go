@@ -37,7 +37,9 @@ type Env struct {
 	ClusterID string
 	// ShutdownTimeout bounds a task's flush and last commit when it stops.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// TransactionTimeout is every task producer's transaction.timeout.ms; 0 keeps franz-go's.
+	TransactionTimeout time.Duration
+	Logger             *slog.Logger
 }
 
 // Kind is the MongoDB source kind. Create it with New and Close it once no task runs.

@@ -46,7 +46,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 		spec.TopicMaxBytes = maxBytes
 		task := tasks.New(spec, tasks.Deps{
 			Mongo:           mc,
-			Offsets:         &fencedOffsets{Store: k.env.Offsets},
+			Offsets:         k.fencedOffsets(cfg),
 			Registry:        reg,
 			Logger:          k.env.Logger,
 			ShutdownTimeout: k.env.ShutdownTimeout,
@@ -57,6 +57,10 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 				ID:          taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name()),
 				ClientOpts:  k.env.KafkaOpts,
 				Compression: k.env.Compression,
+				Timeout:     k.env.TransactionTimeout,
+				RetiredID: func(shard string) string {
+					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
+				},
 			},
 			WriterID: t.WriterID,
 		})
@@ -119,20 +123,44 @@ func runUnits(ctx context.Context, units []taskid.Spec, run func(context.Context
 
 // fencedOffsets is the offsets store as a task sees it: its first read, whichever it is,
 // catches up with the topic again. The task fences the task's previous owner (initialising
-// its transactional id) before it reads its offsets, so this read sees every offset that owner
-// committed.
+// its transactional id) before it reads its offsets, so this read sees every offset that
+// owner committed. With
+// exactly.once it reads to the topic's end, waiting for the transactions open then
+// (offsets.Store.CatchUp), since the owner's last offset may lie past another task's open
+// transaction; at-least-once it reads to the last stable offset.
 type fencedOffsets struct {
 	*offsets.Store
-	once sync.Once
-	err  error
+	toEnd   bool
+	timeout time.Duration
+	once    sync.Once
+	err     error
+}
+
+// fencedOffsets returns the store as a task of connector cfg sees it. Reading to the end may
+// wait for a transaction left open by a crashed task until the brokers abort it, so its
+// bound is transaction.timeout.ms longer.
+func (k *Kind) fencedOffsets(cfg *config.Config) *fencedOffsets {
+	f := &fencedOffsets{Store: k.env.Offsets, toEnd: cfg.ExactlyOnce, timeout: 30 * time.Second}
+	if f.toEnd {
+		txnTimeout := k.env.TransactionTimeout
+		if txnTimeout <= 0 {
+			txnTimeout = 40 * time.Second // franz-go's default
+		}
+		f.timeout += txnTimeout
+	}
+	return f
 }
 
 // refresh reads the topic again on the first call.
 func (f *fencedOffsets) refresh() error {
 	f.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		if err := f.Store.Refresh(ctx); err != nil {
+		read := f.Store.Refresh
+		if f.toEnd {
+			read = f.Store.CatchUp
+		}
+		if err := read(ctx); err != nil {
 			f.err = fmt.Errorf("read the offsets other nodes committed: %w", err)
 		}
 	})

@@ -2,7 +2,9 @@ package offsets
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -103,5 +105,69 @@ func TestRefreshNeverTurnsBack(t *testing.T) {
 	}
 	if _, err := a.Get(k); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a after Refresh: %v, want b's tombstone", err)
+	}
+}
+
+// An offset committed after another writer's transaction opened lies past the last stable
+// offset: Refresh stops short of it, CatchUp waits for the transaction to end and reads it.
+// The transaction's own offset counts only if it commits.
+func TestCatchUpReadsPastTheTransactionsOpenWhenItStarts(t *testing.T) {
+	tests := []struct {
+		name string
+		end  kgo.TransactionEndTry
+	}{
+		{"the transaction commits", kgo.TryCommit},
+		{"the transaction aborts", kgo.TryAbort},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, brokers := newCluster(t)
+			ctx := testCtx(t)
+			writer := open(t, brokers, Partitions(1))
+			txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID(fmt.Sprintf("catch-up-%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer txn.Close()
+			inTxn := ShardKey("cdc", "shop", "orders", 0, 1)
+			after := ShardKey("cdc", "shop", "users", 0, 1)
+			if err := txn.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := txn.ProduceSync(ctx, writer.Record(inTxn, at(t, tokInsert))).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			if err := writer.Commit(ctx, after, at(t, tokUpdate)); err != nil {
+				t.Fatal(err)
+			}
+
+			reader := open(t, brokers)
+			if err := reader.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reader.Get(after); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Refresh read past the open transaction: %v", err)
+			}
+			caughtUp := make(chan error, 1)
+			go func() { caughtUp <- reader.CatchUp(ctx) }()
+			select {
+			case err := <-caughtUp:
+				t.Fatalf("CatchUp returned (%v) while the transaction is open", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if err := txn.EndTransaction(ctx, tt.end); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-caughtUp; err != nil {
+				t.Fatal(err)
+			}
+			if mustGet(t, reader, after).ResumeToken.Data != tokUpdate {
+				t.Error("the offset committed after the transaction opened is missing")
+			}
+			_, err = reader.Get(inTxn)
+			if committed := tt.end == kgo.TryCommit; committed != (err == nil) {
+				t.Errorf("the transaction's offset: Get() = %v, want it present only after a commit", err)
+			}
+		})
 	}
 }

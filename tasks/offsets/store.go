@@ -199,19 +199,11 @@ func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication i
 // partitions in parallel.
 func (s *Store) load(ctx context.Context) error {
 	start := time.Now()
-	var starts, ends kadm.ListedOffsets
-	err := retry(ctx, func() error {
-		var err error
-		if starts, err = s.adm.ListStartOffsets(ctx, s.topic); err == nil {
-			err = starts.Error()
-		}
-		if err == nil {
-			if ends, err = s.adm.ListCommittedOffsets(ctx, s.topic); err == nil {
-				err = ends.Error()
-			}
-		}
-		return err
-	})
+	starts, err := s.listOffsets(ctx, s.adm.ListStartOffsets)
+	var ends kadm.ListedOffsets
+	if err == nil {
+		ends, err = s.listOffsets(ctx, s.adm.ListCommittedOffsets)
+	}
 	if err != nil {
 		return fmt.Errorf("list offsets of %s: %w", s.topic, err)
 	}
