@@ -41,8 +41,8 @@ func TestDeletingAConnectorFencesTheTransactionalIDsOfItsTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n := &Node{cfg: Config{KafkaBrokers: c.ListenAddrs(), ClusterID: "cl", TransactionTimeout: time.Minute},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n := &Node{cfg: Config{ClusterID: "cl", TransactionTimeout: time.Minute},
+		kafkaOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n.fenceDeleted(ctx, coordinator.Connector{Name: "conn", Tasks: []coordinator.Task{{ID: 0, Spec: grouped}}})
 
 	if err := dead.EndTransaction(ctx, kgo.TryCommit); err == nil {
