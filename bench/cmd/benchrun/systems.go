@@ -18,8 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/bench/internal/procstat"
+	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
 
