@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -304,4 +305,34 @@ func verify(log *opLog, topics []string, byTopic map[string]map[string][]event, 
 		}
 	}
 	return t
+}
+
+// TestVerifyCountsEachKindOfFault feeds the verifier one document's operations and hand-made
+// event sequences: it must count exactly the fault each sequence has.
+func TestVerifyCountsEachKindOfFault(t *testing.T) {
+	key := docKey{0, "d00001"}
+	log := &opLog{byDoc: map[docKey][]op{key: {{opInsert, 1}, {opUpdate, 2}, {opDelete, 5}, {opInsert, 7}}}, poisoned: map[docKey]bool{}}
+	c1, u2, d5, c7 := event{op: "c", v: 1, token: "t1"}, event{op: "u", v: 2, token: "t2"}, event{op: "d", token: "t5"}, event{op: "c", v: 7, token: "t7"}
+	for _, tc := range []struct {
+		name                                    string
+		events                                  []event
+		lost, duplicated, reordered, unexpected int
+	}{
+		{"every change once, in order", []event{c1, u2, d5, c7}, 0, 0, 0, 0},
+		{"a replay after a failover", []event{c1, u2, d5, u2, d5, c7}, 0, 2, 0, 0},
+		{"an update lost", []event{c1, d5, c7}, 1, 0, 0, 0},
+		{"a delete lost", []event{c1, u2, c7}, 1, 0, 0, 0},
+		{"the tail lost", []event{c1}, 3, 0, 0, 0},
+		{"two changes swapped", []event{u2, c1, d5, c7}, 0, 0, 1, 0},
+		{"a change nobody made", []event{c1, u2, {op: "u", v: 3, token: "t3"}, d5, c7}, 0, 0, 0, 1},
+		{"a change delivered twice under two tokens", []event{c1, u2, {op: "u", v: 2, token: "t2b"}, d5, c7}, 0, 1, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := verify(log, []string{"topic"}, map[string]map[string][]event{"topic": {key.id: tc.events}}, func(string) bool { return false })
+			if got.lost != tc.lost || got.duplicated != tc.duplicated || got.reordered != tc.reordered || got.unexpected != tc.unexpected {
+				t.Errorf("lost %d, duplicated %d, reordered %d, unexpected %d; want %d, %d, %d, %d (%v)",
+					got.lost, got.duplicated, got.reordered, got.unexpected, tc.lost, tc.duplicated, tc.reordered, tc.unexpected, got.problems)
+			}
+		})
+	}
 }
