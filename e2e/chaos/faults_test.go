@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
+	"github.com/mongorelay/mongorelay/e2e/internal/taskrecords"
 )
 
 // fault is one injected fault: a kill -9 (the node restarted after a while) or a SIGSTOP (the
@@ -122,29 +123,29 @@ func (s *schedule) leader(ctx context.Context) (*node, clusterapi.Overview) {
 // failover is how long after a fault the first record of a task the node held came from
 // another process than the one hit: a new writer (another node, or a new epoch), or, after a
 // kill, the node itself once restarted. Records after until (the next fault) do not count.
-func failover(recs []rawRecord, f fault, until time.Time) (time.Duration, string, bool) {
+func failover(recs []taskrecords.Record, f fault, until time.Time) (time.Duration, string, bool) {
 	held := map[string]bool{}
 	for _, t := range f.held {
 		held[t] = true
 	}
 	before := map[string]string{} // task → its writer before the fault
 	for _, r := range recs {
-		task := r.topic + "#" + r.shard
+		task := r.Topic + "#" + r.Shard
 		switch {
 		case !held[task]:
-		case !r.at.After(f.at):
-			before[task] = r.writer
-		case r.at.After(until):
+		case !r.At.After(f.at):
+			before[task] = r.Writer
+		case r.At.After(until):
 			return 0, "", false
-		case r.writer != before[task] || (f.kind == "kill -9" && r.at.After(f.back)):
-			return r.at.Sub(f.at), fmt.Sprintf("%s by %s", task, r.writer), true
+		case r.Writer != before[task] || (f.kind == "kill -9" && r.At.After(f.back)):
+			return r.At.Sub(f.at), fmt.Sprintf("%s by %s", task, r.Writer), true
 		}
 	}
 	return 0, "", false
 }
 
 // describe is one line about a fault and its failover.
-func describe(recs []rawRecord, f fault, until, t0 time.Time) (string, time.Duration, bool) {
+func describe(recs []taskrecords.Record, f fault, until, t0 time.Time) (string, time.Duration, bool) {
 	who := f.node
 	if f.leader {
 		who += " (leader)"

@@ -15,78 +15,39 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/mongorelay/mongorelay/e2e/internal/taskrecords"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/client"
-	"github.com/mongorelay/mongorelay/tasks"
-	"github.com/mongorelay/mongorelay/tasks/shard"
 )
 
-// rawRecord is a record as consumed, kept undecoded: decoding needs the registry, which a
+// consumer keeps every record of the topics, undecoded: decoding needs the registry, which a
 // paused node may hold up, so it waits until the faults are over.
-type rawRecord struct {
-	topic      string
-	partition  int32
-	offset     int64
-	key, value []byte
-	shard      string // mongorelay.shard header, i-of-n
-	writer     string // mongorelay.writer header, <node>/e<epoch>
-	at         time.Time
-}
-
-// consumer reads every record of the topics from the start, read_committed: records of
-// aborted or fenced transactions never count.
 type consumer struct {
 	cl *kgo.Client
 
 	mu   sync.Mutex
-	recs []rawRecord
+	recs []taskrecords.Record
 }
 
 func newConsumer(brokers string, topics []string) (*consumer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(strings.Split(brokers, ",")...),
-		kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MetadataMinAge(time.Second),
-	)
+	cl, err := taskrecords.NewClient(strings.Split(brokers, ","), topics)
 	if err != nil {
-		return nil, fmt.Errorf("kafka consumer: %w", err)
+		return nil, err
 	}
 	return &consumer{cl: cl}, nil
 }
 
 // run consumes until ctx ends.
 func (c *consumer) run(ctx context.Context) {
-	defer c.cl.Close()
-	for {
-		fetches := c.cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		now := time.Now()
-		var batch []rawRecord
-		fetches.EachRecord(func(r *kgo.Record) {
-			rec := rawRecord{topic: r.Topic, partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value, at: now}
-			for _, h := range r.Headers {
-				switch h.Key {
-				case shard.HeaderKey:
-					rec.shard = string(h.Value)
-				case tasks.WriterHeader:
-					rec.writer = string(h.Value)
-				}
-			}
-			batch = append(batch, rec)
-		})
+	taskrecords.Run(ctx, c.cl, func(batch []taskrecords.Record) {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.recs = append(c.recs, batch...)
-		c.mu.Unlock()
-	}
+	})
 }
 
 // since returns the records consumed from index from on.
-func (c *consumer) since(from int) []rawRecord {
+func (c *consumer) since(from int) []taskrecords.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.recs[from:])
@@ -98,7 +59,7 @@ func (c *consumer) tasksSeen() int {
 	defer c.mu.Unlock()
 	seen := map[string]bool{}
 	for _, r := range c.recs {
-		seen[r.topic+"#"+r.shard] = true
+		seen[r.Topic+"#"+r.Shard] = true
 	}
 	return len(seen)
 }
@@ -125,12 +86,12 @@ func newDecoder(urls string) (*decoder, error) {
 }
 
 // decode returns the document's _id and its event; ok is false for tombstones.
-func (d *decoder) decode(ctx context.Context, r rawRecord) (id string, ev event, ok bool, err error) {
-	at := fmt.Sprintf("%s[%d]@%d", r.topic, r.partition, r.offset)
-	if r.value == nil {
+func (d *decoder) decode(ctx context.Context, r taskrecords.Record) (id string, ev event, ok bool, err error) {
+	at := fmt.Sprintf("%s[%d]@%d", r.Topic, r.Partition, r.Offset)
+	if r.Value == nil {
 		return "", ev, false, nil
 	}
-	k, err := d.dec.Decode(ctx, r.key)
+	k, err := d.dec.Decode(ctx, r.Key)
 	if err != nil {
 		return "", ev, false, fmt.Errorf("decode key of %s: %w", at, err)
 	}
@@ -139,7 +100,7 @@ func (d *decoder) decode(ctx context.Context, r rawRecord) (id string, ev event,
 	if id, err = strconv.Unquote(raw); err != nil {
 		id = raw
 	}
-	v, err := d.dec.Decode(ctx, r.value)
+	v, err := d.dec.Decode(ctx, r.Value)
 	if err != nil {
 		return "", ev, false, fmt.Errorf("decode value of %s: %w", at, err)
 	}
@@ -195,21 +156,21 @@ type feed struct {
 	last   time.Time                     // when the last record was consumed
 }
 
-func (f *feed) add(ctx context.Context, recs []rawRecord) error {
+func (f *feed) add(ctx context.Context, recs []taskrecords.Record) error {
 	for _, r := range recs {
 		id, ev, ok, err := f.dec.decode(ctx, r)
 		if err != nil {
 			return err
 		}
 		f.done++
-		f.last = r.at
+		f.last = r.At
 		if !ok {
 			continue
 		}
-		if f.events[r.topic] == nil {
-			f.events[r.topic] = map[string][]event{}
+		if f.events[r.Topic] == nil {
+			f.events[r.Topic] = map[string][]event{}
 		}
-		f.events[r.topic][id] = append(f.events[r.topic][id], ev)
+		f.events[r.Topic][id] = append(f.events[r.Topic][id], ev)
 	}
 	return nil
 }
