@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
@@ -68,16 +69,16 @@ func TestSecuredKafka(t *testing.T) {
 			t.Cleanup(n.cleanup)
 			n.start(t)
 		}
-		waitFor(t, 60*time.Second, "a leader", func() (bool, string) {
-			ov, err := getOverview(nodes[0].http)
+		clusterapi.WaitFor(t, 60*time.Second, "a leader", func() (bool, string) {
+			ov, err := clusterapi.GetOverview(nodes[0].http)
 			return err == nil && ov.Leader != "", fmt.Sprint(ov.Leader, err)
 		})
-		config := connectorConfig(mongoURI, db, prefix, 1)
+		config := clusterapi.ConnectorConfig(mongoURI, db, prefix, 1)
 		streamAndConsume(t, mc, db, prefix, secure, nodes[0].registry, func() {
 			body := map[string]any{"name": "secure-cluster", "config": config}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if status, err := call(ctx, http.MethodPost, nodes[0].http, "/connectors", body, nil); err != nil || status != http.StatusCreated {
+			if status, err := clusterapi.Call(ctx, http.MethodPost, nodes[0].http, "/connectors", body, nil); err != nil || status != http.StatusCreated {
 				t.Fatalf("create the connector: %d %v", status, err)
 			}
 		})
@@ -91,7 +92,7 @@ func TestSecuredKafka(t *testing.T) {
 		db, prefix := "e2es_"+run+"_s", "e2ess"+run
 		ports := freePorts(t, 2)
 		file := filepath.Join(t.TempDir(), "conn.json")
-		conn, _ := json.Marshal(map[string]any{"name": "secure-standalone", "config": connectorConfig(mongoURI, db, prefix, 1)})
+		conn, _ := json.Marshal(map[string]any{"name": "secure-standalone", "config": clusterapi.ConnectorConfig(mongoURI, db, prefix, 1)})
 		if err := os.WriteFile(file, conn, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +118,7 @@ func TestSecuredKafka(t *testing.T) {
 	t.Run("refused connections stop the process naming the key", func(t *testing.T) {
 		other := testenv.NewCerts(t).CA
 		file := filepath.Join(t.TempDir(), "conn.json")
-		conn, _ := json.Marshal(map[string]any{"name": "refused", "config": connectorConfig(mongoURI, "e2es_"+run+"_r", "e2esr"+run, 1)})
+		conn, _ := json.Marshal(map[string]any{"name": "refused", "config": clusterapi.ConnectorConfig(mongoURI, "e2es_"+run+"_r", "e2esr"+run, 1)})
 		if err := os.WriteFile(file, conn, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +193,7 @@ func streamAndConsume(t *testing.T, mc *mongo.Client, db, prefix string, secure 
 	// The connector streams from when its task starts: write until a record shows.
 	const n = 20
 	var out []byte
-	waitFor(t, 60*time.Second, "records in "+topic, func() (bool, string) {
+	clusterapi.WaitFor(t, 60*time.Second, "records in "+topic, func() (bool, string) {
 		docs := make([]any, n)
 		for i := range docs {
 			docs[i] = bson.D{{Key: "qty", Value: i}}
