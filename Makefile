@@ -27,7 +27,8 @@ env-down: ## stop the test environment, leaving no process behind
 # test brings the environment up, runs every Go test (unit and integration, race detector on;
 # the integration tests also run the Python client checks), then the Go end-to-end suites
 # (build tag e2e: real worker processes killed and restarted, built without -race; their output
-# joins go-test.log and the summary), then the end-to-end suite in e2e/python against
+# joins go-test.log and the summary), a short chaos run (one seed, 10,000 operations,
+# exactly-once: lost, duplicated and reordered must all be 0), then the end-to-end suite in e2e/python against
 # bin/mongorelay (real processes, third-party clients), and brings the environment down
 # whatever the outcome. Full logs are kept in .cache/test-logs/.
 test: build ## run all tests against real servers (starts and stops the environment)
@@ -37,6 +38,9 @@ test: build ## run all tests against real servers (starts and stops the environm
 	$(GO) test -race -count=1 -timeout 20m -v ./... 2>&1 | tee $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	$(GO) test -tags e2e -count=1 -timeout 12m -v ./e2e/... 2>&1 | tee -a $(LOGS)/go-test.log \
+		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
+	$(GO) test -tags chaos -count=1 -timeout 6m -v ./e2e/chaos -args -seed 1 -ops 10000 -duration 90s \
+		-exactly-once=true -binary $(CURDIR)/bin/mongorelay 2>&1 | tee -a $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	MONGORELAY_E2E_BINARY=$(CURDIR)/bin/mongorelay $$MONGORELAY_TEST_PYTHON -m pytest -q -p no:cacheprovider \
 		e2e/python 2>&1 | tee $(LOGS)/pytest.log || status=$$?; \
