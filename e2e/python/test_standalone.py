@@ -145,6 +145,50 @@ def test_kill_9_then_restart_loses_nothing(pipeline, mongo, record_property):
     assert second.stop() == 0
 
 
+def test_exactly_once_survives_repeated_kill_9(pipeline, mongo, record_property):
+    """With exactly.once=true a standalone process killed -9 three times under writes, and started
+    again each time, delivers every change exactly once to a read_committed consumer: its
+    offsets are committed in the transactions of its records, so a restart replays nothing."""
+    db = mongo[pipeline.db]
+    for coll in COLLECTIONS:
+        db.create_collection(coll)
+    connector = pipeline.connector(COLLECTIONS, {"exactly.once": "true"})
+    relay = pipeline.start(connector, "relay-eos-0")
+    pipeline.wait_streaming(relay, COLLECTIONS)
+
+    load = MixedLoad(db, 5_000, load_seed(record_property), batch_size=50)
+    failure = []
+    writer = threading.Thread(target=lambda: _capture(failure, load.run, 0.05), daemon=True)
+    writer.start()
+    kills = []
+    for i, at in enumerate((0.25, 0.5, 0.75), start=1):
+        _wait_until(lambda: load.progress() >= at or not writer.is_alive(), f"{at:.0%} of the load applied", timeout_s=90)
+        relay.kill()
+        kills.append(round(load.progress(), 2))
+        time.sleep(0.5)
+        relay = pipeline.start(connector, f"relay-eos-{i}")
+    record_property("killed_at_progress", kills)
+    writer.join(timeout=120)
+    assert not writer.is_alive(), "the load did not finish within 120 s"
+    assert not failure, f"the load failed: {failure[0]!r}"
+
+    expected = sum(load.log.expected_records(c) for c in COLLECTIONS)
+    changes, problems = read_changes(pipeline, COLLECTIONS, min_records=expected, running=relay)
+    duplicates = 0
+    for coll in COLLECTIONS:
+        line = timeline(changes[coll])
+        problems += line.problems
+        for key, ops in sorted((k, v) for (c, k), v in load.log.ops.items() if c == coll):
+            first_deliveries, repeats = dedupe(line.by_key.get(key, []))
+            duplicates += len(repeats)
+            problems += check_document(ops, first_deliveries, pipeline.db, coll, key)
+    record_property("duplicates", duplicates)
+    print(f"exactly-once: killed at {kills} of the load, {duplicates} records delivered twice")
+    if duplicates:
+        problems.append(f"{duplicates} records delivered twice: exactly.once=true must deliver each change once")
+    fail_on(problems, f"records after three kill -9 with exactly.once=true (seed {load.seed})")
+    assert relay.stop() == 0
+
 def _capture(failure, fn, *args):
     """Runs fn in a thread, keeping its exception for the test to report."""
     try:
