@@ -67,3 +67,16 @@ clean: env-down ## remove build outputs and environment state (downloads in .cac
 .PHONY: bench
 bench: ## measure mongorelay against the ceilings and the peers (about 15 min; bench/README.md)
 	@bench/run.sh $(BENCH_FLAGS)
+
+# chaos runs the chaos harness (e2e/chaos/README.md, DESIGN.md 13) on private servers it starts
+# and stops itself: 3 worker nodes of bin/mongorelay, 2 connectors, a seeded writer, kill -9 and
+# SIGSTOP on a seeded schedule, then a verifier of every change. It fails on any lost or
+# reordered change, and on any duplicate with EXACTLY_ONCE=true. Logs in .cache/chaos/.
+SEED ?= 1
+OPS ?= 10000
+DURATION ?= 90s
+EXACTLY_ONCE ?= false
+.PHONY: chaos
+chaos: build ## kill and pause nodes under writes, verify every change (SEED=n OPS= DURATION= EXACTLY_ONCE=)
+	$(GO) test -tags chaos -count=1 -v -timeout 0 ./e2e/chaos -args \
+		-seed $(SEED) -ops $(OPS) -duration $(DURATION) -exactly-once=$(EXACTLY_ONCE) -binary $(CURDIR)/bin/mongorelay

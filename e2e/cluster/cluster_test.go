@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -126,10 +127,10 @@ func (h *harness) running() []*node {
 func (h *harness) leader(timeout time.Duration) (*node, time.Duration) {
 	h.t.Helper()
 	var leader *node
-	took := waitFor(h.t, timeout, "a leader every running node agrees on", func() (bool, string) {
+	took := clusterapi.WaitFor(h.t, timeout, "a leader every running node agrees on", func() (bool, string) {
 		ids := map[string]bool{}
 		for _, n := range h.running() {
-			ov, err := getOverview(n.http)
+			ov, err := clusterapi.GetOverview(n.http)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -155,7 +156,7 @@ func (h *harness) newLeader(old string, timeout time.Duration) (string, time.Dur
 		ids := map[string]bool{}
 		leads := ""
 		for _, n := range h.running() {
-			ov, err := quickOverview(n.http)
+			ov, err := clusterapi.QuickOverview(n.http)
 			if err != nil {
 				ids["?"] = true
 				continue
@@ -177,19 +178,19 @@ func (h *harness) newLeader(old string, timeout time.Duration) (string, time.Dur
 // settled waits until every task of both connectors runs on a running node other than those
 // in avoid, as the leader's status says, and the assignments have not changed for a second.
 // It returns the assignments and how long it took until they were first seen so.
-func (h *harness) settled(timeout time.Duration, avoid ...string) (overview, time.Duration) {
+func (h *harness) settled(timeout time.Duration, avoid ...string) (clusterapi.Overview, time.Duration) {
 	h.t.Helper()
-	var ov overview
+	var ov clusterapi.Overview
 	var stableSince time.Time
 	var last map[string]string
 	start := time.Now()
-	waitFor(h.t, timeout, "every task RUNNING", func() (bool, string) {
+	clusterapi.WaitFor(h.t, timeout, "every task RUNNING", func() (bool, string) {
 		ok, why := h.allRunning(&ov, avoid)
 		if !ok {
 			last = nil // stability counts from a poll where everything ran
 			return false, why
 		}
-		owners := ov.owners()
+		owners := ov.Owners()
 		if !mapsEqual(owners, last) {
 			last, stableSince = owners, time.Now()
 			return false, "assignments just changed"
@@ -201,7 +202,7 @@ func (h *harness) settled(timeout time.Duration, avoid ...string) (overview, tim
 
 // allRunning reports whether every task runs on a running node not in avoid, and reads the
 // assignments into ov.
-func (h *harness) allRunning(ov *overview, avoid []string) (bool, string) {
+func (h *harness) allRunning(ov *clusterapi.Overview, avoid []string) (bool, string) {
 	alive := map[string]bool{}
 	for _, n := range h.running() {
 		alive[n.id] = true
@@ -217,11 +218,11 @@ func (h *harness) allRunning(ov *overview, avoid []string) (bool, string) {
 		}
 	}
 	var err error
-	if *ov, err = getOverview(addr); err != nil {
+	if *ov, err = clusterapi.GetOverview(addr); err != nil {
 		return false, err.Error()
 	}
 	for _, c := range h.conns {
-		st, err := getStatus(addr, c)
+		st, err := clusterapi.GetStatus(addr, c)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -234,7 +235,7 @@ func (h *harness) allRunning(ov *overview, avoid []string) (bool, string) {
 			}
 		}
 	}
-	if n := len(ov.owners()); n != totalTasks {
+	if n := len(ov.Owners()); n != totalTasks {
 		return false, fmt.Sprintf("%d assignments", n)
 	}
 	return true, ""
@@ -265,15 +266,15 @@ func moved(before, after map[string]string) []string {
 }
 
 // balanced fails the test when a node holds more than ceil(tasks/nodes).
-func (h *harness) balanced(ov overview, nodes int) {
+func (h *harness) balanced(ov clusterapi.Overview, nodes int) {
 	h.t.Helper()
 	limit := (totalTasks + nodes - 1) / nodes
-	for id, n := range ov.perNode() {
+	for id, n := range ov.PerNode() {
 		if n > limit {
-			h.t.Errorf("node %s holds %d tasks, more than ceil(%d/%d) = %d: %v", id, n, totalTasks, nodes, limit, ov.perNode())
+			h.t.Errorf("node %s holds %d tasks, more than ceil(%d/%d) = %d: %v", id, n, totalTasks, nodes, limit, ov.PerNode())
 		}
 	}
-	h.t.Logf("tasks per node: %v", ov.perNode())
+	h.t.Logf("tasks per node: %v", ov.PerNode())
 }
 
 // taskOf maps an assignment key (connector/db.coll#i-of-n) to its records' topic and shard
@@ -302,7 +303,7 @@ func (h *harness) watchLeaders(ctx context.Context) {
 			case <-time.After(250 * time.Millisecond):
 			}
 			for _, n := range h.running() {
-				ov, err := quickOverview(n.http)
+				ov, err := clusterapi.QuickOverview(n.http)
 				if err != nil || ov.RaftState != "Leader" {
 					continue
 				}
@@ -320,32 +321,16 @@ func (h *harness) watchLeaders(ctx context.Context) {
 
 func (h *harness) createConnector(addr, name, db string) {
 	h.t.Helper()
-	body := map[string]any{"name": name, "config": connectorConfig(h.mongo, db, h.prefix, shards)}
+	body := map[string]any{"name": name, "config": clusterapi.ConnectorConfig(h.mongo, db, h.prefix, shards)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var info struct {
 		Name   string            `json:"name"`
 		Config map[string]string `json:"config"`
 	}
-	status, err := call(ctx, http.MethodPost, addr, "/connectors", body, &info)
+	status, err := clusterapi.Call(ctx, http.MethodPost, addr, "/connectors", body, &info)
 	if err != nil || status != http.StatusCreated || info.Name != name {
 		h.t.Fatalf("POST /connectors %s on %s: status %d, %+v, %v", name, addr, status, info, err)
-	}
-}
-
-// connectorConfig is the config of a connector capturing every collection of db, each in
-// shards shards, streaming from when it starts.
-func connectorConfig(mongoURI, db, prefix string, shards int) map[string]string {
-	return map[string]string{
-		"connector.class":                           "mongodb",
-		"mongodb.connection.string":                 mongoURI,
-		"database.include.list":                     db,
-		"topic.prefix":                              prefix,
-		"shards":                                    fmt.Sprint(shards),
-		"snapshot.mode":                             "never",
-		"heartbeat.interval.ms":                     "1000",
-		"topic.creation.default.partitions":         "2",
-		"topic.creation.default.replication.factor": "1",
 	}
 }
 
@@ -403,9 +388,9 @@ func TestClusterFailover(t *testing.T) {
 	h.createConnector(leader.http, h.conns[0], h.dbs[0])
 	h.createConnector(follower.http, h.conns[1], h.dbs[1])
 	for _, n := range h.nodes {
-		waitFor(t, 5*time.Second, "both connectors listed on "+n.id, func() (bool, string) {
+		clusterapi.WaitFor(t, 5*time.Second, "both connectors listed on "+n.id, func() (bool, string) {
 			var names []string
-			_, err := call(ctx, http.MethodGet, n.http, "/connectors", nil, &names)
+			_, err := clusterapi.Call(ctx, http.MethodGet, n.http, "/connectors", nil, &names)
 			slices.Sort(names)
 			return err == nil && slices.Equal(names, h.conns), fmt.Sprint(names, err)
 		})
@@ -421,7 +406,7 @@ func TestClusterFailover(t *testing.T) {
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	defer stopWriting()
 	go w.run(writeCtx)
-	waitFor(t, 30*time.Second, "a record from every task", func() (bool, string) {
+	clusterapi.WaitFor(t, 30*time.Second, "a record from every task", func() (bool, string) {
 		seen := cons.tasksSeen()
 		return len(seen) >= totalTasks, fmt.Sprintf("%d of %d tasks seen", len(seen), totalTasks)
 	})
@@ -441,7 +426,7 @@ func TestClusterFailover(t *testing.T) {
 	stopWriting()
 	want := w.since(counted)
 	var missing []string
-	waitFor(t, 60*time.Second, "every write on Kafka", func() (bool, string) {
+	clusterapi.WaitFor(t, 60*time.Second, "every write on Kafka", func() (bool, string) {
 		missing = cons.missing(want)
 		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
 	})
@@ -479,13 +464,13 @@ func (h *harness) joinAndLeave(t *testing.T) {
 	h.mu.Unlock()
 	n4.start(t)
 	joined := time.Now()
-	var after overview
-	waitFor(t, 30*time.Second, "n4 running its share of the tasks", func() (bool, string) {
+	var after clusterapi.Overview
+	clusterapi.WaitFor(t, 30*time.Second, "n4 running its share of the tasks", func() (bool, string) {
 		after, _ = h.settled(bound)
-		return after.perNode()["n4"] > 0, fmt.Sprint(after.perNode())
+		return after.PerNode()["n4"] > 0, fmt.Sprint(after.PerNode())
 	})
-	m := moved(before.owners(), after.owners())
-	t.Logf("n4 joined: %d tasks moved in %s, tasks per node %v", len(m), time.Since(joined).Round(time.Millisecond), after.perNode())
+	m := moved(before.Owners(), after.Owners())
+	t.Logf("n4 joined: %d tasks moved in %s, tasks per node %v", len(m), time.Since(joined).Round(time.Millisecond), after.PerNode())
 	if limit := (totalTasks + 3) / 4; len(m) > limit {
 		t.Errorf("adding a 4th node moved %d tasks, more than ceil(%d/4) = %d: %v", len(m), totalTasks, limit, m)
 	}
@@ -497,10 +482,10 @@ func (h *harness) joinAndLeave(t *testing.T) {
 	}
 	left := time.Now()
 	final, _ := h.settled(bound, "n4")
-	m = moved(after.owners(), final.owners())
+	m = moved(after.Owners(), final.Owners())
 	var notN4 []string
 	for _, k := range m {
-		if after.owners()[k] != "n4" {
+		if after.Owners()[k] != "n4" {
 			notN4 = append(notN4, k)
 		}
 	}
@@ -508,8 +493,8 @@ func (h *harness) joinAndLeave(t *testing.T) {
 	if len(notN4) > 0 {
 		t.Errorf("removing n4 moved tasks it did not hold: %v", notN4)
 	}
-	if len(m) != after.perNode()["n4"] {
-		t.Errorf("removing n4 moved %d tasks, want the %d it held", len(m), after.perNode()["n4"])
+	if len(m) != after.PerNode()["n4"] {
+		t.Errorf("removing n4 moved %d tasks, want the %d it held", len(m), after.PerNode()["n4"])
 	}
 	n4.wait(t, 15*time.Second) // it learns it was removed and exits
 	if lines := n4.logLines("removed from the cluster"); len(lines) == 0 {
@@ -525,7 +510,7 @@ func (h *harness) killFollower(t *testing.T, cons *consumer) {
 	leader, _ := h.leader(bound)
 	var victim *node
 	for _, n := range h.running() {
-		if n != leader && (victim == nil || before.perNode()[n.id] > before.perNode()[victim.id]) {
+		if n != leader && (victim == nil || before.PerNode()[n.id] > before.PerNode()[victim.id]) {
 			victim = n
 		}
 	}
@@ -540,9 +525,9 @@ func (h *harness) killLeader(t *testing.T, cons *consumer) {
 	h.failover(t, cons, before, leader, true)
 }
 
-func (h *harness) failover(t *testing.T, cons *consumer, before overview, victim *node, isLeader bool) {
+func (h *harness) failover(t *testing.T, cons *consumer, before clusterapi.Overview, victim *node, isLeader bool) {
 	var held []string
-	for k, owner := range before.owners() {
+	for k, owner := range before.Owners() {
 		if owner == victim.id {
 			held = append(held, k)
 		}
@@ -567,7 +552,7 @@ func (h *harness) failover(t *testing.T, cons *consumer, before overview, victim
 	}
 	victim.start(t)
 	ov, took := h.settled(30 * time.Second)
-	t.Logf("%s restarted: settled after %s, tasks per node %v", victim.id, took.Round(time.Millisecond), ov.perNode())
+	t.Logf("%s restarted: settled after %s, tasks per node %v", victim.id, took.Round(time.Millisecond), ov.PerNode())
 }
 
 // firstMovedRecord waits for the first record written after t0 by a new owner of a task that
@@ -598,12 +583,12 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	leader, _ := h.leader(bound)
 	var victim *node
 	for _, n := range h.running() {
-		if n != leader && (victim == nil || before.perNode()[n.id] > before.perNode()[victim.id]) {
+		if n != leader && (victim == nil || before.PerNode()[n.id] > before.PerNode()[victim.id]) {
 			victim = n
 		}
 	}
 	var held []string
-	for k, owner := range before.owners() {
+	for k, owner := range before.Owners() {
 		if owner == victim.id {
 			held = append(held, k)
 		}
@@ -632,7 +617,7 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	// A stopped process logs nothing, so any such line after SIGSTOP came after SIGCONT (log
 	// times are cut to the millisecond: compare with the SIGSTOP time, not SIGCONT's).
 	var stoppedAt time.Time
-	waitFor(t, lease, victim.id+" stopping its tasks after SIGCONT", func() (bool, string) {
+	clusterapi.WaitFor(t, lease, victim.id+" stopping its tasks after SIGCONT", func() (bool, string) {
 		for _, l := range append(victim.logLines("fenced: "), victim.logLines("stopping task")...) {
 			if at, ok := logTime(l); ok && at.After(t0.Add(time.Second)) {
 				stoppedAt = at
@@ -644,8 +629,8 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	t.Logf("%s stopped its tasks %s after SIGCONT (fenced: %d lines)", victim.id,
 		max(0, stoppedAt.Sub(tc)).Round(time.Millisecond), len(victim.logLines("fenced: ")))
 	ov, took := h.settled(30 * time.Second)
-	t.Logf("%s resumed: back in the cluster with %d tasks after %s", victim.id, ov.perNode()[victim.id], took.Round(time.Millisecond))
-	if ov.perNode()[victim.id] == 0 {
+	t.Logf("%s resumed: back in the cluster with %d tasks after %s", victim.id, ov.PerNode()[victim.id], took.Round(time.Millisecond))
+	if ov.PerNode()[victim.id] == 0 {
 		t.Errorf("%s got no task back after rejoining", victim.id)
 	}
 }
@@ -672,7 +657,7 @@ func (h *harness) restartAll(t *testing.T, cons *consumer) {
 	leader, took := h.leader(30 * time.Second)
 	t.Logf("all %d nodes restarted: leader %s after %s", len(nodes), leader.id, took.Round(time.Millisecond))
 	var names []string
-	if _, err := call(context.Background(), http.MethodGet, leader.http, "/connectors", nil, &names); err != nil {
+	if _, err := clusterapi.Call(context.Background(), http.MethodGet, leader.http, "/connectors", nil, &names); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(names)
@@ -680,12 +665,12 @@ func (h *harness) restartAll(t *testing.T, cons *consumer) {
 		t.Errorf("connectors after the restart: %v, want %v", names, h.conns)
 	}
 	ov, took := h.settled(45 * time.Second)
-	m := moved(before.owners(), ov.owners())
+	m := moved(before.Owners(), ov.Owners())
 	t.Logf("after the restart every task RUNNING in %s (%s after the stop); %d tasks changed node; tasks per node %v",
-		took.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond), len(m), ov.perNode())
+		took.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond), len(m), ov.PerNode())
 	h.balanced(ov, len(nodes))
 	var r record
-	waitFor(t, bound, "a record after the restart", func() (bool, string) {
+	clusterapi.WaitFor(t, bound, "a record after the restart", func() (bool, string) {
 		var ok bool
 		r, ok = cons.firstAfter(stopped, func(r record) bool { return r.offset >= ends[r.topic+"/"+fmt.Sprint(r.partition)] })
 		return ok, ""

@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -63,19 +64,19 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 		}
 	})
 	n.start(t)
-	waitFor(t, 30*time.Second, "n1 leading its cluster", func() (bool, string) {
-		ov, err := getOverview(n.http)
+	clusterapi.WaitFor(t, 30*time.Second, "n1 leading its cluster", func() (bool, string) {
+		ov, err := clusterapi.GetOverview(n.http)
 		return err == nil && ov.Leader == n.id, fmt.Sprint(ov.Leader, err)
 	})
 
-	config := connectorConfig(mongoURI, db, prefix, shardsPer)
+	config := clusterapi.ConnectorConfig(mongoURI, db, prefix, shardsPer)
 	config["tasks.max"] = fmt.Sprint(tasksMax)
 	body := map[string]any{"name": name, "config": config}
-	if _, err := call(ctx, http.MethodPost, n.http, "/connectors", body, nil); err != nil {
+	if _, err := clusterapi.Call(ctx, http.MethodPost, n.http, "/connectors", body, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d tasks RUNNING", tasksMax), func() (bool, string) {
-		st, err := getStatus(n.http, name)
+	clusterapi.WaitFor(t, 60*time.Second, fmt.Sprintf("%d tasks RUNNING", tasksMax), func() (bool, string) {
+		st, err := clusterapi.GetStatus(n.http, name)
 		running := 0
 		for _, task := range st.Tasks {
 			if task.State == "RUNNING" {
@@ -88,7 +89,7 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 	var configs []struct {
 		Config map[string]string `json:"config"`
 	}
-	if _, err := call(ctx, http.MethodGet, n.http, "/connectors/"+name+"/tasks", nil, &configs); err != nil {
+	if _, err := clusterapi.Call(ctx, http.MethodGet, n.http, "/connectors/"+name+"/tasks", nil, &configs); err != nil {
 		t.Fatal(err)
 	}
 	var shared, want []string
@@ -112,7 +113,7 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 	defer stopWriting()
 	go w.run(writeCtx)
 	units := colls * shardsPer
-	waitFor(t, 30*time.Second, "a record from every collection shard", func() (bool, string) {
+	clusterapi.WaitFor(t, 30*time.Second, "a record from every collection shard", func() (bool, string) {
 		seen := cons.tasksSeen()
 		return len(seen) >= units, fmt.Sprintf("%d of %d seen: %v", len(seen), units, seen)
 	})
@@ -121,7 +122,7 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	stopWriting()
 	written := w.since(counted)
-	waitFor(t, 30*time.Second, "every write on Kafka", func() (bool, string) {
+	clusterapi.WaitFor(t, 30*time.Second, "every write on Kafka", func() (bool, string) {
 		missing := cons.missing(written)
 		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(written), missing[:min(5, len(missing))])
 	})

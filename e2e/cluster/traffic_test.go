@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongorelay/mongorelay/e2e/internal/taskrecords"
 )
 
 // writer inserts documents into collections at a steady rate, round robin, and remembers
@@ -132,14 +134,7 @@ type consumer struct {
 
 func newConsumer(t *testing.T, brokers []string, topics []string) *consumer {
 	t.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MetadataMinAge(time.Second),
-	)
+	cl, err := taskrecords.NewClient(brokers, topics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,36 +142,18 @@ func newConsumer(t *testing.T, brokers []string, topics []string) *consumer {
 }
 
 func (c *consumer) run(ctx context.Context) {
-	defer c.cl.Close()
-	for {
-		fetches := c.cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		now := time.Now()
-		var batch []record
-		fetches.EachRecord(func(r *kgo.Record) {
-			rec := record{topic: r.Topic, partition: r.Partition, offset: r.Offset, at: now}
-			for _, h := range r.Headers {
-				switch h.Key {
-				case "mongorelay.shard":
-					rec.shard = string(h.Value)
-				case "mongorelay.writer":
-					rec.writer = string(h.Value)
-				}
-			}
-			rec.id, _ = keyID(r.Key)
-			batch = append(batch, rec)
-		})
+	taskrecords.Run(ctx, c.cl, func(batch []taskrecords.Record) {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, r := range batch {
-			c.records = append(c.records, r)
-			if r.id != "" {
-				c.ids[r.id]++
+			rec := record{topic: r.Topic, partition: r.Partition, offset: r.Offset, shard: r.Shard, writer: r.Writer, at: r.At}
+			rec.id, _ = keyID(r.Key)
+			c.records = append(c.records, rec)
+			if rec.id != "" {
+				c.ids[rec.id]++
 			}
 		}
-		c.mu.Unlock()
-	}
+	})
 }
 
 // keyID decodes a record key: the Confluent wire header, then an Avro record whose one string

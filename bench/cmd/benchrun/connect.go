@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mongorelay/mongorelay/bench/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/testservers"
 )
 
 // connectWorker is an Apache Kafka Connect worker in distributed mode on loopback, run from
@@ -44,7 +45,7 @@ func startConnect(ctx context.Context, cfg *config, reg *proc.Registry, name, ka
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testservers.FreePort()
 	if err != nil {
 		return nil, err
 	}

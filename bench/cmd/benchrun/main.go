@@ -30,7 +30,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/mongorelay/mongorelay/bench/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/testservers"
 )
 
 type config struct {
@@ -171,7 +172,7 @@ type runner struct {
 	cfg      *config
 	deadline time.Time // of -budget
 	reg      *proc.Registry
-	srv      *servers
+	srv      *testservers.Servers
 	mongo    *mongo.Client
 	db       *mongo.Database
 	kafka    *kgo.Client
@@ -213,12 +214,12 @@ func run(ctx context.Context) error {
 	if r.srv, err = startServers(ctx, cfg, reg); err != nil {
 		return err
 	}
-	if r.mongo, err = mongo.Connect(options.Client().ApplyURI(r.srv.mongoURI).SetAppName("bench")); err != nil {
+	if r.mongo, err = mongo.Connect(options.Client().ApplyURI(r.srv.MongoURI).SetAppName("bench")); err != nil {
 		return err
 	}
 	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
 	r.db = r.mongo.Database(benchDB)
-	if r.kafka, err = kgo.NewClient(kgo.SeedBrokers(r.srv.kafkaAddr)); err != nil {
+	if r.kafka, err = kgo.NewClient(kgo.SeedBrokers(r.srv.KafkaAddr)); err != nil {
 		return err
 	}
 	defer r.kafka.Close()
@@ -311,7 +312,7 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 	if (strings.HasPrefix(sys, "mkc-") || strings.HasPrefix(sys, "dbz-")) && time.Now().Before(r.deadline) {
 		logf("%s: starting a Kafka Connect worker", sys)
 		t0 := time.Now()
-		w, err := startConnect(ctx, r.cfg, r.reg, sys, r.srv.kafkaAddr)
+		w, err := startConnect(ctx, r.cfg, r.reg, sys, r.srv.KafkaAddr)
 		if err != nil {
 			for _, wl := range r.cfg.workloads {
 				r.record(&measurement{system: sys, workload: wl, status: "worker did not start: " + err.Error()})

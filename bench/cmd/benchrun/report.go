@@ -154,10 +154,10 @@ func (r *runner) jarAge() string {
 }
 
 func (r *runner) standinPeak() string {
-	if r.srv == nil || r.srv.standin == nil {
+	if r.srv == nil || r.srv.Standin == nil {
 		return "?"
 	}
-	s, err := procstat.Read(r.srv.standin.Pid())
+	s, err := procstat.Read(r.srv.Standin.Pid())
 	if err != nil {
 		return "?"
 	}
@@ -168,7 +168,7 @@ func (r *runner) jarHash() string {
 	if r.srv == nil {
 		return "?"
 	}
-	b, err := os.ReadFile(r.srv.standinJar)
+	b, err := os.ReadFile(r.srv.StandinJar)
 	if err != nil {
 		return "?"
 	}

@@ -2,160 +2,19 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strings"
-	"time"
 
-	"github.com/mongorelay/mongorelay/bench/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/proc"
+	"github.com/mongorelay/mongorelay/internal/testservers"
 )
 
-// servers are the Kafka broker and MongoDB stand-in every system of the run reads and writes.
-// They are private to the run (own ports, own data under the work directory): other engineers'
+// startServers starts the Kafka broker and MongoDB stand-in every system of the run reads and
+// writes, private to the run (own ports, own data under the work directory): other engineers'
 // tests on the shared environment neither disturb the figures nor get disturbed, and each run
 // starts from empty servers.
-type servers struct {
-	kafka      *proc.Proc
-	kafkaAddr  string
-	standin    *proc.Proc
-	mongoURI   string
-	standinJar string // the copy the run uses
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func startServers(ctx context.Context, cfg *config, reg *proc.Registry) (*servers, error) {
-	s := &servers{}
-	if err := s.startKafka(ctx, cfg, reg); err != nil {
-		return nil, err
-	}
-	if err := s.startStandin(ctx, cfg, reg); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// startKafka runs Apache Kafka as deploy/local/env.sh does (same jars, same broker settings,
-// same heap), on free ports, with its data under the work directory.
-func (s *servers) startKafka(ctx context.Context, cfg *config, reg *proc.Registry) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	cport, err := freePort()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(cfg.work, "kafka")
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	props := fmt.Sprintf(`process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=%[3]s/data
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=5
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.segment.bytes=67108864
-`, port, cport, dir)
-	propsFile := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(propsFile, []byte(props), 0o644); err != nil {
-		return err
-	}
-	java := []string{"java", "-Xms256m", "-Xmx" + cfg.kafkaHeap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-		"-Dkafka.logs.dir=" + dir,
-		"-Dlog4j2.configurationFile=" + filepath.Join(cfg.root, "deploy/local/kafka/log4j2.properties"),
-		"-cp", filepath.Join(cfg.root, ".cache/kafka/libs") + "/*"}
-	out, err := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "random-uuid")...).Output()
-	if err != nil {
-		return fmt.Errorf("kafka storage uuid: %w", err)
-	}
-	format := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "format", "--standalone",
-		"-t", strings.TrimSpace(string(out)), "-c", propsFile)...)
-	if b, err := format.CombinedOutput(); err != nil {
-		return fmt.Errorf("format Kafka storage: %w\n%s", err, b)
-	}
-	logf("starting Kafka on 127.0.0.1:%d", port)
-	s.kafka, err = reg.Start("kafka", filepath.Join(dir, "stdout.log"), proc.Options{},
-		append(java, "kafka.Kafka", propsFile)...)
-	if err != nil {
-		return err
-	}
-	s.kafkaAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		b, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		if strings.Contains(string(b), "Kafka Server started") {
-			return nil
-		}
-		if s.kafka.Exited() || time.Now().After(deadline) {
-			return fmt.Errorf("kafka did not start (logs in %s):\n%s", dir, s.kafka.Tail(30))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-var listeningRE = regexp.MustCompile(`mongo-standin listening on (\S+)`)
-
-// startStandin runs the MongoDB stand-in from a copy of its jar (a rebuild of the shared jar
-// during the run cannot change what is measured), with a heap for every workload's oplog.
-func (s *servers) startStandin(ctx context.Context, cfg *config, reg *proc.Registry) error {
-	src := filepath.Join(cfg.root, ".cache/mongo-standin/mongo-standin.jar")
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return fmt.Errorf("the MongoDB stand-in jar is missing (deploy/local/env.sh up builds it): %w", err)
-	}
-	s.standinJar = filepath.Join(cfg.work, "mongo-standin.jar")
-	if err := os.WriteFile(s.standinJar, b, 0o644); err != nil {
-		return err
-	}
-	s.standin, err = reg.Start("mongo-standin", filepath.Join(cfg.work, "mongo-standin.log"), proc.Options{Lines: true},
-		"java", "-Xms1g", "-Xmx"+cfg.standinHeap, "-XX:+UseG1GC", "-jar", s.standinJar,
-		"--bind", "127.0.0.1", "--port", "0", "--oplog-max-entries", fmt.Sprint(cfg.oplogEntries))
-	if err != nil {
-		return err
-	}
-	line, err := s.standin.WaitLine(ctx, "mongo-standin listening", 2*time.Minute)
-	if err != nil {
-		return err
-	}
-	m := listeningRE.FindStringSubmatch(line)
-	if m == nil {
-		return fmt.Errorf("unexpected stand-in banner %q", line)
-	}
-	s.mongoURI = "mongodb://" + m[1] + "/?directConnection=true"
-	logf("MongoDB stand-in on %s", m[1])
-	return nil
+func startServers(ctx context.Context, cfg *config, reg *proc.Registry) (*testservers.Servers, error) {
+	return testservers.Start(ctx, testservers.Config{
+		Root: cfg.root, Work: cfg.work,
+		KafkaHeap: cfg.kafkaHeap, StandinHeap: cfg.standinHeap, OplogEntries: cfg.oplogEntries,
+		Logf: logf,
+	}, reg)
 }

@@ -18,8 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/mongorelay/mongorelay/bench/internal/proc"
 	"github.com/mongorelay/mongorelay/bench/internal/procstat"
+	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
 
@@ -108,7 +108,7 @@ func cpuOf(pid int) time.Duration {
 
 // begin opens a window; pid 0 means the measured process starts right after (its CPU is 0).
 func (r *runner) begin(pid int) *window {
-	w := &window{pid: pid, standin0: cpuOf(r.srv.standin.Pid()), kafka0: cpuOf(r.srv.kafka.Pid()),
+	w := &window{pid: pid, standin0: cpuOf(r.srv.Standin.Pid()), kafka0: cpuOf(r.srv.Kafka.Pid()),
 		self0: cpuOf(os.Getpid())}
 	w.busy0, _ = procstat.Busy()
 	if pid != 0 {
@@ -139,8 +139,8 @@ func (r *runner) end(w *window, m *measurement) {
 	} else if m.status == "" {
 		m.status = "could not read /proc of the measured process: " + err.Error()
 	}
-	m.standinCPU = cpuOf(r.srv.standin.Pid()) - w.standin0
-	m.kafkaCPU = cpuOf(r.srv.kafka.Pid()) - w.kafka0
+	m.standinCPU = cpuOf(r.srv.Standin.Pid()) - w.standin0
+	m.kafkaCPU = cpuOf(r.srv.Kafka.Pid()) - w.kafka0
 	if busy, err := procstat.Busy(); err == nil && w.busy0 > 0 {
 		self := cpuOf(os.Getpid()) - w.self0
 		m.otherCPU = max(0, busy-w.busy0-m.cpu-m.standinCPU-m.kafkaCPU-self)
@@ -236,7 +236,7 @@ var doneRE = regexp.MustCompile(`^DONE events=(\d+) bytes=(\d+)`)
 // collection scan (copy), or the stream from now under paced inserts (latency).
 func (r *runner) ceilingA(ctx context.Context, wl string, m *measurement) {
 	p := r.loads[wl]
-	base := []string{"-mongo", r.srv.mongoURI, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected)}
+	base := []string{"-mongo", r.srv.MongoURI, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected)}
 	var args []string
 	latFile := filepath.Join(r.cfg.work, m.prefix()+".txt")
 	switch wl {
@@ -327,7 +327,7 @@ func (r *runner) ceilingB(ctx context.Context, wl string, m *measurement) {
 		if ins := r.find("relay-1", "insert"); ins != nil && ins.ok() && ins.events > 0 {
 			size = int(ins.bytes / ins.events)
 		}
-		args = []string{"produce", "-brokers", r.srv.kafkaAddr, "-to-topic", topic, "-count", fmt.Sprint(p.expected),
+		args = []string{"produce", "-brokers", r.srv.KafkaAddr, "-to-topic", topic, "-count", fmt.Sprint(p.expected),
 			"-rate", fmt.Sprint(r.cfg.latencyRate), "-value-size", fmt.Sprint(size)}
 	} else {
 		src := r.find("relay-1", wl)
@@ -335,11 +335,11 @@ func (r *runner) ceilingB(ctx context.Context, wl string, m *measurement) {
 			m.status = "not run: ceiling B replays relay-1's records of this workload, and relay-1 has none"
 			return
 		}
-		args = []string{"produce", "-brokers", r.srv.kafkaAddr, "-from-topic", src.topic,
+		args = []string{"produce", "-brokers", r.srv.KafkaAddr, "-from-topic", src.topic,
 			"-to-topic", topic, "-count", fmt.Sprint(p.expected)}
 	}
 	args = append(args, txn...)
-	c, err := newCounter(r.srv.kafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -384,15 +384,15 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 		m.status = err.Error()
 		return
 	}
-	args := []string{"pipe", "-mongo", r.srv.mongoURI, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected),
-		"-brokers", r.srv.kafkaAddr, "-to-topic", topic, "-transactional-id", "bench-" + m.prefix()}
+	args := []string{"pipe", "-mongo", r.srv.MongoURI, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected),
+		"-brokers", r.srv.KafkaAddr, "-to-topic", topic, "-transactional-id", "bench-" + m.prefix()}
 	switch wl {
 	case "insert", "mix":
 		args = append(args, "-resume-after", p.token)
 	case "copy":
 		args = append(args, "-copy")
 	}
-	c, err := newCounter(r.srv.kafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -451,7 +451,7 @@ var taskRE = regexp.MustCompile(`task=\S+#\d+-of-(\d+)`)
 func (r *runner) relayConnector(prefix, coll, snapshotMode string, shards int) (string, error) {
 	conf := map[string]string{
 		"connector.class":           "mongodb",
-		"mongodb.connection.string": r.srv.mongoURI,
+		"mongodb.connection.string": r.srv.MongoURI,
 		"database.include.list":     benchDB,
 		"collection.include.list":   regexp.QuoteMeta(benchDB + "." + coll),
 		"topic.prefix":              prefix,
@@ -478,7 +478,7 @@ func (r *runner) relayConnector(prefix, coll, snapshotMode string, shards int) (
 // the task resumes after the marker, as if it had committed it. This is the project's own
 // offsets.Store, so the record is exactly what a task would have written.
 func (r *runner) seedOffsets(ctx context.Context, topic string, p *prepared, shards int) error {
-	st, err := offsets.Open(ctx, []string{r.srv.kafkaAddr}, topic,
+	st, err := offsets.Open(ctx, []string{r.srv.KafkaAddr}, topic,
 		offsets.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		return err
@@ -528,7 +528,7 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 		m.status = err.Error()
 		return
 	}
-	c, err := newCounter(r.srv.kafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -545,7 +545,7 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 	// API a newer standalone serves (http.listen, default 127.0.0.1:8083) goes to a free port:
 	// 8083 may be taken on a shared machine.
 	env := []string{
-		"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS=" + r.srv.kafkaAddr,
+		"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS=" + r.srv.KafkaAddr,
 		"MONGORELAY_REGISTRY_LISTEN=127.0.0.1:0",
 		"MONGORELAY_HTTP_LISTEN=127.0.0.1:0",
 		"MONGORELAY_OFFSETS_TOPIC=" + offsetsTopic,
@@ -636,7 +636,7 @@ func (r *runner) peerConfig(sys, wl string, p *prepared, prefix string) map[stri
 		c := map[string]string{
 			"connector.class": "com.mongodb.kafka.connect.MongoSourceConnector",
 			"tasks.max":       "1",
-			"connection.uri":  r.srv.mongoURI,
+			"connection.uri":  r.srv.MongoURI,
 			"database":        benchDB,
 			"collection":      p.coll,
 			"topic.prefix":    prefix,
@@ -672,7 +672,7 @@ func (r *runner) peerConfig(sys, wl string, p *prepared, prefix string) map[stri
 		"tasks.max":       "1",
 		// Debezium refuses a replica set connection string without the set's name; the
 		// stand-in is the primary of "rs0".
-		"mongodb.connection.string": strings.Replace(r.srv.mongoURI, "directConnection=true", "replicaSet=rs0", 1),
+		"mongodb.connection.string": strings.Replace(r.srv.MongoURI, "directConnection=true", "replicaSet=rs0", 1),
 		"topic.prefix":              prefix,
 		"database.include.list":     benchDB,
 		"collection.include.list":   benchDB + "." + p.coll,
@@ -708,7 +708,7 @@ func (r *runner) peer(ctx context.Context, sys, wl string, m *measurement, worke
 		m.status = err.Error()
 		return
 	}
-	c, err := newCounter(r.srv.kafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return

@@ -67,7 +67,7 @@ func (r *runner) warmKafka(ctx context.Context, n int) error {
 	if err := r.createTopic(ctx, topic); err != nil {
 		return err
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(r.srv.kafkaAddr), kgo.TransactionalID("bench-warm-up")},
+	opts := append([]kgo.Opt{kgo.SeedBrokers(r.srv.KafkaAddr), kgo.TransactionalID("bench-warm-up")},
 		tasks.ProducerOpts(kgo.NoCompression())...)
 	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)

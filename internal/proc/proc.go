@@ -1,5 +1,6 @@
-// Package proc starts the processes a benchmark measures or needs (servers, systems under test)
-// in process groups of their own, logs their output to files, and stops them, group and all.
+// Package proc starts the processes a harness measures or needs (servers, systems under test)
+// in process groups of their own, logs their output to files, and signals and stops them,
+// group and all.
 package proc
 
 import (
@@ -171,6 +172,17 @@ func (p *Proc) CloseStdin() {
 	if p.stdin != nil {
 		_ = p.stdin.Close()
 	}
+}
+
+// Signal sends sig to the process group (SIGKILL, SIGSTOP, SIGCONT from a fault schedule).
+func (p *Proc) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return fmt.Errorf("signal %v to %s: %w", sig, p.Name, ErrExited)
+	}
+	if err := syscall.Kill(-p.Pid(), sig); err != nil {
+		return fmt.Errorf("signal %v to %s: %w", sig, p.Name, err)
+	}
+	return nil
 }
 
 // Stop sends SIGTERM to the process group, waits up to grace, then sends SIGKILL.

@@ -1,0 +1,19 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"flag"
+	"time"
+)
+
+// The run's shape, from `make chaos` (SEED, OPS, DURATION, EXACTLY_ONCE) or go test -args.
+var (
+	seed        = flag.Uint64("seed", 1, "seed of the writer's operations and of the fault schedule")
+	opsFlag     = flag.Int("ops", 10_000, "operations the writer issues")
+	idsFlag     = flag.Int("ids", 10_000, "document ids the operations pick from, spread over the 3 collections")
+	duration    = flag.Duration("duration", 90*time.Second, "time the writer spreads its operations over (sets the write rate and the number of faults)")
+	exactlyOnce = flag.Bool("exactly-once", false, "run the connectors with exactly.once=true and fail on any duplicate")
+	killEvery   = flag.Duration("kill-every", 20*time.Second, "time from one kill -9 to the next; a SIGSTOP falls halfway between")
+	binary      = flag.String("binary", "../../bin/mongorelay", "the mongorelay binary (make build)")
+)

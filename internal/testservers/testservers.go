@@ -1,0 +1,184 @@
+// Package testservers starts a private Apache Kafka broker (KRaft, one combined node) and
+// MongoDB stand-in on free loopback ports, for harnesses that must neither disturb nor be
+// disturbed by the shared test environment (the benchmark, the chaos test). It runs the jars
+// deploy/local/env.sh installs under .cache/ with that script's broker settings.
+package testservers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/mongorelay/mongorelay/internal/proc"
+)
+
+// Config says where the servers find their jars and keep their data, and how big they are.
+type Config struct {
+	// Root is the repository root: the jars are under Root/.cache, Kafka's log4j2 config under
+	// Root/deploy/local.
+	Root string
+	// Work is the run's own directory: server data, logs and the stand-in jar's copy.
+	Work string
+	// KafkaHeap is the broker's -Xmx (deploy/local/env.sh uses 1g).
+	KafkaHeap string
+	// StandinHeap is the stand-in's -Xmx: its documents and oplog live in it.
+	StandinHeap string
+	// OplogEntries bounds the stand-in's oplog (--oplog-max-entries).
+	OplogEntries int
+	// Logf prints progress lines; nil prints nothing.
+	Logf func(format string, args ...any)
+}
+
+// Servers are the running broker and stand-in. They are private to the run (own ports, own data
+// under Config.Work) and start empty.
+type Servers struct {
+	Kafka      *proc.Proc
+	KafkaAddr  string
+	Standin    *proc.Proc
+	MongoURI   string
+	StandinJar string // the copy the run uses
+}
+
+// FreePort returns a loopback port nothing listens on now.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts Kafka, then the stand-in, as processes of reg (reg.StopAll stops them).
+func Start(ctx context.Context, cfg Config, reg *proc.Registry) (*Servers, error) {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	s := &Servers{}
+	if err := s.startKafka(ctx, cfg, reg); err != nil {
+		return nil, err
+	}
+	if err := s.startStandin(ctx, cfg, reg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startKafka runs Apache Kafka as deploy/local/env.sh does (same jars, same broker settings,
+// same heap), on free ports, with its data under the work directory.
+func (s *Servers) startKafka(ctx context.Context, cfg Config, reg *proc.Registry) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	cport, err := FreePort()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(cfg.Work, "kafka")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	props := fmt.Sprintf(`process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=%[3]s/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=67108864
+`, port, cport, dir)
+	propsFile := filepath.Join(dir, "server.properties")
+	if err := os.WriteFile(propsFile, []byte(props), 0o644); err != nil {
+		return err
+	}
+	java := []string{"java", "-Xms256m", "-Xmx" + cfg.KafkaHeap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+		"-Dkafka.logs.dir=" + dir,
+		"-Dlog4j2.configurationFile=" + filepath.Join(cfg.Root, "deploy/local/kafka/log4j2.properties"),
+		"-cp", filepath.Join(cfg.Root, ".cache/kafka/libs") + "/*"}
+	out, err := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "random-uuid")...).Output()
+	if err != nil {
+		return fmt.Errorf("kafka storage uuid: %w", err)
+	}
+	format := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "format", "--standalone",
+		"-t", strings.TrimSpace(string(out)), "-c", propsFile)...)
+	if b, err := format.CombinedOutput(); err != nil {
+		return fmt.Errorf("format Kafka storage: %w\n%s", err, b)
+	}
+	cfg.Logf("starting Kafka on 127.0.0.1:%d", port)
+	s.Kafka, err = reg.Start("kafka", filepath.Join(dir, "stdout.log"), proc.Options{},
+		append(java, "kafka.Kafka", propsFile)...)
+	if err != nil {
+		return err
+	}
+	s.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+		if strings.Contains(string(b), "Kafka Server started") {
+			return nil
+		}
+		if s.Kafka.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("kafka did not start (logs in %s):\n%s", dir, s.Kafka.Tail(30))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var listeningRE = regexp.MustCompile(`mongo-standin listening on (\S+)`)
+
+// startStandin runs the MongoDB stand-in from a copy of its jar (a rebuild of the shared jar
+// during the run cannot change what is measured), with a heap for every workload's oplog.
+func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Registry) error {
+	src := filepath.Join(cfg.Root, ".cache/mongo-standin/mongo-standin.jar")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("the MongoDB stand-in jar is missing (deploy/local/env.sh up builds it): %w", err)
+	}
+	s.StandinJar = filepath.Join(cfg.Work, "mongo-standin.jar")
+	if err := os.WriteFile(s.StandinJar, b, 0o644); err != nil {
+		return err
+	}
+	s.Standin, err = reg.Start("mongo-standin", filepath.Join(cfg.Work, "mongo-standin.log"), proc.Options{Lines: true},
+		"java", "-Xms1g", "-Xmx"+cfg.StandinHeap, "-XX:+UseG1GC", "-jar", s.StandinJar,
+		"--bind", "127.0.0.1", "--port", "0", "--oplog-max-entries", fmt.Sprint(cfg.OplogEntries))
+	if err != nil {
+		return err
+	}
+	line, err := s.Standin.WaitLine(ctx, "mongo-standin listening", 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	m := listeningRE.FindStringSubmatch(line)
+	if m == nil {
+		return fmt.Errorf("unexpected stand-in banner %q", line)
+	}
+	s.MongoURI = "mongodb://" + m[1] + "/?directConnection=true"
+	cfg.Logf("MongoDB stand-in on %s", m[1])
+	return nil
+}
