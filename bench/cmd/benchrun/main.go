@@ -230,7 +230,7 @@ func run(ctx context.Context) error {
 	}
 	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
 	r.db = r.mongo.Database(benchDB)
-	if r.plain, err = newBroker(r.srv.Kafka, r.srv.KafkaAddr, kafkaconn.Security{}); err != nil {
+	if r.plain, err = newBroker(r.srv.Kafka, r.srv.KafkaAddr, kafkaconn.Security{EndpointAlgorithm: "https"}); err != nil {
 		return err
 	}
 	defer r.plain.close()
