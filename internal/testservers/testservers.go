@@ -1,5 +1,5 @@
-// Package testservers starts a private Apache Kafka broker (KRaft, one combined node) and
-// MongoDB stand-in on free loopback ports, for harnesses that must neither disturb nor be
+// Package testservers starts a private Apache Kafka broker (KRaft, one combined node), a second
+// one reachable only over SASL_SSL when asked, and a MongoDB stand-in on free loopback ports, for harnesses that must neither disturb nor be
 // disturbed by the shared test environment (the benchmark, the chaos test). It runs the jars
 // deploy/local/env.sh installs under .cache/ with that script's broker settings.
 package testservers
@@ -31,6 +31,9 @@ type Config struct {
 	StandinHeap string
 	// OplogEntries bounds the stand-in's oplog (--oplog-max-entries).
 	OplogEntries int
+	// Secure starts a second broker too, Servers.Secure: SASL_SSL its only listener, with the
+	// first one's JVM and log settings.
+	Secure bool
 	// Logf prints progress lines; nil prints nothing.
 	Logf func(format string, args ...any)
 }
@@ -42,7 +45,8 @@ type Servers struct {
 	KafkaAddr  string
 	Standin    *proc.Proc
 	MongoURI   string
-	StandinJar string // the copy the run uses
+	StandinJar string       // the copy the run uses
+	Secure     *SecureKafka // with Config.Secure, else nil
 }
 
 // FreePort returns a loopback port nothing listens on now.
@@ -64,10 +68,68 @@ func Start(ctx context.Context, cfg Config, reg *proc.Registry) (*Servers, error
 	if err := s.startKafka(ctx, cfg, reg); err != nil {
 		return nil, err
 	}
+	if cfg.Secure {
+		cfg.Logf("starting the SASL_SSL-only Kafka")
+		var err error
+		s.Secure, err = StartSecureKafka(ctx, SecureKafkaConfig{Libs: filepath.Join(cfg.Root, ".cache/kafka/libs"),
+			Dir: filepath.Join(cfg.Work, "kafka-secure"), JVM: cfg.brokerJVM(), InternalPartitions: 5, Settings: segmentSetting}, reg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Logf("SASL_SSL Kafka on %s", s.Secure.Addr)
+	}
 	if err := s.startStandin(ctx, cfg, reg); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// brokerJVM are the broker's JVM flags as deploy/local/env.sh runs it, with its log4j config.
+func (cfg Config) brokerJVM() []string {
+	return []string{"-Xms256m", "-Xmx" + cfg.KafkaHeap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(cfg.Root, "deploy/local/kafka/log4j2.properties")}
+}
+
+// segmentSetting is deploy/local's log segment size, which the harness's brokers share.
+const segmentSetting = "log.segment.bytes=67108864\n"
+
+// brokerSettings are the server.properties lines every private broker shares after its
+// listeners: one combined KRaft node whose controller listens on cport, data under dataDir,
+// single-replica internal topics of internalPartitions partitions, no automatic topics.
+func brokerSettings(cport int, dataDir string, internalPartitions int) string {
+	return fmt.Sprintf(`process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:%[1]d
+controller.listener.names=CONTROLLER
+log.dirs=%[2]s
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=%[3]d
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=%[3]d
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+`, cport, dataDir, internalPartitions)
+}
+
+// javaArgv is the java command line of Kafka's classes with jvm flags, the jars in libs and
+// its logs in logsDir; the class and its arguments follow.
+func javaArgv(jvm []string, libs, logsDir string) []string {
+	argv := append([]string{"java"}, jvm...)
+	return append(argv, "-Dkafka.logs.dir="+logsDir, "-cp", filepath.Join(libs, "*"))
+}
+
+// formatStorage formats a broker's storage for cluster id with the properties file, as a
+// standalone controller; extra are more StorageTool flags (--add-scram ...).
+func formatStorage(ctx context.Context, java []string, id, propsFile string, extra ...string) error {
+	args := append(append(java[1:len(java):len(java)], "kafka.tools.StorageTool", "format", "--standalone", "-t", id, "-c", propsFile), extra...)
+	if b, err := exec.CommandContext(ctx, java[0], args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("format Kafka storage: %w\n%s", err, b)
+	}
+	return nil
 }
 
 // startKafka runs Apache Kafka as deploy/local/env.sh does (same jars, same broker settings,
@@ -88,43 +150,22 @@ func (s *Servers) startKafka(ctx context.Context, cfg Config, reg *proc.Registry
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	props := fmt.Sprintf(`process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+	props := fmt.Sprintf(`listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
 advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
-controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=%[3]s/data
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=5
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.segment.bytes=67108864
-`, port, cport, dir)
+`, port, cport) + brokerSettings(cport, filepath.Join(dir, "data"), 5) + segmentSetting
 	propsFile := filepath.Join(dir, "server.properties")
 	if err := os.WriteFile(propsFile, []byte(props), 0o644); err != nil {
 		return err
 	}
-	java := []string{"java", "-Xms256m", "-Xmx" + cfg.KafkaHeap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-		"-Dkafka.logs.dir=" + dir,
-		"-Dlog4j2.configurationFile=" + filepath.Join(cfg.Root, "deploy/local/kafka/log4j2.properties"),
-		"-cp", filepath.Join(cfg.Root, ".cache/kafka/libs") + "/*"}
+	java := javaArgv(cfg.brokerJVM(), filepath.Join(cfg.Root, ".cache/kafka/libs"), dir)
 	out, err := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "random-uuid")...).Output()
 	if err != nil {
 		return fmt.Errorf("kafka storage uuid: %w", err)
 	}
-	format := exec.CommandContext(ctx, java[0], append(java[1:], "kafka.tools.StorageTool", "format", "--standalone",
-		"-t", strings.TrimSpace(string(out)), "-c", propsFile)...)
-	if b, err := format.CombinedOutput(); err != nil {
-		return fmt.Errorf("format Kafka storage: %w\n%s", err, b)
+	if err := formatStorage(ctx, java, strings.TrimSpace(string(out)), propsFile); err != nil {
+		return err
 	}
 	cfg.Logf("starting Kafka on 127.0.0.1:%d", port)
 	s.Kafka, err = reg.Start("kafka", filepath.Join(dir, "stdout.log"), proc.Options{},

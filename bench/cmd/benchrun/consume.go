@@ -36,12 +36,13 @@ type counter struct {
 
 type latencySample struct{ sent, received time.Time }
 
-func newCounter(brokers, topic string, expected int64, latency bool) (*counter, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+// newCounter starts counting topic of b.
+func newCounter(b *broker, topic string, expected int64, latency bool) (*counter, error) {
+	cl, err := kgo.NewClient(b.clientOpts(kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MetadataMinAge(250*time.Millisecond))
+		kgo.MetadataMinAge(250*time.Millisecond))...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,8 @@
 //
 // Systems: ceiling-a (the Go driver alone reading the change stream), ceiling-b (franz-go alone
 // producing the same records), ceiling-ab (both at once: raw change events piped to Kafka),
-// relay-1 and relay-4 (mongorelay standalone, 1 task and 4 shards),
+// relay-1 and relay-4 (mongorelay standalone, 1 task and 4 shards), relay-1-eos (relay-1 with
+// exactly.once=true), relay-1-tls (relay-1 through a SASL_SSL-only broker, SCRAM over TLS),
 // mkc-json and mkc-schema (the MongoDB Kafka Connector, schema-less JSON and inferred schemas as
 // JSON with schemas), dbz-json (Debezium's MongoDB connector), the last three on Apache Kafka
 // Connect in distributed mode. Workloads: insert, mix, copy, latency. See bench/README.md.
@@ -25,11 +26,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/internal/testservers"
 )
@@ -61,12 +61,23 @@ type config struct {
 	profile        bool
 }
 
-var allSystems = []string{"ceiling-a", "relay-1", "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
+var allSystems = []string{"ceiling-a", "relay-1", eosSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
 var allWorkloads = []string{"insert", "mix", "copy", "latency"}
 
-// baseSystem is relay-1 run with the -baseline binary. It is not chosen with -systems: it
-// comes with relay-1 and runs alternately with it (see alternates).
-const baseSystem = "relay-1-base"
+// relay-1's variants: each runs exactly as relay-1 but for one difference, alternately with it
+// when both run (see alternates), and is compared with it (see comparisons).
+const (
+	// baseSystem is relay-1 run with the -baseline binary. It is not chosen with -systems: it
+	// comes with relay-1.
+	baseSystem = "relay-1-base"
+	// eosSystem is relay-1 with exactly.once=true in its connector config.
+	eosSystem = "relay-1-eos"
+	// tlsSystem is relay-1 writing to the run's second broker, whose only listener is
+	// SASL_SSL, as SCRAM-SHA-512 user over TLS.
+	tlsSystem = "relay-1-tls"
+)
+
+var relayVariants = []string{baseSystem, eosSystem, tlsSystem}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -175,8 +186,8 @@ type runner struct {
 	srv      *testservers.Servers
 	mongo    *mongo.Client
 	db       *mongo.Database
-	kafka    *kgo.Client
-	adm      *kadm.Client
+	plain    *broker // the broker of every system but tlsSystem
+	secure   *broker // tlsSystem's, SASL_SSL only; nil when it does not run
 	loads    map[string]*prepared
 	results  []*measurement // the median run of each system and workload
 	runs     []*measurement // every run, in the order made
@@ -219,11 +230,16 @@ func run(ctx context.Context) error {
 	}
 	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
 	r.db = r.mongo.Database(benchDB)
-	if r.kafka, err = kgo.NewClient(kgo.SeedBrokers(r.srv.KafkaAddr)); err != nil {
+	if r.plain, err = newBroker(r.srv.Kafka, r.srv.KafkaAddr, kafkaconn.Security{EndpointAlgorithm: "https"}); err != nil {
 		return err
 	}
-	defer r.kafka.Close()
-	r.adm = kadm.NewClient(r.kafka)
+	defer r.plain.close()
+	if r.srv.Secure != nil {
+		if r.secure, err = secureBroker(r.srv.Secure); err != nil {
+			return err
+		}
+		defer r.secure.close()
+	}
 
 	err = r.measureAll(ctx)
 	if err != nil {
@@ -234,8 +250,10 @@ func run(ctx context.Context) error {
 	if werr != nil {
 		return errors.Join(err, werr)
 	}
-	for _, line := range r.baselineComparison() {
-		logf("%s", line)
+	for _, v := range r.variants() {
+		for _, line := range r.comparison(v) {
+			logf("%s", line)
+		}
 	}
 	logf("results in %s (%.0f s in all)", path, time.Since(started).Seconds())
 	return err
@@ -288,7 +306,7 @@ func (r *runner) measureAll(ctx context.Context) error {
 		return err
 	}
 	for _, sys := range cfg.systems {
-		if sys == baseSystem {
+		if slices.Contains(relayVariants, sys) && slices.Contains(cfg.systems, "relay-1") {
 			continue // measured with relay-1, run by run
 		}
 		if err := r.measureSystem(ctx, sys); err != nil {
@@ -358,13 +376,18 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 }
 
 // alternates returns the systems measured together with sys, one run of each in turn: relay-1
-// and, with -baseline, baseSystem, so that whatever else the machine does during the runs
-// weighs on both alike.
+// and those of its variants that run, so that whatever else the machine does during the runs
+// weighs on all alike.
 func (r *runner) alternates(sys string) []string {
-	if sys == "relay-1" && r.cfg.baseline != "" {
-		return []string{sys, baseSystem}
+	group := []string{sys}
+	if sys == "relay-1" {
+		for _, v := range relayVariants {
+			if slices.Contains(r.cfg.systems, v) {
+				group = append(group, v)
+			}
+		}
 	}
-	return []string{sys}
+	return group
 }
 
 // runOnce makes run rep (from 0) of reps of sys on wl, or records it as skipped once the

@@ -53,11 +53,11 @@ func (r *runner) writeResults(started time.Time) (string, error) {
 		p("\n### Workload latency\n\n%s; percentiles over the sends after the warm-up.\n\n", r.loads["latency"].preloadNote)
 		r.latencyTable(&b)
 	}
-	if cfg.baseline != "" {
-		p("\n### Against the baseline\n\n")
-		p("%s runs `%s` (%s) exactly as relay-1, alternately with it (relay-1, %[1]s, relay-1, …, %[4]d runs each per throughput workload), so drift in the machine weighs on both alike. ", baseSystem, r.relPath(cfg.baseline), cmdOut(cfg.baseline, "version"), cfg.repeat)
-		p("Rule (issues 11 and 12): the medians of relay-1 ÷ ceiling A, or of CPU-seconds per million events, differ by less than 10%%; the difference is (relay-1 − %s) ÷ %[1]s, the medians are over every completed run.\n\n", baseSystem)
-		for _, line := range r.baselineComparison() {
+	for _, v := range r.variants() {
+		p("\n### %s\n\n", v.title)
+		p("%s %s runs alternately with relay-1 (relay-1, %[2]s, relay-1, …, %[3]d runs each per throughput workload, with any other variant in turn), so drift in the machine weighs on both alike; the medians are over every completed run, the difference is (%s − %s) ÷ %[5]s. %s\n\n",
+			v.about, v.system, cfg.repeat, v.subject, v.reference, v.rule)
+		for _, line := range r.comparison(v) {
 			p("- %s\n", line)
 		}
 	}
@@ -301,36 +301,83 @@ func (r *runner) acceptance() []string {
 	return out
 }
 
-// baselineComparison compares relay-1 with baseSystem on each throughput workload by the rule
-// of issue 11: the medians of relay-1 ÷ ceiling A, or of CPU-seconds per million events, differ
-// by less than 10%. Nil without -baseline.
-func (r *runner) baselineComparison() []string {
-	if r.cfg.baseline == "" {
-		return nil
+// variant is one of relayVariants as the report compares it with relay-1.
+type variant struct {
+	system string
+	title  string // of its results section
+	about  string // what it is, for that section
+	// The difference of a figure is (subject − reference) ÷ reference.
+	subject, reference string
+	rule               string // the rule of the verdict, for that section
+	// meets says whether the differences of the events/s and CPU-s per million medians meet
+	// the rule; the verdict is then pass, else fail. nil: no verdict.
+	meets      func(dRate, dCPU float64) bool
+	pass, fail string
+}
+
+// variants are relayVariants that run in this run, as the report compares them with relay-1.
+func (r *runner) variants() []variant {
+	var out []variant
+	for _, sys := range relayVariants {
+		if !slices.Contains(r.cfg.systems, sys) {
+			continue
+		}
+		switch sys {
+		case baseSystem:
+			out = append(out, variant{system: sys, title: "Against the baseline",
+				about:   fmt.Sprintf("%s runs `%s` (%s) exactly as relay-1.", sys, r.relPath(r.cfg.baseline), cmdOut(r.cfg.baseline, "version")),
+				subject: "relay-1", reference: sys,
+				rule:  "Rule (issues 11 and 12): the medians of relay-1 ÷ ceiling A (so of events/s), or of CPU-seconds per million events, differ by less than 10%.",
+				meets: func(dRate, dCPU float64) bool { return math.Abs(dRate) < 0.10 || math.Abs(dCPU) < 0.10 },
+				pass:  "within 10%", fail: "NOT within 10%"})
+		case eosSystem:
+			out = append(out, variant{system: sys, title: "Exactly-once against at-least-once",
+				about:   fmt.Sprintf("%s is relay-1 with `exactly.once=true` in its connector config (relay-1 runs the default, at-least-once): each transaction carries the task's offset record too.", sys),
+				subject: sys, reference: "relay-1",
+				rule:  "Rule (issue 13): exactly-once becomes the default if it costs under 10% of events/s.",
+				meets: func(dRate, _ float64) bool { return dRate > -0.10 },
+				pass:  "costs under 10% of events/s", fail: "costs 10% of events/s or more"})
+		case tlsSystem:
+			out = append(out, variant{system: sys, title: "TLS+SCRAM against plaintext",
+				about:   fmt.Sprintf("%s is relay-1 writing to a second broker of the run, with the same JVM and broker settings, whose only listener (inter-broker too; the controller's is SSL) is SASL_SSL: it connects as a SCRAM-SHA-512 user over TLS (`MONGORELAY_KAFKA_SECURITY_PROTOCOL=SASL_SSL`, ..._SASL_MECHANISM, ..._SASL_USERNAME, ..._SASL_PASSWORD, ..._SSL_CA_LOCATION), and the harness's clients of that broker (offset seeding, the counting consumer) likewise; it reads the same MongoDB events. Its broker CPU column is that broker's; the idle other broker counts as others' CPU.", sys),
+				subject: sys, reference: "relay-1",
+				rule: "Issue 15 asks for the figures; no rule applies."})
+		}
 	}
+	return out
+}
+
+// comparison compares v.subject with v.reference on each throughput workload: the medians of
+// events/s (and of the ratio to ceiling A when it ran) and of CPU-seconds per million events,
+// their differences and v's verdict.
+func (r *runner) comparison(v variant) []string {
 	var out []string
 	for _, wl := range []string{"insert", "mix", "copy"} {
 		if !r.wants(wl) {
 			continue
 		}
-		newEPS, newCPU, nNew := r.medians("relay-1", wl)
-		baseEPS, baseCPU, nBase := r.medians(baseSystem, wl)
-		if nNew == 0 || nBase == 0 {
-			out = append(out, fmt.Sprintf("%s: no comparison: %d relay-1 and %d %s runs completed", wl, nNew, nBase, baseSystem))
+		subEPS, subCPU, nSub := r.medians(v.subject, wl)
+		refEPS, refCPU, nRef := r.medians(v.reference, wl)
+		if nSub == 0 || nRef == 0 {
+			out = append(out, fmt.Sprintf("%s: no comparison: %d %s and %d %s runs completed", wl, nSub, v.subject, nRef, v.reference))
 			continue
 		}
+		dRate, dCPU := subEPS/refEPS-1, subCPU/refCPU-1
+		rate := fmt.Sprintf("events/s %.0f vs %.0f (%+.1f%%)", subEPS, refEPS, 100*dRate)
 		// Both share ceiling A's figure, so the ratios differ exactly as the rates do.
-		rate := fmt.Sprintf("events/s %.0f vs %.0f (ceiling-a not run)", newEPS, baseEPS)
 		if a, _, n := r.medians("ceiling-a", wl); n > 0 {
-			rate = fmt.Sprintf("relay ÷ ceiling A %.3f vs %.3f", newEPS/a, baseEPS/a)
+			rate += fmt.Sprintf(", relay ÷ ceiling A %.3f vs %.3f", subEPS/a, refEPS/a)
 		}
-		dRate, dCPU := newEPS/baseEPS-1, newCPU/baseCPU-1
-		verdict := "NOT within 10%"
-		if math.Abs(dRate) < 0.10 || math.Abs(dCPU) < 0.10 {
-			verdict = "within 10%"
+		line := fmt.Sprintf("%s, %s vs %s (%d + %d runs): %s; CPU-s / 1M events %.2f vs %.2f (%+.1f%%)",
+			wl, v.subject, v.reference, nSub, nRef, rate, subCPU, refCPU, 100*dCPU)
+		switch {
+		case v.meets == nil:
+		case v.meets(dRate, dCPU):
+			line += ": " + v.pass
+		default:
+			line += ": " + v.fail
 		}
-		out = append(out, fmt.Sprintf("%s, relay-1 vs %s (%d + %d runs): %s (%+.1f%%); CPU-s / 1M events %.2f vs %.2f (%+.1f%%): %s",
-			wl, baseSystem, nNew, nBase, rate, 100*dRate, newCPU, baseCPU, 100*dCPU, verdict))
+		out = append(out, line)
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/mongorelay/mongorelay/bench/internal/procstat"
 	"github.com/mongorelay/mongorelay/internal/proc"
@@ -96,6 +93,7 @@ type window struct {
 	cpu0             time.Duration
 	standin0, kafka0 time.Duration
 	busy0, self0     time.Duration
+	kafka            *proc.Proc // the broker the measured system writes to
 }
 
 func cpuOf(pid int) time.Duration {
@@ -106,9 +104,13 @@ func cpuOf(pid int) time.Duration {
 	return s.CPU
 }
 
-// begin opens a window; pid 0 means the measured process starts right after (its CPU is 0).
-func (r *runner) begin(pid int) *window {
-	w := &window{pid: pid, standin0: cpuOf(r.srv.Standin.Pid()), kafka0: cpuOf(r.srv.Kafka.Pid()),
+// begin opens a window of a system writing to the run's plaintext broker; pid 0 means the
+// measured process starts right after (its CPU is 0).
+func (r *runner) begin(pid int) *window { return r.beginOn(r.plain, pid) }
+
+// beginOn opens a window of a system writing to b.
+func (r *runner) beginOn(b *broker, pid int) *window {
+	w := &window{pid: pid, kafka: b.proc, standin0: cpuOf(r.srv.Standin.Pid()), kafka0: cpuOf(b.proc.Pid()),
 		self0: cpuOf(os.Getpid())}
 	w.busy0, _ = procstat.Busy()
 	if pid != 0 {
@@ -140,22 +142,11 @@ func (r *runner) end(w *window, m *measurement) {
 		m.status = "could not read /proc of the measured process: " + err.Error()
 	}
 	m.standinCPU = cpuOf(r.srv.Standin.Pid()) - w.standin0
-	m.kafkaCPU = cpuOf(r.srv.Kafka.Pid()) - w.kafka0
+	m.kafkaCPU = cpuOf(w.kafka.Pid()) - w.kafka0
 	if busy, err := procstat.Busy(); err == nil && w.busy0 > 0 {
 		self := cpuOf(os.Getpid()) - w.self0
 		m.otherCPU = max(0, busy-w.busy0-m.cpu-m.standinCPU-m.kafkaCPU-self)
 	}
-}
-
-func (r *runner) createTopic(ctx context.Context, topic string) error {
-	resp, err := r.adm.CreateTopic(ctx, 1, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	return nil
 }
 
 func topicOf(prefix, coll string) string { return prefix + "." + benchDB + "." + coll }
@@ -213,7 +204,7 @@ func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, wo
 		r.ceilingB(ctx, wl, m)
 	case "ceiling-ab":
 		r.ceilingAB(ctx, wl, m)
-	case "relay-1":
+	case "relay-1", eosSystem, tlsSystem:
 		r.relay(ctx, wl, m, 1)
 	case baseSystem:
 		r.relayRun(ctx, wl, m, 1, r.cfg.baseline, nil)
@@ -316,7 +307,7 @@ func (r *runner) ceilingB(ctx context.Context, wl string, m *measurement) {
 	prefix := m.prefix()
 	topic := topicOf(prefix, p.coll)
 	m.topic = topic
-	if err := r.createTopic(ctx, topic); err != nil {
+	if err := r.plain.createTopic(ctx, topic); err != nil {
 		m.status = err.Error()
 		return
 	}
@@ -339,7 +330,7 @@ func (r *runner) ceilingB(ctx context.Context, wl string, m *measurement) {
 			"-to-topic", topic, "-count", fmt.Sprint(p.expected)}
 	}
 	args = append(args, txn...)
-	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.plain, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -380,7 +371,7 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 	p := r.loads[wl]
 	topic := topicOf(m.prefix(), p.coll)
 	m.topic = topic
-	if err := r.createTopic(ctx, topic); err != nil {
+	if err := r.plain.createTopic(ctx, topic); err != nil {
 		m.status = err.Error()
 		return
 	}
@@ -392,7 +383,7 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 	case "copy":
 		args = append(args, "-copy")
 	}
-	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.plain, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -447,8 +438,8 @@ func (r *runner) find(sys, wl string) *measurement {
 
 var taskRE = regexp.MustCompile(`task=\S+#\d+-of-(\d+)`)
 
-// relayConnector writes a standalone connector file and returns its path.
-func (r *runner) relayConnector(prefix, coll, snapshotMode string, shards int) (string, error) {
+// relayConnector writes sys's standalone connector file and returns its path.
+func (r *runner) relayConnector(sys, prefix, coll, snapshotMode string, shards int) (string, error) {
 	conf := map[string]string{
 		"connector.class":           "mongodb",
 		"mongodb.connection.string": r.srv.MongoURI,
@@ -460,6 +451,10 @@ func (r *runner) relayConnector(prefix, coll, snapshotMode string, shards int) (
 		// One record per event, as the peers write (the MongoDB Kafka Connector has no
 		// tombstones; Debezium's are turned off too).
 		"tombstones.on.delete": "false",
+	}
+	// Only eosSystem names the key: an older -baseline binary may not know it.
+	if sys == eosSystem {
+		conf["exactly.once"] = "true"
 	}
 	if shards > 1 {
 		conf["shards"] = fmt.Sprint(shards)
@@ -474,11 +469,11 @@ func (r *runner) relayConnector(prefix, coll, snapshotMode string, shards int) (
 	return path, os.WriteFile(path, b, 0o644)
 }
 
-// seedOffsets writes, into a fresh offsets topic, a stream offset at the marker for each shard:
-// the task resumes after the marker, as if it had committed it. This is the project's own
+// seedOffsets writes, into a fresh offsets topic on b, a stream offset at the marker for each
+// shard: the task resumes after the marker, as if it had committed it. This is the project's own
 // offsets.Store, so the record is exactly what a task would have written.
-func (r *runner) seedOffsets(ctx context.Context, topic string, p *prepared, shards int) error {
-	st, err := offsets.Open(ctx, []string{r.srv.KafkaAddr}, topic,
+func (r *runner) seedOffsets(ctx context.Context, b *broker, topic string, p *prepared, shards int) error {
+	st, err := offsets.Open(ctx, []string{b.addr}, topic, offsets.ClientOptions(b.opts...),
 		offsets.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		return err
@@ -502,13 +497,15 @@ func (r *runner) relay(ctx context.Context, wl string, m *measurement, shards in
 	r.relayRun(ctx, wl, m, shards, r.cfg.relayBin, nil)
 }
 
-// relayRun runs bin (mongorelay standalone, or relayprof with extra flags) and measures it.
+// relayRun runs bin (mongorelay standalone, or relayprof with extra flags) as m.system and
+// measures it.
 func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards int, bin string, extra []string) {
 	p := r.loads[wl]
 	prefix := m.prefix()
 	topic := topicOf(prefix, p.coll)
 	m.topic = topic
-	if err := r.createTopic(ctx, topic); err != nil {
+	b := r.brokerOf(m.system)
+	if err := b.createTopic(ctx, topic); err != nil {
 		m.status = err.Error()
 		return
 	}
@@ -516,19 +513,19 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 	snapshotMode := "never"
 	switch wl {
 	case "insert", "mix":
-		if err := r.seedOffsets(ctx, offsetsTopic, p, shards); err != nil {
+		if err := r.seedOffsets(ctx, b, offsetsTopic, p, shards); err != nil {
 			m.status = "seed offsets: " + err.Error()
 			return
 		}
 	case "copy":
 		snapshotMode = "initial"
 	}
-	file, err := r.relayConnector(prefix, p.coll, snapshotMode, shards)
+	file, err := r.relayConnector(m.system, prefix, p.coll, snapshotMode, shards)
 	if err != nil {
 		m.status = err.Error()
 		return
 	}
-	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(b, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return
@@ -543,15 +540,14 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 	// spelling has changed (--offsets.topic became --offsets-topic), and a binary reads only
 	// those of the keys it knows, so the -baseline binary gets the same environment. The REST
 	// API a newer standalone serves (http.listen, default 127.0.0.1:8083) goes to a free port:
-	// 8083 may be taken on a shared machine.
-	env := []string{
-		"MONGORELAY_KAFKA_BOOTSTRAP_SERVERS=" + r.srv.KafkaAddr,
+	// 8083 may be taken on a shared machine. The broker's settings come first.
+	env := append(slices.Clip(b.env),
 		"MONGORELAY_REGISTRY_LISTEN=127.0.0.1:0",
 		"MONGORELAY_HTTP_LISTEN=127.0.0.1:0",
-		"MONGORELAY_OFFSETS_TOPIC=" + offsetsTopic,
-		"MONGORELAY_SCHEMAS_TOPIC=" + schemasTopic,
-	}
-	w := r.begin(0)
+		"MONGORELAY_OFFSETS_TOPIC="+offsetsTopic,
+		"MONGORELAY_SCHEMAS_TOPIC="+schemasTopic,
+	)
+	w := r.beginOn(b, 0)
 	pr, err := r.reg.Start(prefix, filepath.Join(r.cfg.work, prefix+".log"), proc.Options{Env: env}, argv...)
 	if err != nil {
 		m.status = err.Error()
@@ -704,11 +700,11 @@ func (r *runner) peer(ctx context.Context, sys, wl string, m *measurement, worke
 	prefix := m.prefix()
 	topic := topicOf(prefix, p.coll)
 	m.topic = topic
-	if err := r.createTopic(ctx, topic); err != nil {
+	if err := r.plain.createTopic(ctx, topic); err != nil {
 		m.status = err.Error()
 		return
 	}
-	c, err := newCounter(r.srv.KafkaAddr, topic, p.expected, wl == "latency")
+	c, err := newCounter(r.plain, topic, p.expected, wl == "latency")
 	if err != nil {
 		m.status = err.Error()
 		return

@@ -52,23 +52,28 @@ func (r *runner) warmUp(ctx context.Context) error {
 			return fmt.Errorf("warm-up: read %s: %w", p.coll, err)
 		}
 	}
-	if err := r.warmKafka(ctx, 100_000); err != nil {
-		return err
+	for _, b := range []*broker{r.plain, r.secure} {
+		if b == nil {
+			continue
+		}
+		if err := warmKafka(ctx, b, 100_000); err != nil {
+			return err
+		}
 	}
 	logf("servers warmed up in %.1f s", time.Since(start).Seconds())
 	return nil
 }
 
-// warmKafka produces n 1 KB records to a scratch topic in transactions, as a task does, and
-// reads them back read_committed: the broker's transaction paths are compiled before the first
-// measured run, which otherwise pays for them.
-func (r *runner) warmKafka(ctx context.Context, n int) error {
+// warmKafka produces n 1 KB records to a scratch topic of b in transactions, as a task does, and
+// reads them back read_committed: the broker's transaction paths (and TLS and SASL on the
+// secure one) are compiled before the first measured run, which otherwise pays for them.
+func warmKafka(ctx context.Context, b *broker, n int) error {
 	const topic = "bench-warm-up"
-	if err := r.createTopic(ctx, topic); err != nil {
+	if err := b.createTopic(ctx, topic); err != nil {
 		return err
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(r.srv.KafkaAddr), kgo.TransactionalID("bench-warm-up")},
-		tasks.ProducerOpts(kgo.NoCompression())...)
+	opts := b.clientOpts(append([]kgo.Opt{kgo.TransactionalID("bench-warm-up")},
+		tasks.ProducerOpts(kgo.NoCompression())...)...)
 	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
