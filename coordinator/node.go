@@ -187,10 +187,9 @@ func (n *Node) open(ctx context.Context) error {
 	if cfg.InMemory {
 		// Nobody else votes and nothing crosses a network: elect this node at once.
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = inMemoryTimeout, inMemoryTimeout, inMemoryTimeout
-		rc.Logger = &hclogAdapter{log: n.log.With("component", "raft"), name: "raft", quiet: true}
 	}
 	rc.NotifyCh = n.notify
-	rc.Logger = newHCLog(n.log, "raft")
+	rc.Logger = &hclogAdapter{log: n.log.With("component", "raft"), name: "raft", quiet: cfg.InMemory}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft config: %w", err)
 	}
