@@ -127,18 +127,14 @@ def test_kill_9_then_restart_loses_nothing(pipeline, mongo, record_property):
 
     expected = sum(load.log.expected_records(c) for c in COLLECTIONS)
     changes, problems = read_changes(pipeline, COLLECTIONS, min_records=expected, running=second)
-    duplicates = 0
-    for coll in COLLECTIONS:
+
+    def replayed_before_commit(coll, key, repeats):
         committed = at_kill.get(pipeline.offset_key(coll), (0, 0))
-        line = timeline(changes[coll])
-        problems += line.problems
-        for key, ops in sorted((k, v) for (c, k), v in load.log.ops.items() if c == coll):
-            first_deliveries, repeats = dedupe(line.by_key.get(key, []))
-            duplicates += len(repeats)
-            problems += check_document(ops, first_deliveries, pipeline.db, coll, key)
-            problems += [f"{coll} {key}: {ev.where()} repeats an event at {event_position(ev)}, at or before "
-                         f"the position {committed} committed before the kill"
-                         for ev in repeats if event_position(ev) <= committed]
+        return [f"{coll} {key}: {ev.where()} repeats an event at {event_position(ev)}, at or before "
+                f"the position {committed} committed before the kill"
+                for ev in repeats if event_position(ev) <= committed]
+
+    duplicates = _check_deliveries(pipeline, load, changes, problems, replayed_before_commit)
     record_property("duplicates", duplicates)
     print(f"{duplicates} records delivered twice after kill -9 (at-least-once replay)")
     fail_on(problems, f"records after kill -9 and restart (seed {load.seed})")
@@ -174,6 +170,18 @@ def test_exactly_once_survives_repeated_kill_9(pipeline, mongo, record_property)
 
     expected = sum(load.log.expected_records(c) for c in COLLECTIONS)
     changes, problems = read_changes(pipeline, COLLECTIONS, min_records=expected, running=relay)
+    duplicates = _check_deliveries(pipeline, load, changes, problems)
+    record_property("duplicates", duplicates)
+    print(f"exactly-once: killed at {kills} of the load, {duplicates} records delivered twice")
+    if duplicates:
+        problems.append(f"{duplicates} records delivered twice: exactly.once=true must deliver each change once")
+    fail_on(problems, f"records after three kill -9 with exactly.once=true (seed {load.seed})")
+    assert relay.stop() == 0
+
+def _check_deliveries(pipeline, load, changes, problems, repeated=lambda coll, key, repeats: []):
+    """Checks every document's first deliveries against the operations the load applied, adding
+    what is wrong to problems, and returns how many records were delivered twice;
+    repeated(coll, key, repeats) may add problems about a document's repeats."""
     duplicates = 0
     for coll in COLLECTIONS:
         line = timeline(changes[coll])
@@ -182,12 +190,9 @@ def test_exactly_once_survives_repeated_kill_9(pipeline, mongo, record_property)
             first_deliveries, repeats = dedupe(line.by_key.get(key, []))
             duplicates += len(repeats)
             problems += check_document(ops, first_deliveries, pipeline.db, coll, key)
-    record_property("duplicates", duplicates)
-    print(f"exactly-once: killed at {kills} of the load, {duplicates} records delivered twice")
-    if duplicates:
-        problems.append(f"{duplicates} records delivered twice: exactly.once=true must deliver each change once")
-    fail_on(problems, f"records after three kill -9 with exactly.once=true (seed {load.seed})")
-    assert relay.stop() == 0
+            problems += repeated(coll, key, repeats)
+    return duplicates
+
 
 def _capture(failure, fn, *args):
     """Runs fn in a thread, keeping its exception for the test to report."""
