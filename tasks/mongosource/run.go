@@ -20,9 +20,7 @@ import (
 
 // Run runs one task until ctx ends or it fails. Its first offsets read catches up with what
 // other processes committed (fencedOffsets), so that a task moving here resumes where its last
-// owner got to. What a
-// restart cannot fix is Permanent (DESIGN.md 13): a config that no longer parses, a lost
-// history under offset.lost.policy=fail, an oversize record under oversize.handling=fail.
+// owner got to. What a restart cannot fix is Permanent (DESIGN.md 13; markPermanent).
 func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	cfg, err := config.Parse(t.Connector, t.Config)
 	if err != nil {
