@@ -79,7 +79,7 @@ bench: ## measure mongorelay against the ceilings and the peers (about 15 min; b
 SEED ?= 1
 OPS ?= 10000
 DURATION ?= 90s
-EXACTLY_ONCE ?= false
+EXACTLY_ONCE ?= true
 .PHONY: chaos
 chaos: build ## kill and pause nodes under writes, verify every change (SEED=n OPS= DURATION= EXACTLY_ONCE=)
 	$(GO) test -tags chaos -count=1 -v -timeout 0 ./e2e/chaos -args \

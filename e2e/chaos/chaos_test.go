@@ -104,9 +104,7 @@ func TestChaos(t *testing.T) {
 	for i, name := range connectors {
 		config := clusterapi.ConnectorConfig(srv.MongoURI, db, prefix(name), shards)
 		config["shard.filter"] = "client" // the stand-in lacks $toHashedIndexKey
-		if *exactlyOnce {
-			config["exactly.once"] = "true"
-		}
+		config["exactly.once"] = fmt.Sprint(*exactlyOnce)
 		addr := leader.http
 		if i == 1 {
 			addr = c.nodes[(slices.Index(c.nodes, leader)+1)%len(c.nodes)].http // through a follower

@@ -13,7 +13,7 @@ var (
 	opsFlag     = flag.Int("ops", 10_000, "operations the writer issues")
 	idsFlag     = flag.Int("ids", 10_000, "document ids the operations pick from, spread over the 3 collections")
 	duration    = flag.Duration("duration", 90*time.Second, "time the writer spreads its operations over (sets the write rate and the number of faults)")
-	exactlyOnce = flag.Bool("exactly-once", false, "run the connectors with exactly.once=true and fail on any duplicate")
+	exactlyOnce = flag.Bool("exactly-once", true, "run the connectors with exactly.once=true (the default) and fail on any duplicate; false runs them at-least-once")
 	killEvery   = flag.Duration("kill-every", 20*time.Second, "time from one kill -9 to the next; a SIGSTOP falls halfway between")
 	binary      = flag.String("binary", "../../bin/mongorelay", "the mongorelay binary (make build)")
 )

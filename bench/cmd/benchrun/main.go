@@ -4,8 +4,8 @@
 //
 // Systems: ceiling-a (the Go driver alone reading the change stream), ceiling-b (franz-go alone
 // producing the same records), ceiling-ab (both at once: raw change events piped to Kafka),
-// relay-1 and relay-4 (mongorelay standalone, 1 task and 4 shards), relay-1-eos (relay-1 with
-// exactly.once=true), relay-1-tls (relay-1 through a SASL_SSL-only broker, SCRAM over TLS),
+// relay-1 and relay-4 (mongorelay standalone, 1 task and 4 shards), relay-1-alo (relay-1 with
+// exactly.once=false), relay-1-tls (relay-1 through a SASL_SSL-only broker, SCRAM over TLS),
 // mkc-json and mkc-schema (the MongoDB Kafka Connector, schema-less JSON and inferred schemas as
 // JSON with schemas), dbz-json (Debezium's MongoDB connector), the last three on Apache Kafka
 // Connect in distributed mode. Workloads: insert, mix, copy, latency. See bench/README.md.
@@ -61,7 +61,7 @@ type config struct {
 	profile        bool
 }
 
-var allSystems = []string{"ceiling-a", "relay-1", eosSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
+var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
 var allWorkloads = []string{"insert", "mix", "copy", "latency"}
 
 // relay-1's variants: each runs exactly as relay-1 but for one difference, alternately with it
@@ -70,14 +70,14 @@ const (
 	// baseSystem is relay-1 run with the -baseline binary. It is not chosen with -systems: it
 	// comes with relay-1.
 	baseSystem = "relay-1-base"
-	// eosSystem is relay-1 with exactly.once=true in its connector config.
-	eosSystem = "relay-1-eos"
+	// aloSystem is relay-1 with exactly.once=false (at-least-once) in its connector config.
+	aloSystem = "relay-1-alo"
 	// tlsSystem is relay-1 writing to the run's second broker, whose only listener is
 	// SASL_SSL, as SCRAM-SHA-512 user over TLS.
 	tlsSystem = "relay-1-tls"
 )
 
-var relayVariants = []string{baseSystem, eosSystem, tlsSystem}
+var relayVariants = []string{baseSystem, aloSystem, tlsSystem}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -204,7 +204,7 @@ func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, wo
 		r.ceilingB(ctx, wl, m)
 	case "ceiling-ab":
 		r.ceilingAB(ctx, wl, m)
-	case "relay-1", eosSystem, tlsSystem:
+	case "relay-1", aloSystem, tlsSystem:
 		r.relay(ctx, wl, m, 1)
 	case baseSystem:
 		r.relayRun(ctx, wl, m, 1, r.cfg.baseline, nil)
@@ -452,9 +452,9 @@ func (r *runner) relayConnector(sys, prefix, coll, snapshotMode string, shards i
 		// tombstones; Debezium's are turned off too).
 		"tombstones.on.delete": "false",
 	}
-	// Only eosSystem names the key: an older -baseline binary may not know it.
-	if sys == eosSystem {
-		conf["exactly.once"] = "true"
+	// Only aloSystem names the key: relay-1 and an older -baseline binary run their default.
+	if sys == aloSystem {
+		conf["exactly.once"] = "false"
 	}
 	if shards > 1 {
 		conf["shards"] = fmt.Sprint(shards)
