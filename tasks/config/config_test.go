@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 		SnapshotMode:           SnapshotInitial,
 		Pipeline:               []bson.D{},
 		HeartbeatInterval:      10 * time.Second,
+		ExactlyOnce:            true,
 		DocumentMode:           DocumentTyped,
 		TombstonesOnDelete:     true,
 		ErrorsTolerance:        ToleranceNone,
