@@ -164,6 +164,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	n.node, err = coordinator.Open(ctx, coordinator.Config{
 		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
 		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
+		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout, Lease: cfg.Lease,
 		Expand: n.expand, Logger: n.base,
 	})
