@@ -232,7 +232,7 @@ func ParseConfigJSON(name string, config []byte) (*Config, error) {
 // value must be literal, and a secret that is the [hidden] of a response.
 func resolve(k Key, stored string) (v string, values []string, msg string) {
 	if k.Secret && strings.Contains(stored, hidden) {
-		return "", nil, "contains " + hidden + ", which responses show in place of a secret: give the secret itself or a reference " +
+		return "", nil, "contains [hidden], which responses show in place of a secret: give the secret itself or a reference " +
 			"such as ${file:/path/to/file.properties:key}; to keep the stored value, send back the value exactly as GET /connectors/{name}/config shows it"
 	}
 	if !configprovider.Has(stored) {
