@@ -171,7 +171,8 @@ func (c *Catalog) Redact(name string, config map[string]string) map[string]strin
 // RestoreHidden returns the config sent to replace the stored one (nil: none) with every value
 // that is the stored value as responses show it, [hidden] included, replaced by the stored
 // value: a config read with GET and sent back keeps its secrets instead of storing the
-// placeholder (DESIGN.md 7). A [hidden] that matches nothing stays, for Validate to refuse.
+// placeholder (DESIGN.md 7). A [hidden] that matches nothing stays: the kind's Validate
+// refuses it in a secret.
 func (c *Catalog) RestoreHidden(name string, sent, stored map[string]string) map[string]string {
 	if stored == nil {
 		return sent
