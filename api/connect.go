@@ -52,6 +52,9 @@ type Plugins interface {
 	Validate(name string, config map[string]string) (map[string]string, error)
 	// Redact returns a stored config as responses may show it.
 	Redact(name string, config map[string]string) map[string]string
+	// RestoreHidden puts the stored secrets back into a config sent to replace the stored
+	// one wherever it holds them as responses show them ([hidden]).
+	RestoreHidden(name string, sent, stored map[string]string) map[string]string
 	// Type is the config's connector type (source, sink).
 	Type(config map[string]string) connector.Type
 }

@@ -94,7 +94,7 @@ func (s *Server) createConnector(c echo.Context) error {
 	default:
 		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "initial_state %q is not one of RUNNING, PAUSED, STOPPED", req.InitialState)
 	}
-	raw, err := s.validate(req.Name, req.Config)
+	raw, err := s.validate(req.Name, req.Config, nil)
 	if err != nil {
 		return err
 	}
@@ -109,13 +109,15 @@ func (s *Server) createConnector(c echo.Context) error {
 }
 
 // validate reads a config object and checks it with its connector kind, returning it as it is
-// stored. An invalid config is a 400 naming every bad key; a body that is not a config object
-// at all is a 400 too.
-func (s *Server) validate(name string, body []byte) (map[string]string, error) {
+// stored. A config replacing stored (nil: none) keeps the stored secrets it sends back as
+// responses show them. An invalid config is a 400 naming every bad key; a body that is not a
+// config object at all is a 400 too.
+func (s *Server) validate(name string, body []byte, stored map[string]string) (map[string]string, error) {
 	raw, err := connector.ConfigFromJSON(body)
 	if err != nil {
 		return nil, jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
 	}
+	raw = s.plugins.RestoreHidden(name, raw, stored)
 	raw, err = s.plugins.Validate(name, raw)
 	if err != nil {
 		if _, ok := errors.AsType[*connector.ValidationError](err); ok {
@@ -170,7 +172,11 @@ func (s *Server) putConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.validate(name, data)
+	var stored map[string]string
+	if cn, ok := s.cl.Connector(name); ok {
+		stored = cn.Config
+	}
+	raw, err := s.validate(name, data, stored)
 	if err != nil {
 		return err
 	}

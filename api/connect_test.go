@@ -192,6 +192,65 @@ func TestCreateConnector(t *testing.T) {
 	}
 }
 
+// TestHiddenSentBackKeepsTheStoredSecret reads a config with GET and sends it back with PUT:
+// the stored password stays, and a [hidden] that stands for nothing stored is refused.
+func TestHiddenSentBackKeepsTheStoredSecret(t *testing.T) {
+	f := newFakeCluster("n1", true)
+	srv := serveFake(t, f)
+	if status, body := do(t, http.MethodPost, srv.URL+"/connectors", validConnector); status != http.StatusCreated {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	_, shown := do(t, http.MethodGet, srv.URL+"/connectors/orders/config", "")
+	var cfg map[string]string
+	if err := json.Unmarshal([]byte(shown), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["topic.prefix"] = "shop2"
+	sent, _ := json.Marshal(cfg)
+	if status, body := do(t, http.MethodPut, srv.URL+"/connectors/orders/config", string(sent)); status != http.StatusOK || strings.Contains(body, "s3cret") {
+		t.Fatalf("PUT of the config as shown = %d %s", status, body)
+	}
+	stored := f.connectors["orders"].Config
+	if stored["mongodb.connection.string"] != "mongodb://app:s3cret@db:27017/?authSource=admin" || stored["topic.prefix"] != "shop2" {
+		t.Errorf("stored after PUT: %v, want the password kept and the prefix changed", stored)
+	}
+
+	cfg["mongodb.connection.string"] = "mongodb://app:[hidden]@otherdb:27017/"
+	sent, _ = json.Marshal(cfg)
+	status, body := do(t, http.MethodPut, srv.URL+"/connectors/orders/config", string(sent))
+	if status != http.StatusBadRequest || !strings.Contains(body, "contains [hidden]") {
+		t.Errorf("PUT of a changed value around [hidden] = %d %s, want 400", status, body)
+	}
+	status, body = do(t, http.MethodPost, srv.URL+"/connectors", strings.Replace(validConnector, "s3cret", "[hidden]", 1))
+	if status != http.StatusBadRequest || !strings.Contains(body, "contains [hidden]") {
+		t.Errorf("POST of a new connector with [hidden] = %d %s, want 400", status, body)
+	}
+}
+
+// TestReferencesAreShownNotResolved stores a password given as a reference: responses show
+// the reference, never the value, which only validation reads.
+func TestReferencesAreShownNotResolved(t *testing.T) {
+	t.Setenv("MR_API_TEST_PW", "V4lueOfRef")
+	f := newFakeCluster("n1", true)
+	srv := serveFake(t, f)
+	conn := strings.Replace(validConnector, "s3cret", "${env:MR_API_TEST_PW}", 1)
+	if status, body := do(t, http.MethodPost, srv.URL+"/connectors", conn); status != http.StatusCreated || !strings.Contains(body, "${env:MR_API_TEST_PW}") {
+		t.Fatalf("POST = %d %s, want 201 showing the reference", status, body)
+	}
+	if got := f.connectors["orders"].Config["mongodb.connection.string"]; got != "mongodb://app:${env:MR_API_TEST_PW}@db:27017/?authSource=admin" {
+		t.Errorf("stored %q, want the reference", got)
+	}
+	for _, path := range []string{"/connectors/orders", "/connectors/orders/config", "/connectors?expand=info"} {
+		if status, body := do(t, http.MethodGet, srv.URL+path, ""); status != http.StatusOK || strings.Contains(body, "V4lueOfRef") || !strings.Contains(body, "${env:MR_API_TEST_PW}") {
+			t.Errorf("GET %s = %d %s: want the reference, not its value", path, status, body)
+		}
+	}
+	status, body := do(t, http.MethodPost, srv.URL+"/connectors", strings.Replace(conn, "MR_API_TEST_PW", "MR_API_TEST_UNSET", 1))
+	if status != http.StatusBadRequest || !strings.Contains(body, "MR_API_TEST_UNSET") || !strings.Contains(body, "is not set on this node") {
+		t.Errorf("POST with an unset variable = %d %s, want 400 naming it", status, body)
+	}
+}
+
 func TestCreateConnectorInvalid(t *testing.T) {
 	srv := serveFake(t, newFakeCluster("n1", true))
 	status, body := do(t, http.MethodPost, srv.URL+"/connectors",

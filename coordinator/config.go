@@ -8,6 +8,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
@@ -77,6 +79,16 @@ type Config struct {
 	// use 3 or 5.
 	Voters int
 
+	// SnapshotThreshold is how many Raft log entries since the last snapshot
+	// make the node take another, after which the log keeps only its newest
+	// entries (hashicorp/raft's TrailingLogs) (raft.snapshot.threshold).
+	// Default 8192, hashicorp/raft's.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often the node checks SnapshotThreshold, at a
+	// random time between it and twice it (raft.snapshot.interval). Default
+	// 2m, hashicorp/raft's.
+	SnapshotInterval time.Duration
+
 	// HeartbeatInterval is how often the worker pings the leader
 	// (worker.heartbeat.interval). Default 1s.
 	HeartbeatInterval time.Duration
@@ -109,6 +121,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Voters == 0 {
 		c.Voters = DefaultVoters
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = raft.DefaultConfig().SnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = raft.DefaultConfig().SnapshotInterval
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
@@ -156,8 +174,8 @@ func (c *Config) validate() error {
 	if c.Voters < 1 {
 		errs = append(errs, fmt.Errorf("voters %d: must be at least 1", c.Voters))
 	}
-	if c.HeartbeatInterval < 0 || c.SessionTimeout < 0 || c.Lease < 0 || c.ExpandInterval < 0 {
-		errs = append(errs, errors.New("heartbeat interval, session timeout, lease and expand interval must be positive"))
+	if c.HeartbeatInterval < 0 || c.SessionTimeout < 0 || c.Lease < 0 || c.ExpandInterval < 0 || c.SnapshotInterval < 0 {
+		errs = append(errs, errors.New("heartbeat interval, session timeout, lease, expand interval and snapshot interval must be positive"))
 	}
 	if c.Lease >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("lease %s must be shorter than session timeout %s: a node must stop its tasks before they move", c.Lease, c.SessionTimeout))

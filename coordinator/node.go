@@ -184,6 +184,7 @@ func (n *Node) open(ctx context.Context) error {
 	rc.ElectionTimeout = raftElectionTimeout
 	rc.LeaderLeaseTimeout = raftLeaderLease
 	rc.CommitTimeout = raftCommitTimeout
+	rc.SnapshotThreshold, rc.SnapshotInterval = cfg.SnapshotThreshold, cfg.SnapshotInterval
 	if cfg.InMemory {
 		// Nobody else votes and nothing crosses a network: elect this node at once.
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = inMemoryTimeout, inMemoryTimeout, inMemoryTimeout

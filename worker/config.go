@@ -58,6 +58,11 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
 	Lease             time.Duration
+
+	// RaftSnapshotThreshold and RaftSnapshotInterval say when Raft compacts its log into a
+	// snapshot (coordinator.Config).
+	RaftSnapshotThreshold uint64
+	RaftSnapshotInterval  time.Duration
 }
 
 // setting is one configuration key. Its flag is the name with '.' turned into '-'
@@ -278,6 +283,22 @@ func clusterSettings() []setting {
 					return fmt.Errorf("%q is not a voter count: give 3 or 5", v)
 				}
 				return nil
+			}},
+		{name: "raft.snapshot.threshold", def: "8192",
+			doc: "how many Raft log entries since the last snapshot make the node take another, after which the log keeps only its newest 10240 entries",
+			apply: func(c *Config, v string) error {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil || n < 1 {
+					return fmt.Errorf("%q is not a number of log entries: give a whole number of at least 1", v)
+				}
+				c.RaftSnapshotThreshold = n
+				return nil
+			}},
+		{name: "raft.snapshot.interval", def: "2m",
+			doc: "how often the node checks raft.snapshot.threshold (at a random time between this and twice this)",
+			apply: func(c *Config, v string) (err error) {
+				c.RaftSnapshotInterval, err = parsePositiveDuration(v)
+				return err
 			}},
 		{name: "worker.heartbeat.interval", def: "1s",
 			doc: "how often the node tells the leader it is alive",

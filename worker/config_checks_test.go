@@ -31,7 +31,8 @@ func TestParseWorkerFlagsDefaults(t *testing.T) {
 	}
 	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != ":8083" || c.RaftListen != ":8300" ||
 		c.RegistryListen != ":8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != time.Second ||
-		c.SessionTimeout != 6*time.Second || c.Lease != 4*time.Second || c.NodeID != "" {
+		c.SessionTimeout != 6*time.Second || c.Lease != 4*time.Second || c.NodeID != "" ||
+		c.RaftSnapshotThreshold != 8192 || c.RaftSnapshotInterval != 2*time.Minute {
 		t.Errorf("unexpected defaults %+v", c)
 	}
 }
@@ -89,8 +90,10 @@ func TestParseWorkerFlagsErrors(t *testing.T) {
 			[]string{`"worker.lease": 6s must be shorter than worker.session.timeout 6s`}},
 		{"bootstrap and join", []string{"--kafka", "k:1", "--bootstrap", "--join", "a:8083"}, nil,
 			[]string{`"join": a node either bootstraps`}},
-		{"every bad value named", []string{"--peers", "x", "--raft-voters", "0", "--http-listen", "nope", "--worker-heartbeat-interval", "-1s"}, nil,
-			[]string{`"kafka.bootstrap.servers": is required`, `"peers": "x" is not id=raft-host:port`, `"raft.voters"`, `"http.listen"`, `"worker.heartbeat.interval"`}},
+		{"every bad value named", []string{"--peers", "x", "--raft-voters", "0", "--http-listen", "nope", "--worker-heartbeat-interval", "-1s",
+			"--raft-snapshot-threshold", "0", "--raft-snapshot-interval", "soon"}, nil,
+			[]string{`"kafka.bootstrap.servers": is required`, `"peers": "x" is not id=raft-host:port`, `"raft.voters"`, `"http.listen"`, `"worker.heartbeat.interval"`,
+				`"raft.snapshot.threshold": "0" is not a number of log entries`, `"raft.snapshot.interval"`}},
 		{"unknown file key", []string{"--config", "c.yaml"}, map[string]string{"c.yaml": "kafka.bootstrap.servers: k:1\nworker:\n  leese: 3s\n"},
 			[]string{`unknown key "worker.leese"`}},
 		{"missing file", []string{"--config", "nope.yaml"}, nil, []string{"worker config file"}},

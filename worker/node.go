@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/coordinator/assign"
+	"github.com/mongorelay/mongorelay/internal/configprovider"
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
@@ -162,6 +164,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	n.node, err = coordinator.Open(ctx, coordinator.Config{
 		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
 		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
+		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout, Lease: cfg.Lease,
 		Expand: n.expand, Logger: n.base,
 	})
@@ -359,7 +362,12 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 	if err != nil {
 		return nil, err
 	}
-	limit, _ := strconv.Atoi(config["tasks.max"]) // validated by the kind; absent is no cap
+	// Validated by the kind, which resolved it just now; absent is no cap.
+	tasksMax, err := configprovider.Resolve(config["tasks.max"])
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: config %q: %w", name, "tasks.max", err)
+	}
+	limit, _ := strconv.Atoi(strings.TrimSpace(tasksMax))
 	return assign.Share(specs, limit), nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/mongorelay/mongorelay/internal/configprovider"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
@@ -149,7 +150,12 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 	known := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		known[k.Name] = true
-		v := strings.TrimSpace(raw[k.Name])
+		stored := strings.TrimSpace(raw[k.Name])
+		v, values, msg := resolve(k, stored)
+		if msg != "" {
+			problems = append(problems, Problem{Key: k.Name, Value: k.Redact(stored), Message: msg})
+			continue
+		}
 		if v == "" {
 			if k.Required {
 				problems = append(problems, Problem{Key: k.Name, Message: "is required: " + requiredHint(k.Name)})
@@ -158,13 +164,14 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 			if v = k.Default; v == "" {
 				continue
 			}
+			stored = v
 		}
 		norm, msg := check(k, v)
 		if msg == "" {
 			msg = k.set(c, norm)
 		}
 		if msg != "" {
-			problems = append(problems, Problem{Key: k.Name, Value: k.Redact(v), Message: msg})
+			problems = append(problems, Problem{Key: k.Name, Value: k.Redact(stored), Message: resolvedMessage(k, msg, stored, values)})
 		}
 	}
 
@@ -217,6 +224,55 @@ func ParseConfigJSON(name string, config []byte) (*Config, error) {
 		return nil, err
 	}
 	return Parse(name, raw)
+}
+
+// resolve returns the value of a key whose stored form is stored, with its
+// config provider references (internal/configprovider) replaced by their
+// values on this node, and those values. It refuses a reference where the
+// value must be literal, and a secret that is the [hidden] of a response.
+func resolve(k Key, stored string) (v string, values []string, msg string) {
+	if k.Secret && strings.Contains(stored, hidden) {
+		return "", nil, "contains [hidden], which responses show in place of a secret: give the secret itself or a reference " +
+			"such as ${file:/path/to/file.properties:key}; to keep the stored value, send back the value exactly as GET /connectors/{name}/config shows it"
+	}
+	if !configprovider.Has(stored) {
+		return stored, nil, ""
+	}
+	if k.Name == "name" || k.Name == connector.ClassKey {
+		return "", nil, "cannot be a config provider reference: give the value itself"
+	}
+	v, err := configprovider.Replace(stored, func(r configprovider.Reference) (string, error) {
+		value, err := configprovider.Lookup(r)
+		values = append(values, value)
+		return value, err
+	})
+	if err != nil {
+		return "", nil, err.Error()
+	}
+	if v = strings.TrimSpace(v); v == "" && k.Required {
+		return "", nil, "is empty on this node (" + stored + "): give the reference a value"
+	}
+	return v, values, ""
+}
+
+// resolvedMessage is the problem message msg about a value that references
+// gave (values, from the stored form stored): a secret's names the
+// references instead of their values, anything else says where its value
+// came from.
+func resolvedMessage(k Key, msg, stored string, values []string) string {
+	if len(values) == 0 {
+		return msg
+	}
+	if !k.Secret {
+		return msg + " (the value of " + stored + " on this node)"
+	}
+	refs := configprovider.Find(stored)
+	for i, v := range values {
+		if strings.TrimSpace(v) != "" {
+			msg = strings.ReplaceAll(msg, v, refs[i].Text)
+		}
+	}
+	return msg
 }
 
 // check applies a key's type, range and allowed values, and returns the value
@@ -305,6 +361,10 @@ func (c *Config) conflicts() []Problem {
 
 func setConnectionString(c *Config, v string) string {
 	shown := redactURI(v)
+	if stored := strings.TrimSpace(c.raw["mongodb.connection.string"]); configprovider.Has(stored) {
+		// Shown as stored, so that no part of a reference's value ever is.
+		shown = redactStoredURIs(stored, false)
+	}
 	c.ConnectionString = newSecret(v, shown)
 	if err := checkConnectionString(v); err != nil {
 		return fmt.Sprintf("%q is not a valid MongoDB connection string (%s): use mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://[user:password@]host/[?options], percent-encoding reserved characters in the user and password",
@@ -442,25 +502,13 @@ func (c *Config) Topic(db, coll string) string {
 
 // Redacted returns the user's entries, normalised to strings, with every
 // secret redacted: what responses and logs may show.
-func (c Config) Redacted() map[string]string {
-	out := make(map[string]string, len(c.raw))
-	byName := map[string]Key{}
-	for _, k := range Keys() {
-		byName[k.Name] = k
-	}
-	for name, v := range c.raw {
-		out[name] = byName[name].Redact(v)
-	}
-	return out
-}
+func (c Config) Redacted() map[string]string { return RedactRaw(c.raw) }
 
-// RedactRaw returns a stored config as it may be shown: Redacted when it
-// parses; one that no longer does (written by another version) is redacted
-// key by key, and keys this version does not know are hidden whole.
-func RedactRaw(name string, raw map[string]string) map[string]string {
-	if c, err := Parse(name, raw); err == nil {
-		return c.Redacted()
-	}
+// RedactRaw returns a stored config as it may be shown: every value as
+// Key.Redact shows it, and keys this version does not know (a config
+// written by another version) hidden whole. It resolves no reference, so
+// that any node shows any config the same, as stored.
+func RedactRaw(raw map[string]string) map[string]string {
 	keys := map[string]Key{}
 	for _, k := range Keys() {
 		keys[k.Name] = k

@@ -3,10 +3,12 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mongorelay/mongorelay/internal/configprovider"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
@@ -92,7 +94,7 @@ func Keys() []Key {
 			set:     func(c *Config, v string) string { c.ConnectorClass = v; return "" }},
 		{Name: "mongodb.connection.string", Type: TypePassword,
 			Group: "MongoDB", Importance: ImportanceHigh, Display: "MongoDB connection string", Required: true, Secret: true, uris: true,
-			Doc: "The MongoDB connection string, mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...; the password is never shown. Reachability is checked when the connector starts, not here.",
+			Doc: "The MongoDB connection string, mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...; the password is never shown. Keep the password, or the whole string, out of the config with a config provider reference, e.g. mongodb://cdc:${file:/etc/mongorelay/mongo.properties:password}@db1:27017/ (docs/secrets.md): the reference is stored and shown, its value is read on each worker that validates or runs the connector. Reachability is checked when the connector starts, not here.",
 			set: setConnectionString},
 		{Name: "database.include.list", Type: TypeList,
 			Group: "Selection", Importance: ImportanceHigh, Display: "Databases to capture",
@@ -167,7 +169,7 @@ func Keys() []Key {
 			set:     func(c *Config, v string) string { c.DocumentMode = DocumentMode(v); return "" }},
 		{Name: "schema.registry.url", Type: TypeList,
 			Group: "Output", Importance: ImportanceMedium, Display: "Schema registry URLs", Secret: true, uris: true,
-			Doc: "Comma-separated URLs of an external Confluent-compatible schema registry; credentials in a URL are never shown. Default: the registry built into mongorelay.",
+			Doc: "Comma-separated URLs of an external Confluent-compatible schema registry; credentials in a URL are never shown, and may be config provider references (docs/secrets.md). Default: the registry built into mongorelay.",
 			set: setRegistryURLs},
 		{Name: "tombstones.on.delete", Type: TypeBoolean,
 			Group: "Output", Importance: ImportanceLow, Display: "Tombstones on delete", Default: "true",
@@ -266,19 +268,18 @@ func clientOverride(name string) (prefix string, ok bool) {
 	return "", false
 }
 
-// Redact returns v as it may be shown: a URI with its password and secret
-// options replaced by [hidden], any other secret as [hidden].
+// Redact returns a stored value v as it may be shown: a URI with its
+// password and secret options replaced by [hidden], any other secret as
+// [hidden]. Config provider references are shown as written, never their
+// values: a secret made of references only is shown whole.
 func (k Key) Redact(v string) string {
 	switch {
-	case k.uris && k.Type != TypeList:
-		return redactURI(v)
 	case k.uris:
-		items := strings.Split(v, ",")
-		for i, item := range items {
-			items[i] = redactURI(item)
-		}
-		return strings.Join(items, ",")
+		return redactStoredURIs(v, k.Type == TypeList)
 	case k.Secret:
+		if masked, refs := maskReferences(v); refs.only(masked) {
+			return v
+		}
 		return hidden
 	default:
 		return v
@@ -339,14 +340,24 @@ func setTopicPrefix(c *Config, v string) string {
 }
 
 func setRegistryURLs(c *Config, v string) string {
+	// A list that references gave is shown as stored, whole, for each of its
+	// URLs: no part of a reference's value is ever shown.
+	stored := strings.TrimSpace(c.raw["schema.registry.url"])
+	referenced := configprovider.Has(stored)
 	var bad []string
 	for _, raw := range splitList(v) {
+		shown := redactURI(raw)
+		if referenced {
+			shown = redactStoredURIs(stored, true)
+		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad = append(bad, redactURI(raw))
+			if !slices.Contains(bad, shown) {
+				bad = append(bad, shown)
+			}
 			continue
 		}
-		c.SchemaRegistryURLs = append(c.SchemaRegistryURLs, newSecret(raw, redactURI(raw)))
+		c.SchemaRegistryURLs = append(c.SchemaRegistryURLs, newSecret(raw, shown))
 	}
 	if len(bad) > 0 {
 		return fmt.Sprintf("%s is not an http(s) URL: use e.g. http://registry:8081", strings.Join(bad, ", "))

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mongorelay/mongorelay/internal/configprovider"
 )
 
 // hidden replaces secrets wherever a value is shown, as Kafka Connect does.
@@ -58,10 +60,14 @@ func sensitiveOption(name string) bool {
 // can be shown in an error. It errs on hiding too much: the user info is
 // taken to end at the last '@', because a password may hold an unescaped
 // '/', '?' or '@' that a parser would stumble on.
-func redactURI(s string) string {
+func redactURI(s string) string { return redactURIKeeping(s, func(string) bool { return false }) }
+
+// redactURIKeeping is redactURI showing the password or secret options
+// that keep accepts.
+func redactURIKeeping(s string, keep func(string) bool) string {
 	prefix, rest, _, query := splitURI(s)
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+		if user, password, ok := strings.Cut(rest[:at], ":"); ok && !keep(password) {
 			rest = user + ":" + hidden + rest[at:]
 		}
 	}
@@ -70,11 +76,63 @@ func redactURI(s string) string {
 	}
 	opts := splitOptions(*query)
 	for i, opt := range opts {
-		if name, _, ok := strings.Cut(opt, "="); ok && sensitiveOption(name) {
+		if name, value, ok := strings.Cut(opt, "="); ok && sensitiveOption(name) && !keep(value) {
 			opts[i] = name + "=" + hidden
 		}
 	}
 	return prefix + rest + "?" + strings.Join(opts, "&")
+}
+
+// redactStoredURIs redacts a stored URI, or a comma-separated list of them,
+// that may hold config provider references. A reference is shown as written:
+// it says where the secret is, not what it is. A password or option made of
+// references only is shown; one with any text of its own is hidden.
+func redactStoredURIs(v string, list bool) string {
+	masked, refs := maskReferences(v)
+	items := []string{masked}
+	if list {
+		items = strings.Split(masked, ",")
+	}
+	for i, item := range items {
+		items[i] = redactURIKeeping(item, refs.only)
+	}
+	return refs.unmask(strings.Join(items, ","))
+}
+
+// references are the config provider references of a stored value while it
+// is redacted: each is replaced by a token without the characters a URI or a
+// list is split on (a reference holds ':' and '/'), so that it stays one
+// opaque piece, and put back once the value is redacted.
+type references []string
+
+func maskReferences(v string) (string, references) {
+	var refs references
+	masked, _ := configprovider.Replace(v, func(r configprovider.Reference) (string, error) {
+		refs = append(refs, r.Text)
+		return referenceToken(len(refs) - 1), nil
+	})
+	return masked, refs
+}
+
+// referenceToken stands for the i-th reference. A literal that looks like
+// one shows nothing either: a password made of such text is shown as the
+// reference's text.
+func referenceToken(i int) string { return "\x00" + strconv.Itoa(i) + "\x00" }
+
+// only reports whether s is made of reference tokens and nothing else.
+func (refs references) only(s string) bool {
+	rest := s
+	for i := range refs {
+		rest = strings.ReplaceAll(rest, referenceToken(i), "")
+	}
+	return s != "" && rest == ""
+}
+
+func (refs references) unmask(s string) string {
+	for i, text := range refs {
+		s = strings.ReplaceAll(s, referenceToken(i), text)
+	}
+	return s
 }
 
 // splitURI splits s into its scheme prefix ("mongodb://" or ""), the part

@@ -40,8 +40,9 @@ type Plugin struct {
 // Task is one task as the runner hands it to its kind.
 type Task struct {
 	Connector string
-	// Config is the connector's config as stored (validated, secrets included). It is
-	// shared: do not modify it.
+	// Config is the connector's config as stored: validated, with literal secrets and with
+	// config provider references unresolved (the kind resolves them when it parses the
+	// config, on the node that runs the task). It is shared: do not modify it.
 	Config map[string]string
 	Spec   taskid.Spec
 	// WriterID names this run's owner (node and assignment epoch) in what the task writes,
@@ -50,15 +51,21 @@ type Task struct {
 }
 
 // Kind is a connector kind compiled into the binary.
+//
+// Config values may hold Kafka Connect's config provider references (${env:NAME},
+// ${file:/path:key}, ${directory:/path:file}; internal/configprovider), which are stored and
+// shown as written: Validate, Check, Expand and Run resolve them on the node they run on and
+// never return, log or store what they resolve to.
 type Kind interface {
 	Plugin() Plugin
 	// ConfigDef lists every config key the kind reads, in the order validation reports them.
 	ConfigDef() []ConfigKey
-	// Validate checks the config of the connector name and returns it normalised, as it is
-	// stored; a bad config gives a *ValidationError naming every bad key and its fix.
+	// Validate checks the config of the connector name, references resolved, and returns it
+	// normalised, as it is stored (references unresolved); a bad config gives a
+	// *ValidationError naming every bad key and its fix.
 	Validate(name string, config map[string]string) (map[string]string, error)
 	// Redact returns a stored config as responses and logs may show it: every secret
-	// replaced by [hidden].
+	// replaced by [hidden], references shown as written. It resolves nothing.
 	Redact(name string, config map[string]string) map[string]string
 	// Check reaches the services the connector needs (a database, a registry) without
 	// writing anything, and says which key to fix when one cannot be reached.
@@ -157,6 +164,26 @@ func (c *Catalog) Redact(name string, config map[string]string) map[string]strin
 		if key == ClassKey {
 			out[key] = v
 		}
+	}
+	return out
+}
+
+// RestoreHidden returns the config sent to replace the stored one (nil: none) with every value
+// that is the stored value as responses show it, [hidden] included, replaced by the stored
+// value: a config read with GET and sent back keeps its secrets instead of storing the
+// placeholder (DESIGN.md 7). A [hidden] that matches nothing stays: the kind's Validate
+// refuses it in a secret.
+func (c *Catalog) RestoreHidden(name string, sent, stored map[string]string) map[string]string {
+	if stored == nil {
+		return sent
+	}
+	shown := c.Redact(name, stored)
+	out := make(map[string]string, len(sent))
+	for key, v := range sent {
+		if old, ok := stored[key]; ok && strings.Contains(v, Hidden) && v == shown[key] {
+			v = old
+		}
+		out[key] = v
 	}
 	return out
 }

@@ -115,3 +115,56 @@ func TestConfigFromJSON(t *testing.T) {
 		}
 	}
 }
+
+// hidingKind redacts as a real kind does: password whole, the password inside uri.
+type hidingKind struct{ fakeKind }
+
+func (hidingKind) Redact(_ string, c map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range c {
+		switch k {
+		case "password":
+			v = Hidden
+		case "uri":
+			v = strings.Replace(v, "s3cret", Hidden, 1)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func TestRestoreHiddenKeepsTheStoredSecrets(t *testing.T) {
+	catalog, err := NewCatalog(hidingKind{fakeKind{Plugin{Class: "src"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{ClassKey: "src", "password": "s3cret", "uri": "mongodb://u:s3cret@h1/", "topic": "t"}
+	tests := []struct {
+		name       string
+		sent, want map[string]string
+	}{
+		{"sent back as shown",
+			map[string]string{ClassKey: "src", "password": Hidden, "uri": "mongodb://u:[hidden]@h1/", "topic": "t2"},
+			map[string]string{ClassKey: "src", "password": "s3cret", "uri": "mongodb://u:s3cret@h1/", "topic": "t2"}},
+		{"new values",
+			map[string]string{ClassKey: "src", "password": "n3w", "uri": "mongodb://u:${env:PW}@h1/"},
+			map[string]string{ClassKey: "src", "password": "n3w", "uri": "mongodb://u:${env:PW}@h1/"}},
+		// A [hidden] in a changed value cannot say what it stands for: Validate refuses it.
+		{"changed around a hidden",
+			map[string]string{ClassKey: "src", "uri": "mongodb://u:[hidden]@h2/"},
+			map[string]string{ClassKey: "src", "uri": "mongodb://u:[hidden]@h2/"}},
+		{"hidden for a key not stored",
+			map[string]string{ClassKey: "src", "other": Hidden},
+			map[string]string{ClassKey: "src", "other": Hidden}},
+	}
+	for _, tt := range tests {
+		got := catalog.RestoreHidden("c", tt.sent, stored)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: RestoreHidden = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	sent := map[string]string{"password": Hidden}
+	if got := catalog.RestoreHidden("c", sent, nil); got["password"] != Hidden {
+		t.Errorf("with nothing stored: %v, want the config as sent", got)
+	}
+}

@@ -84,9 +84,9 @@ func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, 
 	return c.Raw(), nil
 }
 
-// Redact returns a stored config as it may be shown (config.Redacted).
-func (k *Kind) Redact(name string, raw map[string]string) map[string]string {
-	return config.RedactRaw(name, raw)
+// Redact returns a stored config as it may be shown (config.RedactRaw).
+func (k *Kind) Redact(_ string, raw map[string]string) map[string]string {
+	return config.RedactRaw(raw)
 }
 
 // Check connects to the connector's MongoDB deployment (and keeps the client for its tasks).
