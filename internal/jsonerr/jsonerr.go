@@ -40,6 +40,15 @@ func Write(c echo.Context, status int, contentType string, v any) error {
 	return c.Blob(status, contentType, b)
 }
 
+// WriteHTTP writes the error answer status with code and message, in JSON with the content
+// type contentType, for handlers outside echo (the listener's own answers).
+func WriteHTTP(w http.ResponseWriter, status int, contentType string, code int, message string) {
+	b, _ := json.Marshal(Body{Code: code, Message: message}) // a struct of an int and a string always encodes
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
 // NewEcho returns an echo server whose own errors (no route, wrong method) are answered in
 // this shape with the content type contentType; handlers write their own answers.
 func NewEcho(contentType string) *echo.Echo {
