@@ -13,6 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 )
@@ -24,9 +26,8 @@ import (
 // the leader (forward.go).
 
 const (
-	// maxRequest bounds a request body: a connector config is a few kilobytes, a schema less
-	// than a megabyte.
-	maxRequest = 16 << 20
+	// maxRequest bounds a request body on every route: a connector config is a few kilobytes.
+	maxRequest = 1 << 20
 	// defaultForwardWait is how long a write waits for a leader to be elected.
 	defaultForwardWait = 10 * time.Second
 )
@@ -37,9 +38,17 @@ type ServerOption func(*Server)
 // WithLogger sets the logger. Default slog.Default().
 func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
 
-// WithForwardClient sets the HTTP client that forwards requests to the leader. Default: a
-// client with a 30s timeout.
-func WithForwardClient(c *http.Client) ServerOption { return func(s *Server) { s.client = c } }
+// WithForwardClient sets the HTTP client that forwards requests to the leader, and the
+// scheme the leader's REST API is served with: "https" when the nodes have http.tls.* (give c
+// a transport that trusts their certificates), else "http". Default: a client with a 30s
+// timeout, over http.
+func WithForwardClient(c *http.Client, scheme string) ServerOption {
+	return func(s *Server) { s.client, s.scheme = c, scheme }
+}
+
+// WithAuth makes every route but the health probes take only the callers users accepts:
+// reads (GET) any of them, writes an admin (access). Default: nil, every request is taken.
+func WithAuth(users *httpauth.Users) ServerOption { return func(s *Server) { s.users = users } }
 
 // WithForwardWait sets how long a request that needs the leader waits while none is known
 // (an election) before it is answered 503. Default 10s.
@@ -65,19 +74,33 @@ type Server struct {
 	plugins     Plugins
 	log         *slog.Logger
 	client      *http.Client
+	scheme      string // of the leader's REST API
 	forwardWait time.Duration
+	users       *httpauth.Users
 	e           *echo.Echo
 }
 
 // NewServer returns the REST API of the node cl, whose connector kinds are plugins.
 func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
-	s := &Server{cl: cl, plugins: plugins, log: slog.Default(), client: &http.Client{Timeout: 30 * time.Second}, forwardWait: defaultForwardWait}
+	s := &Server{cl: cl, plugins: plugins, log: slog.Default(), client: &http.Client{Timeout: 30 * time.Second}, scheme: "http",
+		forwardWait: defaultForwardWait}
 	for _, o := range opts {
 		o(s)
 	}
 	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
+	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON), s.users.Middleware(access, echo.MIMEApplicationJSON, s.log))
 	s.routes()
 	return s
+}
+
+// access is what each route asks of its caller when authentication is on: the probes
+// (/health, /readyz) are open, so that a load balancer or Kubernetes needs no credentials and
+// learns no more than a node's Raft state; reads need a user; writes an admin.
+func access(method, route string) httpauth.Access {
+	if route == "/health" || route == "/readyz" {
+		return httpauth.Open
+	}
+	return httpauth.MethodAccess(method)
 }
 
 // Handler is the API's HTTP handler.
@@ -146,6 +169,8 @@ func (s *Server) toRESTError(err error) *jsonerr.Error {
 		status = http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
+	default:
+		return jsonerr.New(status, status, "%s", httpserve.InternalError) // handle logs err
 	}
 	return jsonerr.New(status, status, "%s", err.Error())
 }

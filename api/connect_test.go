@@ -27,7 +27,8 @@ type fakeCluster struct {
 	leaderHTTP string // "" while no leader is known (on a follower)
 	connectors map[string]Connector
 	status     map[string]ConnectorStatus
-	calls      int // writes attempted
+	calls      int   // writes attempted
+	fail       error // what every write returns on the leader, when not nil
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -48,6 +49,9 @@ func (f *fakeCluster) write(fn func() error) error {
 	f.calls++
 	if !f.leads {
 		return f.notLeader()
+	}
+	if f.fail != nil {
+		return f.fail
 	}
 	return fn()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 )
 
@@ -24,9 +25,9 @@ import (
 func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, maxRequest))
+		body, err := io.ReadAll(req.Body) // bounded by the body limit of every route
 		if err != nil {
-			return jsonerr.New(http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "request body too large: %v", err)
+			return httpserve.BodyError(err)
 		}
 		run := func(context.Context) (struct{}, error) {
 			req.Body = io.NopCloser(bytes.NewReader(body))
@@ -50,9 +51,15 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 // proxy sends the request to the leader at addr and copies its answer. It reports false,
 // without answering, when the leader could not be reached or no longer leads, so that the
 // caller looks for the leader again.
+//
+// The request carries the caller's identity as the caller gave it, its own Authorization
+// header: the leader authenticates the caller again, with the same users (every node has the
+// same http.auth.*), so it trusts nothing this node says. With cluster.secret, the follower,
+// having authenticated the caller, will instead state the caller's user and role in a header
+// of its own, which the leader believes only from a request that carries the cluster secret.
 func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool, err error) {
 	req := c.Request()
-	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.RequestURI(), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, s.scheme+"://"+addr+req.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return false, fmt.Errorf("forward to the leader at %s: %w", addr, err)
 	}
@@ -82,6 +89,11 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 	ct := resp.Header.Get(echo.HeaderContentType)
 	if ct == "" {
 		ct = echo.MIMEApplicationJSON
+	}
+	for _, h := range []string{echo.HeaderLocation, echo.HeaderWWWAuthenticate} {
+		for _, v := range resp.Header.Values(h) {
+			c.Response().Header().Add(h, v)
+		}
 	}
 	return true, c.Blob(resp.StatusCode, ct, answer)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
@@ -23,12 +24,32 @@ const maxAnswer = 16 << 20
 // ErrUnknownNode for a heartbeat of a node that is not a member, the registry's own errors
 // for a registry write it refused.
 type Client struct {
-	http *http.Client
+	http          *http.Client
+	scheme        string
+	authorization string
 }
 
-// NewClient returns a client sending through hc; give hc a timeout below the heartbeat
-// interval.
-func NewClient(hc *http.Client) *Client { return &Client{http: hc} }
+// ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// HTTPS makes the client call nodes over https, as nodes with http.tls.* serve their REST API
+// (every node of a cluster alike); the client's transport must trust their certificates.
+func HTTPS() ClientOption { return func(c *Client) { c.scheme = "https" } }
+
+// Authorization sets the Authorization header of the calls to the REST API itself
+// (RemoveNode, which takes an admin when http.auth.* is on). The node-to-node calls under
+// Prefix do not carry it: those will carry cluster.secret.
+func Authorization(header string) ClientOption { return func(c *Client) { c.authorization = header } }
+
+// NewClient returns a client sending through hc, over http unless HTTPS; give hc a timeout
+// below the heartbeat interval.
+func NewClient(hc *http.Client, opts ...ClientOption) *Client {
+	c := &Client{http: hc, scheme: "http"}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
 
 // Heartbeat sends hb to the leader at addr.
 func (p *Client) Heartbeat(ctx context.Context, addr string, hb Heartbeat) (HeartbeatAck, error) {
@@ -74,11 +95,14 @@ func (p *Client) call(ctx context.Context, method, addr, path string, in, out an
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+addr+path, body)
 	if err != nil {
 		return fmt.Errorf("%s %s on %s: %w", method, path, addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if p.authorization != "" && !strings.HasPrefix(path, Prefix) {
+		req.Header.Set("Authorization", p.authorization)
+	}
 	if forwarded {
 		req.Header.Set(forward.Header, "1")
 	}

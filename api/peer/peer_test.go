@@ -113,3 +113,45 @@ func TestClientAndReceiver(t *testing.T) {
 		t.Errorf("registry write to a follower: %v, want NotLeaderError", err)
 	}
 }
+
+// TestClientOverHTTPSWithCredentials: with HTTPS the client calls https; the admin's
+// credentials go to the REST API (RemoveNode), never to the node-to-node routes.
+func TestClientOverHTTPSWithCredentials(t *testing.T) {
+	seen := map[string]string{} // path → Authorization
+	var mu sync.Mutex
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path] = r.Header.Get("Authorization")
+		mu.Unlock()
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	p := NewClient(srv.Client(), HTTPS(), Authorization("Bearer admin-token"))
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	if err := p.RemoveNode(context.Background(), addr, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Heartbeat(context.Background(), addr, Heartbeat{NodeID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if seen["/cluster/nodes/n3"] != "Bearer admin-token" || seen[heartbeatPath] != "" {
+		t.Errorf("Authorization sent: %v, want it on the REST call only", seen)
+	}
+}
+
+// TestReceiverBodyLimit: a body over the limit is refused 413 on the node-to-node routes too.
+func TestReceiverBodyLimit(t *testing.T) {
+	addr := serveNode(t, &fakeNode{leads: true}, NewClient(http.DefaultClient))
+	resp, err := http.Post("http://"+addr+heartbeatPath, "application/json", strings.NewReader(`{"node_id":"`+strings.Repeat("x", maxRequest)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a heartbeat over the limit = %d, want 413", resp.StatusCode)
+	}
+}

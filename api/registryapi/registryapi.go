@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mongorelay/mongorelay/internal/httpauth"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
 )
@@ -41,20 +44,61 @@ type SchemaRegistry interface {
 
 const (
 	registryContentType = "application/vnd.schemaregistry.v1+json"
-	// maxSchemaRequest bounds a request body; Confluent's default limit on
-	// a schema is far below it.
-	maxSchemaRequest = 16 << 20
+	// maxSchemaRequest bounds a request body on every route. A registration carries one
+	// schema as an escaped JSON string: the widest documents' inferred schemas run to a
+	// megabyte or two, which escaping inflates.
+	maxSchemaRequest = 8 << 20
 )
+
+// Option configures NewServer.
+type Option func(*options)
+
+type options struct {
+	users     *httpauth.Users
+	openReads bool
+}
+
+// WithAuth makes the routes take only the callers users accepts: writes and deletes an
+// admin; reads anyone, as consumers' deserializers send no credentials by default, unless
+// authenticatedReads (registry.auth.reads), when they need a user of any role. The root stays
+// open to health checks. Default: nil, every request is taken.
+func WithAuth(users *httpauth.Users, authenticatedReads bool) Option {
+	return func(o *options) { o.users, o.openReads = users, !authenticatedReads }
+}
 
 // NewServer returns an echo server with only the schema registry routes, for a node to serve
 // on registry.listen. Unknown paths get Confluent's error shape too.
-func NewServer(reg SchemaRegistry, logger *slog.Logger) *echo.Echo {
+func NewServer(reg SchemaRegistry, logger *slog.Logger, opts ...Option) *echo.Echo {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e := jsonerr.NewEcho(registryContentType)
+	e.Use(httpserve.LimitBody(maxSchemaRequest, registryContentType),
+		o.users.Middleware(func(method, route string) httpauth.Access { return access(method, route, o.openReads) }, registryContentType, logger))
 	Mount(e, reg, logger)
 	// Confluent answers {} at the root; health checks probe it. Only here:
 	// a shared server has its own root.
 	e.GET("/", func(c echo.Context) error { return writeJSON(c, http.StatusOK, struct{}{}) })
 	return e
+}
+
+// access is what each route asks of its caller when authentication is on. A lookup (POST
+// /subjects/{subject}: is this schema registered?) and a compatibility check change nothing:
+// they are reads, which a serializer that does not register its schemas sends. Reads are open
+// when openReads; the root always is.
+func access(method, route string, openReads bool) httpauth.Access {
+	need := httpauth.MethodAccess(method)
+	switch {
+	case route == "/":
+		return httpauth.Open
+	case method == http.MethodPost && (route == "/subjects/:subject" || strings.HasPrefix(route, "/compatibility/")):
+		need = httpauth.Read
+	}
+	if need == httpauth.Read && openReads {
+		return httpauth.Open
+	}
+	return need
 }
 
 // Mount adds the schema registry routes to e. Handlers write their
@@ -146,9 +190,9 @@ func (h *registryHandler) toRESTError(c echo.Context, err error) *jsonerr.Error 
 	case errors.Is(err, registry.ErrInvalidCompatibility):
 		return invalidCompatibility()
 	case errors.Is(err, context.DeadlineExceeded):
-		return jsonerr.New(http.StatusInternalServerError, 50002, "Operation timed out: %v", err)
+		return jsonerr.New(http.StatusInternalServerError, 50002, "Operation timed out (see the node's log)")
 	default:
-		return jsonerr.New(http.StatusInternalServerError, 50001, "Error in the backend data store: %v", err)
+		return jsonerr.New(http.StatusInternalServerError, 50001, "Error in the backend data store (see the node's log)")
 	}
 }
 
@@ -233,10 +277,9 @@ type schemaRequest struct {
 
 func readSchemaRequest(c echo.Context) (schemaRequest, error) {
 	var req schemaRequest
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxSchemaRequest)
-	data, err := io.ReadAll(body)
+	data, err := io.ReadAll(c.Request().Body) // bounded by the body limit of every route
 	if err != nil {
-		return req, jsonerr.New(http.StatusRequestEntityTooLarge, 413, "Request body too large: %v", err)
+		return req, httpserve.BodyError(err)
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
 		return req, jsonerr.New(http.StatusBadRequest, 400, "Invalid request body: %v", err)
@@ -451,8 +494,10 @@ func (h *registryHandler) subjectConfig(c echo.Context) error {
 // setConfig serves PUT /config and PUT /config/{subject}.
 func (h *registryHandler) setConfig(c echo.Context) error {
 	var req levelRequest
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, maxSchemaRequest)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
+	if err := json.NewDecoder(c.Request().Body).Decode(&req); err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			return httpserve.BodyError(err)
+		}
 		return jsonerr.New(http.StatusBadRequest, 400, "Invalid request body: %v", err)
 	}
 	if req.Compatibility == "" {
