@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 )
 
@@ -42,6 +43,21 @@ type Config struct {
 
 	// HTTPListen is the REST API's address.
 	HTTPListen string
+
+	// How the REST API and the schema registry are secured (DESIGN.md 14): both serve HTTPS
+	// with HTTPTLSCert and HTTPTLSKey ("": plain HTTP) and take the users of HTTPAuthToken
+	// (an admin) and HTTPAuthBasicFile ("" and "": anyone, and then they listen on loopback
+	// only unless HTTPAuthInsecure).
+	HTTPTLSCert       string
+	HTTPTLSKey        string
+	HTTPAuthToken     string
+	HTTPAuthBasicFile string
+	HTTPAuthInsecure  bool
+	// RegistryAuthReads makes the registry's reads take a user too; else they are open.
+	RegistryAuthReads bool
+	// HTTPTLSCA is what a cluster node trusts when it calls other nodes' REST APIs, which
+	// serve HTTPS when it does: a PEM file of CAs, "" for the system's.
+	HTTPTLSCA string
 
 	// The cluster node's keys (mongorelay worker); zero in standalone mode.
 
@@ -74,8 +90,9 @@ type setting struct {
 	def   string
 	doc   string
 	apply func(c *Config, v string) error
-	// clusterDef, when set, is the default on a cluster node instead of def.
-	clusterDef string
+	// authDef, when set, is the default instead of def on a cluster node whose REST API
+	// takes users only (http.auth.*): the listeners' defaults bind loopback without it.
+	authDef string
 	// boolean makes the flag a switch: --bootstrap alone means true.
 	boolean bool
 }
@@ -92,12 +109,46 @@ func commonSettings() []setting {
 			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
 		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone)",
 			apply: func(c *Config, v string) error { c.SchemasTopic = v; return requireTopic(v) }},
-		{name: "http.listen", def: "127.0.0.1:8083", clusterDef: ":8083",
-			doc:   "address of the REST API (Kafka Connect's port; cluster default :8083)",
+		{name: "http.listen", def: "127.0.0.1:8083", authDef: ":8083",
+			doc: "address of the REST API (Kafka Connect's port); loopback unless http.auth.* is set: an address other hosts reach " +
+				"without http.auth.* is refused unless http.auth.insecure=true",
 			apply: func(c *Config, v string) error { c.HTTPListen = v; return checkListen(v) }},
-		{name: "registry.listen", def: "127.0.0.1:8081", clusterDef: ":8081",
-			doc:   "address of the built-in Confluent-compatible schema registry (cluster default :8081)",
-			apply: func(c *Config, v string) error { c.RegistryListen = v; return nil }},
+		{name: "registry.listen", def: "127.0.0.1:8081", authDef: ":8081",
+			doc:   "address of the built-in Confluent-compatible schema registry; loopback unless http.auth.* is set, as http.listen",
+			apply: func(c *Config, v string) error { c.RegistryListen = v; return checkListen(v) }},
+		{name: "http.tls.cert",
+			doc: "PEM certificate (chain) the REST API and the schema registry serve HTTPS with; empty: plain HTTP. " +
+				"Other nodes check it against the host of http.advertise (an IP needs an IP SAN); set it on every node or none",
+			apply: func(c *Config, v string) error { c.HTTPTLSCert = v; return nil }},
+		{name: "http.tls.key", doc: "PEM private key of http.tls.cert",
+			apply: func(c *Config, v string) error { c.HTTPTLSKey = v; return nil }},
+		{name: "http.auth.token",
+			doc: "admin bearer token (Authorization: Bearer <token>), which may read and write on the REST API and the schema registry; " +
+				"at least 16 characters, the same on every node (a secret: prefer the environment variable)",
+			apply: func(c *Config, v string) error {
+				c.HTTPAuthToken = v
+				if v == "" {
+					return nil
+				}
+				return httpauth.CheckToken(v)
+			}},
+		{name: "http.auth.basic.file",
+			doc: "file of HTTP Basic users, one a line: user: password,admin or user: password,read-only " +
+				"(Kafka Connect's BasicAuthSecurityRestExtension file); the same on every node, read at start",
+			apply: func(c *Config, v string) error { c.HTTPAuthBasicFile = v; return nil }},
+		{name: "http.auth.insecure", boolean: true, def: "false",
+			doc: "let http.listen and registry.listen take requests from other hosts without http.auth.*: " +
+				"anyone who reaches them may change connectors and schemas (logged as a warning at start)",
+			apply: func(c *Config, v string) (err error) {
+				c.HTTPAuthInsecure, err = parseBool(v)
+				return err
+			}},
+		{name: "registry.auth.reads", boolean: true, def: "false",
+			doc: "with http.auth.*, the schema registry's reads need a user too; else they are open to consumers (writes always need an admin)",
+			apply: func(c *Config, v string) (err error) {
+				c.RegistryAuthReads, err = parseBool(v)
+				return err
+			}},
 		{name: "topic.replication.factor", def: "-1", doc: "replication factor of the offsets and schemas topics (-1: broker default)",
 			apply: func(c *Config, v string) error {
 				_, err := fmt.Sscan(v, &c.ReplicationFactor)
@@ -246,6 +297,9 @@ func clusterSettings() []setting {
 		{name: "http.advertise",
 			doc:   "host:port other nodes reach the REST API at; empty: derived from http.listen",
 			apply: func(c *Config, v string) error { c.HTTPAdvertise = v; return checkAdvertise(v) }},
+		{name: "http.tls.ca",
+			doc:   "PEM file of the CAs that sign the other nodes' http.tls.cert, trusted when this node forwards writes and heartbeats to them; empty: the system's CAs",
+			apply: func(c *Config, v string) error { c.HTTPTLSCA = v; return nil }},
 		{name: "raft.listen", def: ":8300",
 			doc:   "address Raft listens on",
 			apply: func(c *Config, v string) error { c.RaftListen = v; return checkListen(v) }},
@@ -325,7 +379,11 @@ func clusterSettings() []setting {
 // usually os.Getenv). It returns the remaining positional arguments. Every bad value is
 // reported at once, each naming its key and the fix.
 func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
-	return parseOnly(commonSettings(), fs, args, getenv)
+	c, rest, err := parseOnly(commonSettings(), fs, args, getenv)
+	if err == nil {
+		err = errors.Join(c.checkListeners()...)
+	}
+	return c, rest, err
 }
 
 // parseOnly reads the keys of all from flags, then the environment, then defaults, and
@@ -371,24 +429,20 @@ func ParseWorkerFlags(fs *flag.FlagSet, args []string, getenv func(string) strin
 	}
 	c, errs := applyValues(all, values)
 	if len(errs) == 0 {
-		errs = c.checkCluster()
+		errs = append(c.checkCluster(), c.checkListeners()...)
 	}
 	return c, errors.Join(errs...)
 }
 
 // parseValues registers a flag per setting, parses args and returns each setting's value:
 // the flag if given, else the environment variable if set, else the file's value (file may be
-// nil), else the default.
+// nil), else the default (on a cluster node with http.auth.*, authDef where there is one).
 func parseValues(fs *flag.FlagSet, all []setting, args []string, getenv func(string) string,
 	cluster bool, file func() (map[string]string, error)) ([]string, error) {
 	flags := make([]string, len(all))
 	byFlag := map[string]int{}
 	for i, s := range all {
-		def := s.def
-		if cluster && s.clusterDef != "" {
-			def = s.clusterDef
-		}
-		flags[i] = def
+		flags[i] = s.def
 		v := &flagValue{s: &flags[i], boolean: s.boolean}
 		fs.Var(v, FlagName(s.name), s.doc+" (env "+EnvName(s.name)+")")
 		byFlag[FlagName(s.name)] = i
@@ -420,12 +474,30 @@ func parseValues(fs *flag.FlagSet, all []setting, args []string, getenv func(str
 			continue
 		}
 		if env := getenv(EnvName(s.name)); env != "" {
-			values[i] = env
+			values[i], given[i] = env, true
 		} else if v, ok := fromFile[s.name]; ok {
-			values[i] = v
+			values[i], given[i] = v, true
+		}
+	}
+	if cluster && authConfigured(all, values) {
+		for i, s := range all {
+			if s.authDef != "" && !given[i] {
+				values[i] = s.authDef
+			}
 		}
 	}
 	return values, nil
+}
+
+// authConfigured reports whether values set REST authentication: http.auth.token or
+// http.auth.basic.file.
+func authConfigured(all []setting, values []string) bool {
+	for i, s := range all {
+		if (s.name == "http.auth.token" || s.name == "http.auth.basic.file") && strings.TrimSpace(values[i]) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func applyValues(all []setting, values []string) (Config, []error) {

@@ -38,6 +38,61 @@ func (c Config) checkCluster() []error {
 	return errs
 }
 
+// exposed is a listener that takes requests from other hosts.
+type exposed struct{ key, addr string }
+
+// exposedListeners returns the REST and registry listeners that take requests from other
+// hosts without authentication: every one that does not bind loopback, unless http.auth.* is
+// set.
+func (c Config) exposedListeners() []exposed {
+	if c.HTTPAuthToken != "" || c.HTTPAuthBasicFile != "" {
+		return nil
+	}
+	var out []exposed
+	for _, l := range []exposed{{"http.listen", c.HTTPListen}, {"registry.listen", c.RegistryListen}} {
+		if !loopback(l.addr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkListeners checks the keys of the REST and registry listeners together (DESIGN.md 7
+// and 14): a listener other hosts reach needs authentication unless http.auth.insecure says
+// to go without.
+func (c Config) checkListeners() []error {
+	var errs []error
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, fmt.Errorf("worker config %q: give both http.tls.cert and http.tls.key, or neither", "http.tls.cert"))
+	}
+	if c.RegistryAuthReads && c.HTTPAuthToken == "" && c.HTTPAuthBasicFile == "" {
+		errs = append(errs, fmt.Errorf("worker config %q: the registry's reads can need a user only once http.auth.token or http.auth.basic.file names the users", "registry.auth.reads"))
+	}
+	if c.HTTPAuthInsecure {
+		return errs
+	}
+	for _, l := range c.exposedListeners() {
+		_, port, _ := net.SplitHostPort(l.addr)
+		errs = append(errs, fmt.Errorf("worker config %q: %s takes requests from other hosts and no REST authentication is configured: "+
+			"set http.auth.token or http.auth.basic.file, listen on loopback (%s), or set http.auth.insecure=true to take unauthenticated requests",
+			l.key, l.addr, net.JoinHostPort("127.0.0.1", port)))
+	}
+	return errs
+}
+
+// loopback reports whether a listener bound at addr takes requests from this host only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func checkNodeID(v string) error {
 	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '=' || r == ',' || r == '/' || r == 0x7f }) {
 		return fmt.Errorf("%q: a node id may not contain spaces, control characters, '=', ',' or '/'", v)

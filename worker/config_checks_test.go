@@ -29,8 +29,8 @@ func TestParseWorkerFlagsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != ":8083" || c.RaftListen != ":8300" ||
-		c.RegistryListen != ":8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != time.Second ||
+	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != "127.0.0.1:8083" || c.RaftListen != ":8300" ||
+		c.RegistryListen != "127.0.0.1:8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != time.Second ||
 		c.SessionTimeout != 6*time.Second || c.Lease != 4*time.Second || c.NodeID != "" ||
 		c.RaftSnapshotThreshold != 8192 || c.RaftSnapshotInterval != 2*time.Minute {
 		t.Errorf("unexpected defaults %+v", c)
@@ -50,6 +50,7 @@ worker:
   lease: 3s
   session.timeout: 5s
 http.listen: ":9000"
+http.auth.insecure: true
 bootstrap: true
 peers: "a=10.0.0.1:8300=10.0.0.1:8083,b=10.0.0.2:8300"
 `
@@ -60,7 +61,7 @@ peers: "a=10.0.0.1:8300=10.0.0.1:8083,b=10.0.0.2:8300"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeID != "from-flag" || c.ClusterID != "env-cluster" || c.HTTPListen != ":9100" {
+	if c.NodeID != "from-flag" || c.ClusterID != "env-cluster" || c.HTTPListen != ":9100" || !c.HTTPAuthInsecure {
 		t.Errorf("flag > env > file broken: %+v", c)
 	}
 	if strings.Join(c.KafkaBrokers, ",") != "f1:9092,f2:9092" || c.Lease != 3*time.Second || c.SessionTimeout != 5*time.Second || !c.Bootstrap {
@@ -179,5 +180,109 @@ kafka:
 	s := c.KafkaSecurity
 	if s.Protocol != "SASL_SSL" || s.Mechanism != "SCRAM-SHA-256" || !strings.Contains(s.JAAS, `username="relay"`) || s.EndpointAlgorithm != "" {
 		t.Errorf("nested kafka.* security keys not applied: %+v", s)
+	}
+}
+
+// TestListenerDefaults: without http.auth.* the REST API and the registry bind loopback; a
+// cluster node with users defaults to every interface (DESIGN.md 7), a standalone process
+// never does, and an address given is kept.
+func TestListenerDefaults(t *testing.T) {
+	const token = "0123456789abcdef0123"
+	users := map[string]string{"users.yaml": "http.auth.basic.file: /etc/mongorelay/users\n"}
+	tests := []struct {
+		name             string
+		standalone       bool
+		args             []string
+		env              map[string]string
+		files            map[string]string
+		wantREST, wantSR string
+	}{
+		{name: "cluster without auth", wantREST: "127.0.0.1:8083", wantSR: "127.0.0.1:8081"},
+		{name: "cluster with the admin token", env: map[string]string{"MONGORELAY_HTTP_AUTH_TOKEN": token},
+			wantREST: ":8083", wantSR: ":8081"},
+		{name: "cluster with a users file from the YAML file", args: []string{"--config", "users.yaml"}, files: users,
+			wantREST: ":8083", wantSR: ":8081"},
+		{name: "cluster with users and an address given", args: []string{"--http-auth-token", token, "--http-listen", "10.0.0.5:9000"},
+			env: map[string]string{"MONGORELAY_REGISTRY_LISTEN": "127.0.0.1:9001"}, wantREST: "10.0.0.5:9000", wantSR: "127.0.0.1:9001"},
+		{name: "standalone with the admin token", standalone: true, args: []string{"--http-auth-token", token},
+			wantREST: "127.0.0.1:8083", wantSR: "127.0.0.1:8081"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--kafka", "k:1"}, tt.args...)
+			var c Config
+			var err error
+			if tt.standalone {
+				c, _, err = ParseFlags(flag.NewFlagSet("standalone", flag.ContinueOnError), args, func(k string) string { return tt.env[k] })
+			} else {
+				c, err = parseWorker(t, args, tt.env, tt.files)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTPListen != tt.wantREST || c.RegistryListen != tt.wantSR {
+				t.Errorf("http.listen %q, registry.listen %q; want %q, %q", c.HTTPListen, c.RegistryListen, tt.wantREST, tt.wantSR)
+			}
+		})
+	}
+}
+
+// TestListenerChecks: a listener other hosts reach is refused without http.auth.* unless
+// http.auth.insecure=true, with a message naming the key and each fix; the TLS and auth keys
+// are checked together.
+func TestListenerChecks(t *testing.T) {
+	const token = "0123456789abcdef0123"
+	tests := []struct {
+		name       string
+		standalone bool
+		args       []string
+		want       []string // "" in want: no error
+	}{
+		{name: "every interface without auth", args: []string{"--http-listen", ":8083"},
+			want: []string{`"http.listen": :8083 takes requests from other hosts and no REST authentication is configured`,
+				"set http.auth.token or http.auth.basic.file", "listen on loopback (127.0.0.1:8083)", "http.auth.insecure=true"}},
+		{name: "a host's address for the registry", args: []string{"--registry-listen", "10.0.0.5:8081"},
+			want: []string{`"registry.listen": 10.0.0.5:8081 takes requests from other hosts`, "(127.0.0.1:8081)"}},
+		{name: "standalone on every interface", standalone: true, args: []string{"--http-listen", "0.0.0.0:8083"},
+			want: []string{`"http.listen": 0.0.0.0:8083 takes requests from other hosts`}},
+		{name: "insecure on purpose", args: []string{"--http-listen", ":8083", "--registry-listen", "[::]:8081", "--http-auth-insecure"}},
+		{name: "with the admin token", args: []string{"--http-listen", ":8083", "--http-auth-token", token}},
+		{name: "with a users file", args: []string{"--registry-listen", ":8081", "--http-auth-basic-file", "users"}},
+		{name: "localhost and IPv6 loopback", args: []string{"--http-listen", "localhost:8083", "--registry-listen", "[::1]:8081"}},
+		{name: "a certificate without its key", args: []string{"--http-tls-cert", "c.pem"},
+			want: []string{`"http.tls.cert": give both http.tls.cert and http.tls.key, or neither`}},
+		{name: "registry reads closed without users", args: []string{"--registry-auth-reads"},
+			want: []string{`"registry.auth.reads": the registry's reads can need a user only once`}},
+		{name: "a short token", args: []string{"--http-auth-token", "secret"},
+			want: []string{`"http.auth.token": is shorter than 16 characters`}},
+		{name: "a token with a space", args: []string{"--http-auth-token", "0123456789 abcdef0123"},
+			want: []string{`"http.auth.token": holds spaces`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--kafka", "k:1"}, tt.args...)
+			var err error
+			if tt.standalone {
+				fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+				fs.SetOutput(io.Discard)
+				_, _, err = ParseFlags(fs, args, func(string) string { return "" })
+			} else {
+				_, err = parseWorker(t, args, nil, nil)
+			}
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -1,8 +1,7 @@
 package worker
 
 import (
-	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,32 +9,74 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/api/registryapi"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 )
 
+// This file secures the node's listeners, the REST API and the schema registry (DESIGN.md 7
+// and 14), and the node's own calls to other nodes' REST APIs.
+
+// nodeCallTimeout bounds a call to another node: a heartbeat, a join, a forwarded write.
+const nodeCallTimeout = 30 * time.Second
+
+// listeners is how the node's REST and registry listeners serve and whom they take.
+type listeners struct {
+	tls   *tls.Config     // nil: plain HTTP
+	users *httpauth.Users // nil: anyone
+	// client calls other nodes' REST APIs, over scheme: the nodes of a cluster all serve
+	// HTTPS or all plain HTTP.
+	client *http.Client
+	scheme string
+}
+
+// openListeners reads the certificates and users the listeners' keys name.
+func (c Config) openListeners() (listeners, error) {
+	var l listeners
+	var err error
+	if l.users, err = httpauth.Load(c.HTTPAuthToken, c.HTTPAuthBasicFile); err != nil {
+		return l, fmt.Errorf("worker config %q: %w", "http.auth.basic.file", err)
+	}
+	l.client, l.scheme = &http.Client{Timeout: nodeCallTimeout}, "http"
+	if c.HTTPTLSCert == "" {
+		return l, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.HTTPTLSCert, c.HTTPTLSKey)
+	if err != nil {
+		return l, fmt.Errorf("worker config %q: load %s and its key %s: %w", "http.tls.cert", c.HTTPTLSCert, c.HTTPTLSKey, err)
+	}
+	l.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	trust, err := httpserve.ClientTLS(c.HTTPTLSCA)
+	if err != nil {
+		return l, fmt.Errorf("worker config %q: %w", "http.tls.ca", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = trust
+	l.client.Transport, l.scheme = transport, "https"
+	return l, nil
+}
+
+// warnExposed warns, once, of the listeners that take unauthenticated requests from other
+// hosts: the config checks let them through only with http.auth.insecure=true.
+func (c Config) warnExposed(log *slog.Logger) {
+	exposed := c.exposedListeners()
+	if len(exposed) == 0 {
+		return
+	}
+	var addrs []string
+	for _, l := range exposed {
+		addrs = append(addrs, l.key+"="+l.addr)
+	}
+	log.Warn("listening for unauthenticated requests from other hosts (http.auth.insecure=true): anyone who reaches the node "+
+		"may create, change and delete connectors and schemas; set http.auth.token or http.auth.basic.file", "listeners", addrs)
+}
+
 // serveRegistry serves reg's Confluent-compatible API on addr (registry.listen).
-func serveRegistry(addr string, reg registryapi.SchemaRegistry, log *slog.Logger) (stop func(), err error) {
+func serveRegistry(addr string, reg registryapi.SchemaRegistry, l listeners, authReads bool, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "registry.listen", addr, err)
 	}
-	log.Info("schema registry listening", "addr", ln.Addr().String())
-	return serve(ln, registryapi.NewServer(reg, log), "schema registry", log), nil
-}
-
-// serve serves h on ln until stop is called; stop lets requests in flight finish for up to 5s.
-func serve(ln net.Listener, h http.Handler, what string, log *slog.Logger) (stop func()) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(what+" server stopped", "err", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	}
+	log.Info("schema registry listening", "addr", ln.Addr().String(), "tls", l.tls != nil)
+	h := registryapi.NewServer(reg, log, registryapi.WithAuth(l.users, authReads))
+	return httpserve.Serve(ln, h, l.tls, "schema registry", log), nil
 }

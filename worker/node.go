@@ -21,6 +21,7 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/coordinator/assign"
 	"github.com/mongorelay/mongorelay/internal/configprovider"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
@@ -75,6 +76,7 @@ type Node struct {
 	reports        *taskReports
 	runner         *runner
 	peers          *peer.Client
+	listeners      listeners
 }
 
 // nodeRegistry is the schema registry a node serves and its tasks use.
@@ -116,6 +118,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	n.log = n.base.With("node", n.id)
+	if n.listeners, err = cfg.openListeners(); err != nil {
+		return err
+	}
+	cfg.warnExposed(n.log)
 	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "http.listen", cfg.HTTPListen, err)
@@ -137,7 +143,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, kafkaconn.Explain(err))
 	}
 	defer n.offsets.Close()
-	n.peers = peer.NewClient(&http.Client{Timeout: 30 * time.Second})
+	var https []peer.ClientOption
+	if n.listeners.tls != nil {
+		https = append(https, peer.HTTPS())
+	}
+	n.peers = peer.NewClient(n.listeners.client, https...)
 	closeRegistry, err := n.openRegistry(ctx)
 	if err != nil {
 		return err
@@ -184,14 +194,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	n.runner = newRunner(src, n.runTask, n.log)
 
-	stopREST := serve(httpLn, n.handler(), "REST API", n.log)
+	stopREST := httpserve.Serve(httpLn, n.handler(), n.listeners.tls, "REST API", n.log)
 	defer stopREST()
-	stopRegistry, err := serveRegistry(cfg.RegistryListen, n.registry, n.log)
+	stopRegistry, err := serveRegistry(cfg.RegistryListen, n.registry, n.listeners, cfg.RegistryAuthReads, n.log)
 	if err != nil {
 		return err
 	}
 	defer stopRegistry()
-	n.log.Info("REST API listening", "addr", httpLn.Addr().String())
+	n.log.Info("REST API listening", "addr", httpLn.Addr().String(), "tls", n.listeners.tls != nil, "auth", n.listeners.users.Enabled())
 	if err := n.createFileConnectors(ctx); err != nil {
 		return err
 	}
@@ -202,7 +212,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, forwardWait, n.log))
-	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait)).Handler())
+	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
+		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users)).Handler())
 	return mux
 }
 

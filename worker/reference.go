@@ -34,14 +34,14 @@ func WriteWorkerReference(w io.Writer) error {
 		{"Every node (`mongorelay worker` and `mongorelay standalone`)", commonSettings()},
 		{"Cluster nodes only (`mongorelay worker`)", clusterSettings()},
 	} {
-		fmt.Fprintf(&b, "## %s\n\n| key | flag | variable | default | cluster default | description |\n|---|---|---|---|---|---|\n", part.title)
+		fmt.Fprintf(&b, "## %s\n\n| key | flag | variable | default | cluster default with `http.auth.*` | description |\n|---|---|---|---|---|---|\n", part.title)
 		for _, s := range part.all {
 			flag := "`--" + FlagName(s.name) + "`"
 			if s.alias != "" {
 				flag += ", `--" + s.alias + "`"
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s | %s | %s |\n", s.name, flag, EnvName(s.name),
-				code(s.def), code(s.clusterDef), cell(s.doc))
+				code(s.def), code(s.authDef), cell(s.doc))
 		}
 		b.WriteString("\n")
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/replicated"
 
@@ -51,14 +52,16 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = n.Shutdown() })
-		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(&http.Client{Timeout: 5 * time.Second}), catalog: Kinds()}
+		hc := &http.Client{Timeout: 5 * time.Second}
+		c := &Node{id: id, log: log, node: n, reports: newTaskReports(), peers: peer.NewClient(hc), catalog: Kinds(),
+			listeners: listeners{client: hc, scheme: "http"}}
 		c.raftRegistry = replicated.New(c.peers, log)
 		if err := c.raftRegistry.Bind(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 		c.registry = c.raftRegistry
 		c.runner = newRunner(nodeAssignments{n}, nil, log)
-		stop := serve(httpLns[id], c.handler(), "REST API", log)
+		stop := httpserve.Serve(httpLns[id], c.handler(), nil, "REST API", log)
 		t.Cleanup(stop)
 		nodes[id] = c
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/api/peer"
+	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/worker"
 )
 
@@ -47,11 +48,14 @@ func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("worker leave", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mongorelay worker leave --node-id <id> [--http <member host:port>]")
+		fmt.Fprintln(stderr, "usage: mongorelay worker leave --node-id <id> [--http [https://]<member host:port>] [--http-auth-token <token>] [--http-tls-ca <ca.pem>]")
 		fs.PrintDefaults()
 	}
-	id := fs.String("node-id", os.Getenv(worker.EnvName("node.id")), "the node to remove (env "+worker.EnvName("node.id")+")")
-	addr := fs.String("http", "127.0.0.1:8083", "REST address (host:port) of any member")
+	env := func(key string) string { return os.Getenv(worker.EnvName(key)) }
+	id := fs.String("node-id", env("node.id"), "the node to remove (env "+worker.EnvName("node.id")+")")
+	addr := fs.String("http", "127.0.0.1:8083", "REST address (host:port) of any member; https://host:port when the nodes have http.tls.*")
+	token := fs.String("http-auth-token", env("http.auth.token"), "the nodes' admin token, when they have one (env "+worker.EnvName("http.auth.token")+")")
+	ca := fs.String("http-tls-ca", env("http.tls.ca"), "PEM file of the CAs of the nodes' certificates; empty: the system's (env "+worker.EnvName("http.tls.ca")+")")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -61,10 +65,26 @@ func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *id == "" {
 		return errors.New("--node-id is required")
 	}
-	target := strings.TrimPrefix(strings.TrimPrefix(*addr, "http://"), "https://")
+	target, secure := strings.CutPrefix(*addr, "https://")
+	target = strings.TrimPrefix(target, "http://")
+	var opts []peer.ClientOption
+	if *token != "" {
+		opts = append(opts, peer.Authorization("Bearer "+*token))
+	}
+	hc := &http.Client{}
+	if secure {
+		opts = append(opts, peer.HTTPS())
+		trust, err := httpserve.ClientTLS(*ca)
+		if err != nil {
+			return fmt.Errorf("--http-tls-ca: %w", err)
+		}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = trust
+		hc.Transport = transport
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := peer.NewClient(&http.Client{}).RemoveNode(ctx, target, *id); err != nil {
+	if err := peer.NewClient(hc, opts...).RemoveNode(ctx, target, *id); err != nil {
 		return fmt.Errorf("remove node %s: %w", *id, err)
 	}
 	_, err := fmt.Fprintf(stdout, "node %s removed from the cluster\n", *id)

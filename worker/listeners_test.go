@@ -1,0 +1,67 @@
+package worker
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mongorelay/mongorelay/internal/testenv"
+)
+
+// TestOpenListeners: the certificate, the CA and the users file are read when the node
+// starts; a node with a certificate calls the others over https, trusting http.tls.ca; a
+// problem names its key.
+func TestOpenListeners(t *testing.T) {
+	dir := t.TempDir()
+	certs := testenv.NewCerts(t)
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice: pw-alice,admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := Config{}.openListeners()
+	if err != nil || l.tls != nil || l.users.Enabled() || l.scheme != "http" || l.client == nil {
+		t.Errorf("no keys: %+v, %v; want plain HTTP for anyone", l, err)
+	}
+	l, err = Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.ServerKey, HTTPTLSCA: certs.CA, HTTPAuthBasicFile: users}.openListeners()
+	if err != nil || l.tls == nil || !l.users.Enabled() || l.scheme != "https" || l.client.Transport == nil {
+		t.Errorf("TLS and users: %+v, %v; want https and users", l, err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"a missing users file", Config{HTTPAuthBasicFile: filepath.Join(dir, "nope")}, `"http.auth.basic.file"`},
+		{"a key that is not the certificate's", Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.CA}, `"http.tls.cert"`},
+		{"a CA file without certificates", Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.ServerKey, HTTPTLSCA: users},
+			`"http.tls.ca": ` + users + " holds no PEM certificate"},
+	} {
+		if _, err := tt.cfg.openListeners(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestWarnExposed: a node told to take unauthenticated requests from other hosts says so once
+// at start; one on loopback or with users says nothing.
+func TestWarnExposed(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want int
+	}{
+		{Config{HTTPListen: ":8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, 1},
+		{Config{HTTPListen: "127.0.0.1:8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, 0},
+		{Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"}, 0},
+	} {
+		var buf bytes.Buffer
+		tt.cfg.warnExposed(slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Count(buf.String(), "level=WARN"); got != tt.want || (got > 0 && !strings.Contains(buf.String(), "http.listen=:8083")) {
+			t.Errorf("%+v logged %q, want %d warning naming the listener", tt.cfg, buf.String(), tt.want)
+		}
+	}
+}
