@@ -76,7 +76,7 @@ func serveRegistry(addr string, reg registryapi.SchemaRegistry, l listeners, aut
 	if err != nil {
 		return nil, fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "registry.listen", addr, err)
 	}
-	log.Info("schema registry listening", "addr", ln.Addr().String(), "tls", l.tls != nil)
+	log.Info("schema registry listening", "addr", ln.Addr().String(), "tls", l.tls != nil, "auth", l.users.Enabled(), "auth_reads", authReads)
 	h := registryapi.NewServer(reg, log, registryapi.WithAuth(l.users, authReads))
 	return httpserve.Serve(ln, h, l.tls, "schema registry", log), nil
 }
