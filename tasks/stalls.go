@@ -119,8 +119,9 @@ func (s *stalls) waited(w wait, now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, began))
 }
 
-// watch reports the task's stalls until ctx ends, then clears what it reported. It returns at
-// once when there is nobody to report to.
+// watch reports the task's stalls until ctx ends. It leaves the last reason as it is: the
+// run is over, and the runner forgets it with the run. It returns at once when there is
+// nobody to report to.
 func (s *stalls) watch(ctx context.Context) (err error) {
 	if s == nil || s.report == nil {
 		return nil
@@ -141,9 +142,6 @@ func (s *stalls) watch(ctx context.Context) (err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			if shown != "" {
-				s.report("")
-			}
 			return nil
 		case now := <-t.C:
 			var stalled []string
@@ -166,7 +164,7 @@ func (s *stalls) watch(ctx context.Context) (err error) {
 				if n == 0 || a != acked || ackedAt.IsZero() {
 					acked, ackedAt = a, now
 				} else if d := now.Sub(ackedAt); d >= after {
-					add(waitAcks, d, fmt.Sprintf("acknowledge %d records produced", n))
+					add(waitAcks, d, fmt.Sprintf("acknowledge %d record(s) produced", n))
 				}
 			}
 			reason := strings.Join(stalled, "; ")

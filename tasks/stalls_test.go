@@ -94,20 +94,20 @@ func TestStallsReportRecordsKafkaDoesNotAcknowledge(t *testing.T) {
 	r := &reasons{}
 	var mu sync.Mutex
 	pending, acked := 0, int64(0)
-	s := &stalls{after: 50 * time.Millisecond, tick: 5 * time.Millisecond, report: r.report,
+	s := &stalls{after: 300 * time.Millisecond, tick: 5 * time.Millisecond, report: r.report,
 		pending: func() (int, int64) { mu.Lock(); defer mu.Unlock(); return pending, acked }}
 	watchStalls(t, s)
 
 	set := func(p int, a int64) { mu.Lock(); pending, acked = p, a; mu.Unlock() }
-	for i := range 20 { // acks moving on: healthy, however many are pending
+	for i := range 50 { // acks moving on: healthy, however many are pending
 		set(500, int64(i))
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	if last, n := r.last(); n != 0 {
 		t.Fatalf("moving acks reported %q", last)
 	}
 	got := waitForReason(t, r, "stuck acks reported", func(s string) bool { return s != "" })
-	if !strings.Contains(got, "for Kafka to acknowledge 500 records produced") {
+	if !strings.Contains(got, "for Kafka to acknowledge 500 record(s) produced") {
 		t.Errorf("reason %q", got)
 	}
 	set(0, 520)

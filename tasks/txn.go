@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -236,10 +237,13 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 		}
 	}
 	x.waiting = x.waiting[:0]
-	if err != nil && commit && !errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil || !commit || errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
 		return fmt.Errorf("commit transaction (another owner may have fenced this task): %w", err)
 	}
-	return err
+	return fmt.Errorf("commit transaction: %w", err)
 }
 
 // closeTxn ends the task's transaction, committing it after a clean stop, and closes the

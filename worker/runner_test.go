@@ -387,7 +387,8 @@ func TestRunnerEndsAStreakOfFailuresAfterAHealthyRun(t *testing.T) {
 		return errors.New("unreachable, still")
 	}
 	task := &scriptedTask{steps: []func(context.Context, func(string)) error{fail, fail, healthyThenFail, degradedThenFail, func(context.Context, func(string)) error { return nil }}}
-	timing := retryTiming{first: 10 * time.Millisecond, healthyRun: 50 * time.Millisecond, fencedWait: time.Hour}
+	// Each wait to retry lasts long enough for the poll below to see it.
+	timing := retryTiming{first: 40 * time.Millisecond, healthyRun: 50 * time.Millisecond, fencedWait: time.Hour}
 	r := startScripted(t, src, task, timing)
 
 	var traces []string

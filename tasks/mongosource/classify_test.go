@@ -76,7 +76,7 @@ func TestMarkPermanent(t *testing.T) {
 		// Kafka.
 		{"Kafka unreachable", fmt.Errorf("initialise transactional id t: %w", refused), retried, ""},
 		{"a partition leader moving", fmt.Errorf("a record of the transaction failed: %w", kerr.NotLeaderForPartition), retried, ""},
-		{"the transaction coordinator moving", fmt.Errorf("commit transaction (another owner may have fenced this task): %w", kerr.NotCoordinator), retried, ""},
+		{"the transaction coordinator moving", fmt.Errorf("commit transaction: %w", kerr.NotCoordinator), retried, ""},
 		{"the coordinator loading", fmt.Errorf("initialise transactional id t: %w", kerr.CoordinatorLoadInProgress), retried, ""},
 		{"too few in-sync replicas", fmt.Errorf("commit offset k: %w", kerr.NotEnoughReplicas), retried, ""},
 		{"Kafka refusing the password", fmt.Errorf("initialise transactional id t: %w", kerr.SaslAuthenticationFailed), permanent, "sasl.password"},
