@@ -375,7 +375,7 @@ func failedTrace(err error, why string, attempts int) string {
 	if connector.IsPermanent(err) {
 		return err.Error()
 	}
-	return fmt.Sprintf("%s\n\nFAILED after %d attempts: %s. Fix the cause, then restart the task "+
+	return fmt.Sprintf("%s\n\nFAILED after %d attempt(s): %s. Fix the cause, then restart the task "+
 		"(POST /connectors/{name}/tasks/{id}/restart), or raise %s.", err, attempts, why, connector.RetryTimeoutKey)
 }
 
@@ -383,7 +383,7 @@ func failedTrace(err error, why string, attempts int) string {
 // been failing, how often, when the next attempt is and whether it will ever give up.
 func restartingTrace(err error, run *taskRun, delay time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\nRetrying: failing since %s (%d attempts); next attempt at %s (in %s). ",
+	fmt.Fprintf(&b, "%s\n\nRetrying: failing since %s, %d failed attempt(s); next attempt at %s (in %s). ",
 		err, stamp(run.failingSince), run.failures, stamp(run.retryAt), delay)
 	if connector.IsFenced(err) {
 		b.WriteString("A newer owner of the task fenced this run: waiting for the assignment to move before trying again. ")

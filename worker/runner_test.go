@@ -207,7 +207,7 @@ func TestRunnerRetriesARetriableFailureForAsLongAsItLasts(t *testing.T) {
 	eventually(t, "a started 7 times", func() bool { _, starts := tasks.snapshot(); return starts["a"] >= 7 })
 	eventually(t, "a RESTARTING", func() bool { rep, _ := report(r, "a"); return rep.State == string(taskRestarting) })
 	rep, _ := report(r, "a")
-	for _, want := range []string{"kafka unreachable", "failing since", "attempts", "next attempt at", "errors.retry.timeout=-1"} {
+	for _, want := range []string{"kafka unreachable", "failing since", "failed attempt(s)", "next attempt at", "errors.retry.timeout=-1"} {
 		if !strings.Contains(rep.Trace, want) {
 			t.Errorf("RESTARTING trace %q does not say %q", rep.Trace, want)
 		}
@@ -367,8 +367,8 @@ func TestRunnerIgnoresADegradedReportOfAnEarlierRun(t *testing.T) {
 // attemptsIn reads the attempt count of a RESTARTING trace.
 func attemptsIn(trace string) int {
 	var n int
-	if _, after, ok := strings.Cut(trace, "("); ok {
-		fmt.Sscanf(after, "%d attempts", &n)
+	if _, after, ok := strings.Cut(trace, "Z, "); ok {
+		fmt.Sscanf(after, "%d failed attempt", &n)
 	}
 	return n
 }
