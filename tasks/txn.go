@@ -263,7 +263,7 @@ func (w *kafkaWriter) closeTxn(ctx context.Context, clean bool) error {
 // commit. A commit that fails stops production instead (Run).
 func (w *kafkaWriter) awaitSlowCommit(ctx context.Context) error {
 	for {
-		if w.stalls.waited(waitOffset, time.Now()) < w.cfg.HeartbeatInterval {
+		if d := w.stalls.waited(waitOffset, time.Now()); d == 0 || d < w.cfg.HeartbeatInterval {
 			return nil
 		}
 		select {
