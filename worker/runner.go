@@ -360,7 +360,7 @@ func (r *runner) failed(run *taskRun, err error, log *slog.Logger) {
 		}
 		run.state, run.retryAt = taskRestarting, now.Add(delay)
 		run.trace = restartingTrace(err, run, delay)
-		log.Warn("task failed; retrying it", "err", err, "in", delay, "attempt", run.failures, "failing_since", run.failingSince)
+		log.Warn("task failed; restarting it", "err", err, "in", delay, "attempt", run.failures, "failing_since", run.failingSince)
 	}
 	r.mu.Unlock()
 	select {
