@@ -62,7 +62,7 @@ func (w wait) describe() (service, string) {
 	case waitSnapshotRead:
 		return svcMongoDB, "return the next snapshot page"
 	case waitAcks:
-		return svcKafka, "acknowledge the records produced"
+		return svcKafka, "" // watch says how many records
 	}
 	return "", ""
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // taskReports is the leader's memory of how every node's tasks are doing, as their heartbeats
-// said (RUNNING, RESTARTING, FAILED and why, or why a RUNNING task is stalled). Like heartbeat times it is not in the Raft
-// state: a new leader knows it again after one heartbeat interval.
+// said (RUNNING, RESTARTING, FAILED and why, or why a RUNNING task is stalled). Like heartbeat
+// times it is not in the Raft state: a new leader knows it again after one heartbeat interval.
 type taskReports struct {
 	mu     sync.Mutex
 	byNode map[string]map[string]peer.TaskReport // node → taskKey → report
