@@ -113,12 +113,15 @@ type StateInfo struct {
 	Trace    string `json:"trace,omitempty"`
 }
 
-// TaskStatus is one task's state, the node that runs it and, when it failed, why.
+// TaskStatus is one task's state, the node that runs it and, when it failed or waits to
+// retry, why. Degraded, beyond Kafka Connect's fields, says why a RUNNING task is stalled
+// (waiting on Kafka, MongoDB or the registry); it is absent while the task is healthy.
 type TaskStatus struct {
 	ID       int    `json:"id"`
 	State    string `json:"state"`
 	WorkerID string `json:"worker_id"`
 	Trace    string `json:"trace,omitempty"`
+	Degraded string `json:"degraded,omitempty"`
 }
 
 // Overview is GET /cluster: this node's view of the cluster.

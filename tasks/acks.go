@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // ackTracker decides when a checkpoint may be committed: only once every record produced
@@ -21,6 +23,7 @@ type ackTracker[C any] struct {
 	groups  []*ackGroup[C] // production order; only the last may be open
 	spare   []*ackGroup[C] // finished groups kept for reuse: no allocation per batch
 	pending int            // records produced and not yet acked, across groups
+	acked   int64          // records acked (or failed) so far
 	err     error          // first produce error; every later checkpoint is withheld
 	// dropped counts records failed by the task itself (see ack); they are not errors.
 	dropped int64
@@ -58,6 +61,14 @@ func (t *ackTracker[C]) Pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pending
+}
+
+// Progress is the number of records produced and not yet acked, and of those acked (or
+// failed) so far: a count that stops moving while records are pending means Kafka has stalled.
+func (t *ackTracker[C]) Progress() (pending int, acked int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending, t.acked
 }
 
 // Dropped is how many records the task's own abort or stop has failed so far.
@@ -120,7 +131,16 @@ func (g *ackGroup[C]) seal(cp C, hasCP bool) {
 	}
 }
 
+// ack is the promise of the group's records. It runs in the producer's goroutine, so a panic
+// of it becomes the tracker's error, which fails the task, rather than the process's end.
 func (g *ackGroup[C]) ack(r *kgo.Record, err error) {
+	var panicked error
+	defer func() {
+		if panicked != nil {
+			g.t.fail(panicked)
+		}
+	}()
+	defer connector.Recover(&panicked)
 	t := g.t
 	// Records failed by the task's own abort of its transaction, or by its stop, belong to the
 	// open transaction, which is aborted (endTxn will not commit a transaction that dropped a
@@ -136,6 +156,7 @@ func (g *ackGroup[C]) ack(r *kgo.Record, err error) {
 	}
 	g.pending--
 	t.pending--
+	t.acked++
 	if err != nil && t.err == nil {
 		t.err = err
 	}
@@ -151,6 +172,16 @@ func (g *ackGroup[C]) ack(r *kgo.Record, err error) {
 	if drained {
 		signal(t.drained)
 	}
+}
+
+// fail records err as the tracker's error unless it has one, as a failed produce does.
+func (t *ackTracker[C]) fail(err error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.mu.Unlock()
+	signal(t.ready)
 }
 
 func signal(ch chan struct{}) {

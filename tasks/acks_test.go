@@ -2,10 +2,13 @@ package tasks
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 func TestAckTrackerCommitsInProductionOrder(t *testing.T) {
@@ -141,5 +144,16 @@ func TestAckTrackerReusesGroups(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per group in steady state, want 0", allocs)
+	}
+}
+
+func TestAckTrackerTurnsAPanicOfItsPromiseIntoItsError(t *testing.T) {
+	tr := newAckTracker[int](func(*kgo.Record) { panic("recycled twice") })
+	g := tr.Open()
+	g.Add()
+	g.Seal(1)
+	g.Promise()(&kgo.Record{}, nil) // in the producer's goroutine, this would end the process
+	if _, ok, err := tr.Committable(); ok || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "recycled twice") {
+		t.Fatalf("Committable() = ok %v, err %v; want no checkpoint and the panic as a permanent error", ok, err)
 	}
 }

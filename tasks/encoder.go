@@ -39,6 +39,8 @@ type recordEncoder struct {
 	// evolutions, shared by the process's tasks, makes an evolution of the subject atomic
 	// among them; nil when there is none to share.
 	evolutions *Evolutions
+	// stalls times the evolutions, which wait on the registry (nil: not timed).
+	stalls *stalls
 
 	keyID   int
 	valueID int
@@ -121,6 +123,8 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 }
 
 func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
+	e.stalls.begin(waitRegistry)
+	defer e.stalls.end(waitRegistry)
 	defer e.evolutions.lock(e.subject)()
 	var err error
 	// missed holds what versions registered by others while we merged contribute, if ours

@@ -33,6 +33,7 @@ type resumePlanner struct {
 	mongo     mongoReader
 	log       *slog.Logger
 	streamKey offsets.Key
+	stalls    *stalls
 }
 
 // resumeAction is what a task does before it streams.
@@ -187,7 +188,9 @@ func clusterTimeOf(v *offsets.Value) time.Time {
 // createPlan records the stream's present position, splits the collection, and commits one
 // key per range; keys of an earlier plan are removed.
 func (p *resumePlanner) createPlan(ctx context.Context) (plan, error) {
+	p.stalls.begin(waitStreamOpen)
 	s, err := p.mongo.watch(ctx, streamOptions(p.cfg), changestream.Start{})
+	p.stalls.end(waitStreamOpen)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +203,9 @@ func (p *resumePlanner) createPlan(ctx context.Context) (plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.stalls.begin(waitSnapshotRead)
 	cuts, err := p.mongo.splits(ctx, p.spec.Shards)
+	p.stalls.end(waitSnapshotRead)
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,11 @@ func (w *kafkaWriter) reject(ctx context.Context, g *ackGroup[checkpoint], raw b
 	return w.deadLetter(ctx, g, ev, body, "conversion", "ConversionError", cause.Error())
 }
 
+// ErrDocumentRejected is a task's failure on a document that cannot become a record, under
+// errors.tolerance=none: running the task again meets the same document; fixing it, or
+// tolerating such documents, does not.
+var ErrDocumentRejected = errors.New("cannot become a record")
+
 // ErrRecordTooLarge is a task's failure on a record larger than its topic accepts, under
 // oversize.handling=fail: running the task again cannot fix it; skipping such records or
 // raising the topic's max.message.bytes does.

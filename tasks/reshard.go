@@ -52,7 +52,10 @@ func (t *Task) fenceRetired(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := tx.Fence(ctx, ids...); err != nil {
+	t.stalls.begin(waitOpen)
+	err := tx.Fence(ctx, ids...)
+	t.stalls.end(waitOpen)
+	if err != nil {
 		return fmt.Errorf("fence the shards of an earlier shard count: %w", err)
 	}
 	t.log.Info("fenced the transactional ids of the shards of an earlier shard count", "ids", len(ids))

@@ -23,6 +23,7 @@ type snapshotSource struct {
 	w       recordWriter
 	offsets offsetCommitter
 	log     *slog.Logger
+	stalls  *stalls
 }
 
 // copyRanges copies the ranges of p that are this shard's (r mod n == i) and not done yet.
@@ -57,7 +58,9 @@ func (s *snapshotSource) copyRange(ctx context.Context, e offsets.Entry) error {
 		}
 	}
 	s.log.Info("copying a snapshot range", "range", e.Key.String(), "after_id", progress.LastID, "copied", progress.Copied)
+	s.stalls.begin(waitSnapshotRead)
 	r, err := s.mongo.pages(ctx, rng, after, s.cfg.MaxBatchSize)
+	s.stalls.end(waitSnapshotRead)
 	if err != nil {
 		return err
 	}
@@ -67,13 +70,22 @@ func (s *snapshotSource) copyRange(ctx context.Context, e offsets.Entry) error {
 	for {
 		g := s.w.openGroup()
 		now := time.Now()
+		// The wait for MongoDB ends with the page's first document: writing to Kafka is not
+		// part of it.
+		s.stalls.begin(waitSnapshotRead)
+		first := true
 		last, n, err := r.NextPage(ctx, func(doc bson.Raw) error {
+			if first {
+				s.stalls.end(waitSnapshotRead)
+				first = false
+			}
 			ev, err := envelope.Snapshot(doc, db, coll, envelope.SnapshotTrue)
 			if err != nil {
 				return s.w.reject(ctx, g, doc, &ev, err)
 			}
 			return s.w.write(ctx, g, doc, &ev, now)
 		})
+		s.stalls.end(waitSnapshotRead)
 		if err != nil {
 			g.SealEmpty()
 			return err

@@ -29,6 +29,7 @@ type streamSource struct {
 	// retire removes the offsets of the shard generations before h once every shard is past
 	// them, reporting whether it did; shard 0 calls it while streaming after a handover.
 	retire func(ctx context.Context, h *handover) (bool, error)
+	stalls *stalls
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -83,7 +84,9 @@ func (s *streamSource) open(ctx context.Context, start changestream.Start) (cs c
 // run streams from start until ctx is done or the stream fails. h, when not nil, is the
 // handover from the shard generation before: events it delivered are dropped.
 func (s *streamSource) run(ctx context.Context, start changestream.Start, h *handover) error {
+	s.stalls.begin(waitStreamOpen)
 	cs, keep, err := s.open(ctx, start)
+	s.stalls.end(waitStreamOpen)
 	if err != nil {
 		return s.classify(err, start)
 	}
@@ -99,7 +102,15 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		g := s.w.openGroup()
 		now := time.Now()
 		n := 0
+		// The wait for MongoDB ends with the batch's first event: writing to Kafka is not
+		// part of it.
+		s.stalls.begin(waitStreamRead)
+		first := true
 		tok, err := cs.NextBatch(ctx, func(raw bson.Raw) error {
+			if first {
+				s.stalls.end(waitStreamRead)
+				first = false
+			}
 			if keep != nil {
 				if mine, err := keep(raw); err != nil || !mine {
 					return err
@@ -123,6 +134,7 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			n++
 			return s.w.write(ctx, g, raw, &ev, now)
 		})
+		s.stalls.end(waitStreamRead)
 		if err != nil {
 			g.SealEmpty()
 			return s.classify(err, changestream.Start{Position: last})

@@ -61,6 +61,7 @@ type Task struct {
 	snapshot *snapshotSource
 	stream   *streamSource
 	writer   *kafkaWriter
+	stalls   *stalls
 }
 
 // Deps are the shared services a task uses.
@@ -81,6 +82,13 @@ type Deps struct {
 	// WriterID names this owner of the task (node and assignment epoch) in every record's
 	// mongorelay.writer header; empty leaves the header out.
 	WriterID string
+	// Degraded reports the task alive but stalled, a wait on Kafka, MongoDB or the registry
+	// having lasted StallAfter, and "" once it is not (connector.Task.Degraded); nil reports
+	// nothing.
+	Degraded func(reason string)
+	// MongoErrors holds the last error the MongoDB client met reaching the deployment, which
+	// a degraded reason about MongoDB quotes; nil: none known.
+	MongoErrors *LastError
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -96,17 +104,21 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	cfg := spec.Connector
 	log := deps.Logger.With("connector", cfg.Name, "task", spec.Name())
 	streamKey := offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards)
-	w := newKafkaWriter(spec, deps, log)
-	p := &resumePlanner{spec: spec, cfg: cfg, offsets: deps.Offsets, mongo: m, log: log, streamKey: streamKey}
+	st := &stalls{report: deps.Degraded, kafkaErrs: &LastError{}, mongoErrs: deps.MongoErrors}
+	st.grace[waitStreamRead] = cfg.PollMaxWait // an idle stream's read is held that long
+	w := newKafkaWriter(spec, deps, log, st)
+	st.pending = w.acks.Progress
+	p := &resumePlanner{spec: spec, cfg: cfg, offsets: deps.Offsets, mongo: m, log: log, streamKey: streamKey, stalls: st}
 	return &Task{
 		spec:     spec,
 		cfg:      cfg,
 		log:      log,
 		planner:  p,
 		writer:   w,
-		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log},
+		stalls:   st,
+		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys},
+			retire: p.retireOldKeys, stalls: st},
 	}
 }
 
@@ -125,7 +137,17 @@ var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (ever
 // stops at once then: see kafkaWriter.run). A failed task has committed nothing past the last
 // record Kafka acknowledged, so running it again resumes without loss; with exactly.once,
 // nothing past its last committed transaction, so running it again repeats nothing either.
-func (t *Task) Run(ctx context.Context) error {
+//
+// While it runs, a wait on Kafka, MongoDB or the registry that lasts StallAfter is reported
+// through Deps.Degraded, and cleared once over.
+func (t *Task) Run(ctx context.Context) (err error) {
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan error, 1)
+	go func() { watched <- t.stalls.watch(watchCtx) }()
+	defer func() {
+		stopWatching()
+		err = errors.Join(err, <-watched)
+	}()
 	// First of all: fence whoever owned the task before, and the shards a change of the
 	// shard count retired (reshard.go), then read the offsets.
 	if err := t.writer.open(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/mongorelay/mongorelay/registry/registrytest"
 	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/snapshot"
@@ -383,4 +385,43 @@ func TestTaskWithoutTransactionalProducerFailsToRun(t *testing.T) {
 	if err := task.Run(context.Background()); !errors.Is(err, ErrNoTransactional) {
 		t.Fatalf("Run() = %v, want ErrNoTransactional", err)
 	}
+}
+
+// panicStream is a change stream whose reader panics on its second batch.
+type panicStream struct {
+	changeStream
+	read int
+}
+
+func (s *panicStream) NextBatch(ctx context.Context, fn func(bson.Raw) error) (bson.Raw, error) {
+	if s.read++; s.read == 2 {
+		panic("poison batch")
+	}
+	return s.changeStream.NextBatch(ctx, fn)
+}
+
+type panicMongo struct{ *fakeMongo }
+
+func (m panicMongo) watch(ctx context.Context, o changestream.Options, start changestream.Start) (changeStream, error) {
+	cs, err := m.fakeMongo.watch(ctx, o, start)
+	return &panicStream{changeStream: cs}, err
+}
+
+func TestTaskFailsOnAPanicOfItsSourceAfterCommittingWhatWasDelivered(t *testing.T) {
+	cfg := testConfig(t, map[string]string{"snapshot.mode": "never"})
+	m := panicMongo{&fakeMongo{batches: []fakeBatch{{events: []bson.Raw{changeInsert(100, 1)}, token: tokenAt(100, 1)}}}}
+	_, store, done, stop := runTask(t, cfg, m)
+	defer stop()
+	select {
+	case err := <-done:
+		if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "task panicked: poison batch") {
+			t.Fatalf("Run() = %v, want the panic as a permanent error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the task did not end on its source's panic")
+	}
+	// The batch before the panic was delivered, and its position committed on the way out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	awaitOffset(ctx, t, store, offsets.ShardKey(cfg.Name, "db", "coll", 0, 1), 100)
 }

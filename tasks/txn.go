@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,10 +33,10 @@ type Transactional struct {
 	RetiredID func(shard string) string
 }
 
-// clientOpts are the options of a producer using transactional id id.
-func (t *Transactional) clientOpts(id string) []kgo.Opt {
-	opts := append(append(append([]kgo.Opt(nil), t.ClientOpts...), ProducerOpts(t.Compression)...),
-		kgo.TransactionalID(id))
+// clientOpts are the options of a producer using transactional id id, and extra.
+func (t *Transactional) clientOpts(id string, extra ...kgo.Opt) []kgo.Opt {
+	opts := append(append(append(append([]kgo.Opt(nil), t.ClientOpts...), ProducerOpts(t.Compression)...),
+		kgo.TransactionalID(id)), extra...)
 	if t.Timeout > 0 {
 		opts = append(opts, kgo.TransactionTimeout(t.Timeout))
 	}
@@ -45,8 +46,8 @@ func (t *Transactional) clientOpts(id string) []kgo.Opt {
 // initID creates a producer with transactional id id and initialises the id, which fences
 // every earlier user of it and aborts the transaction it left open. The caller closes the
 // client.
-func (t *Transactional) initID(ctx context.Context, id string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(t.clientOpts(id)...)
+func (t *Transactional) initID(ctx context.Context, id string, extra ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(t.clientOpts(id, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer %s: %w", id, err)
 	}
@@ -113,9 +114,12 @@ type pendingSeal struct {
 }
 
 // openTxn creates the transactional producer and initialises its id, which fences any earlier
-// owner of the task, before the task reads its offsets.
+// owner of the task, before the task reads its offsets. The producer records its failures to
+// reach the brokers, for the task's degraded reason.
 func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
-	cl, err := cfg.initID(ctx, cfg.ID)
+	w.stalls.begin(waitOpen)
+	defer w.stalls.end(waitOpen)
+	cl, err := cfg.initID(ctx, cfg.ID, kgo.WithHooks(brokerErrors{w.stalls.kafkaErrors()}))
 	if err != nil {
 		return err
 	}
@@ -182,6 +186,8 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 	// behind them). The shutdown timeout bounds the wait instead.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.shutdownTimeout)
 	defer cancel()
+	w.stalls.begin(waitTxn)
+	defer w.stalls.end(waitTxn)
 	var err error
 	var offsetRecords []*kgo.Record
 	if commit {
@@ -231,10 +237,13 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 		}
 	}
 	x.waiting = x.waiting[:0]
-	if err != nil && commit && !errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil || !commit || errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
 		return fmt.Errorf("commit transaction (another owner may have fenced this task): %w", err)
 	}
-	return err
+	return fmt.Errorf("commit transaction: %w", err)
 }
 
 // closeTxn ends the task's transaction, committing it after a clean stop, and closes the
@@ -254,8 +263,7 @@ func (w *kafkaWriter) closeTxn(ctx context.Context, clean bool) error {
 // commit. A commit that fails stops production instead (Run).
 func (w *kafkaWriter) awaitSlowCommit(ctx context.Context) error {
 	for {
-		began := w.committing.Load()
-		if began == 0 || time.Since(time.Unix(0, began)) < w.cfg.HeartbeatInterval {
+		if d := w.stalls.waited(waitOffset, time.Now()); d == 0 || d < w.cfg.HeartbeatInterval {
 			return nil
 		}
 		select {

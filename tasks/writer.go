@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/shard"
@@ -54,8 +54,9 @@ type kafkaWriter struct {
 	transactional *Transactional
 	evolutions    *Evolutions
 	records       sync.Pool // *kgo.Record, recycled after their promise: no allocation per record
-	// committing is when the offset commit in flight began (Unix nanoseconds), 0 when none.
-	committing atomic.Int64
+	// stalls times the waits on Kafka (and the registry), the offset commit in flight among
+	// them, so that the task reports itself degraded when one lasts.
+	stalls *stalls
 	// txnOffsets writes offsets in the task's transactions (exactly.once); lastOffsetTxn is
 	// when a transaction carrying offsets last committed.
 	txnOffsets    txnOffsets
@@ -75,7 +76,7 @@ type checkpoint struct {
 	idle bool
 }
 
-func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger) *kafkaWriter {
+func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger, st *stalls) *kafkaWriter {
 	cfg := spec.Connector
 	w := &kafkaWriter{
 		spec:            spec,
@@ -88,6 +89,7 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger) *kafkaWriter {
 		transactional:   deps.Transactional,
 		evolutions:      deps.Evolutions,
 		shutdownTimeout: deps.ShutdownTimeout,
+		stalls:          st,
 	}
 	w.records.New = func() any { return new(kgo.Record) }
 	w.txnOffsets, _ = deps.Offsets.(txnOffsets)
@@ -126,12 +128,14 @@ func (w *kafkaWriter) open(ctx context.Context) error {
 	if err := w.openTxn(ctx, w.transactional); err != nil {
 		return err
 	}
+	w.stalls.begin(waitRegistry)
 	enc, err := newRecordEncoder(ctx, w.reg, w.topic, w.cfg)
+	w.stalls.end(waitRegistry)
 	if err != nil {
 		_ = w.closeTxn(ctx, false)
 		return err
 	}
-	enc.evolutions = w.evolutions
+	enc.evolutions, enc.stalls = w.evolutions, w.stalls
 	w.enc = enc
 	return nil
 }
@@ -156,7 +160,9 @@ func (w *kafkaWriter) run(ctx context.Context, produce func(context.Context) err
 		committed <- err
 	}()
 
-	runErr := produce(produceCtx)
+	// A panic of the sources fails the task like any error, after the cleanup below: the
+	// transaction aborted, the commit loop stopped, the producer closed.
+	runErr := produceRecovered(produceCtx, produce)
 	if errors.Is(runErr, context.Canceled) && produceCtx.Err() != nil {
 		runErr = nil // asked to stop, or stopped by the commit loop, whose error follows
 	}
@@ -171,6 +177,12 @@ func (w *kafkaWriter) run(ctx context.Context, produce func(context.Context) err
 	return errors.Join(runErr, txnErr, drainErr, commitErr, w.closeTxn(context.WithoutCancel(ctx), false))
 }
 
+// produceRecovered runs produce, turning a panic into its error (connector.Recover).
+func produceRecovered(ctx context.Context, produce func(context.Context) error) (err error) {
+	defer connector.Recover(&err)
+	return produce(ctx)
+}
+
 // err is the first produce error, if any: the sources stop on it.
 func (w *kafkaWriter) err() error { return w.acks.Err() }
 
@@ -181,6 +193,7 @@ func (w *kafkaWriter) openGroup() *ackGroup[checkpoint] { return w.acks.Open() }
 // of group g. A document that cannot be converted, or whose record is too large for the topic,
 // goes where errors.tolerance and oversize.handling say.
 func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, now time.Time) error {
+	conversionHook(ev)
 	r := w.record()
 	var err error
 	if r.Key, err = w.enc.appendKey(r.Key[:0], ev); err != nil {
@@ -236,8 +249,8 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 
 func (w *kafkaWriter) recordError(ev *envelope.Event, err error) error {
 	id := ev.ID()
-	return fmt.Errorf("document %s in %s.%s: %w (errors.tolerance=none stops the task; fix the document or set errors.tolerance=all with a dead letter topic)",
-		id.String(), w.spec.DB, w.spec.Coll, err)
+	return fmt.Errorf("document %s in %s.%s %w: %w (errors.tolerance=none stops the task; fix the document or set errors.tolerance=all with a dead letter topic)",
+		id.String(), w.spec.DB, w.spec.Coll, ErrDocumentRejected, err)
 }
 
 func headersLen(hs []kgo.RecordHeader) int {
@@ -309,7 +322,8 @@ func (w *kafkaWriter) drain(ctx context.Context) error {
 // once (fewer replays after a crash), idle positions every heartbeat.interval.ms. When ctx is
 // cancelled it commits what is committable and returns. It returns a failed commit's error at
 // once, and run then stops production: positions never silently stop advancing.
-func (w *kafkaWriter) commitLoop(ctx context.Context) error {
+func (w *kafkaWriter) commitLoop(ctx context.Context) (err error) {
+	defer connector.Recover(&err)
 	heartbeat := w.cfg.HeartbeatInterval
 	var pending *checkpoint
 	var lastCommit time.Time
@@ -364,8 +378,8 @@ func (w *kafkaWriter) commitLoop(ctx context.Context) error {
 func (w *kafkaWriter) commit(cp *checkpoint) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.shutdownTimeout)
 	defer cancel()
-	w.committing.Store(time.Now().UnixNano())
-	defer w.committing.Store(0)
+	w.stalls.begin(waitOffset)
+	defer w.stalls.end(waitOffset)
 	cp.value.UpdatedMs = time.Now().UnixMilli()
 	if err := w.offsets.Commit(ctx, cp.key, cp.value); err != nil {
 		return fmt.Errorf("commit offset %s: %w", cp.key, err)

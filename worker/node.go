@@ -383,8 +383,8 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 }
 
 // runTask runs one task assigned to this node with its kind (runTaskFunc).
-func (n *Node) runTask(ctx context.Context, a coordinator.Assignment) error {
-	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec}
+func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded func(string)) error {
+	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded}
 	if !n.standalone() {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,39 +40,47 @@ type neverFenced struct{ assignmentSource }
 func (neverFenced) Fenced(time.Time) bool { return false }
 
 // runTaskFunc runs one assigned task until ctx ends (then it stops cleanly and returns nil)
-// or the task fails.
-type runTaskFunc func(ctx context.Context, a coordinator.Assignment) error
+// or the task fails; degraded reports the run alive but stalled, "" clearing it
+// (connector.Task.Degraded).
+type runTaskFunc func(ctx context.Context, a coordinator.Assignment, degraded func(reason string)) error
 
-// restartPolicy says how a failed task is retried: after first, doubling up to max, at most
-// limit runs in a row (none after a connector.Permanent error); then it stays FAILED until its assignment changes (a new owner, a
-// config change, a restart request). A run that lasted longer than max counts as a fresh
-// start.
-type restartPolicy struct {
-	first, max time.Duration
-	limit      int
+// retryTiming is how the runner paces the attempts of a failing task; each task's own
+// connector.Retry (errors.retry.*) bounds the backoff and the streak.
+type retryTiming struct {
+	// first is the wait after a first failure; it doubles with each failure in a row, up to
+	// the task's errors.retry.delay.max.ms.
+	first time.Duration
+	// healthyRun is how long a run must stay healthy to end its task's streak of failures.
+	healthyRun time.Duration
+	// fencedWait is the least wait after a run fenced by a newer owner of its task: longer
+	// than the leader takes to move a task (worker.session.timeout), so that the assignment
+	// moves away first and this node never fences the new owner back.
+	fencedWait time.Duration
 }
 
-var defaultRestarts = restartPolicy{first: time.Second, max: 30 * time.Second, limit: 5}
+var defaultRetryTiming = retryTiming{first: time.Second, healthyRun: connector.HealthyRun, fencedWait: 10 * time.Second}
 
-func (p restartPolicy) delay(failures int) time.Duration {
-	d := p.first
-	for i := 1; i < failures && d < p.max; i++ {
+// delay is the wait before the next attempt after failures failures in a row.
+func (p retryTiming) delay(failures int, limit time.Duration) time.Duration {
+	d := min(p.first, limit)
+	for i := 1; i < failures && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, p.max)
+	return min(d, limit)
 }
 
 // runner runs exactly the tasks the cluster state assigns to this node, of RUNNING
 // connectors (DESIGN.md 3): it starts a task when it is assigned here, stops it the moment its
 // assignment changes (owner, epoch, config generation or restart count), never runs two
-// instances of one task at once (a new run waits for the old one to finish), restarts failed
-// tasks with backoff, and stops every task while the node is fenced, that is out of touch
-// with the leader for worker.lease.
+// instances of one task at once (a new run waits for the old one to finish), retries failed
+// tasks with backoff (DESIGN.md 13: retriable failures for as long as they last, unless the
+// task's errors.retry.timeout bounds them; permanent ones not at all), and stops every task
+// while the node is fenced, that is out of touch with the leader for worker.lease.
 type runner struct {
-	src      assignmentSource
-	run      runTaskFunc
-	log      *slog.Logger
-	restarts restartPolicy
+	src   assignmentSource
+	run   runTaskFunc
+	log   *slog.Logger
+	retry retryTiming
 	// tick is how often fencing and retry times are checked between state changes.
 	tick time.Duration
 
@@ -101,13 +109,23 @@ const (
 type taskRun struct {
 	a      coordinator.Assignment
 	id     runID
+	retry  connector.Retry    // the assignment's errors.retry.* keys
 	cancel context.CancelFunc // nil while not running
 	done   chan struct{}      // closed when the current (or last) run returned
+	// seq counts the runs started, so that a late report of an earlier run is ignored.
+	seq int
 	// state is "" until the first run starts.
-	state    taskState
-	trace    string
-	failures int
-	retryAt  time.Time
+	state taskState
+	trace string
+	// degraded is why the running run is stalled, "" while it is healthy.
+	degraded string
+	// healthySince is when the current run last became healthy (its start, or the end of
+	// its last degraded spell); zero while degraded.
+	healthySince time.Time
+	// failures counts the failed runs in a row since failingSince, the first of them.
+	failures     int
+	failingSince time.Time
+	retryAt      time.Time
 }
 
 // runID is what makes a task run a new one: the owner, epoch, config generation and restart
@@ -125,7 +143,7 @@ func taskKey(connector, task string) string { return connector + "\x00" + task }
 
 func newRunner(src assignmentSource, run runTaskFunc, log *slog.Logger) *runner {
 	return &runner{
-		src: src, run: run, log: log, restarts: defaultRestarts, tick: 100 * time.Millisecond,
+		src: src, run: run, log: log, retry: defaultRetryTiming, tick: 100 * time.Millisecond,
 		runs: map[string]*taskRun{}, ending: map[string]chan struct{}{}, exits: make(chan struct{}, 1),
 		fenced: true, // until the first heartbeat is answered
 	}
@@ -203,7 +221,7 @@ func (r *runner) reconcile(ctx context.Context, assigned []coordinator.Assignmen
 		run, ok := r.runs[k]
 		switch {
 		case !ok:
-			run = &taskRun{a: a, id: runIDOf(a)}
+			run = &taskRun{a: a, id: runIDOf(a), retry: r.retryOf(a)}
 			r.runs[k] = run
 			r.startLocked(ctx, k, run)
 		case run.cancel == nil && run.state == taskRestarting && !now.Before(run.retryAt):
@@ -224,13 +242,25 @@ func (r *runner) endLocked(k string, run *taskRun) {
 	r.log.Info("stopping task: its assignment changed", "connector", run.a.Connector, "task", run.a.Task, "epoch", run.a.Epoch)
 }
 
+// retryOf reads how a's task is retried. Its kind validated the keys when the config was
+// stored; a bad value nonetheless (a config stored by another version) keeps the defaults.
+func (r *runner) retryOf(a coordinator.Assignment) connector.Retry {
+	retry, problems := connector.ParseRetry(a.Config)
+	for _, p := range problems {
+		r.log.Warn("ignoring a bad retry setting: using its default", "connector", a.Connector, "task", a.Task, "problem", p.String())
+	}
+	return retry
+}
+
 func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 	runCtx, cancel := context.WithCancel(ctx)
 	prev := r.ending[k]
 	done := make(chan struct{})
 	run.cancel, run.done = cancel, done
-	a, attempt := run.a, run.failures+1
+	run.seq++
+	a, attempt, seq := run.a, run.failures+1, run.seq
 	log := r.log.With("connector", a.Connector, "task", a.Task, "epoch", a.Epoch)
+	degraded := func(reason string) { r.degraded(run, seq, reason, log) }
 	r.wg.Go(func() {
 		defer close(done)
 		defer cancel()
@@ -243,15 +273,14 @@ func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 		}
 		r.mu.Lock()
 		if runCtx.Err() == nil {
-			run.state, run.trace = taskRunning, ""
+			run.state, run.trace, run.degraded, run.healthySince = taskRunning, "", "", time.Now()
 		}
 		r.mu.Unlock()
 		if runCtx.Err() != nil {
 			return
 		}
 		log.Info("task starting", "attempt", attempt)
-		started := time.Now()
-		err := runRecovered(runCtx, r.run, a)
+		err := runRecovered(runCtx, r.run, a, degraded)
 		if runCtx.Err() != nil {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("task stopped with an error", "err", err)
@@ -260,42 +289,78 @@ func (r *runner) startLocked(ctx context.Context, k string, run *taskRun) {
 			}
 			return
 		}
-		r.failed(run, err, started, log)
+		r.failed(run, err, log)
 	})
 }
 
 // runRecovered runs a task, turning a panic into the task's error: a panic fails that task
-// only (DESIGN.md 13), which is then restarted like any failed task.
-func runRecovered(ctx context.Context, run runTaskFunc, a coordinator.Assignment) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("task panicked: %v\n%s", p, debug.Stack())
-		}
-	}()
-	return run(ctx, a)
+// only (DESIGN.md 13), at once, since the same input would make it panic again.
+func runRecovered(ctx context.Context, run runTaskFunc, a coordinator.Assignment, degraded func(string)) (err error) {
+	defer connector.Recover(&err)
+	return run(ctx, a, degraded)
 }
 
-// failed records a run that ended without being asked to, and schedules its retry.
-func (r *runner) failed(run *taskRun, err error, started time.Time, log *slog.Logger) {
+// degraded records what run number seq of a task reported (connector.Task.Degraded), if that
+// run is still the one running.
+func (r *runner) degraded(run *taskRun, seq int, reason string, log *slog.Logger) {
+	r.mu.Lock()
+	was := run.degraded
+	if run.seq != seq || run.state != taskRunning || was == reason {
+		r.mu.Unlock()
+		return
+	}
+	run.degraded = reason
+	switch {
+	case reason == "":
+		run.healthySince = time.Now()
+	case was == "":
+		run.healthySince = time.Time{}
+	}
+	r.mu.Unlock()
+	switch {
+	case reason == "":
+		log.Info("task healthy again", "was", was)
+	case was == "":
+		log.Warn("task degraded: running but stalled", "reason", reason)
+	}
+}
+
+// failed records a run that ended without being asked to: the task is FAILED when the error
+// is permanent or the task has failed for longer than its errors.retry.timeout, else it is
+// RESTARTING until its next attempt, after a backoff.
+func (r *runner) failed(run *taskRun, err error, log *slog.Logger) {
 	if err == nil {
 		err = errors.New("the task stopped by itself")
 	}
 	now := time.Now()
 	r.mu.Lock()
 	run.cancel = nil
-	if now.Sub(started) > r.restarts.max {
-		run.failures = 0
+	healthy := !run.healthySince.IsZero() && now.Sub(run.healthySince) >= r.retry.healthyRun
+	run.degraded = ""
+	if healthy || run.failures == 0 {
+		run.failures, run.failingSince = 0, now
 	}
 	run.failures++
-	run.trace = err.Error()
-	if run.failures >= r.restarts.limit || connector.IsPermanent(err) {
-		run.state = taskFailed
-		log.Error("task FAILED", "attempts", run.failures, "err", err)
+	var why string // why the task is FAILED rather than retried; "" retries it
+	switch {
+	case connector.IsPermanent(err):
+		why = "a restart cannot fix this error"
+	case run.retry.Timeout == 0:
+		why = fmt.Sprintf("%s=0 fails a task at its first error", connector.RetryTimeoutKey)
+	case run.retry.Timeout > 0 && now.Sub(run.failingSince) >= run.retry.Timeout:
+		why = fmt.Sprintf("failing since %s, longer than %s=%d allows", stamp(run.failingSince), connector.RetryTimeoutKey, run.retry.Timeout.Milliseconds())
+	}
+	if why != "" {
+		run.state, run.trace = taskFailed, failedTrace(err, why, run.failures)
+		log.Error("task FAILED", "attempts", run.failures, "why", why, "err", err)
 	} else {
-		run.state = taskRestarting
-		run.retryAt = now.Add(r.restarts.delay(run.failures))
-		run.trace = fmt.Sprintf("%s (restarting in %s, attempt %d of %d)", err, r.restarts.delay(run.failures), run.failures+1, r.restarts.limit)
-		log.Warn("task failed; restarting it", "err", err, "in", r.restarts.delay(run.failures), "failures", run.failures)
+		delay := r.retry.delay(run.failures, run.retry.DelayMax)
+		if connector.IsFenced(err) {
+			delay = max(delay, r.retry.fencedWait)
+		}
+		run.state, run.retryAt = taskRestarting, now.Add(delay)
+		run.trace = restartingTrace(err, run, delay)
+		log.Warn("task failed; restarting it", "err", err, "in", delay, "attempt", run.failures, "failing_since", run.failingSince)
 	}
 	r.mu.Unlock()
 	select {
@@ -303,6 +368,37 @@ func (r *runner) failed(run *taskRun, err error, started time.Time, log *slog.Lo
 	default:
 	}
 }
+
+// failedTrace is a FAILED task's trace: the error, which says its fix when it is permanent,
+// and why the runner gave up when the error alone does not.
+func failedTrace(err error, why string, attempts int) string {
+	if connector.IsPermanent(err) {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s\n\nFAILED after %d attempt(s): %s. Fix the cause, then restart the task "+
+		"(POST /connectors/{name}/tasks/{id}/restart), or raise %s.", err, attempts, why, connector.RetryTimeoutKey)
+}
+
+// restartingTrace is the trace of a task waiting to retry: the error, since when the task has
+// been failing, how often, when the next attempt is and whether it will ever give up.
+func restartingTrace(err error, run *taskRun, delay time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\nRetrying: failing since %s, %d failed attempt(s); next attempt at %s (in %s). ",
+		err, stamp(run.failingSince), run.failures, stamp(run.retryAt), delay)
+	if connector.IsFenced(err) {
+		b.WriteString("A newer owner of the task fenced this run: waiting for the assignment to move before trying again. ")
+	}
+	if run.retry.Timeout < 0 {
+		fmt.Fprintf(&b, "Retried for as long as the failure lasts (%s=-1).", connector.RetryTimeoutKey)
+	} else {
+		fmt.Fprintf(&b, "FAILED if still failing at %s (%s=%d).", stamp(run.failingSince.Add(run.retry.Timeout)),
+			connector.RetryTimeoutKey, run.retry.Timeout.Milliseconds())
+	}
+	return b.String()
+}
+
+// stamp is how a trace shows a time: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // failures returns, once Run has returned, an error naming each task whose last run had
 // failed (FAILED, or waiting to restart) when it stopped, or nil.
@@ -327,7 +423,8 @@ func (r *runner) Reports() []peer.TaskReport {
 		if run.state == "" {
 			continue
 		}
-		out = append(out, peer.TaskReport{Connector: run.a.Connector, Task: run.a.Task, Epoch: run.a.Epoch, State: string(run.state), Trace: run.trace})
+		out = append(out, peer.TaskReport{Connector: run.a.Connector, Task: run.a.Task, Epoch: run.a.Epoch,
+			State: string(run.state), Trace: run.trace, Degraded: run.degraded})
 	}
 	return out
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // taskReports is the leader's memory of how every node's tasks are doing, as their heartbeats
-// said (RUNNING, RESTARTING, FAILED and why). Like heartbeat times it is not in the Raft
-// state: a new leader knows it again after one heartbeat interval.
+// said (RUNNING, RESTARTING, FAILED and why, or why a RUNNING task is stalled). Like heartbeat
+// times it is not in the Raft state: a new leader knows it again after one heartbeat interval.
 type taskReports struct {
 	mu     sync.Mutex
 	byNode map[string]map[string]peer.TaskReport // node → taskKey → report
@@ -58,7 +58,7 @@ func connectorStatus(c coordinator.Connector, leader string, reports *taskReport
 			ts.State = api.StatePaused
 		default:
 			if rep, ok := reports.get(t.Node, c.Name, t.Name()); ok && rep.Epoch == t.Epoch {
-				ts.State, ts.Trace = apiState(taskState(rep.State)), rep.Trace
+				ts.State, ts.Trace, ts.Degraded = apiState(taskState(rep.State)), rep.Trace, rep.Degraded
 			}
 		}
 		st.Tasks = append(st.Tasks, ts)

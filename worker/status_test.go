@@ -22,14 +22,14 @@ func TestConnectorStatus(t *testing.T) {
 		{ID: 3, Spec: spec(3)},
 	}}
 	reports := newTaskReports()
-	reports.put("n1", []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: string(taskRunning)}})
+	reports.put("n1", []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: string(taskRunning), Degraded: "waiting 7s for Kafka"}})
 	reports.put("n2", []peer.TaskReport{
 		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: string(taskFailed), Trace: "history lost"},
 		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: string(taskRunning)}, // an older assignment
 	})
 	st := connectorStatus(c, "n1", reports, connector.Source)
 	want := []api.TaskStatus{
-		{ID: 0, State: api.StateRunning, WorkerID: "n1"},
+		{ID: 0, State: api.StateRunning, WorkerID: "n1", Degraded: "waiting 7s for Kafka"},
 		{ID: 1, State: api.StateFailed, WorkerID: "n2", Trace: "history lost"},
 		{ID: 2, State: api.StateUnassigned, WorkerID: "n2"},
 		{ID: 3, State: api.StateUnassigned},

@@ -27,13 +27,15 @@ type HeartbeatAck struct {
 }
 
 // TaskReport is one task's state on the node that runs it, at the epoch it runs it at, in the
-// runner's words (RUNNING, RESTARTING, FAILED).
+// runner's words (RUNNING, RESTARTING, FAILED), with why it failed or waits to retry (Trace),
+// or why a RUNNING task is stalled (Degraded).
 type TaskReport struct {
 	Connector string `json:"connector"`
 	Task      string `json:"task"`
 	Epoch     uint64 `json:"epoch"`
 	State     string `json:"state"`
 	Trace     string `json:"trace,omitempty"`
+	Degraded  string `json:"degraded,omitempty"`
 }
 
 // JoinRequest asks the leader to add a node.

@@ -26,6 +26,10 @@ type node struct {
 	dataDir  string
 	logPath  string
 	args     []string
+	// bin is the binary the node runs, mongorelayBin when empty; env is added to the test's
+	// environment.
+	bin string
+	env []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -71,7 +75,12 @@ func (n *node) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(logf, "===== %s start %s\n", time.Now().Format(time.RFC3339Nano), n.id)
-	cmd := exec.Command(mongorelayBin, append([]string{"worker"}, n.args...)...)
+	bin := n.bin
+	if bin == "" {
+		bin = mongorelayBin
+	}
+	cmd := exec.Command(bin, append([]string{"worker"}, n.args...)...)
+	cmd.Env = append(os.Environ(), n.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The process dies with the test binary, whatever happens to it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -68,3 +68,36 @@ func IsRefused(err error) bool {
 	_, ok := errors.AsType[*RefusedError](Explain(err))
 	return ok
 }
+
+// DeniedError is a request Kafka refused because the process's principal lacks an ACL: no
+// retry can fix it, only a grant, which Grant names.
+type DeniedError struct {
+	Grant string
+	Err   error
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("Kafka denied the request: grant the principal of mongorelay's Kafka user %s: %v", e.Grant, e.Err)
+}
+
+func (e *DeniedError) Unwrap() error { return e.Err }
+
+// Denied returns err as a *DeniedError naming the ACL to grant when Kafka refused it for want
+// of one, and nil otherwise.
+func Denied(err error) *DeniedError {
+	if d, ok := errors.AsType[*DeniedError](err); ok {
+		return d
+	}
+	var grant string
+	switch {
+	case errors.Is(err, kerr.TopicAuthorizationFailed):
+		grant = "Write, Describe and Create on the connector's topics (its dead letter topic included) and on the offsets topic"
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		grant = "Write and Describe on the transactional ids prefixed with the cluster.id"
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		grant = "IdempotentWrite, and Create to create topics, on the cluster"
+	default:
+		return nil
+	}
+	return &DeniedError{Grant: grant, Err: err}
+}

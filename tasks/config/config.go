@@ -298,7 +298,7 @@ func check(k Key, v string) (string, string) {
 			return "false", ""
 		}
 		return "", fmt.Sprintf("%q is not a boolean: use true or false", v)
-	case k.Type == TypeInt:
+	case k.Type == TypeInt || k.Type == TypeLong:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return "", fmt.Sprintf("%q is not a whole number: use one from %d to %d", v, k.Min, k.Max)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 const goodURI = "mongodb://cdc:S3cr3tPa55@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"
@@ -552,7 +554,7 @@ func TestKeysTable(t *testing.T) {
 		if k.Required && k.Default != "" {
 			t.Errorf("%s is required but has a default", k.Name)
 		}
-		if k.Type == TypeInt && k.Min >= k.Max {
+		if (k.Type == TypeInt || k.Type == TypeLong) && k.Min >= k.Max {
 			t.Errorf("%s has no range", k.Name)
 		}
 		if k.Default != "" {
@@ -619,6 +621,23 @@ func TestConfigDefDescribesEveryKey(t *testing.T) {
 		for _, dep := range d.Dependents {
 			if !known[dep] {
 				t.Errorf("%s: dependent %q is no key", d.Name, dep)
+			}
+		}
+	}
+}
+
+// TestRetryKeysAreCheckedAsTheRunnerReadsThem: a value of errors.retry.* that validation
+// accepts is one the runner reads (connector.ParseRetry), and one it refuses the runner would
+// not read either.
+func TestRetryKeysAreCheckedAsTheRunnerReadsThem(t *testing.T) {
+	for _, key := range []string{connector.RetryTimeoutKey, connector.RetryDelayMaxKey} {
+		for _, v := range []string{"-2", "-1", "0", "99", "100", "10000", "3600000", "3600001", "9223372036854", "9223372036855", "1e3", "x"} {
+			raw := minimal()
+			raw[key] = v
+			_, err := Parse("orders", raw)
+			_, problems := connector.ParseRetry(raw)
+			if (err == nil) != (len(problems) == 0) {
+				t.Errorf("%s=%s: validation says %v, the runner's parser %v", key, v, err, problems)
 			}
 		}
 	}

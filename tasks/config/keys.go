@@ -20,6 +20,7 @@ type Type string
 const (
 	TypeString   Type = "STRING"
 	TypeInt      Type = "INT"
+	TypeLong     Type = "LONG"
 	TypeBoolean  Type = "BOOLEAN"
 	TypeList     Type = "LIST"
 	TypePassword Type = "PASSWORD"
@@ -194,6 +195,18 @@ func Keys() []Key {
 			Allowed: []string{string(OffsetLostFail), string(OffsetLostResnapshot)},
 			Doc:     "When the oplog no longer holds a task's position: fail (the task fails, saying what was lost and how to recover) or resnapshot (copy the collection again, then stream on). Never a silent restart from now.",
 			set:     func(c *Config, v string) string { c.OffsetLostPolicy = OffsetLostPolicy(v); return "" }},
+		// The runner reads these two (connector.ParseRetry), for every kind alike: the task
+		// itself never sees them.
+		{Name: connector.RetryTimeoutKey, Type: TypeLong,
+			Group: "Errors", Importance: ImportanceMedium, Display: "Retry timeout (ms)", Dependents: []string{connector.RetryDelayMaxKey},
+			Default: strconv.Itoa(connector.DefaultRetryTimeoutMs), Min: connector.MinRetryTimeoutMs, Max: connector.MaxRetryTimeoutMs,
+			Doc: connector.RetryTimeoutDoc,
+			set: retryKey},
+		{Name: connector.RetryDelayMaxKey, Type: TypeLong,
+			Group: "Errors", Importance: ImportanceLow, Display: "Longest retry wait (ms)",
+			Default: strconv.Itoa(connector.DefaultRetryDelayMaxMs), Min: connector.MinRetryDelayMaxMs, Max: connector.MaxRetryDelayMaxMs,
+			Doc: connector.RetryDelayMaxDoc,
+			set: retryKey},
 		{Name: "max.batch.size", Type: TypeInt,
 			Group: "Change stream", Importance: ImportanceLow, Display: "Maximum batch size", Default: "2048", Min: 1, Max: 100_000,
 			Doc: "Most events a task reads per change stream batch.",
@@ -242,7 +255,7 @@ func (k Key) width() string {
 	switch {
 	case k.Type == TypeList || k.uris || k.Name == "pipeline":
 		return "LONG"
-	case k.Type == TypeInt || k.Type == TypeBoolean:
+	case k.Type == TypeInt || k.Type == TypeLong || k.Type == TypeBoolean:
 		return "SHORT"
 	}
 	return "MEDIUM"
@@ -285,6 +298,10 @@ func (k Key) Redact(v string) string {
 		return v
 	}
 }
+
+// retryKey stores nothing: the runner reads the retry keys from the stored config. The check
+// of the key's range has accepted v already, as ParseRetry would.
+func retryKey(*Config, string) string { return "" }
 
 // atoi converts a value the INT check already accepted.
 func atoi(v string) int {

@@ -6,7 +6,6 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,6 +47,18 @@ type Task struct {
 	// WriterID names this run's owner (node and assignment epoch) in what the task writes,
 	// so that a consumer can check that a task's writers only ever move on; "" names none.
 	WriterID string
+	// Degraded, when not nil, is how the run says it is alive but stalled: a wait on Kafka,
+	// MongoDB or the registry that has lasted more than a few seconds, the reason naming the
+	// wait and the last error seen. "" says it is healthy again. The task stays RUNNING; its
+	// status shows the reason. Safe for concurrent use.
+	Degraded func(reason string)
+}
+
+// ReportDegraded reports reason through t.Degraded, if set ("" clears it).
+func (t Task) ReportDegraded(reason string) {
+	if t.Degraded != nil {
+		t.Degraded(reason)
+	}
 }
 
 // Kind is a connector kind compiled into the binary.
@@ -222,24 +233,3 @@ func (c *Catalog) Run(ctx context.Context, t Task) error {
 	}
 	return k.Run(ctx, t)
 }
-
-// Permanent marks err as a failure that running the task again cannot fix (DESIGN.md 13:
-// history lost under offset.lost.policy=fail, a config the server refuses): the runner marks
-// the task FAILED at once instead of restarting it.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }

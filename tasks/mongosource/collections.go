@@ -7,16 +7,21 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
 // connectMongo connects to a connector's MongoDB deployment and checks that it answers, so
-// that a wrong address or credentials fail with the config key to fix.
-func connectMongo(ctx context.Context, c *config.Config) (*mongo.Client, error) {
-	mc, err := mongo.Connect(options.Client().ApplyURI(c.ConnectionString.Reveal()).SetAppName("mongorelay"))
+// that a wrong address or credentials fail with the config key to fix. The client records in
+// errs its failures to reach the deployment's servers (heartbeats), which a task's degraded
+// reason quotes.
+func connectMongo(ctx context.Context, c *config.Config, errs *tasks.LastError) (*mongo.Client, error) {
+	monitor := &event.ServerMonitor{ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) { errs.Set(e.Failure) }}
+	mc, err := mongo.Connect(options.Client().ApplyURI(c.ConnectionString.Reveal()).SetAppName("mongorelay").SetServerMonitor(monitor))
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "mongodb.connection.string", err)
 	}

@@ -110,12 +110,12 @@ func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) (
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", name, err)
 	}
-	mc, release, err := k.mongo.acquire(ctx, cfg)
+	conn, release, err := k.mongo.acquire(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	nss, err := collectionsOf(ctx, mc, cfg)
+	nss, err := collectionsOf(ctx, conn.cl, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", name, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
@@ -33,10 +34,16 @@ type mongoPool struct {
 
 type pooledMongo struct {
 	ready chan struct{} // closed once connected or failed
-	cl    *mongo.Client
+	conn  mongoConn
 	err   error
 	refs  int
 	idle  time.Time // when refs last dropped to 0
+}
+
+// mongoConn is a client of a MongoDB deployment, and the last error it met reaching it.
+type mongoConn struct {
+	cl   *mongo.Client
+	errs *tasks.LastError
 }
 
 // newMongoPool returns a pool that, from its first client on, disconnects idle clients until
@@ -47,7 +54,7 @@ func newMongoPool(log *slog.Logger) *mongoPool {
 }
 
 // acquire returns a connected client for c's deployment; call release when done with it.
-func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (cl *mongo.Client, release func(), err error) {
+func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (conn mongoConn, release func(), err error) {
 	key := c.ConnectionString.Reveal()
 	p.mu.Lock()
 	e, ok := p.clients[key]
@@ -63,9 +70,10 @@ func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (cl *mongo.Cl
 		// The connection outlives the caller that happened to ask first: a task stopped
 		// while connecting must not fail the others waiting for the same client.
 		p.wg.Go(func() {
-			cl, err := connectMongo(p.ctx, c)
+			errs := &tasks.LastError{}
+			cl, err := connectMongo(p.ctx, c, errs)
 			p.mu.Lock()
-			e.cl, e.err = cl, err
+			e.conn, e.err = mongoConn{cl: cl, errs: errs}, err
 			if err != nil {
 				delete(p.clients, key) // the next user tries again
 			}
@@ -77,13 +85,13 @@ func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (cl *mongo.Cl
 	case <-e.ready:
 	case <-ctx.Done():
 		p.release(e)
-		return nil, nil, ctx.Err()
+		return mongoConn{}, nil, ctx.Err()
 	}
 	if e.err != nil {
-		return nil, nil, e.err
+		return mongoConn{}, nil, e.err
 	}
 	var once sync.Once
-	return e.cl, func() { once.Do(func() { p.release(e) }) }, nil
+	return e.conn, func() { once.Do(func() { p.release(e) }) }, nil
 }
 
 func (p *mongoPool) release(e *pooledMongo) {
@@ -127,7 +135,7 @@ func (p *mongoPool) closeIdle(now time.Time, all bool) {
 			continue // still connecting
 		}
 		if e.err == nil && (all || (e.refs == 0 && now.Sub(e.idle) > mongoIdle)) {
-			closing = append(closing, e.cl)
+			closing = append(closing, e.conn.cl)
 			delete(p.clients, key)
 		}
 	}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/tasks"
-	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
@@ -20,30 +20,38 @@ import (
 
 // Run runs one task until ctx ends or it fails. Its first offsets read catches up with what
 // other processes committed (fencedOffsets), so that a task moving here resumes where its last
-// owner got to. What a restart cannot fix is Permanent (DESIGN.md 13; markPermanent).
+// owner got to. What a restart cannot fix is Permanent (DESIGN.md 13; markPermanent). A wait
+// on Kafka, MongoDB or the registry that lasts is reported through t.Degraded.
 func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	cfg, err := config.Parse(t.Connector, t.Config)
 	if err != nil {
 		return connector.Permanent(fmt.Errorf("connector %s: %w", t.Connector, err))
 	}
-	mc, release, err := k.mongo.acquire(ctx, cfg)
+	connected := reportSlow(t.ReportDegraded, tasks.StallAfter, "MongoDB to answer (connecting to the deployment)")
+	conn, release, err := k.mongo.acquire(ctx, cfg)
+	connected()
 	if err != nil {
-		return err
+		return markPermanent(err)
 	}
 	defer release()
 	reg, err := k.registryFor(cfg)
 	if err != nil {
 		return connector.Permanent(err)
 	}
-	err = runUnits(ctx, t.Spec.Units(), func(ctx context.Context, u taskid.Spec) error {
+	units := t.Spec.Units()
+	degraded := newUnitReasons(t.ReportDegraded, len(units))
+	err = runUnits(ctx, units, func(ctx context.Context, u taskid.Spec) error {
 		spec := tasks.Spec{Connector: cfg, DB: u.DB, Coll: u.Coll, Shard: u.Shard, Shards: u.Shards}
+		report := degraded.unit(u.Name())
+		created := reportSlow(report, tasks.StallAfter, "Kafka to create the topic "+cfg.Topic(spec.DB, spec.Coll))
 		maxBytes, err := createTopics(ctx, k.env.Kafka, cfg, cfg.Topic(spec.DB, spec.Coll))
+		created()
 		if err != nil {
 			return err
 		}
 		spec.TopicMaxBytes = maxBytes
 		task := tasks.New(spec, tasks.Deps{
-			Mongo:           mc,
+			Mongo:           conn.cl,
 			Offsets:         k.fencedOffsets(cfg),
 			Registry:        reg,
 			Logger:          k.env.Logger,
@@ -60,23 +68,13 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
 				},
 			},
-			WriterID: t.WriterID,
+			WriterID:    t.WriterID,
+			Degraded:    report,
+			MongoErrors: conn.errs,
 		})
 		return task.Run(ctx)
 	})
 	return markPermanent(err)
-}
-
-// markPermanent marks the task failures a restart cannot fix, among them Kafka refusing the
-// process's credentials or certificate (named by the setting to fix).
-func markPermanent(err error) error {
-	if _, lost := errors.AsType[*changestream.HistoryLostError](err); lost || errors.Is(err, tasks.ErrRecordTooLarge) {
-		return connector.Permanent(err)
-	}
-	if kafkaconn.IsRefused(err) {
-		return connector.Permanent(kafkaconn.Explain(err))
-	}
-	return err
 }
 
 // registryFor returns the schema registry a connector's tasks use: the built-in one, unless
@@ -98,7 +96,7 @@ func (k *Kind) registryFor(c *config.Config) (tasks.SchemaRegistry, error) {
 
 // runUnits runs the collection shards of one task side by side until ctx ends or one fails;
 // a failure stops the others (cleanly: they commit what they delivered) and is what the task
-// returns, so the task as a whole is FAILED and restarted.
+// returns, so the task as a whole is FAILED and restarted. A panic of one is its failure.
 func runUnits(ctx context.Context, units []taskid.Spec, run func(context.Context, taskid.Spec) error) error {
 	if len(units) == 1 {
 		return run(ctx, units[0])
@@ -109,14 +107,78 @@ func runUnits(ctx context.Context, units []taskid.Spec, run func(context.Context
 	var wg sync.WaitGroup
 	for i, u := range units {
 		wg.Go(func() {
-			if errs[i] = run(ctx, u); errs[i] != nil {
-				errs[i] = fmt.Errorf("collection shard %s: %w", u.Name(), errs[i])
-				stop()
-			}
+			defer func() {
+				if errs[i] != nil {
+					errs[i] = fmt.Errorf("collection shard %s: %w", u.Name(), errs[i])
+					stop()
+				}
+			}()
+			defer connector.Recover(&errs[i])
+			errs[i] = run(ctx, u)
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// unitReasons joins the degraded reasons of a task's collection shards into the task's one,
+// each named by its shard when the task runs several.
+type unitReasons struct {
+	report func(string)
+	named  bool
+
+	mu      sync.Mutex
+	reasons map[string]string // by collection shard, those degraded
+}
+
+func newUnitReasons(report func(string), units int) *unitReasons {
+	return &unitReasons{report: report, named: units > 1, reasons: map[string]string{}}
+}
+
+// unit returns how the collection shard name reports its reason ("" clears it).
+func (u *unitReasons) unit(name string) func(string) {
+	return func(reason string) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if reason == "" {
+			delete(u.reasons, name)
+		} else {
+			u.reasons[name] = reason
+		}
+		var parts []string
+		for _, n := range slices.Sorted(maps.Keys(u.reasons)) {
+			if u.named {
+				parts = append(parts, n+": "+u.reasons[n])
+			} else {
+				parts = append(parts, u.reasons[n])
+			}
+		}
+		u.report(strings.Join(parts, "; "))
+	}
+}
+
+// reportSlow reports, once what has taken after (tasks.StallAfter), that the task is waiting
+// for it, and clears the report when the returned done is called.
+func reportSlow(report func(string), after time.Duration, what string) (done func()) {
+	var mu sync.Mutex
+	var reported, over bool
+	timer := time.AfterFunc(after, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			reported = true
+			report(fmt.Sprintf("waiting more than %s for %s", after, what))
+		}
+	})
+	return func() {
+		timer.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		over = true
+		if reported {
+			report("")
+		}
+	}
 }
 
 // fencedOffsets is the offsets store as a task sees it: its first read, whichever it is,

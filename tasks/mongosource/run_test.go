@@ -2,18 +2,14 @@ package mongosource
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
-	"github.com/mongorelay/mongorelay/tasks"
-	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
@@ -58,26 +54,55 @@ func TestRunUnits(t *testing.T) {
 	})
 }
 
-func TestMarkPermanent(t *testing.T) {
-	lost := &changestream.HistoryLostError{Connector: "c", Namespace: "db.coll", Err: changestream.ErrHistoryLost}
-	tests := []struct {
-		name      string
-		err       error
-		permanent bool
-	}{
-		{"history lost", fmt.Errorf("collection shard db.coll#0-of-1: %w", lost), true},
-		{"an oversize record", fmt.Errorf("document 1 in db.coll: %w: 2 MB", tasks.ErrRecordTooLarge), true},
-		{"Kafka unreachable", errors.New("produce: connection refused"), false},
-		{"Kafka refusing the password", fmt.Errorf("initialise transactional id t: %w", kerr.SaslAuthenticationFailed), true},
-		{"an untrusted broker certificate", fmt.Errorf("unable to dial: %w", x509.UnknownAuthorityError{}), true},
-		{"a clean stop", nil, false},
+func TestRunUnitsTurnsAPanicIntoItsShardsFailure(t *testing.T) {
+	err := runUnits(context.Background(), []taskid.Spec{{DB: "db", Coll: "a", Shards: 1}, {DB: "db", Coll: "b", Shards: 1}}, func(ctx context.Context, u taskid.Spec) error {
+		if u.Coll == "b" {
+			panic("poison document")
+		}
+		<-ctx.Done()
+		return nil
+	})
+	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "collection shard db.b#0-of-1: task panicked: poison document") {
+		t.Fatalf("err = %v, want the panic as db.b's permanent failure", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := markPermanent(tt.err)
-			if connector.IsPermanent(got) != tt.permanent || !errors.Is(got, tt.err) {
-				t.Errorf("markPermanent(%v) = %v, want permanent %v wrapping it", tt.err, got, tt.permanent)
-			}
-		})
+}
+
+func TestUnitReasonsJoinTheShardsReasons(t *testing.T) {
+	var got []string
+	u := newUnitReasons(func(r string) { got = append(got, r) }, 2)
+	a, b := u.unit("db.a#0-of-1"), u.unit("db.b#0-of-1")
+	b("waiting 6s for Kafka to commit the transaction")
+	a("waiting 5s for MongoDB to open the change stream")
+	b("")
+	a("")
+	want := []string{
+		"db.b#0-of-1: waiting 6s for Kafka to commit the transaction",
+		"db.a#0-of-1: waiting 5s for MongoDB to open the change stream; db.b#0-of-1: waiting 6s for Kafka to commit the transaction",
+		"db.a#0-of-1: waiting 5s for MongoDB to open the change stream",
+		"",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("reported %q, want %q", got, want)
+	}
+	var alone []string
+	newUnitReasons(func(r string) { alone = append(alone, r) }, 1).unit("db.a#0-of-1")("waiting")
+	if !slices.Equal(alone, []string{"waiting"}) {
+		t.Errorf("a task of one shard reported %q, want the reason alone", alone)
+	}
+}
+
+func TestReportSlowReportsOnlyAWaitThatLasts(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	report := func(r string) { mu.Lock(); got = append(got, r); mu.Unlock() }
+	reportSlow(report, 50*time.Millisecond, "nothing")()
+	done := reportSlow(report, 10*time.Millisecond, "Kafka to create the topic t")
+	time.Sleep(100 * time.Millisecond)
+	done()
+	time.Sleep(60 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"waiting more than 10ms for Kafka to create the topic t", ""}; !slices.Equal(got, want) {
+		t.Errorf("reported %q, want %q", got, want)
 	}
 }

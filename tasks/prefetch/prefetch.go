@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // ErrStopped is returned by Next once the reader has delivered its last batch or was stopped.
@@ -94,7 +96,7 @@ func (r *Reader[M]) run(ctx context.Context, fill Fill[M]) {
 			return
 		}
 		b.reset()
-		last, err := fill(ctx, b)
+		last, err := fillRecovered(ctx, fill, b)
 		b.Last, b.err = last || err != nil, err
 		select {
 		case r.out <- b:
@@ -105,6 +107,13 @@ func (r *Reader[M]) run(ctx context.Context, fill Fill[M]) {
 			return
 		}
 	}
+}
+
+// fillRecovered runs fill, turning a panic into its error: the consumer's Next returns it, and
+// it fails the task that owns the reader rather than the process (connector.Recover).
+func fillRecovered[M any](ctx context.Context, fill Fill[M], b *Batch[M]) (last bool, err error) {
+	defer connector.Recover(&err)
+	return fill(ctx, b)
 }
 
 // Next returns the next batch, or the error that ended the reading; documents read before that

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // source hands out numbered one-field documents, batch after batch, like a cursor.
@@ -141,5 +144,18 @@ func TestBatchReuseAllocatesNothing(t *testing.T) {
 	fill() // grow the buffers once
 	if allocs := testing.AllocsPerRun(100, fill); allocs != 0 {
 		t.Errorf("refilling a batch allocates %v times, want 0", allocs)
+	}
+}
+
+func TestAPanicOfTheFillIsTheReadersError(t *testing.T) {
+	r := Start(context.Background(), 1, func(context.Context, *Batch[int]) (bool, error) {
+		var docs []bson.Raw
+		_ = docs[3] // a driver bug, say
+		return false, nil
+	})
+	defer r.Stop()
+	_, err := r.Next(context.Background())
+	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "task panicked: runtime error: index out of range") {
+		t.Fatalf("Next = %v, want the fill's panic as a permanent error", err)
 	}
 }

@@ -99,6 +99,8 @@ type ConnectorStatus struct {
 		State    string `json:"state"`
 		WorkerID string `json:"worker_id"`
 		Trace    string `json:"trace"`
+		// Degraded says why a RUNNING task is stalled; "" while it is healthy.
+		Degraded string `json:"degraded"`
 	} `json:"tasks"`
 }
 
