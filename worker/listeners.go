@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/internal/httpserve"
@@ -55,19 +56,42 @@ func (c Config) openListeners() (listeners, error) {
 	return l, nil
 }
 
-// warnExposed warns, once, of the listeners that take unauthenticated requests from other
-// hosts: the config checks let them through only with http.auth.insecure=true.
-func (c Config) warnExposed(log *slog.Logger) {
-	exposed := c.exposedListeners()
-	if len(exposed) == 0 {
+// peerClient is how the node calls other nodes: over the scheme they all serve.
+func (l listeners) peerClient() *peer.Client {
+	if l.scheme == "https" {
+		return peer.NewClient(l.client, peer.HTTPS())
+	}
+	return peer.NewClient(l.client)
+}
+
+// warnListeners warns, once, of the listeners that take unauthenticated requests from other
+// hosts (the config checks let them through only with http.auth.insecure=true), and of a REST
+// API on loopback that other nodes are told to reach elsewhere: a cluster whose nodes relied
+// on the default :8083 before it became loopback without users, unless a local proxy serves
+// that address.
+func (c Config) warnListeners(log *slog.Logger) {
+	if exposed := c.exposedListeners(); len(exposed) > 0 {
+		var addrs []string
+		for _, l := range exposed {
+			addrs = append(addrs, l.key+"="+l.addr)
+		}
+		log.Warn("listening for unauthenticated requests from other hosts (http.auth.insecure=true): anyone who reaches the node "+
+			"may create, change and delete connectors and schemas; set http.auth.token or http.auth.basic.file", "listeners", addrs)
+	}
+	if !loopback(c.HTTPListen) {
 		return
 	}
-	var addrs []string
-	for _, l := range exposed {
-		addrs = append(addrs, l.key+"="+l.addr)
+	advertised := c.HTTPAdvertise
+	for _, p := range c.Peers {
+		if advertised == "" && p.ID == c.NodeID && c.NodeID != "" {
+			advertised = p.HTTPAddr
+		}
 	}
-	log.Warn("listening for unauthenticated requests from other hosts (http.auth.insecure=true): anyone who reaches the node "+
-		"may create, change and delete connectors and schemas; set http.auth.token or http.auth.basic.file", "listeners", addrs)
+	if advertised != "" && !loopback(advertised) {
+		log.Warn("the REST API listens on loopback, where other nodes cannot reach it at the address they are given: "+
+			"give http.listen an address they reach (with http.auth.token or http.auth.basic.file, the default is :8083)",
+			"http_listen", c.HTTPListen, "advertised", advertised)
+	}
 }
 
 // serveRegistry serves reg's Confluent-compatible API on addr (registry.listen).

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -47,21 +48,32 @@ func TestOpenListeners(t *testing.T) {
 	}
 }
 
-// TestWarnExposed: a node told to take unauthenticated requests from other hosts says so once
-// at start; one on loopback or with users says nothing.
-func TestWarnExposed(t *testing.T) {
+// TestWarnListeners: a node told to take unauthenticated requests from other hosts says so
+// once at start, as does one on loopback that other nodes are told to reach elsewhere; one on
+// loopback or with users says nothing.
+func TestWarnListeners(t *testing.T) {
+	loopbackREST := Config{HTTPListen: "127.0.0.1:8083", RegistryListen: "127.0.0.1:8081"}
+	withAdvertise, withPeers, otherPeer := loopbackREST, loopbackREST, loopbackREST
+	withAdvertise.HTTPAdvertise = "10.0.0.5:8083"
+	withPeers.NodeID, withPeers.Peers = "n1", []coordinator.Peer{{ID: "n1", RaftAddr: "10.0.0.5:8300", HTTPAddr: "10.0.0.5:8083"}}
+	otherPeer.NodeID, otherPeer.Peers = "n2", withPeers.Peers
 	for _, tt := range []struct {
+		name string
 		cfg  Config
-		want int
+		want string // "": no warning
 	}{
-		{Config{HTTPListen: ":8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, 1},
-		{Config{HTTPListen: "127.0.0.1:8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, 0},
-		{Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"}, 0},
+		{"unauthenticated on every interface", Config{HTTPListen: ":8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, `listeners="[http.listen=:8083]"`},
+		{"on loopback", loopbackREST, ""},
+		{"with users", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"}, ""},
+		{"on loopback, advertised elsewhere", withAdvertise, "advertised=10.0.0.5:8083"},
+		{"on loopback, its peers entry elsewhere", withPeers, "advertised=10.0.0.5:8083"},
+		{"on loopback, another node's peers entry elsewhere", otherPeer, ""},
 	} {
 		var buf bytes.Buffer
-		tt.cfg.warnExposed(slog.New(slog.NewTextHandler(&buf, nil)))
-		if got := strings.Count(buf.String(), "level=WARN"); got != tt.want || (got > 0 && !strings.Contains(buf.String(), "http.listen=:8083")) {
-			t.Errorf("%+v logged %q, want %d warning naming the listener", tt.cfg, buf.String(), tt.want)
+		tt.cfg.warnListeners(slog.New(slog.NewTextHandler(&buf, nil)))
+		got := strings.Count(buf.String(), "level=WARN")
+		if (tt.want == "" && got != 0) || (tt.want != "" && (got != 1 || !strings.Contains(buf.String(), tt.want))) {
+			t.Errorf("%s: logged %q, want one warning with %q (none if empty)", tt.name, buf.String(), tt.want)
 		}
 	}
 }

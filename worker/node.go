@@ -121,7 +121,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if n.listeners, err = cfg.openListeners(); err != nil {
 		return err
 	}
-	cfg.warnExposed(n.log)
+	cfg.warnListeners(n.log)
 	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("worker config %q: listen on %s: %w (choose a free address)", "http.listen", cfg.HTTPListen, err)
@@ -143,11 +143,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, kafkaconn.Explain(err))
 	}
 	defer n.offsets.Close()
-	var https []peer.ClientOption
-	if n.listeners.tls != nil {
-		https = append(https, peer.HTTPS())
-	}
-	n.peers = peer.NewClient(n.listeners.client, https...)
+	n.peers = n.listeners.peerClient()
 	closeRegistry, err := n.openRegistry(ctx)
 	if err != nil {
 		return err

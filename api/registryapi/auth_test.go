@@ -94,6 +94,6 @@ func TestRegistryBodyLimit(t *testing.T) {
 	status, got, header := s.do(call{http.MethodPost, "/subjects/s-value/versions", body(strings.Repeat("x", 8<<20))}, "application/json")
 	if status != http.StatusRequestEntityTooLarge || !strings.Contains(got, `"error_code":413`) || !strings.Contains(got, "at most 8 MiB") ||
 		header.Get("Content-Type") != "application/vnd.schemaregistry.v1+json" {
-		t.Errorf("a 8 MiB schema = %d %s (%s)", status, got, header.Get("Content-Type"))
+		t.Errorf("an 8 MiB schema = %d %s (%s)", status, got, header.Get("Content-Type"))
 	}
 }
