@@ -46,8 +46,8 @@ type Config struct {
 
 	// How the REST API and the schema registry are secured (DESIGN.md 14): both serve HTTPS
 	// with HTTPTLSCert and HTTPTLSKey ("": plain HTTP) and take the users of HTTPAuthToken
-	// (an admin) and HTTPAuthBasicFile ("" and "": anyone, and then they listen on loopback
-	// only unless HTTPAuthInsecure).
+	// (an admin) and HTTPAuthBasicFile. With neither they take anyone, and so listen on
+	// loopback only unless HTTPAuthInsecure.
 	HTTPTLSCert       string
 	HTTPTLSKey        string
 	HTTPAuthToken     string

@@ -60,8 +60,8 @@ func MethodAccess(method string) Access {
 // TokenUser is the name the holder of the admin token goes by in logs and answers.
 const TokenUser = "admin token"
 
-// MinTokenLength is the shortest admin token accepted: a token is guessed offline no more
-// than online, but a short one is guessed online.
+// MinTokenLength is the shortest admin token accepted: the token alone stands between
+// whoever reaches a listener and every write, and a short one is found by trying.
 const MinTokenLength = 16
 
 // realm names the node's listeners in WWW-Authenticate challenges.
@@ -127,20 +127,26 @@ func New(token string, basicFile []byte) (*Users, error) {
 	return u, nil
 }
 
-// Load is New with the Basic users file read from path ("": none).
+// Load is New with the Basic users file read from path ("": none); a problem of the file is
+// reported with its path.
 func Load(token, path string) (*Users, error) {
-	var file []byte
-	if path != "" {
-		var err error
-		if file, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("read the users file: %w", err)
+	if path == "" {
+		return New(token, nil)
+	}
+	if token != "" {
+		if err := CheckToken(token); err != nil {
+			return nil, fmt.Errorf("admin token %w", err)
 		}
 	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the users file: %w", err)
+	}
 	u, err := New(token, file)
-	if err != nil && path != "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return u, err
+	return u, nil
 }
 
 // Enabled reports whether requests need credentials.
