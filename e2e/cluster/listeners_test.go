@@ -241,9 +241,10 @@ func TestSecuredListeners(t *testing.T) {
 	subject := topic + "-value"
 	schema := jsonOf(t, map[string]string{"schema": `{"type":"record","name":"Extra","fields":[{"name":"a","type":"long"}]}`})
 	reg := follower.registry
-	if status, body, _ := call(http.MethodGet, reg, "/subjects", "", ""); status != http.StatusOK || !strings.Contains(body, subject) {
-		t.Errorf("GET /subjects without credentials = %d %s, want 200 listing %s", status, body, subject)
-	}
+	clusterapi.WaitFor(t, 10*time.Second, "GET /subjects without credentials listing "+subject, func() (bool, string) {
+		status, body, _ := call(http.MethodGet, reg, "/subjects", "", "")
+		return status == http.StatusOK && strings.Contains(body, subject), fmt.Sprint(status, body)
+	})
 	if status, body, _ := call(http.MethodPost, reg, "/subjects/"+subject, schema, ""); status == http.StatusUnauthorized {
 		t.Errorf("a lookup without credentials = %d %s, want it answered (a read)", status, body)
 	}
