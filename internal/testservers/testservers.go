@@ -44,6 +44,7 @@ type Servers struct {
 	Kafka      *proc.Proc // the broker's current process (StartKafka replaces it)
 	KafkaAddr  string
 	Standin    *proc.Proc
+	MongoAddr  string // the stand-in's host:port
 	MongoURI   string
 	StandinJar string       // the copy the run uses
 	Secure     *SecureKafka // with Config.Secure, else nil
@@ -255,6 +256,7 @@ func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Regist
 	if m == nil {
 		return fmt.Errorf("unexpected stand-in banner %q", line)
 	}
+	s.MongoAddr = m[1]
 	s.MongoURI = "mongodb://" + m[1] + "/?directConnection=true"
 	cfg.Logf("MongoDB stand-in on %s", m[1])
 	return nil
