@@ -38,7 +38,7 @@ func TestChaos(t *testing.T) {
 		defer close(faultsDone)
 		faults, faultErr = sched.run(ctx, writeStart, written)
 	}()
-	if _, err := w.run(ctx, float64(*opsFlag)/duration.Seconds(), *opsFlag, nil); err != nil {
+	if err := w.run(ctx, float64(*opsFlag)/duration.Seconds(), *opsFlag, nil); err != nil {
 		t.Fatal(err)
 	}
 	close(written)

@@ -17,6 +17,7 @@ var (
 	exactlyOnce = flag.Bool("exactly-once", true, "run the connectors with exactly.once=true (the default) and fail on any duplicate; false runs them at-least-once")
 	killEvery   = flag.Duration("kill-every", 20*time.Second, "time from one kill -9 to the next; a SIGSTOP falls halfway between")
 	outageDown  = flag.Duration("outage-down", 30*time.Second, "TestOutages: how long each server stays away from the nodes")
+	outageKeys  = flag.String("outages", "kafka,mongodb,registry", "TestOutages: which outages to run, of kafka, mongodb and registry (always in that order)")
 	outageRate  = flag.Float64("outage-rate", 100, "TestOutages: the writer's operations a second, from before the first outage to after the last")
 	binary      = flag.String("binary", "../../bin/mongorelay", "the mongorelay binary (make build)")
 )

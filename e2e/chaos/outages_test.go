@@ -41,7 +41,13 @@ const recoveryBound = 30 * time.Second
 func TestOutages(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	t.Logf("seed %d: %.0f operations/s on %d ids, outages of %s, exactly.once=%v", *seed, *outageRate, *idsFlag, *outageDown, *exactlyOnce)
+	picked := strings.Split(*outageKeys, ",")
+	for _, k := range picked {
+		if !slices.Contains([]string{"kafka", "mongodb", "registry"}, k) {
+			t.Fatalf("-outages: no outage %q (kafka, mongodb, registry)", k)
+		}
+	}
+	t.Logf("seed %d: %.0f operations/s on %d ids, outages (%s) of %s, exactly.once=%v", *seed, *outageRate, *idsFlag, *outageKeys, *outageDown, *exactlyOnce)
 	// The writer's operations over the longest run this schedule makes, 4 times over.
 	b := newBed(ctx, t, "chaos-outages", int(4**outageRate*(outageCalm+3*(2**outageDown+recoveryBound)).Seconds()))
 
@@ -71,8 +77,7 @@ func TestOutages(t *testing.T) {
 	writerDone := make(chan error, 1)
 	writeStart := time.Now()
 	go func() {
-		_, err := w.run(ctx, *outageRate, math.MaxInt, stopWriting)
-		writerDone <- err
+		writerDone <- w.run(ctx, *outageRate, math.MaxInt, stopWriting)
 	}()
 	health := &healthLog{}
 	sampling, stopSampling := context.WithCancel(ctx)
@@ -80,16 +85,17 @@ func TestOutages(t *testing.T) {
 	go health.run(sampling, b.c, b.tasks)
 
 	outages := []outage{
-		{name: "Kafka broker restart",
+		{key: "kafka", name: "Kafka broker restart",
 			begin: func(context.Context) error { b.srv.StopKafka(30 * time.Second); return nil },
 			end:   b.srv.StartKafka},
-		{name: "MongoDB connection cut",
+		{key: "mongodb", name: "MongoDB connection cut",
 			begin: func(context.Context) error { mongoProxy.Cut(); return nil },
 			end:   func(context.Context) error { mongoProxy.Restore(); return nil }},
-		{name: "registry unreachable",
+		{key: "registry", name: "registry unreachable",
 			begin: func(context.Context) error { w.setField("x_registry_outage"); registryProxy.Cut(); return nil },
 			end:   func(context.Context) error { registryProxy.Restore(); w.setField(""); return nil }},
 	}
+	outages = slices.DeleteFunc(outages, func(o outage) bool { return !slices.Contains(picked, o.key) })
 	time.Sleep(outageCalm)
 	var recs []recovery
 	for i, o := range outages {
@@ -151,7 +157,7 @@ func startProxy(t *testing.T, target string) *tcpproxy.Proxy {
 // outage is one server taken away from the nodes: begin takes it away, end brings it back and
 // returns once it serves again.
 type outage struct {
-	name       string
+	key, name  string // key names it in -outages
 	begin, end func(ctx context.Context) error
 }
 

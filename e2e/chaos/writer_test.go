@@ -102,22 +102,22 @@ func newWriter(colls []*mongo.Collection, ids int, seed uint64) *writer {
 }
 
 // run issues up to n operations at rate a second (a slow write is made up for), one at a
-// time, until stop is closed (nil: never), and returns how many it issued.
-func (w *writer) run(ctx context.Context, rate float64, n int, stop <-chan struct{}) (int, error) {
+// time, until stop is closed (nil: never).
+func (w *writer) run(ctx context.Context, rate float64, n int, stop <-chan struct{}) error {
 	start := time.Now()
 	for i := range n {
 		for float64(i) > time.Since(start).Seconds()*rate {
 			select {
 			case <-ctx.Done():
-				return i, ctx.Err()
+				return ctx.Err()
 			case <-stop:
-				return i, nil
+				return nil
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
 		w.one(ctx, int64(i+1))
 	}
-	return n, nil
+	return nil
 }
 
 // setField makes the writes from now on also set the field name ("": none).
