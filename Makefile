@@ -93,5 +93,5 @@ chaos: build ## kill and pause nodes under writes, verify every change (SEED=n O
 # .cache/chaos-outages/.
 .PHONY: chaos-outages
 chaos-outages: build ## take Kafka, MongoDB and the registry away for 30 s each under writes (SEED=n EXACTLY_ONCE=)
-	$(GO) test -tags chaos -count=1 -v -timeout 15m -run 'TestOutages' ./e2e/chaos -args \
+	$(GO) test -tags chaos -count=1 -v -timeout 15m -run 'TestOutage' ./e2e/chaos -args \
 		-seed $(SEED) -exactly-once=$(EXACTLY_ONCE) -binary $(CURDIR)/bin/mongorelay

@@ -129,8 +129,15 @@ func TestOutages(t *testing.T) {
 		t.Log(r.row())
 	}
 	for _, r := range recs {
-		t.Logf("%s, task states seen from its start to %s after its end:", r.name, recoveryBound)
-		for _, s := range r.seen {
+		if r.sick >= 0 {
+			t.Logf("%s: last not all healthy %.1fs after its end: %s", r.name, r.sick.Seconds(), r.why)
+		}
+		t.Logf("%s: task states seen from its start to %s after its end (first seen, in how many samples; numbers as N):", r.name, recoveryBound)
+		for i, s := range r.seen {
+			if i == maxSeen {
+				t.Logf("  and %d more", len(r.seen)-maxSeen)
+				break
+			}
 			t.Logf("  %s", s)
 		}
 		for _, p := range r.problems() {
@@ -193,8 +200,10 @@ type recovery struct {
 	// healthy is when, after end, every task was RUNNING with neither trace nor degraded
 	// reason from then to the end of the watch; negative when they were not at its end.
 	healthy time.Duration
-	// why is the last reason the tasks were not healthy.
-	why string
+	// sick is when, after end, the tasks were last seen not all healthy, and why says why;
+	// negative when they were healthy throughout.
+	sick time.Duration
+	why  string
 	// seen are the task states other than healthy RUNNING seen from start to the end of the
 	// watch, each with when it was first seen and in how many samples.
 	seen []string
@@ -280,7 +289,7 @@ func (r *recovery) judgeHealth(samples []healthSample) {
 		n     int
 	}
 	notes := map[string]*note{}
-	r.healthy = -1
+	r.healthy, r.sick = -1, -1
 	for _, s := range samples {
 		for _, n := range s.notes {
 			if notes[n] == nil {
@@ -291,7 +300,7 @@ func (r *recovery) judgeHealth(samples []healthSample) {
 		switch {
 		case s.at.Before(r.end):
 		case s.why != "":
-			r.healthy, r.why = -1, s.why
+			r.healthy, r.sick, r.why = -1, s.at.Sub(r.end), s.why
 		case r.healthy < 0:
 			r.healthy = s.at.Sub(r.end)
 		}
@@ -359,7 +368,8 @@ type healthSample struct {
 	// why is "" when every task is RUNNING with neither trace nor degraded reason, else the
 	// first reason it is not so.
 	why string
-	// notes say what each task that is not so is: state, degraded reason, trace.
+	// notes say what each task that is not so is: state, degraded reason, trace, with their
+	// numbers as N, so that the samples of one condition read alike.
 	notes []string
 }
 
@@ -370,7 +380,7 @@ func (h *healthLog) run(ctx context.Context, c *cluster, tasks int) {
 		_, sts, err := c.statuses(connectors)
 		if err != nil {
 			s.why = err.Error()
-			s.notes = []string{"status unknown: " + oneLine(err.Error())}
+			s.notes = []string{anyNumber.ReplaceAllString("status unknown: "+oneLine(err.Error()), "N")}
 		} else {
 			s.why, s.notes = healthOf(sts, tasks)
 		}
@@ -414,7 +424,7 @@ func healthOf(sts []clusterapi.ConnectorStatus, tasks int) (why string, notes []
 			if task.Trace != "" {
 				note += ": " + oneLine(task.Trace)
 			}
-			notes = append(notes, note)
+			notes = append(notes, anyNumber.ReplaceAllString(note, "N"))
 			if why == "" {
 				why = fmt.Sprintf("%s task %d on %s is %s", st.Name, task.ID, task.WorkerID, note)
 			}
@@ -426,16 +436,51 @@ func healthOf(sts []clusterapi.ConnectorStatus, tasks int) (why string, notes []
 	return why, notes
 }
 
-// attempts is the runner's note on a restart, which differs from one attempt to the next.
-var attempts = regexp.MustCompile(` \(restarting in [^)]*\)`)
+// anyNumber matches the numbers of a note: counts, durations, ports, attempts.
+var anyNumber = regexp.MustCompile(`[0-9]+`)
 
-// oneLine is the first line of a trace or reason, without the attempt count, at most 240
-// bytes: samples of one condition read alike.
+// maxSeen bounds the task states listed per outage.
+const maxSeen = 16
+
+// oneLine is the first line of a trace or reason, at most 240 bytes.
 func oneLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	s = attempts.ReplaceAllString(s, " (restarting)")
 	if len(s) > 240 {
 		s = s[:240] + "…"
 	}
 	return s
+}
+
+// TestOutageRecoveryIsTimedFromTheLastHealthyStreak checks judgeHealth on hand-made samples:
+// the tasks count as healthy from the first sample of the healthy streak that lasts to the
+// end of the watch, and a blip after the end starts the streak again.
+func TestOutageRecoveryIsTimedFromTheLastHealthyStreak(t *testing.T) {
+	start := time.Now()
+	end := start.Add(30 * time.Second)
+	sample := func(after time.Duration, why string) healthSample {
+		s := healthSample{at: end.Add(after), why: why}
+		if why != "" {
+			s.notes = []string{why}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name          string
+		samples       []healthSample
+		healthy, sick time.Duration // -1: none
+	}{
+		{"healthy throughout", []healthSample{sample(-10*time.Second, ""), sample(time.Second, ""), sample(2*time.Second, "")}, time.Second, -1},
+		{"unhealthy during the outage only", []healthSample{sample(-time.Second, "down"), sample(time.Second, "")}, time.Second, -1},
+		{"healthy some time after the end", []healthSample{sample(time.Second, "down"), sample(2*time.Second, "down"), sample(3*time.Second, "")}, 3 * time.Second, 2 * time.Second},
+		{"a blip after the end", []healthSample{sample(time.Second, ""), sample(5*time.Second, "slow"), sample(6*time.Second, "")}, 6 * time.Second, 5 * time.Second},
+		{"unhealthy at the end of the watch", []healthSample{sample(time.Second, ""), sample(29*time.Second, "down")}, -1, 29 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := recovery{start: start, end: end}
+			r.judgeHealth(tc.samples)
+			if r.healthy != tc.healthy || r.sick != tc.sick {
+				t.Errorf("healthy %s, sick %s; want %s, %s", r.healthy, r.sick, tc.healthy, tc.sick)
+			}
+		})
+	}
 }
