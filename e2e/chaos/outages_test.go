@@ -132,7 +132,7 @@ func TestOutages(t *testing.T) {
 		if r.sick >= 0 {
 			t.Logf("%s: last not all healthy %.1fs after its end: %s", r.name, r.sick.Seconds(), r.why)
 		}
-		t.Logf("%s: task states seen from its start to %s after its end (first seen, in how many samples; numbers as N):", r.name, recoveryBound)
+		t.Logf("%s: task states seen from its start to %s after its end (first seen, in how many task samples; numbers as N):", r.name, recoveryBound)
 		for i, s := range r.seen {
 			if i == maxSeen {
 				t.Logf("  and %d more", len(r.seen)-maxSeen)
