@@ -194,9 +194,9 @@ type recovery struct {
 	// start is when begin was called, away when it returned, back when end was called, end
 	// when it returned: when the server served again.
 	start, away, back, end time.Time
-	// probes are, per connector, the probe records' arrival after end, one per task
-	// (collection and shard); a probe missing by the end of the watch is not there.
-	probes map[string][]time.Duration
+	// probes are, per connector, each probe's first record's arrival after end, by topic and
+	// _id: one per task (collection and shard), when none is missing by the end of the watch.
+	probes map[string]map[string]time.Duration
 	// healthy is when, after end, every task was RUNNING with neither trace nor degraded
 	// reason from then to the end of the watch; negative when they were not at its end.
 	healthy time.Duration
@@ -205,7 +205,7 @@ type recovery struct {
 	sick time.Duration
 	why  string
 	// seen are the task states other than healthy RUNNING seen from start to the end of the
-	// watch, each with when it was first seen and in how many samples.
+	// watch, each with when it was first seen and in how many task samples.
 	seen []string
 }
 
@@ -250,10 +250,11 @@ func (r *recovery) watchProbes(ctx context.Context, b *bed, dec *decoder, round 
 	if err != nil {
 		return err
 	}
-	r.probes = map[string][]time.Duration{}
+	r.probes = map[string]map[string]time.Duration{}
 	collOf := map[string]int{} // topic → collection index
 	connOf := map[string]string{}
 	for _, name := range connectors {
+		r.probes[name] = map[string]time.Duration{}
 		for i, topic := range b.topicsOf[name] {
 			collOf[topic], connOf[topic] = i, name
 		}
@@ -269,8 +270,9 @@ func (r *recovery) watchProbes(ctx context.Context, b *bed, dec *decoder, round 
 			if err != nil {
 				return err
 			}
-			if ids[collOf[rec.Topic]][id] {
-				r.probes[connOf[rec.Topic]] = append(r.probes[connOf[rec.Topic]], rec.At.Sub(r.end))
+			arrived, k := r.probes[connOf[rec.Topic]], rec.Topic+"/"+id
+			if _, again := arrived[k]; ids[collOf[rec.Topic]][id] && !again {
+				arrived[k] = rec.At.Sub(r.end)
 			}
 		}
 		select {
@@ -318,7 +320,7 @@ func (r *recovery) row() string {
 	pair := func(pick func([]time.Duration) string) string {
 		var out []string
 		for _, name := range connectors {
-			out = append(out, pick(r.probes[name]))
+			out = append(out, pick(slices.Collect(maps.Values(r.probes[name]))))
 		}
 		return strings.Join(out, ", ")
 	}
