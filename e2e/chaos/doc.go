@@ -5,5 +5,5 @@
 // the changes applied, in order, each once. It runs with the build tag chaos (README.md):
 //
 //	make chaos SEED=1
-//	make chaos-outages SEED=1 EXACTLY_ONCE=true
+//	make chaos-outages SEED=1
 package chaos
