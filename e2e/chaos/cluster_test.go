@@ -39,12 +39,13 @@ type cluster struct {
 	nodes []*node
 }
 
-// newCluster prepares n1..n3 (n1 bootstraps with the static peer list) without starting them.
-func newCluster(reg *proc.Registry, bin, work, kafka, id string) (*cluster, error) {
+// newCluster prepares the cluster id of size nodes, named <name>1 and on (the first
+// bootstraps with the static peer list), without starting them.
+func newCluster(reg *proc.Registry, bin, work, kafka, id, name string, size int) (*cluster, error) {
 	c := &cluster{reg: reg, bin: bin, logDir: filepath.Join(work, "nodes")}
 	var peers []string
-	for i := 1; i <= 3; i++ {
-		n := &node{id: fmt.Sprintf("n%d", i), dataDir: filepath.Join(work, "nodes", fmt.Sprintf("n%d", i))}
+	for i := 1; i <= size; i++ {
+		n := &node{id: fmt.Sprintf("%s%d", name, i), dataDir: filepath.Join(work, "nodes", fmt.Sprintf("%s%d", name, i))}
 		for _, addr := range []*string{&n.http, &n.raft, &n.registry} {
 			port, err := testservers.FreePort()
 			if err != nil {
@@ -180,7 +181,7 @@ func (c *cluster) settled(ctx context.Context, conns []string, tasks int, timeou
 
 // allRunning says why not every task of conns runs on a live node ("" when they do).
 func (c *cluster) allRunning(conns []string, tasks int) (clusterapi.Overview, string) {
-	leader, ov, err := c.view()
+	ov, sts, err := c.statuses(conns)
 	if err != nil {
 		return ov, err.Error()
 	}
@@ -189,14 +190,10 @@ func (c *cluster) allRunning(conns []string, tasks int) (clusterapi.Overview, st
 		alive[n.id] = true
 	}
 	running := 0
-	for _, name := range conns {
-		st, err := clusterapi.GetStatus(leader.http, name)
-		if err != nil {
-			return ov, err.Error()
-		}
+	for _, st := range sts {
 		for _, task := range st.Tasks {
 			if task.State != "RUNNING" || !alive[task.WorkerID] {
-				return ov, fmt.Sprintf("%s task %d is %s on %q %s", name, task.ID, task.State, task.WorkerID, task.Trace)
+				return ov, fmt.Sprintf("%s task %d is %s on %q %s", st.Name, task.ID, task.State, task.WorkerID, task.Trace)
 			}
 			running++
 		}
@@ -205,6 +202,23 @@ func (c *cluster) allRunning(conns []string, tasks int) (clusterapi.Overview, st
 		return ov, fmt.Sprintf("%d of %d tasks", running, tasks)
 	}
 	return ov, ""
+}
+
+// statuses returns the leader's overview and its status of each connector of conns.
+func (c *cluster) statuses(conns []string) (clusterapi.Overview, []clusterapi.ConnectorStatus, error) {
+	leader, ov, err := c.view()
+	if err != nil {
+		return ov, nil, err
+	}
+	var out []clusterapi.ConnectorStatus
+	for _, name := range conns {
+		st, err := clusterapi.GetStatus(leader.http, name)
+		if err != nil {
+			return ov, nil, err
+		}
+		out = append(out, st)
+	}
+	return ov, out, nil
 }
 
 // createConnector posts a connector through the node at addr (a follower forwards it).

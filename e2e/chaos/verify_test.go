@@ -53,6 +53,13 @@ func (c *consumer) since(from int) []taskrecords.Record {
 	return slices.Clone(c.recs[from:])
 }
 
+// count is how many records have been consumed.
+func (c *consumer) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.recs)
+}
+
 // tasksSeen counts the tasks (topic#shard) that have written a record.
 func (c *consumer) tasksSeen() int {
 	c.mu.Lock()
@@ -91,14 +98,8 @@ func (d *decoder) decode(ctx context.Context, r taskrecords.Record) (id string, 
 	if r.Value == nil {
 		return "", ev, false, nil
 	}
-	k, err := d.dec.Decode(ctx, r.Key)
-	if err != nil {
-		return "", ev, false, fmt.Errorf("decode key of %s: %w", at, err)
-	}
-	km, _ := k.(map[string]any)
-	raw, _ := km["id"].(string)
-	if id, err = strconv.Unquote(raw); err != nil {
-		id = raw
+	if id, err = d.id(ctx, r); err != nil {
+		return "", ev, false, err
 	}
 	v, err := d.dec.Decode(ctx, r.Value)
 	if err != nil {
@@ -131,6 +132,20 @@ func (d *decoder) decode(ctx context.Context, r taskrecords.Record) (id string, 
 		ev.v, _ = asInt64(after["v"])
 	}
 	return id, ev, true, nil
+}
+
+// id returns the _id a record's key names (a string _id as the string itself).
+func (d *decoder) id(ctx context.Context, r taskrecords.Record) (string, error) {
+	k, err := d.dec.Decode(ctx, r.Key)
+	if err != nil {
+		return "", fmt.Errorf("decode key of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	km, _ := k.(map[string]any)
+	raw, _ := km["id"].(string)
+	if id, err := strconv.Unquote(raw); err == nil {
+		return id, nil
+	}
+	return raw, nil
 }
 
 func asInt64(v any) (int64, bool) {

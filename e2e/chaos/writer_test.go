@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -90,6 +91,9 @@ type writer struct {
 	rng   *rand.Rand
 	live  map[docKey]bool
 	log   *opLog
+	// field, when set, names a field every insert, update and replace also sets: a shape the
+	// schemas do not have yet, which makes the tasks register a new version.
+	field atomic.Pointer[string]
 }
 
 func newWriter(colls []*mongo.Collection, ids int, seed uint64) *writer {
@@ -97,21 +101,32 @@ func newWriter(colls []*mongo.Collection, ids int, seed uint64) *writer {
 		live: map[docKey]bool{}, log: &opLog{byDoc: map[docKey][]op{}, poisoned: map[docKey]bool{}}}
 }
 
-// run issues n operations spread evenly over d (a slow write is made up for), one at a time.
-func (w *writer) run(ctx context.Context, n int, d time.Duration) error {
-	rate := float64(n) / d.Seconds()
+// run issues up to n operations at rate a second (a slow write is made up for), one at a
+// time, until stop is closed (nil: never).
+func (w *writer) run(ctx context.Context, rate float64, n int, stop <-chan struct{}) error {
 	start := time.Now()
 	for i := range n {
 		for float64(i) > time.Since(start).Seconds()*rate {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-stop:
+				return nil
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
 		w.one(ctx, int64(i+1))
 	}
 	return nil
+}
+
+// setField makes the writes from now on also set the field name ("": none).
+func (w *writer) setField(name string) {
+	if name == "" {
+		w.field.Store(nil)
+		return
+	}
+	w.field.Store(&name)
 }
 
 // one issues operation number v.
@@ -136,16 +151,21 @@ func (w *writer) one(ctx context.Context, v int64) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	filter := bson.D{{Key: "_id", Value: key.id}}
+	// set are the fields the operation sets besides _id.
+	set := bson.D{{Key: "v", Value: v}}
+	if f := w.field.Load(); f != nil {
+		set = append(set, bson.E{Key: *f, Value: v})
+	}
 	var err error
 	var n int64
 	switch kind {
 	case opInsert:
-		_, err = c.InsertOne(ctx, bson.D{{Key: "_id", Value: key.id}, {Key: "v", Value: v}, {Key: "n", Value: int64(0)}})
+		_, err = c.InsertOne(ctx, append(append(bson.D{{Key: "_id", Value: key.id}}, set...), bson.E{Key: "n", Value: int64(0)}))
 		n = 1
 	case opUpdate:
 		var res *mongo.UpdateResult
 		res, err = c.UpdateOne(ctx, filter, bson.D{
-			{Key: "$set", Value: bson.D{{Key: "v", Value: v}}},
+			{Key: "$set", Value: set},
 			{Key: "$inc", Value: bson.D{{Key: "n", Value: int64(1)}}},
 		})
 		if err == nil {
@@ -153,7 +173,7 @@ func (w *writer) one(ctx context.Context, v int64) {
 		}
 	case opReplace:
 		var res *mongo.UpdateResult
-		res, err = c.ReplaceOne(ctx, filter, bson.D{{Key: "_id", Value: key.id}, {Key: "v", Value: v}, {Key: "replaced", Value: true}})
+		res, err = c.ReplaceOne(ctx, filter, append(append(bson.D{{Key: "_id", Value: key.id}}, set...), bson.E{Key: "replaced", Value: true}))
 		if err == nil {
 			n = res.MatchedCount
 		}

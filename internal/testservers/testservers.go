@@ -41,12 +41,20 @@ type Config struct {
 // Servers are the running broker and stand-in. They are private to the run (own ports, own data
 // under Config.Work) and start empty.
 type Servers struct {
-	Kafka      *proc.Proc
+	Kafka      *proc.Proc // the broker's current process (StartKafka replaces it)
 	KafkaAddr  string
 	Standin    *proc.Proc
+	MongoAddr  string // the stand-in's host:port
 	MongoURI   string
 	StandinJar string       // the copy the run uses
 	Secure     *SecureKafka // with Config.Secure, else nil
+
+	// What StartKafka needs to run the broker again as it first ran.
+	reg        *proc.Registry
+	logf       func(format string, args ...any)
+	kafkaArgv  []string
+	kafkaDir   string
+	kafkaStart int // how often the broker has been started
 }
 
 // FreePort returns a loopback port nothing listens on now.
@@ -64,8 +72,8 @@ func Start(ctx context.Context, cfg Config, reg *proc.Registry) (*Servers, error
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &Servers{}
-	if err := s.startKafka(ctx, cfg, reg); err != nil {
+	s := &Servers{reg: reg, logf: cfg.Logf}
+	if err := s.startKafka(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if cfg.Secure {
@@ -134,7 +142,7 @@ func formatStorage(ctx context.Context, java []string, id, propsFile string, ext
 
 // startKafka runs Apache Kafka as deploy/local/env.sh does (same jars, same broker settings,
 // same heap), on free ports, with its data under the work directory.
-func (s *Servers) startKafka(ctx context.Context, cfg Config, reg *proc.Registry) error {
+func (s *Servers) startKafka(ctx context.Context, cfg Config) error {
 	port, err := FreePort()
 	if err != nil {
 		return err
@@ -167,21 +175,34 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 	if err := formatStorage(ctx, java, strings.TrimSpace(string(out)), propsFile); err != nil {
 		return err
 	}
-	cfg.Logf("starting Kafka on 127.0.0.1:%d", port)
-	s.Kafka, err = reg.Start("kafka", filepath.Join(dir, "stdout.log"), proc.Options{},
-		append(java, "kafka.Kafka", propsFile)...)
+	s.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.kafkaArgv, s.kafkaDir = append(java, "kafka.Kafka", propsFile), dir
+	return s.StartKafka(ctx)
+}
+
+// StartKafka starts the broker with the data, ports and settings it had (it formats nothing:
+// the topics and their records survive), after StopKafka, and waits until it serves again.
+func (s *Servers) StartKafka(ctx context.Context) error {
+	// The broker appends to server.log: only what it logs from here on says it started.
+	serverLog := filepath.Join(s.kafkaDir, "server.log")
+	var from int64
+	if fi, err := os.Stat(serverLog); err == nil {
+		from = fi.Size()
+	}
+	s.kafkaStart++
+	s.logf("starting Kafka on %s (run %d)", s.KafkaAddr, s.kafkaStart)
+	var err error
+	s.Kafka, err = s.reg.Start("kafka", filepath.Join(s.kafkaDir, fmt.Sprintf("stdout.%d.log", s.kafkaStart)), proc.Options{}, s.kafkaArgv...)
 	if err != nil {
 		return err
 	}
-	s.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		b, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		if strings.Contains(string(b), "Kafka Server started") {
+		if logged(serverLog, from, "Kafka Server started") {
 			return nil
 		}
 		if s.Kafka.Exited() || time.Now().After(deadline) {
-			return fmt.Errorf("kafka did not start (logs in %s):\n%s", dir, s.Kafka.Tail(30))
+			return fmt.Errorf("kafka did not start (logs in %s):\n%s", s.kafkaDir, s.Kafka.Tail(30))
 		}
 		select {
 		case <-ctx.Done():
@@ -189,6 +210,22 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// StopKafka stops the broker as an operator restarting it would (SIGTERM: a controlled
+// shutdown), killing it if it has not exited after grace, and returns once it has exited.
+func (s *Servers) StopKafka(grace time.Duration) {
+	s.logf("stopping Kafka on %s", s.KafkaAddr)
+	s.Kafka.Stop(grace)
+}
+
+// logged reports whether the file at path holds substr past its first from bytes.
+func logged(path string, from int64, substr string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < from {
+		return false
+	}
+	return strings.Contains(string(b[from:]), substr)
 }
 
 var listeningRE = regexp.MustCompile(`mongo-standin listening on (\S+)`)
@@ -219,6 +256,7 @@ func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Regist
 	if m == nil {
 		return fmt.Errorf("unexpected stand-in banner %q", line)
 	}
+	s.MongoAddr = m[1]
 	s.MongoURI = "mongodb://" + m[1] + "/?directConnection=true"
 	cfg.Logf("MongoDB stand-in on %s", m[1])
 	return nil
