@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mongorelay/mongorelay/internal/kafkatopic"
 	"github.com/mongorelay/mongorelay/registry"
 )
 
@@ -127,7 +128,7 @@ func (s *Store) ensureTopic(ctx context.Context) error {
 		return fmt.Errorf("create schemas topic %s: %w", topic, err)
 	}
 
-	rc, err := describeNewTopic(ctx, adm, topic)
+	rc, err := kafkatopic.DescribeConfigs(ctx, adm, topic)
 	if err != nil {
 		return fmt.Errorf("describe schemas topic %s: %w", topic, err)
 	}
@@ -148,33 +149,6 @@ func (s *Store) ensureTopic(ctx context.Context) error {
 		return fmt.Errorf("schemas topic %s has %d partitions: it must have 1, for one order of changes", topic, len(d.Partitions))
 	}
 	return nil
-}
-
-// newTopicWait bounds how long a topic just created may stay unknown to the broker's metadata:
-// KRaft answers CreateTopics before every listener has applied the new topic.
-const newTopicWait = 10 * time.Second
-
-// describeNewTopic reads a topic's configs, retrying while the broker does not know it yet.
-func describeNewTopic(ctx context.Context, adm *kadm.Client, topic string) (kadm.ResourceConfig, error) {
-	deadline := time.Now().Add(newTopicWait)
-	for {
-		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-		var rc kadm.ResourceConfig
-		if err == nil {
-			rc, err = rcs.On(topic, nil)
-		}
-		if err == nil {
-			err = rc.Err
-		}
-		if !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
-			return rc, err
-		}
-		select {
-		case <-ctx.Done():
-			return rc, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // Append writes changes to the topic and returns once every one is

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mongorelay/mongorelay/internal/kafkatopic"
 )
 
 // DefaultTopic is the offsets topic's name unless the worker config says
@@ -170,14 +172,7 @@ func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication i
 	} else if td.Err != nil {
 		return false, fmt.Errorf("look up offsets topic %s: %w", s.topic, td.Err)
 	}
-	configs, err := s.adm.DescribeTopicConfigs(ctx, s.topic)
-	if err != nil {
-		return false, fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
-	}
-	rc, err := configs.On(s.topic, nil)
-	if err == nil {
-		err = rc.Err
-	}
+	rc, err := kafkatopic.DescribeConfigs(ctx, s.adm, s.topic)
 	if err != nil {
 		return false, fmt.Errorf("describe offsets topic %s: %w", s.topic, err)
 	}
