@@ -84,6 +84,22 @@ type User struct {
 type Users struct {
 	token *[sha256.Size]byte // the admin token's digest; nil: no token
 	basic map[string]credential
+	// nodes, when set, is the cluster secret with which a follower that forwards a write
+	// names the caller it authenticated (TrustNodes).
+	nodes *Secret
+}
+
+// TrustNodes returns u taking, on a request that carries the cluster secret s, the user and
+// role a follower names in RoleHeader and UserHeader: the follower authenticated the caller
+// with the same users before it forwarded the write. A request naming a user without the
+// secret is refused. Without s (or users) it returns u.
+func (u *Users) TrustNodes(s *Secret) *Users {
+	if u == nil || s == nil {
+		return u
+	}
+	t := *u
+	t.nodes = s
+	return &t
 }
 
 // credential is a Basic user's: its password's digest, so that comparing takes the same time
@@ -225,7 +241,13 @@ func (u *Users) Middleware(access func(method, route string) Access, contentType
 			if need == Open {
 				return next(c)
 			}
-			user, err := u.Authenticate(req)
+			user, forwarded, err := u.nodes.forwardedUser(req)
+			if forwarded && err != nil {
+				return refuseSecret(c, err, contentType, log)
+			}
+			if !forwarded {
+				user, err = u.Authenticate(req)
+			}
 			if err != nil {
 				for _, ch := range u.challenges() {
 					c.Response().Header().Add(echo.HeaderWWWAuthenticate, ch)
@@ -243,6 +265,7 @@ func (u *Users) Middleware(access func(method, route string) Access, contentType
 				return jsonerr.Write(c, http.StatusForbidden, contentType, jsonerr.Body{Code: http.StatusForbidden,
 					Message: fmt.Sprintf("user %q is read-only: %s %s needs an admin", user.Name, req.Method, req.URL.Path)})
 			}
+			c.Set(userKey, user)
 			return next(c)
 		}
 	}
