@@ -530,3 +530,21 @@ func TestInMemoryNodeLeadsAndAssignsItself(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderStampsTheClusterID: the first leader stamps its cluster.id into the replicated
+// state, which a node added later applies too.
+func TestLeaderStampsTheClusterID(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.config("n1", t.TempDir(), freeAddr(t))
+	cfg.Bootstrap, cfg.ClusterID = true, "blue"
+	leader := c.start(cfg)
+	c.waitLeader(10 * time.Second)
+	waitFor(t, 5*time.Second, "the cluster id stamped", func() bool { return leader.State().ClusterID() == "blue" })
+	cfg2 := c.config("n2", t.TempDir(), freeAddr(t))
+	cfg2.ClusterID = "blue"
+	n2 := c.start(cfg2)
+	if _, err := leader.AddNode(ctxT(t), "n2", n2.RaftAddr(), "http-n2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n2 to apply the stamp", func() bool { return n2.State().ClusterID() == "blue" })
+}

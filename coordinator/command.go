@@ -34,6 +34,7 @@ const (
 	cmdRegistryAppend      commandType = "registry_append"
 	cmdRequestOffsetReset  commandType = "request_offset_reset"
 	cmdCompleteOffsetReset commandType = "complete_offset_reset"
+	cmdSetClusterID        commandType = "set_cluster_id"
 )
 
 type envelope struct {
@@ -123,6 +124,12 @@ type completeOffsetResetV1 struct {
 	ID        uint64 `json:"id"`
 }
 
+// setClusterIDV1 stamps the cluster's id (worker's cluster.id), once: the first leader
+// applies it, and it never changes after.
+type setClusterIDV1 struct {
+	ID string `json:"id"`
+}
+
 // typeOf names a payload's command type; the version is 1 for all.
 func typeOf(payload any) (commandType, error) {
 	switch payload.(type) {
@@ -148,6 +155,8 @@ func typeOf(payload any) (commandType, error) {
 		return cmdRequestOffsetReset, nil
 	case *completeOffsetResetV1:
 		return cmdCompleteOffsetReset, nil
+	case *setClusterIDV1:
+		return cmdSetClusterID, nil
 	}
 	return "", fmt.Errorf("%w: payload %T", ErrUnsupportedCommand, payload)
 }
@@ -203,6 +212,8 @@ func decodeCommand(data []byte) (any, error) {
 		p = new(requestOffsetResetV1)
 	case cmdCompleteOffsetReset:
 		p = new(completeOffsetResetV1)
+	case cmdSetClusterID:
+		p = new(setClusterIDV1)
 	default:
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupportedCommand, env.Type)
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,10 @@ type Config struct {
 	// NodeID names this node in the cluster: worker's node.id. Required; a
 	// restarted node must keep it (and its DataDir).
 	NodeID string
+	// ClusterID is the cluster's id (worker's cluster.id), stamped into the
+	// replicated state by the first leader (State.ClusterID). Default: none
+	// stamped.
+	ClusterID string
 	// DataDir holds the Raft log (raft.db) and snapshots (snapshots/).
 	// Required.
 	DataDir string
@@ -60,6 +65,11 @@ type Config struct {
 	// node leads.
 	HTTPAdvertise string
 
+	// RaftTLS, when set, makes Raft run over mutual TLS (worker's cluster.tls.*): it must hold
+	// this node's certificate, the cluster's CA as RootCAs and ClientCAs, and ClientAuth
+	// tls.RequireAndVerifyClientCert. Every node's certificate must name the host of its Raft
+	// address (raft.advertise; an IP needs an IP subject alternative name). Default: plain TCP.
+	RaftTLS *tls.Config
 	// InMemory keeps the Raft log, snapshots and transport in this process:
 	// a cluster of one node that nothing outlives (a standalone process).
 	// DataDir and RaftListen are then unused, and Bootstrap is required.

@@ -34,6 +34,9 @@ var (
 	ErrUnsupportedCommand = errors.New("unsupported command")
 	// ErrInvalid means a request was malformed (empty name, bad state).
 	ErrInvalid = errors.New("invalid request")
+	// ErrClusterID means a node of another cluster.id: the state belongs to
+	// another cluster.
+	ErrClusterID = errors.New("another cluster")
 	// ErrClosed means the node was shut down.
 	ErrClosed = errors.New("coordinator closed")
 )

@@ -121,6 +121,14 @@ func (s *State) apply(index uint64, payload any) applyResult {
 		s.resets = maps.Clone(s.resets)
 		s.resets[p.Connector] = OffsetReset{Connector: p.Connector, ID: index, RequestedAt: p.At}
 		return applyResult{value: index}
+	case *setClusterIDV1:
+		switch {
+		case p.ID == "":
+			return applyResult{err: fmt.Errorf("%w: empty cluster id", ErrInvalid)}
+		case s.clusterID != "" && s.clusterID != p.ID:
+			return applyResult{err: fmt.Errorf("%w: this cluster is %q, not %q", ErrClusterID, s.clusterID, p.ID)}
+		}
+		s.clusterID = p.ID
 	case *completeOffsetResetV1:
 		if r, ok := s.resets[p.Connector]; ok && r.ID == p.ID {
 			s.resets = maps.Clone(s.resets)
@@ -413,8 +421,10 @@ func (s *State) registryChangesAfter(seq uint64) []registryRecord {
 // snapshotV1 is the whole state as one JSON document; slices are sorted so
 // that equal states give equal bytes.
 type snapshotV1 struct {
-	Version      int              `json:"version"`
-	Index        uint64           `json:"index"`
+	Version int    `json:"version"`
+	Index   uint64 `json:"index"`
+	// ClusterID is absent from the snapshots of a cluster whose leader has not stamped it.
+	ClusterID    string           `json:"cluster_id,omitempty"`
 	Epoch        uint64           `json:"epoch"`
 	Connectors   []*Connector     `json:"connectors"`
 	Nodes        []NodeInfo       `json:"nodes"`
@@ -427,6 +437,7 @@ func (s *State) marshal(w io.Writer) error {
 	snap := snapshotV1{
 		Version:      1,
 		Index:        s.index,
+		ClusterID:    s.clusterID,
 		Epoch:        s.epoch,
 		Connectors:   slices.SortedFunc(maps.Values(s.connectors), func(a, b *Connector) int { return cmp.Compare(a.Name, b.Name) }),
 		Nodes:        s.Nodes(),
@@ -448,7 +459,7 @@ func unmarshalState(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("decode snapshot: version %d, this build reads version 1", snap.Version)
 	}
 	st := emptyState()
-	st.index, st.epoch, st.registrySeq = snap.Index, snap.Epoch, snap.RegistrySeq
+	st.index, st.epoch, st.registrySeq, st.clusterID = snap.Index, snap.Epoch, snap.RegistrySeq, snap.ClusterID
 	// A snapshot keeps no dropped keys: whoever read less of the registry
 	// replays it.
 	st.registryDropped = snap.RegistrySeq

@@ -61,6 +61,7 @@ func specs(coll string, shards int) []taskid.Spec {
 func history() []any {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	return []any{
+		&setClusterIDV1{ID: "blue"},
 		&putNodeV1{Node: NodeInfo{ID: "n1", RaftAddr: "r1", HTTPAddr: "h1", Voter: true}},
 		&putNodeV1{Node: NodeInfo{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Voter: true}},
 		&putNodeV1{Node: NodeInfo{ID: "n3", RaftAddr: "r3", HTTPAddr: "h3"}},
@@ -83,6 +84,15 @@ func history() []any {
 		&setTargetStateV1{Name: "c", State: StateStopped},
 		&requestOffsetResetV1{Connector: "c", At: at},
 		&removeNodeV1{ID: "n3"},
+	}
+}
+
+// TestClusterIDStampedOnce: the cluster id is set once; the same id again is harmless, another
+// is refused and changes nothing.
+func TestClusterIDStampedOnce(t *testing.T) {
+	st, errs := applyAll(t, emptyState(), &setClusterIDV1{ID: "blue"}, &setClusterIDV1{ID: "blue"}, &setClusterIDV1{ID: "green"}, &setClusterIDV1{})
+	if st.ClusterID() != "blue" || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], ErrClusterID) || !errors.Is(errs[3], ErrInvalid) {
+		t.Errorf("cluster id %q, errors %v; want blue, the same id taken, another refused naming both, an empty one invalid", st.ClusterID(), errs)
 	}
 }
 
@@ -148,6 +158,9 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	if got.Index() != uint64(len(history())) || got.Epoch() != want.Epoch() {
 		t.Fatalf("restored index %d epoch %d, want %d %d", got.Index(), got.Epoch(), len(history()), want.Epoch())
+	}
+	if got.ClusterID() != "blue" {
+		t.Errorf("restored cluster id %q, want blue", got.ClusterID())
 	}
 	if a, b := want.Assignments(), got.Assignments(); len(a) != 3 || !slices.EqualFunc(a, b, sameAssignment) {
 		t.Fatalf("restored assignments %v, want %v", b, a)

@@ -128,6 +128,9 @@ func (n *Node) lead(ctx context.Context, term uint64) {
 		results:  make(chan expansion),
 	}
 	log.Info("leading", "index", n.State().Index())
+	if err := n.stampClusterID(ctx); err != nil {
+		log.Error("the cluster's id", "err", err)
+	}
 	defer l.wg.Wait()
 	l.loop(ctx)
 }

@@ -203,3 +203,21 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
+
+// stampClusterID stamps the configured cluster id into the replicated state, on the leader,
+// once: a cluster's first leader does it. A state stamped with another id is an error: this
+// node's data belongs to another cluster.
+func (n *Node) stampClusterID(ctx context.Context) error {
+	want, got := n.cfg.ClusterID, n.State().ClusterID()
+	switch {
+	case want == "" || got == want:
+		return nil
+	case got != "":
+		return fmt.Errorf("%w: the replicated state belongs to cluster %q, this node is of cluster.id %q", ErrClusterID, got, want)
+	}
+	if _, err := n.apply(ctx, &setClusterIDV1{ID: want}); err != nil {
+		return fmt.Errorf("stamp cluster id %q: %w", want, err)
+	}
+	n.log.Info("stamped the cluster's id into the replicated state", "cluster", want)
+	return nil
+}

@@ -239,6 +239,14 @@ func (n *Node) openTransport() (raft.SnapshotStore, error) {
 			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
 		}
 	}
+	if cfg.RaftTLS != nil {
+		stream, err := listenTLS(cfg.RaftListen, advertise, cfg.RaftTLS)
+		if err != nil {
+			return nil, fmt.Errorf("raft listen on %s over TLS (advertise %q): %w", cfg.RaftListen, cfg.RaftAdvertise, err)
+		}
+		n.trans = raft.NewNetworkTransportWithLogger(stream, transportPool, transportTimeout, newHCLog(n.log, "raft-net"))
+		return snaps, nil
+	}
 	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftListen, advertise, transportPool, transportTimeout, newHCLog(n.log, "raft-net")); err != nil {
 		return nil, fmt.Errorf("raft listen on %s (advertise %q): %w", cfg.RaftListen, cfg.RaftAdvertise, err)
 	}

@@ -121,6 +121,7 @@ type Assignment struct {
 // lock. Its methods return copies.
 type State struct {
 	index      uint64 // Raft index of the last command applied
+	clusterID  string // the cluster.id the first leader stamped; "" before
 	epoch      uint64 // the highest epoch given to a task
 	connectors map[string]*Connector
 	nodes      map[string]NodeInfo
@@ -146,6 +147,10 @@ func emptyState() *State {
 
 // Index is the Raft index of the last command applied to this state.
 func (s *State) Index() uint64 { return s.index }
+
+// ClusterID is the cluster's id (worker's cluster.id), stamped by its first leader; "" until
+// then.
+func (s *State) ClusterID() string { return s.clusterID }
 
 // Epoch is the highest epoch given to any task so far.
 func (s *State) Epoch() uint64 { return s.epoch }
