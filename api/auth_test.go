@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mongorelay/mongorelay/internal/forward"
 	"github.com/mongorelay/mongorelay/internal/httpauth"
 )
 
@@ -138,6 +139,70 @@ func TestForwardedWriteCarriesTheCaller(t *testing.T) {
 	}
 	if _, ok := leader.connectors["orders"]; !ok {
 		t.Error("the leader applied a write from a user it does not know")
+	}
+}
+
+// TestForwardedWriteWithClusterSecret: with cluster.secret a follower forwards a write with
+// the secret and the caller it authenticated, which the leader takes; a request marked
+// forwarded without the secret is refused 401 (403 with another one), whatever credentials
+// it carries, and a role named without the secret counts for nothing.
+func TestForwardedWriteWithClusterSecret(t *testing.T) {
+	secret, err := httpauth.NewSecret("cluster-secret-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := "ops: pw-ops,admin\nviewer: pw-viewer,read-only\n"
+	leader := newFakeCluster("leader", true)
+	leaderSrv := serveWith(t, leader, WithAuth(testUsers(t, users)), WithClusterSecret(secret))
+	follower := newFakeCluster("n2", false)
+	follower.leaderHTTP = strings.TrimPrefix(leaderSrv.URL, "http://")
+	followerSrv := serveWith(t, follower, WithAuth(testUsers(t, users)), WithClusterSecret(secret))
+
+	status, body, _ := call(t, http.MethodPost, followerSrv.URL+"/connectors", validConnector, basicAuth("ops", "pw-ops"))
+	if _, ok := leader.connectors["orders"]; status != http.StatusCreated || !ok {
+		t.Fatalf("an admin's POST through the follower = %d %s, want the leader's 201", status, body)
+	}
+	if status, body, _ := call(t, http.MethodGet, followerSrv.URL+"/connectors", "", basicAuth("viewer", "pw-viewer")); status != http.StatusOK {
+		t.Errorf("a read-only user's forwarded read = %d %s, want 200", status, body)
+	}
+	if status, _, _ := call(t, http.MethodDelete, followerSrv.URL+"/connectors/orders", "", basicAuth("viewer", "pw-viewer")); status != http.StatusForbidden {
+		t.Errorf("a read-only user's write through the follower = %d, want 403", status)
+	}
+
+	forged := func(secretSent, role, auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodDelete, leaderSrv.URL+"/connectors/orders", nil)
+		req.Header.Set(forward.Header, "1")
+		if secretSent != "" {
+			req.Header.Set(httpauth.SecretHeader, secretSent)
+		}
+		if role != "" {
+			req.Header.Set(httpauth.RoleHeader, role)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	for _, tt := range []struct {
+		name, secret, role, auth string
+		want                     int
+	}{
+		{"forwarded without the secret, with an admin's credentials", "", "", "Bearer " + adminToken, http.StatusUnauthorized},
+		{"forwarded with another secret", "another-secret-0123456789", "admin", "", http.StatusForbidden},
+		{"a forged admin role without the secret", "", "admin", basicAuth("viewer", "pw-viewer"), http.StatusUnauthorized},
+	} {
+		if status, body := forged(tt.secret, tt.role, tt.auth); status != tt.want || !strings.Contains(body, "cluster secret") {
+			t.Errorf("%s = %d %s, want %d naming the cluster secret", tt.name, status, body, tt.want)
+		}
+	}
+	if _, ok := leader.connectors["orders"]; !ok {
+		t.Error("a forged forwarded request deleted the connector")
 	}
 }
 

@@ -50,6 +50,14 @@ func WithForwardClient(c *http.Client, scheme string) ServerOption {
 // reads (GET) any of them, writes an admin (access). Default: nil, every request is taken.
 func WithAuth(users *httpauth.Users) ServerOption { return func(s *Server) { s.users = users } }
 
+// WithClusterSecret makes the writes forwarded between nodes carry secret (cluster.secret):
+// a request marked forwarded (forward.Header) without it is refused 401 (403 with a wrong
+// one), and one with it may name the caller the follower authenticated, which the leader
+// takes instead of authenticating the caller again. Default: nil, no secret.
+func WithClusterSecret(secret *httpauth.Secret) ServerOption {
+	return func(s *Server) { s.secret = secret }
+}
+
 // WithForwardWait sets how long a request that needs the leader waits while none is known
 // (an election) before it is answered 503. Default 10s.
 func WithForwardWait(d time.Duration) ServerOption { return func(s *Server) { s.forwardWait = d } }
@@ -77,6 +85,7 @@ type Server struct {
 	scheme      string // of the leader's REST API
 	forwardWait time.Duration
 	users       *httpauth.Users
+	secret      *httpauth.Secret
 	e           *echo.Echo
 }
 
@@ -88,7 +97,10 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 		o(s)
 	}
 	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
-	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON), s.users.Middleware(access, echo.MIMEApplicationJSON, s.log))
+	forwarded := func(r *http.Request) bool { return r.Header.Get(forward.Header) != "" }
+	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON),
+		s.secret.Middleware(forwarded, echo.MIMEApplicationJSON, s.log),
+		s.users.TrustNodes(s.secret).Middleware(access, echo.MIMEApplicationJSON, s.log))
 	s.routes()
 	return s
 }

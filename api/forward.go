@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 )
@@ -52,11 +53,11 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 // without answering, when the leader could not be reached or no longer leads, so that the
 // caller looks for the leader again.
 //
-// The request carries the caller's identity as the caller gave it, its own Authorization
-// header: the leader authenticates the caller again, with the same users (every node has the
-// same http.auth.*), so it trusts nothing this node says. With cluster.secret, the follower,
-// having authenticated the caller, will instead state the caller's user and role in a header
-// of its own, which the leader believes only from a request that carries the cluster secret.
+// The request carries the caller's own Authorization header. With cluster.secret it also
+// carries the secret and, once this node authenticated the caller, the caller's user and role,
+// which the leader takes from a request with the secret instead of authenticating the caller
+// again. Without cluster.secret the leader authenticates the caller itself, with the same users
+// (every node has the same http.auth.*), and so trusts nothing this node says.
 func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool, err error) {
 	req := c.Request()
 	out, err := http.NewRequestWithContext(req.Context(), req.Method, s.scheme+"://"+addr+req.URL.RequestURI(), bytes.NewReader(body))
@@ -69,6 +70,10 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 		}
 	}
 	out.Header.Set(forward.Header, "1")
+	s.secret.Set(out.Header)
+	if user, ok := httpauth.UserOf(c); ok && s.secret.Enabled() {
+		httpauth.SetForwardedUser(out.Header, user)
+	}
 	resp, err := s.client.Do(out)
 	if err != nil {
 		if req.Context().Err() != nil {

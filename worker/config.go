@@ -61,9 +61,16 @@ type Config struct {
 
 	// The cluster node's keys (mongorelay worker); zero in standalone mode.
 
-	NodeID            string // "": the id kept in DataDir, or a new one
-	DataDir           string
-	ClusterID         string
+	NodeID    string // "": the id kept in DataDir, or a new one
+	DataDir   string
+	ClusterID string
+	// ClusterSecret is what every node-to-node call carries and requires ("": none).
+	ClusterSecret string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA make Raft run over mutual TLS: this
+	// node's certificate and key, and the CA that signs every node's ("": plain TCP).
+	ClusterTLSCert    string
+	ClusterTLSKey     string
+	ClusterTLSCA      string
 	HTTPAdvertise     string // "": derived from HTTPListen once bound
 	RaftListen        string
 	RaftAdvertise     string // "": derived from RaftListen
@@ -294,6 +301,26 @@ func clusterSettings() []setting {
 				}
 				return nil
 			}},
+		{name: "cluster.secret",
+			doc: "secret every node of the cluster shares (at least 16 characters, e.g. openssl rand -hex 32): every call between " +
+				"nodes (/internal/ routes, forwarded writes) must carry it, else 401 or 403; empty: those calls take anyone who reaches " +
+				"the REST API (a secret: prefer the environment variable)",
+			apply: func(c *Config, v string) error {
+				c.ClusterSecret = v
+				if v == "" {
+					return nil
+				}
+				return httpauth.CheckToken(v)
+			}},
+		{name: "cluster.tls.cert",
+			doc: "PEM certificate (chain) this node shows the other nodes' Raft, which Raft then runs over mutual TLS; it must name " +
+				"the host of raft.advertise (an IP needs an IP SAN) and be signed by cluster.tls.ca; empty: Raft over plain TCP",
+			apply: func(c *Config, v string) error { c.ClusterTLSCert = v; return nil }},
+		{name: "cluster.tls.key", doc: "PEM private key of cluster.tls.cert",
+			apply: func(c *Config, v string) error { c.ClusterTLSKey = v; return nil }},
+		{name: "cluster.tls.ca",
+			doc:   "PEM file of the CA that signs every node's cluster.tls.cert: Raft takes only peers whose certificate it signed",
+			apply: func(c *Config, v string) error { c.ClusterTLSCA = v; return nil }},
 		{name: "http.advertise",
 			doc:   "host:port other nodes reach the REST API at; empty: derived from http.listen",
 			apply: func(c *Config, v string) error { c.HTTPAdvertise = v; return checkAdvertise(v) }},

@@ -21,6 +21,10 @@ import (
 // nodeIDFile holds the node id in data.dir, so that a restart without --node-id keeps it.
 const nodeIDFile = "node-id"
 
+// clusterIDFile holds, in data.dir, the cluster.id of the cluster the node's Raft state
+// belongs to.
+const clusterIDFile = "cluster-id"
+
 // checkCluster checks the keys that depend on each other.
 func (c Config) checkCluster() []error {
 	var errs []error
@@ -65,6 +69,9 @@ func (c Config) checkListeners() []error {
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		errs = append(errs, fmt.Errorf("worker config %q: give both http.tls.cert and http.tls.key, or neither", "http.tls.cert"))
 	}
+	if n := countSet(c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA); n != 0 && n != 3 {
+		errs = append(errs, fmt.Errorf("worker config %q: give cluster.tls.cert, cluster.tls.key and cluster.tls.ca together, or none", "cluster.tls.cert"))
+	}
 	if c.RegistryAuthReads && c.HTTPAuthToken == "" && c.HTTPAuthBasicFile == "" {
 		errs = append(errs, fmt.Errorf("worker config %q: the registry's reads can need a user only once http.auth.token or http.auth.basic.file names the users", "registry.auth.reads"))
 	}
@@ -78,6 +85,17 @@ func (c Config) checkListeners() []error {
 			l.key, l.addr, net.JoinHostPort("127.0.0.1", port)))
 	}
 	return errs
+}
+
+// countSet counts the values that are not empty.
+func countSet(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // loopback reports whether a listener bound at addr takes requests from this host only.
@@ -191,14 +209,43 @@ func resolveNodeID(dataDir, given string) (string, error) {
 		_, _ = rand.Read(b)
 		id = "node-" + hex.EncodeToString(b)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("record node id: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileAtomic(path, id+"\n"); err != nil {
 		return "", fmt.Errorf("record node id: %w", err)
 	}
 	return id, nil
+}
+
+// checkClusterID records clusterID in dataDir (created by resolveNodeID), or checks it against
+// the one recorded there: a data dir of another cluster is refused, as its Raft state holds
+// that cluster's members, connectors and schemas. A data dir without a record (a node of an
+// older version) is taken as this cluster's.
+func checkClusterID(dataDir, clusterID string) error {
+	path := filepath.Join(dataDir, clusterIDFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if kept := strings.TrimSpace(string(data)); kept != clusterID {
+			return fmt.Errorf("worker config %q: %s holds the state of cluster %q, not %q: give --cluster-id %s, or another data dir to start a node of %s",
+				"cluster.id", dataDir, kept, clusterID, kept, clusterID)
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read cluster id: %w", err)
+	}
+	if err := writeFileAtomic(path, clusterID+"\n"); err != nil {
+		return fmt.Errorf("record cluster id: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file, so that a crash leaves the
+// old file or the new one.
+func writeFileAtomic(path, data string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // advertiseFor returns the address other nodes reach a listener bound at bound (as the

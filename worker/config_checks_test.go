@@ -150,6 +150,46 @@ func TestResolveNodeID(t *testing.T) {
 	}
 }
 
+// TestClusterSecretFromEveryPlace: cluster.secret comes, like every key, from a flag, its
+// variable or the YAML file, and a refused one is not shown in the error.
+func TestClusterSecretFromEveryPlace(t *testing.T) {
+	const secret = "fedcba9876543210fedcba"
+	for name, tt := range map[string]struct {
+		args  []string
+		env   map[string]string
+		files map[string]string
+	}{
+		"flag":     {args: []string{"--cluster-secret", secret}},
+		"variable": {env: map[string]string{"MONGORELAY_CLUSTER_SECRET": secret}},
+		"YAML":     {args: []string{"--config", "c.yaml"}, files: map[string]string{"c.yaml": "cluster:\n  secret: " + secret + "\n"}},
+	} {
+		c, err := parseWorker(t, append([]string{"--kafka", "k:1"}, tt.args...), tt.env, tt.files)
+		if err != nil || c.ClusterSecret != secret {
+			t.Errorf("%s: cluster secret %q, %v", name, c.ClusterSecret, err)
+		}
+	}
+	_, err := parseWorker(t, []string{"--kafka", "k:1"}, map[string]string{"MONGORELAY_CLUSTER_SECRET": "short-secret"}, nil)
+	if err == nil || strings.Contains(err.Error(), "short-secret") {
+		t.Errorf("a short secret: %v, want a refusal that does not show it", err)
+	}
+}
+
+// TestCheckClusterID: a data dir records the cluster it belongs to; a node of another
+// cluster.id is refused it, naming both ids.
+func TestCheckClusterID(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkClusterID(dir, "blue"); err != nil {
+		t.Fatalf("a new data dir: %v", err)
+	}
+	if err := checkClusterID(dir, "blue"); err != nil {
+		t.Errorf("a restart of the same cluster: %v", err)
+	}
+	err := checkClusterID(dir, "green")
+	if err == nil || !strings.Contains(err.Error(), `cluster "blue", not "green"`) || !strings.Contains(err.Error(), `"cluster.id"`) {
+		t.Errorf("a node of another cluster: %v, want a refusal naming both", err)
+	}
+}
+
 func TestAdvertiseFor(t *testing.T) {
 	if got, err := advertiseFor("10.1.2.3:8083"); err != nil || got != "10.1.2.3:8083" {
 		t.Errorf("specific address: %q, %v", got, err)
@@ -257,6 +297,12 @@ func TestListenerChecks(t *testing.T) {
 			want: []string{`"http.auth.token": is shorter than 16 characters`}},
 		{name: "a token with a space", args: []string{"--http-auth-token", "0123456789 abcdef0123"},
 			want: []string{`"http.auth.token": holds spaces`}},
+		{name: "a short cluster secret", args: []string{"--cluster-secret", "secret"},
+			want: []string{`"cluster.secret": is shorter than 16 characters`}},
+		{name: "a cluster secret", args: []string{"--cluster-secret", token}},
+		{name: "a cluster certificate without its CA", args: []string{"--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem"},
+			want: []string{`"cluster.tls.cert": give cluster.tls.cert, cluster.tls.key and cluster.tls.ca together, or none`}},
+		{name: "mutual TLS between the nodes", args: []string{"--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem", "--cluster-tls-ca", "ca.pem"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,12 +130,22 @@ type joiner struct {
 	join    func(ctx context.Context, addr string, req peer.JoinRequest) (peer.JoinResponse, error)
 	log     *slog.Logger
 	kick    chan struct{}
+	refused chan error // a join the cluster refused for good (peer.ErrRefused): the node stops
 }
 
 func newJoiner(targets []string, req peer.JoinRequest, join func(context.Context, string, peer.JoinRequest) (peer.JoinResponse, error), log *slog.Logger) *joiner {
-	j := &joiner{targets: targets, req: req, join: join, log: log, kick: make(chan struct{}, 1)}
+	j := &joiner{targets: targets, req: req, join: join, log: log, kick: make(chan struct{}, 1), refused: make(chan error, 1)}
 	j.again()
 	return j
+}
+
+// refusals delivers the error of a join the cluster refused for good, after which j stops
+// trying; a nil j never delivers.
+func (j *joiner) refusals() <-chan error {
+	if j == nil {
+		return nil
+	}
+	return j.refused
 }
 
 // again asks for one more round of joining.
@@ -154,11 +164,16 @@ func (j *joiner) run(ctx context.Context) {
 			return
 		case <-j.kick:
 		}
-		j.joinOnce(ctx)
+		if err := j.joinOnce(ctx); err != nil {
+			j.refused <- err
+			return
+		}
 	}
 }
 
-func (j *joiner) joinOnce(ctx context.Context) {
+// joinOnce asks the targets in turn until one adds the node or ctx ends, and returns nil, or
+// the error of a refusal (peer.ErrRefused: another cluster.id, a wrong cluster.secret).
+func (j *joiner) joinOnce(ctx context.Context) error {
 	backoff := 250 * time.Millisecond
 	for i := 0; ; i++ {
 		addr := j.targets[i%len(j.targets)]
@@ -167,15 +182,18 @@ func (j *joiner) joinOnce(ctx context.Context) {
 		cancel()
 		if err == nil {
 			j.log.Info("joined the cluster", "via", addr, "voter", res.Voter)
-			return
+			return nil
+		}
+		if errors.Is(err, peer.ErrRefused) {
+			return fmt.Errorf("join the cluster via %s: %w", addr, err)
 		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		j.log.Info("joining the cluster: no answer yet, trying again", "via", addr, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +182,42 @@ func TestHeartbeatGoesAtOnceToANewLeader(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestJoinerStopsWhenRefused: an unanswered join is tried again, a refused one (another
+// cluster.id, a wrong cluster.secret) is not: the node stops with the cluster's reason.
+func TestJoinerStopsWhenRefused(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	join := func(_ context.Context, addr string, req peer.JoinRequest) (peer.JoinResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return peer.JoinResponse{}, errors.New("connection refused")
+		}
+		return peer.JoinResponse{}, fmt.Errorf("POST /internal/join on %s: %w: HTTP 403: node n4 is of cluster.id %q", addr, peer.ErrRefused, req.ClusterID)
+	}
+	j := newJoiner([]string{"a:8083"}, peer.JoinRequest{ClusterID: "green", NodeID: "n4"}, join, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); j.run(ctx) }()
+	select {
+	case err := <-j.refusals():
+		if !errors.Is(err, peer.ErrRefused) || !strings.Contains(err.Error(), `"green"`) {
+			t.Errorf("refusal %v, want ErrRefused with the cluster's reason", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no refusal delivered")
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Errorf("%d join calls, want 2: one unanswered, tried again, then refused for good", calls)
+	}
+	if (*joiner)(nil).refusals() != nil {
+		t.Error("a node without --join has refusals")
+	}
 }

@@ -22,8 +22,10 @@ const nodeCallTimeout = 30 * time.Second
 
 // listeners is how the node's REST and registry listeners serve and whom they take.
 type listeners struct {
-	tls   *tls.Config     // nil: plain HTTP
-	users *httpauth.Users // nil: anyone
+	tls    *tls.Config      // nil: plain HTTP
+	users  *httpauth.Users  // nil: anyone
+	secret *httpauth.Secret // cluster.secret; nil: the node-to-node calls take anyone
+	raft   *tls.Config      // Raft's mutual TLS (cluster.tls.*); nil: plain TCP
 	// client calls other nodes' REST APIs, over scheme: the nodes of a cluster all serve
 	// HTTPS or all plain HTTP.
 	client *http.Client
@@ -36,6 +38,12 @@ func (c Config) openListeners() (listeners, error) {
 	var err error
 	if l.users, err = httpauth.Load(c.HTTPAuthToken, c.HTTPAuthBasicFile); err != nil {
 		return l, fmt.Errorf("worker config %q: %w", "http.auth.basic.file", err)
+	}
+	if l.secret, err = httpauth.NewSecret(c.ClusterSecret); err != nil {
+		return l, fmt.Errorf("worker config %q: %w", "cluster.secret", err)
+	}
+	if l.raft, err = c.raftTLS(); err != nil {
+		return l, err
 	}
 	l.client, l.scheme = &http.Client{Timeout: nodeCallTimeout}, "http"
 	if c.HTTPTLSCert == "" {
@@ -56,19 +64,41 @@ func (c Config) openListeners() (listeners, error) {
 	return l, nil
 }
 
+// raftTLS returns the mutual TLS Raft runs over (cluster.tls.*), or nil for plain TCP.
+func (c Config) raftTLS() (*tls.Config, error) {
+	if c.ClusterTLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.ClusterTLSCert, c.ClusterTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("worker config %q: load %s and its key %s: %w", "cluster.tls.cert", c.ClusterTLSCert, c.ClusterTLSKey, err)
+	}
+	trust, err := httpserve.ClientTLS(c.ClusterTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("worker config %q: %w", "cluster.tls.ca", err)
+	}
+	trust.MinVersion = tls.VersionTLS13
+	trust.Certificates = []tls.Certificate{cert}
+	trust.ClientCAs = trust.RootCAs
+	trust.ClientAuth = tls.RequireAndVerifyClientCert
+	return trust, nil
+}
+
 // peerClient is how the node calls other nodes: over the scheme they all serve.
 func (l listeners) peerClient() *peer.Client {
+	opts := []peer.ClientOption{peer.ClusterSecret(l.secret)}
 	if l.scheme == "https" {
-		return peer.NewClient(l.client, peer.HTTPS())
+		opts = append(opts, peer.HTTPS())
 	}
-	return peer.NewClient(l.client)
+	return peer.NewClient(l.client, opts...)
 }
 
 // warnListeners warns, once, of the listeners that take unauthenticated requests from other
 // hosts (the config checks let them through only with http.auth.insecure=true), and of a REST
 // API on loopback that other nodes are told to reach elsewhere: a cluster whose nodes relied
 // on the default :8083 before it became loopback without users, unless a local proxy serves
-// that address.
+// that address; and of a cluster node with users but no cluster.secret, whose node-to-node
+// routes take anyone.
 func (c Config) warnListeners(log *slog.Logger) {
 	if exposed := c.exposedListeners(); len(exposed) > 0 {
 		var addrs []string
@@ -77,6 +107,11 @@ func (c Config) warnListeners(log *slog.Logger) {
 		}
 		log.Warn("listening for unauthenticated requests from other hosts (http.auth.insecure=true): anyone who reaches the node "+
 			"may create, change and delete connectors and schemas; set http.auth.token or http.auth.basic.file", "listeners", addrs)
+	}
+	users := c.HTTPAuthToken != "" || c.HTTPAuthBasicFile != ""
+	if users && c.ClusterSecret == "" && c.ClusterID != standaloneID && !loopback(c.HTTPListen) {
+		log.Warn("cluster.secret is not set: the node-to-node routes (/internal/: joins, heartbeats, registry writes) take "+
+			"anyone who reaches the REST API, whatever http.auth.* says; set cluster.secret, the same on every node", "http_listen", c.HTTPListen)
 	}
 	if !loopback(c.HTTPListen) {
 		return

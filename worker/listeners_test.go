@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"crypto/tls"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +32,10 @@ func TestOpenListeners(t *testing.T) {
 	if err != nil || l.tls == nil || !l.users.Enabled() || l.scheme != "https" || l.client.Transport == nil {
 		t.Errorf("TLS and users: %+v, %v; want https and users", l, err)
 	}
+	l, err = Config{ClusterSecret: "cluster-secret-0123456789", ClusterTLSCert: certs.ServerCert, ClusterTLSKey: certs.ServerKey, ClusterTLSCA: certs.CA}.openListeners()
+	if err != nil || !l.secret.Enabled() || l.raft == nil || l.raft.ClientAuth != tls.RequireAndVerifyClientCert || l.raft.ClientCAs == nil || l.raft.RootCAs == nil {
+		t.Errorf("cluster.secret and cluster.tls.*: %+v, %v; want the secret and Raft's mutual TLS", l, err)
+	}
 
 	for _, tt := range []struct {
 		name string
@@ -38,6 +43,10 @@ func TestOpenListeners(t *testing.T) {
 		want string
 	}{
 		{"a missing users file", Config{HTTPAuthBasicFile: filepath.Join(dir, "nope")}, `"http.auth.basic.file"`},
+		{"a cluster key that is not the certificate's", Config{ClusterTLSCert: certs.ServerCert, ClusterTLSKey: certs.CA, ClusterTLSCA: certs.CA}, `"cluster.tls.cert"`},
+		{"a cluster CA file without certificates", Config{ClusterTLSCert: certs.ServerCert, ClusterTLSKey: certs.ServerKey, ClusterTLSCA: users},
+			`"cluster.tls.ca"`},
+		{"a short cluster secret", Config{ClusterSecret: "short"}, `"cluster.secret"`},
 		{"a key that is not the certificate's", Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.CA}, `"http.tls.cert"`},
 		{"a CA file without certificates", Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.ServerKey, HTTPTLSCA: users},
 			`"http.tls.ca": ` + users + " holds no PEM certificate"},
@@ -50,7 +59,8 @@ func TestOpenListeners(t *testing.T) {
 
 // TestWarnListeners: a node told to take unauthenticated requests from other hosts says so
 // once at start, as does one on loopback that other nodes are told to reach elsewhere; one on
-// loopback or with users says nothing.
+// loopback or with users and cluster.secret says nothing; a cluster node with users but no
+// cluster.secret warns that its node-to-node routes take anyone.
 func TestWarnListeners(t *testing.T) {
 	loopbackREST := Config{HTTPListen: "127.0.0.1:8083", RegistryListen: "127.0.0.1:8081"}
 	withAdvertise, withPeers, otherPeer := loopbackREST, loopbackREST, loopbackREST
@@ -64,7 +74,12 @@ func TestWarnListeners(t *testing.T) {
 	}{
 		{"unauthenticated on every interface", Config{HTTPListen: ":8083", RegistryListen: "127.0.0.1:8081", HTTPAuthInsecure: true}, `listeners="[http.listen=:8083]"`},
 		{"on loopback", loopbackREST, ""},
-		{"with users", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"}, ""},
+		{"with users and cluster.secret", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123",
+			ClusterSecret: "fedcba98765432100123"}, ""},
+		{"with users, without cluster.secret", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"},
+			"cluster.secret is not set"},
+		{"a standalone process with users", Config{ClusterID: standaloneID, HTTPListen: ":8083", RegistryListen: ":8081",
+			HTTPAuthToken: "0123456789abcdef0123"}, ""},
 		{"on loopback, advertised elsewhere", withAdvertise, "advertised=10.0.0.5:8083"},
 		{"on loopback, its peers entry elsewhere", withPeers, "advertised=10.0.0.5:8083"},
 		{"on loopback, another node's peers entry elsewhere", otherPeer, ""},

@@ -116,6 +116,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		n.id = standaloneID
 	} else if n.id, err = resolveNodeID(cfg.DataDir, cfg.NodeID); err != nil {
 		return err
+	} else if err := checkClusterID(cfg.DataDir, cfg.ClusterID); err != nil {
+		return err
 	}
 	n.log = n.base.With("node", n.id)
 	if n.listeners, err = cfg.openListeners(); err != nil {
@@ -168,11 +170,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	n.reports = newTaskReports()
 	n.node, err = coordinator.Open(ctx, coordinator.Config{
-		NodeID: n.id, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
+		NodeID: n.id, ClusterID: cfg.ClusterID, DataDir: cfg.DataDir, RaftListen: cfg.RaftListen, RaftAdvertise: raftAddr, HTTPAdvertise: httpAddr,
 		InMemory: n.standalone(), Bootstrap: cfg.Bootstrap || n.standalone(), Peers: cfg.Peers, Voters: cfg.RaftVoters,
 		SnapshotThreshold: cfg.RaftSnapshotThreshold, SnapshotInterval: cfg.RaftSnapshotInterval,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout, Lease: cfg.Lease,
-		Expand: n.expand, Logger: n.base,
+		RaftTLS: n.listeners.raft, Expand: n.expand, Logger: n.base,
 	})
 	if err != nil {
 		return fmt.Errorf("start the coordinator: %w", err)
@@ -207,9 +209,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 // handler serves the REST API and, under peer.Prefix, what other nodes send this one.
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, forwardWait, n.log))
+	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
 	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
-		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users)).Handler())
+		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users),
+		api.WithClusterSecret(n.listeners.secret)).Handler())
 	return mux
 }
 
@@ -302,7 +305,8 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 
 	var join *joiner
 	if targets := n.cfg.Join; len(targets) > 0 {
-		join = newJoiner(targets, peer.JoinRequest{NodeID: n.id, RaftAddr: n.node.RaftAddr(), HTTPAddr: httpAddr}, n.peers.Join, n.log)
+		join = newJoiner(targets, peer.JoinRequest{ClusterID: n.cfg.ClusterID, NodeID: n.id, RaftAddr: n.node.RaftAddr(), HTTPAddr: httpAddr},
+			n.peers.Join, n.log)
 		wg.Go(func() { join.run(loops) })
 	}
 	hb := &heartbeats{
@@ -328,6 +332,8 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	case <-ctx.Done():
 		n.log.Info("stopping: stopping tasks, flushing records and committing offsets")
 	case err = <-removed:
+		n.log.Error("stopping", "err", err)
+	case err = <-join.refusals():
 		n.log.Error("stopping", "err", err)
 	}
 	stopTasks()

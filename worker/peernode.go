@@ -33,6 +33,14 @@ func (p peerNode) Join(ctx context.Context, req peer.JoinRequest) (peer.JoinResp
 	if p.c.standalone() {
 		return peer.JoinResponse{}, errStandalone
 	}
+	ours := p.c.node.State().ClusterID() // stamped by the first leader
+	if ours == "" {
+		ours = p.c.cfg.ClusterID
+	}
+	if req.ClusterID != ours {
+		return peer.JoinResponse{}, fmt.Errorf("%w: node %s is of cluster.id %q and this cluster is %q: give the node this cluster's cluster.id, "+
+			"or join it to a member of its own cluster", peer.ErrRefused, req.NodeID, req.ClusterID, ours)
+	}
 	info, err := p.c.node.AddNode(ctx, req.NodeID, req.RaftAddr, req.HTTPAddr)
 	if err != nil {
 		return peer.JoinResponse{}, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
 )
@@ -27,6 +28,7 @@ type Client struct {
 	http          *http.Client
 	scheme        string
 	authorization string
+	secret        *httpauth.Secret
 }
 
 // ClientOption configures NewClient.
@@ -38,8 +40,14 @@ func HTTPS() ClientOption { return func(c *Client) { c.scheme = "https" } }
 
 // Authorization sets the Authorization header of the calls to the REST API itself
 // (RemoveNode, which takes an admin when http.auth.* is on). The node-to-node calls under
-// Prefix do not carry it: those will carry cluster.secret.
+// Prefix do not carry it: they carry the cluster secret (ClusterSecret).
 func Authorization(header string) ClientOption { return func(c *Client) { c.authorization = header } }
+
+// ClusterSecret makes the calls under Prefix carry secret (cluster.secret), which the other
+// nodes' receiving ends require when they have one.
+func ClusterSecret(secret *httpauth.Secret) ClientOption {
+	return func(c *Client) { c.secret = secret }
+}
 
 // NewClient returns a client sending through hc, over http unless HTTPS; give hc a timeout
 // below the heartbeat interval.
@@ -100,7 +108,9 @@ func (p *Client) call(ctx context.Context, method, addr, path string, in, out an
 		return fmt.Errorf("%s %s on %s: %w", method, path, addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if p.authorization != "" && !strings.HasPrefix(path, Prefix) {
+	if strings.HasPrefix(path, Prefix) {
+		p.secret.Set(req.Header)
+	} else if p.authorization != "" {
 		req.Header.Set("Authorization", p.authorization)
 	}
 	if forwarded {
@@ -127,6 +137,12 @@ func (p *Client) call(ctx context.Context, method, addr, path string, in, out an
 		var nl forward.NotLeaderError
 		_ = json.Unmarshal(data, &nl)
 		return &nl
+	case strings.HasPrefix(path, Prefix) && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		var eb jsonerr.Body
+		if json.Unmarshal(data, &eb) != nil || eb.Message == "" {
+			eb.Message = string(data)
+		}
+		return fmt.Errorf("%s %s on %s: %w: HTTP %d: %s", method, path, addr, ErrRefused, resp.StatusCode, eb.Message)
 	case resp.StatusCode == http.StatusGone:
 		return fmt.Errorf("%s %s on %s: %w", method, path, addr, ErrUnknownNode)
 	case path == registryPath && resp.StatusCode == http.StatusBadRequest:

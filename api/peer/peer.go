@@ -9,6 +9,10 @@ import "errors"
 // ErrUnknownNode answers a heartbeat from a node that is not a member (410): it must join.
 var ErrUnknownNode = errors.New("unknown node")
 
+// ErrRefused means the node called refused the call for good (403, or 401): a wrong or missing
+// cluster.secret, or a join of a node of another cluster.id. Trying again will not help.
+var ErrRefused = errors.New("refused by the cluster")
+
 // Heartbeat is what a node sends the leader every worker.heartbeat.interval: that it is
 // alive, where its REST API is, and how its tasks are doing (so that the leader can answer
 // GET /connectors/{name}/status for every node).
@@ -40,9 +44,11 @@ type TaskReport struct {
 
 // JoinRequest asks the leader to add a node.
 type JoinRequest struct {
-	NodeID   string `json:"node_id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
+	// ClusterID is the joining node's cluster.id: a cluster takes only nodes of its own.
+	ClusterID string `json:"cluster_id"`
+	NodeID    string `json:"node_id"`
+	RaftAddr  string `json:"raft_addr"`
+	HTTPAddr  string `json:"http_addr"`
 }
 
 // JoinResponse says how the node was added.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/registrytest"
 )
@@ -48,6 +49,9 @@ func (f *fakeNode) Join(_ context.Context, req JoinRequest) (JoinResponse, error
 	if !f.leads {
 		return JoinResponse{}, f.notLeader()
 	}
+	if req.ClusterID != "" && req.ClusterID != "ours" {
+		return JoinResponse{}, fmt.Errorf("%w: cluster %q is not ours", ErrRefused, req.ClusterID)
+	}
 	return JoinResponse{NodeID: req.NodeID}, nil
 }
 
@@ -62,7 +66,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func serveNode(t *testing.T, n *fakeNode, c *Client) string {
 	t.Helper()
-	srv := httptest.NewServer(NewHandler(n, c, time.Second, quiet))
+	return serveNodeWithSecret(t, n, c, nil)
+}
+
+func serveNodeWithSecret(t *testing.T, n *fakeNode, c *Client, secret *httpauth.Secret) string {
+	t.Helper()
+	srv := httptest.NewServer(NewHandler(n, c, secret, time.Second, quiet))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
@@ -153,5 +162,76 @@ func TestReceiverBodyLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a heartbeat over the limit = %d, want 413", resp.StatusCode)
+	}
+}
+
+func mustSecret(t *testing.T, s string) *httpauth.Secret {
+	t.Helper()
+	secret, err := httpauth.NewSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// TestReceiverNeedsClusterSecret: with cluster.secret every node-to-node route refuses a call
+// without it (401) or with another (403), before the node sees it; the client that carries it
+// gets through, even to a follower that forwards a join; a refusal is ErrRefused.
+func TestReceiverNeedsClusterSecret(t *testing.T) {
+	secret := mustSecret(t, "the-cluster-secret-0123")
+	good := NewClient(&http.Client{Timeout: 5 * time.Second}, ClusterSecret(secret))
+	leader := &fakeNode{leads: true}
+	leaderAddr := serveNodeWithSecret(t, leader, good, secret)
+	followerAddr := serveNodeWithSecret(t, &fakeNode{leaderHTTP: leaderAddr}, good, secret)
+
+	for _, path := range []string{heartbeatPath, joinPath, registryPath} {
+		for _, tt := range []struct {
+			name, secret string
+			want         int
+		}{
+			{"without the secret", "", http.StatusUnauthorized},
+			{"with another secret", "another-secret-of-length", http.StatusForbidden},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+leaderAddr+path, strings.NewReader(`{"node_id":"intruder","raft_addr":"r:1"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if tt.secret != "" {
+				req.Header.Set(httpauth.SecretHeader, tt.secret)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || !strings.Contains(string(body), "cluster") || strings.Contains(string(body), "the-cluster-secret") {
+				t.Errorf("POST %s %s = %d %s, want %d naming the cluster secret, without it", path, tt.name, resp.StatusCode, body, tt.want)
+			}
+		}
+	}
+	if len(leader.heartbeats) != 0 {
+		t.Errorf("refused heartbeats reached the node: %+v", leader.heartbeats)
+	}
+
+	ctx := context.Background()
+	if _, err := good.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "n2"}); err != nil {
+		t.Errorf("heartbeat with the secret: %v", err)
+	}
+	if res, err := good.Join(ctx, followerAddr, JoinRequest{ClusterID: "ours", NodeID: "n4", RaftAddr: "r:4"}); err != nil || res.NodeID != "n4" {
+		t.Errorf("join through a follower with the secret: %+v, %v", res, err)
+	}
+	if _, err := good.Join(ctx, followerAddr, JoinRequest{ClusterID: "theirs", NodeID: "n5", RaftAddr: "r:5"}); !errors.Is(err, ErrRefused) ||
+		!strings.Contains(err.Error(), `"theirs"`) {
+		t.Errorf("join of another cluster through a follower: %v, want ErrRefused naming the cluster", err)
+	}
+	for name, c := range map[string]*Client{
+		"without the secret":  NewClient(http.DefaultClient),
+		"with another secret": NewClient(http.DefaultClient, ClusterSecret(mustSecret(t, "another-secret-of-length"))),
+	} {
+		if _, err := c.Heartbeat(ctx, leaderAddr, Heartbeat{NodeID: "n2"}); !errors.Is(err, ErrRefused) {
+			t.Errorf("heartbeat %s: %v, want ErrRefused", name, err)
+		}
+		if _, err := c.Join(ctx, followerAddr, JoinRequest{ClusterID: "ours", NodeID: "n6", RaftAddr: "r:6"}); !errors.Is(err, ErrRefused) {
+			t.Errorf("join %s: %v, want ErrRefused", name, err)
+		}
 	}
 }

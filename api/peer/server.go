@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/internal/forward"
+	"github.com/mongorelay/mongorelay/internal/httpauth"
 	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/registry"
@@ -46,12 +47,11 @@ const Prefix = "/internal/"
 // leader itself gets it, and a registry write comes to the leader already: a node that does
 // not lead answers them 421 naming the leader, and the sender goes there. A join may come to
 // any member, which forwards it to the leader with c through forward.Do, waiting up to
-// forwardWait for one.
-func NewHandler(n Node, c *Client, forwardWait time.Duration, log *slog.Logger) http.Handler {
+// forwardWait for one. With secret (cluster.secret) every route refuses a request without it:
+// 401, or 403 with a wrong one.
+func NewHandler(n Node, c *Client, secret *httpauth.Secret, forwardWait time.Duration, log *slog.Logger) http.Handler {
 	e := jsonerr.NewEcho(echo.MIMEApplicationJSON)
-	// Until cluster.secret lands these routes take any caller that reaches the REST listener;
-	// then a middleware here will refuse a request without the secret.
-	e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON))
+	e.Use(secret.Middleware(nil, echo.MIMEApplicationJSON, log), httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON))
 	r := &receiver{n: n, c: c, wait: forwardWait, log: log}
 	e.POST(heartbeatPath, r.heartbeat)
 	e.POST(joinPath, r.join)
@@ -120,10 +120,15 @@ func (r *receiver) registryWrite(c echo.Context) error {
 	return r.fail(c, err)
 }
 
-// fail answers err: 421 naming the leader, 410 for a node that is not a member, else 500.
+// fail answers err: 421 naming the leader, 410 for a node that is not a member, 403 for a
+// refused one (ErrRefused, with the reason), else 500.
 func (r *receiver) fail(c echo.Context, err error) error {
 	if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
 		return c.JSON(http.StatusMisdirectedRequest, forward.MisdirectedAnswer(nl))
+	}
+	if errors.Is(err, ErrRefused) {
+		r.log.Warn("refused a node-to-node request", "path", c.Request().URL.Path, "err", err)
+		return c.JSON(http.StatusForbidden, jsonerr.Body{Code: http.StatusForbidden, Message: err.Error()})
 	}
 	if errors.Is(err, ErrUnknownNode) {
 		return c.JSON(http.StatusGone, jsonerr.Body{Code: http.StatusGone, Message: err.Error()})
