@@ -313,8 +313,9 @@ func clusterSettings() []setting {
 				return httpauth.CheckToken(v)
 			}},
 		{name: "cluster.tls.cert",
-			doc: "PEM certificate (chain) this node shows the other nodes' Raft, which Raft then runs over mutual TLS; it must name " +
-				"the host of raft.advertise (an IP needs an IP SAN) and be signed by cluster.tls.ca; empty: Raft over plain TCP",
+			doc: "PEM certificate (chain) this node shows the other nodes: Raft then runs over mutual TLS, and with http.tls.* it " +
+				"stands for cluster.secret on their REST APIs; it must name the host of raft.advertise (an IP needs an IP SAN), allow " +
+				"serverAuth and clientAuth, and be signed by cluster.tls.ca; empty: Raft over plain TCP",
 			apply: func(c *Config, v string) error { c.ClusterTLSCert = v; return nil }},
 		{name: "cluster.tls.key", doc: "PEM private key of cluster.tls.cert",
 			apply: func(c *Config, v string) error { c.ClusterTLSKey = v; return nil }},

@@ -22,10 +22,13 @@ const nodeCallTimeout = 30 * time.Second
 
 // listeners is how the node's REST and registry listeners serve and whom they take.
 type listeners struct {
-	tls    *tls.Config      // nil: plain HTTP
-	users  *httpauth.Users  // nil: anyone
-	secret *httpauth.Secret // cluster.secret; nil: the node-to-node calls take anyone
-	raft   *tls.Config      // Raft's mutual TLS (cluster.tls.*); nil: plain TCP
+	tls *tls.Config // nil: plain HTTP
+	// restTLS is the REST listener's: tls, asking for the certificates of the cluster's CA
+	// (cluster.tls.ca) from the nodes that have one.
+	restTLS *tls.Config
+	users   *httpauth.Users  // nil: anyone
+	secret  *httpauth.Secret // cluster.secret; nil: the node-to-node calls take anyone
+	raft    *tls.Config      // Raft's mutual TLS (cluster.tls.*); nil: plain TCP
 	// client calls other nodes' REST APIs, over scheme: the nodes of a cluster all serve
 	// HTTPS or all plain HTTP.
 	client *http.Client
@@ -61,6 +64,16 @@ func (c Config) openListeners() (listeners, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = trust
 	l.client.Transport, l.scheme = transport, "https"
+	l.restTLS = l.tls
+	if l.raft != nil {
+		// Mutual TLS between the nodes on the REST listener too: a node shows its
+		// cluster.tls.cert when it calls another, which takes a certificate of the cluster's CA
+		// in place of cluster.secret on /internal/ and forwarded writes. Users show none.
+		l.restTLS = l.tls.Clone()
+		l.restTLS.ClientCAs, l.restTLS.ClientAuth = l.raft.ClientCAs, tls.VerifyClientCertIfGiven
+		trust.Certificates = l.raft.Certificates
+		l.secret = l.secret.WithPeerCertificates()
+	}
 	return l, nil
 }
 
@@ -109,7 +122,8 @@ func (c Config) warnListeners(log *slog.Logger) {
 			"may create, change and delete connectors and schemas; set http.auth.token or http.auth.basic.file", "listeners", addrs)
 	}
 	users := c.HTTPAuthToken != "" || c.HTTPAuthBasicFile != ""
-	if users && c.ClusterSecret == "" && c.ClusterID != standaloneID && !loopback(c.HTTPListen) {
+	mutualTLS := c.ClusterTLSCert != "" && c.HTTPTLSCert != "" // the nodes show their certificates instead
+	if users && c.ClusterSecret == "" && !mutualTLS && c.ClusterID != standaloneID && !loopback(c.HTTPListen) {
 		log.Warn("cluster.secret is not set: the node-to-node routes (/internal/: joins, heartbeats, registry writes) take "+
 			"anyone who reaches the REST API, whatever http.auth.* says; set cluster.secret, the same on every node", "http_listen", c.HTTPListen)
 	}

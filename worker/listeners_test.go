@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,16 @@ func TestOpenListeners(t *testing.T) {
 	l, err = Config{ClusterSecret: "cluster-secret-0123456789", ClusterTLSCert: certs.ServerCert, ClusterTLSKey: certs.ServerKey, ClusterTLSCA: certs.CA}.openListeners()
 	if err != nil || !l.secret.Enabled() || l.raft == nil || l.raft.ClientAuth != tls.RequireAndVerifyClientCert || l.raft.ClientCAs == nil || l.raft.RootCAs == nil {
 		t.Errorf("cluster.secret and cluster.tls.*: %+v, %v; want the secret and Raft's mutual TLS", l, err)
+	}
+	if l.restTLS != nil {
+		t.Error("a REST listener without http.tls.* serves TLS")
+	}
+	l, err = Config{HTTPTLSCert: certs.ServerCert, HTTPTLSKey: certs.ServerKey, HTTPTLSCA: certs.CA,
+		ClusterTLSCert: certs.ServerCert, ClusterTLSKey: certs.ServerKey, ClusterTLSCA: certs.CA}.openListeners()
+	if err != nil || !l.secret.Enabled() || l.restTLS.ClientAuth != tls.VerifyClientCertIfGiven || l.restTLS.ClientCAs == nil ||
+		l.tls.ClientAuth != tls.NoClientCert || len(l.client.Transport.(*http.Transport).TLSClientConfig.Certificates) != 1 {
+		t.Errorf("http.tls.* and cluster.tls.*: %+v, %v; want the REST listener asking the nodes for their certificates, "+
+			"the registry's not, and the node showing its own", l, err)
 	}
 
 	for _, tt := range []struct {
@@ -78,6 +89,8 @@ func TestWarnListeners(t *testing.T) {
 			ClusterSecret: "fedcba98765432100123"}, ""},
 		{"with users, without cluster.secret", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123"},
 			"cluster.secret is not set"},
+		{"with users and mutual TLS between the nodes", Config{HTTPListen: ":8083", RegistryListen: ":8081", HTTPAuthToken: "0123456789abcdef0123",
+			HTTPTLSCert: "c.pem", ClusterTLSCert: "n.pem"}, ""},
 		{"a standalone process with users", Config{ClusterID: standaloneID, HTTPListen: ":8083", RegistryListen: ":8081",
 			HTTPAuthToken: "0123456789abcdef0123"}, ""},
 		{"on loopback, advertised elsewhere", withAdvertise, "advertised=10.0.0.5:8083"},

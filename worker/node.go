@@ -192,7 +192,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	n.runner = newRunner(src, n.runTask, n.log)
 
-	stopREST := httpserve.Serve(httpLn, n.handler(), n.listeners.tls, "REST API", n.log)
+	stopREST := httpserve.Serve(httpLn, n.handler(), n.listeners.restTLS, "REST API", n.log)
 	defer stopREST()
 	stopRegistry, err := serveRegistry(cfg.RegistryListen, n.registry, n.listeners, cfg.RegistryAuthReads, n.log)
 	if err != nil {

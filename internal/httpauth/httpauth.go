@@ -243,7 +243,7 @@ func (u *Users) Middleware(access func(method, route string) Access, contentType
 			}
 			user, forwarded, err := u.nodes.forwardedUser(req)
 			if forwarded && err != nil {
-				return refuseSecret(c, err, contentType, log)
+				return u.nodes.refuse(c, err, contentType, log)
 			}
 			if !forwarded {
 				user, err = u.Authenticate(req)

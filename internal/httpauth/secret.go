@@ -33,8 +33,24 @@ var (
 // Secret is the cluster's shared secret (cluster.secret), which one node shows another. A nil
 // *Secret is no secret: the node-to-node routes take any caller.
 type Secret struct {
-	value  string
+	value  string // "": no secret, only peer certificates (WithPeerCertificates)
 	digest [sha256.Size]byte
+	// peerCerts takes a request whose TLS client certificate the listener verified as a
+	// node's: the listener asks for certificates of the cluster's CA only.
+	peerCerts bool
+}
+
+// WithPeerCertificates returns s also taking, in place of the secret, a request over a TLS
+// connection whose client certificate the listener verified (mutual TLS between the nodes,
+// cluster.tls.*): the listener must verify client certificates against the cluster's CA and no
+// other. With s nil, such a certificate is the only way in.
+func (s *Secret) WithPeerCertificates() *Secret {
+	t := &Secret{}
+	if s != nil {
+		*t = *s
+	}
+	t.peerCerts = true
+	return t
 }
 
 // NewSecret returns the secret s ("": none, nil), which must pass CheckToken.
@@ -59,19 +75,22 @@ func (s *Secret) LogValue() slog.Value { return slog.StringValue("[hidden]") }
 
 // Set puts the secret on h, for a call to another node; with no secret it does nothing.
 func (s *Secret) Set(h http.Header) {
-	if s != nil {
+	if s != nil && s.value != "" {
 		h.Set(SecretHeader, s.value)
 	}
 }
 
-// Check returns nil when r carries the secret (or there is none), else ErrNoSecret or
-// ErrBadSecret. The comparison takes the same time wherever the secrets differ.
+// Check returns nil when r carries the secret (or there is none), or comes with a verified
+// peer certificate (WithPeerCertificates), else ErrNoSecret or ErrBadSecret. The comparison takes the same time wherever the secrets differ.
 func (s *Secret) Check(r *http.Request) error {
 	if s == nil {
 		return nil
 	}
+	if s.peerCerts && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return nil
+	}
 	got := r.Header.Get(SecretHeader)
-	if got == "" {
+	if got == "" || s.value == "" {
 		return ErrNoSecret
 	}
 	if !same(sha256.Sum256([]byte(got)), s.digest) {
@@ -94,18 +113,25 @@ func (s *Secret) Middleware(applies func(*http.Request) bool, contentType string
 				return next(c)
 			}
 			if err := s.Check(req); err != nil {
-				return refuseSecret(c, err, contentType, log)
+				return s.refuse(c, err, contentType, log)
 			}
 			return next(c)
 		}
 	}
 }
 
-// refuseSecret answers a node-to-node request refused for err (ErrNoSecret or ErrBadSecret).
-func refuseSecret(c echo.Context, err error, contentType string, log *slog.Logger) error {
+// refuse answers a node-to-node request refused for err (ErrNoSecret or ErrBadSecret).
+func (s *Secret) refuse(c echo.Context, err error, contentType string, log *slog.Logger) error {
 	req := c.Request()
 	status := http.StatusUnauthorized
-	msg := fmt.Sprintf("%v: %s %s is a call between the nodes of a cluster and needs cluster.secret (header %s)", err, req.Method, req.URL.Path, SecretHeader)
+	need := fmt.Sprintf("cluster.secret (header %s)", SecretHeader)
+	switch {
+	case s.peerCerts && s.value == "":
+		need = "a node's certificate (cluster.tls.*) over HTTPS"
+	case s.peerCerts:
+		need += " or a node's certificate (cluster.tls.*) over HTTPS"
+	}
+	msg := fmt.Sprintf("%v: %s %s is a call between the nodes of a cluster and needs %s", err, req.Method, req.URL.Path, need)
 	if errors.Is(err, ErrBadSecret) {
 		status = http.StatusForbidden
 		msg = fmt.Sprintf("%v: %s %s carries a cluster secret other than this node's: give every node the same cluster.secret", err, req.Method, req.URL.Path)

@@ -1,6 +1,8 @@
 package httpauth
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -129,5 +131,51 @@ func TestTrustNodes(t *testing.T) {
 	}
 	if users.TrustNodes(nil) != users || (*Users)(nil).TrustNodes(secret) != nil {
 		t.Error("TrustNodes without a secret or users changed them")
+	}
+}
+
+// TestPeerCertificates: with WithPeerCertificates, a request whose client certificate the
+// listener verified goes through in place of the secret; one without still needs the secret,
+// and with no secret at all nothing else gets in.
+func TestPeerCertificates(t *testing.T) {
+	secret, err := NewSecret(clusterSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verified := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+	for _, tt := range []struct {
+		name   string
+		s      *Secret
+		state  *tls.ConnectionState
+		sent   string
+		want   int
+		header bool // the secret is put on calls
+	}{
+		{"a node's certificate, no secret sent", secret.WithPeerCertificates(), verified, "", http.StatusOK, true},
+		{"no certificate, the secret", secret.WithPeerCertificates(), &tls.ConnectionState{}, clusterSecret, http.StatusOK, true},
+		{"no certificate, no secret", secret.WithPeerCertificates(), &tls.ConnectionState{}, "", http.StatusUnauthorized, true},
+		{"certificates only: one", (*Secret)(nil).WithPeerCertificates(), verified, "", http.StatusOK, false},
+		{"certificates only: none", (*Secret)(nil).WithPeerCertificates(), nil, "", http.StatusUnauthorized, false},
+		{"certificates only: a header is no secret", (*Secret)(nil).WithPeerCertificates(), nil, "anything-at-all-0123", http.StatusUnauthorized, false},
+		{"a certificate without WithPeerCertificates", secret, verified, "", http.StatusUnauthorized, true},
+	} {
+		e := echo.New()
+		e.Use(tt.s.Middleware(nil, "application/json", slog.New(slog.DiscardHandler)))
+		e.POST("/internal/join", func(c echo.Context) error { return c.String(http.StatusOK, "done") })
+		req := httptest.NewRequest(http.MethodPost, "/internal/join", nil)
+		req.TLS = tt.state
+		if tt.sent != "" {
+			req.Header.Set(SecretHeader, tt.sent)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, rec.Code, rec.Body, tt.want)
+		}
+		h := http.Header{}
+		tt.s.Set(h)
+		if (h.Get(SecretHeader) != "") != tt.header {
+			t.Errorf("%s: calls carry %q", tt.name, h.Get(SecretHeader))
+		}
 	}
 }
