@@ -4,6 +4,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -261,5 +263,115 @@ func TestNodeToNodeSecurity(t *testing.T) {
 		if lines := n.logLines(secret); len(lines) > 0 {
 			t.Errorf("%s logged the cluster secret: %q", n.id, lines)
 		}
+	}
+}
+
+// TestNodeToNodeMutualTLS: with http.tls.* and cluster.tls.* but no cluster.secret, the nodes
+// show their certificates to each other's REST API in place of the secret: heartbeats and a
+// forwarded write go through, a caller without a node's certificate is refused 401 on
+// /internal/, and one with another CA's certificate fails the handshake.
+func TestNodeToNodeMutualTLS(t *testing.T) {
+	kafka := testenv.Kafka(t)
+	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	clusterID := "e2enm-" + run
+	logDir := filepath.Join("..", "..", ".cache", "test-logs", "e2e-cluster-nodemtls")
+	_ = os.RemoveAll(logDir)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	certs, stranger := testenv.NewCerts(t), testenv.NewCerts(t)
+	token := "e2e-admin-token-" + run
+	t.Setenv("MONGORELAY_HTTP_AUTH_TOKEN", token)
+	t.Setenv("MONGORELAY_CLUSTER_SECRET", "")
+	var nodes []*node
+	var peers []string
+	for i := 1; i <= 3; i++ {
+		n := newNode(t, fmt.Sprintf("n%d", i), logDir)
+		nodes = append(nodes, n)
+		peers = append(peers, n.id+"="+n.raft+"="+n.http)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.cleanup()
+		}
+		if t.Failed() {
+			t.Logf("node logs kept in %s", logDir)
+		}
+	})
+	for i, n := range nodes {
+		n.args = nodeArgs(n, clusterID, kafka, "--peers", strings.Join(peers, ","),
+			"--http-tls-cert", certs.ServerCert, "--http-tls-key", certs.ServerKey, "--http-tls-ca", certs.CA,
+			"--cluster-tls-cert", certs.ServerCert, "--cluster-tls-key", certs.ServerKey, "--cluster-tls-ca", certs.CA)
+		if i == 0 {
+			n.args = append(n.args, "--bootstrap")
+		}
+		n.start(t)
+	}
+	clientWith := func(c testenv.Certs, withCert bool) *http.Client {
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(certs.CA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(pem)
+		cfg := &tls.Config{RootCAs: pool}
+		if withCert {
+			cert, err := tls.LoadX509KeyPair(c.ServerCert, c.ServerKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	user, strangerClient := clientWith(certs, false), clientWith(stranger, true)
+	call := func(c *http.Client, method, url, auth string) (int, string) {
+		req, err := http.NewRequest(method, url, strings.NewReader(`{"cluster_id":"`+clusterID+`","node_id":"intruder","raft_addr":"127.0.0.1:1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	var leader *node
+	clusterapi.WaitFor(t, 60*time.Second, "a leader every node names, none fenced (heartbeats pass)", func() (bool, string) {
+		leaders := map[string]bool{}
+		for _, n := range nodes {
+			status, body := call(user, http.MethodGet, "https://"+n.http+"/cluster", "Bearer "+token)
+			var ov clusterapi.Overview
+			if status != http.StatusOK || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Nodes) != 3 || ov.Fenced {
+				return false, fmt.Sprint(n.id, status, body)
+			}
+			leaders[ov.Leader] = true
+		}
+		for _, n := range nodes {
+			if leaders[n.id] && len(leaders) == 1 {
+				leader = n
+			}
+		}
+		return leader != nil, fmt.Sprint(leaders)
+	})
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	if status, body := call(user, http.MethodDelete, "https://"+follower.http+"/cluster/nodes/nobody", "Bearer "+token); status != http.StatusNotFound {
+		t.Errorf("the admin's write forwarded by %s = %d %s, want the leader's 404", follower.id, status, body)
+	}
+	if status, body := call(user, http.MethodPost, "https://"+leader.http+"/internal/join", "Bearer "+token); status != http.StatusUnauthorized ||
+		!strings.Contains(body, "certificate") {
+		t.Errorf("/internal/join without a node's certificate = %d %s, want 401", status, body)
+	}
+	if status, body := call(strangerClient, http.MethodPost, "https://"+leader.http+"/internal/join", ""); status != 0 {
+		t.Errorf("/internal/join with another CA's certificate = %d %s, want a failed handshake", status, body)
 	}
 }
