@@ -24,10 +24,12 @@ const (
 	UserHeader = "X-Mongorelay-Forwarded-User"
 )
 
-// Why a node-to-node call was refused: 401 without the secret, 403 with a wrong one.
+// Why a node-to-node call was refused: 401 without the secret, 403 with a wrong one, or 403
+// for a forwarded request naming a role that is none of Role's.
 var (
 	ErrNoSecret  = errors.New("cluster secret required")
 	ErrBadSecret = errors.New("wrong cluster secret")
+	ErrBadRole   = errors.New("unknown forwarded role")
 )
 
 // Secret is the cluster's shared secret (cluster.secret), which one node shows another. A nil
@@ -81,7 +83,8 @@ func (s *Secret) Set(h http.Header) {
 }
 
 // Check returns nil when r carries the secret (or there is none), or comes with a verified
-// peer certificate (WithPeerCertificates), else ErrNoSecret or ErrBadSecret. The comparison takes the same time wherever the secrets differ.
+// peer certificate (WithPeerCertificates), else ErrNoSecret or ErrBadSecret. The comparison
+// takes the same time wherever the secrets differ.
 func (s *Secret) Check(r *http.Request) error {
 	if s == nil {
 		return nil
@@ -120,7 +123,8 @@ func (s *Secret) Middleware(applies func(*http.Request) bool, contentType string
 	}
 }
 
-// refuse answers a node-to-node request refused for err (ErrNoSecret or ErrBadSecret).
+// refuse answers a node-to-node request refused for err (ErrNoSecret, ErrBadSecret or
+// ErrBadRole).
 func (s *Secret) refuse(c echo.Context, err error, contentType string, log *slog.Logger) error {
 	req := c.Request()
 	status := http.StatusUnauthorized
@@ -132,7 +136,10 @@ func (s *Secret) refuse(c echo.Context, err error, contentType string, log *slog
 		need += " or a node's certificate (cluster.tls.*) over HTTPS"
 	}
 	msg := fmt.Sprintf("%v: %s %s is a call between the nodes of a cluster and needs %s", err, req.Method, req.URL.Path, need)
-	if errors.Is(err, ErrBadSecret) {
+	switch {
+	case errors.Is(err, ErrBadRole):
+		status, msg = http.StatusForbidden, fmt.Sprintf("%v: %s %s", err, req.Method, req.URL.Path)
+	case errors.Is(err, ErrBadSecret):
 		status = http.StatusForbidden
 		msg = fmt.Sprintf("%v: %s %s carries a cluster secret other than this node's: give every node the same cluster.secret", err, req.Method, req.URL.Path)
 	}
@@ -157,7 +164,7 @@ func (s *Secret) forwardedUser(r *http.Request) (user User, ok bool, err error) 
 	case ReadOnly.String():
 		user.Role = ReadOnly
 	default:
-		return User{}, true, fmt.Errorf("%w: unknown role %q in %s", ErrBadSecret, role, RoleHeader)
+		return User{}, true, fmt.Errorf("%w: %q in %s", ErrBadRole, role, RoleHeader)
 	}
 	user.Name = r.Header.Get(UserHeader)
 	return user, true, nil
