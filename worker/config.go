@@ -293,7 +293,8 @@ func clusterSettings() []setting {
 				return nil
 			}},
 		{name: "cluster.id", def: "mongorelay",
-			doc: "the cluster's name; it prefixes every task's Kafka transactional.id, so clusters sharing brokers must differ",
+			doc: "the cluster's name; it prefixes every task's Kafka transactional.id, so clusters sharing brokers must differ; " +
+				"kept in data.dir and stamped in Raft: a node of another cluster.id is refused at start and at join",
 			apply: func(c *Config, v string) error {
 				c.ClusterID = v
 				if v == "" {
