@@ -113,6 +113,7 @@ func TestNodeToNodeSecurity(t *testing.T) {
 	clusterapi.WaitFor(t, 60*time.Second, "a leader every node names, with 3 voters, over Raft's TLS", func() (bool, string) {
 		leaders := map[string]bool{}
 		for _, n := range nodes {
+			failIfExited(t, n)
 			ov, err := overview(n)
 			if err != nil || len(ov.Nodes) != 3 || ov.Fenced {
 				return false, fmt.Sprint(ov, err)
@@ -346,6 +347,7 @@ func TestNodeToNodeMutualTLS(t *testing.T) {
 	clusterapi.WaitFor(t, 60*time.Second, "a leader every node names, none fenced (heartbeats pass)", func() (bool, string) {
 		leaders := map[string]bool{}
 		for _, n := range nodes {
+			failIfExited(t, n)
 			status, body := call(user, http.MethodGet, "https://"+n.http+"/cluster", "Bearer "+token)
 			var ov clusterapi.Overview
 			if status != http.StatusOK || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Nodes) != 3 || ov.Fenced {
@@ -373,5 +375,14 @@ func TestNodeToNodeMutualTLS(t *testing.T) {
 	}
 	if status, body := call(strangerClient, http.MethodPost, "https://"+leader.http+"/internal/join", ""); status != 0 {
 		t.Errorf("/internal/join with another CA's certificate = %d %s, want a failed handshake", status, body)
+	}
+}
+
+// failIfExited ends the test at once when n's process has exited (a port taken meanwhile, a
+// refused config), with the reason it printed.
+func failIfExited(t *testing.T, n *node) {
+	t.Helper()
+	if !n.running() {
+		t.Fatalf("%s exited: %q", n.id, n.logLines("mongorelay worker:"))
 	}
 }
