@@ -165,9 +165,12 @@ type Assignment struct {
 	Epoch     uint64 `json:"epoch"`
 }
 
-// Health is GET /health.
+// Health is GET /health and /readyz: KIP-1017's status and message, which the API sets from
+// the rest (a Cluster leaves them empty), and the node's view of its cluster.
 type Health struct {
-	Status    string `json:"status"` // UP
+	// Status is healthy, starting or unhealthy; Message says why, in words.
+	Status    string `json:"status"`
+	Message   string `json:"message"`
 	NodeID    string `json:"node_id"`
 	RaftState string `json:"raft_state"`
 	Leader    string `json:"leader"`

@@ -137,7 +137,7 @@ func (a nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 func (a nodeAPI) Health() api.Health {
 	n := a.c.node
 	leader, _ := n.Leader()
-	return api.Health{Status: "UP", NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
+	return api.Health{NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
 		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
 }
 
