@@ -66,6 +66,8 @@ type Plugins interface {
 	RestoreHidden(name string, sent, stored map[string]string) map[string]string
 	// Type is the config's connector type (source, sink).
 	Type(config map[string]string) connector.Type
+	// Describe describes every kind and its config keys (GET /connector-plugins).
+	Describe() []connector.Description
 }
 
 // Server is a node's REST API. Serve its Handler.
@@ -124,6 +126,10 @@ func (s *Server) routes() {
 	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
 	e.POST("/connectors/:name/restart", h(lead(s.restart)))
 	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+
+	e.GET("/connector-plugins", h(s.listPlugins))
+	e.GET("/connector-plugins/:plugin/config", h(s.pluginConfig))
+	e.PUT("/connector-plugins/:plugin/config/validate", h(jsonBody(s.validatePlugin)))
 
 	e.GET("/cluster", h(s.overview))
 	e.DELETE("/cluster/nodes/:id", h(lead(s.removeNode)))
