@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // This file declares what the Connect-compatible REST API needs of the node it runs on
@@ -86,6 +88,8 @@ type Task struct {
 	Config map[string]string
 	Node   string // "": unassigned
 	Epoch  uint64
+	// Spec is the task's work, as its kind listed it (GET /connectors/{name}/topics).
+	Spec taskid.Spec
 }
 
 // Task and connector states, Kafka Connect's.

@@ -17,6 +17,7 @@ import (
 	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
@@ -68,6 +69,9 @@ type Plugins interface {
 	Type(config map[string]string) connector.Type
 	// Describe describes every kind and its config keys (GET /connector-plugins).
 	Describe() []connector.Description
+	// Topics returns the topics the tasks with specs of a connector write, or an error
+	// wrapping connector.ErrNoTopics when its kind does not say.
+	Topics(name string, config map[string]string, specs []taskid.Spec) ([]string, error)
 }
 
 // Server is a node's REST API. Serve its Handler.
@@ -126,6 +130,8 @@ func (s *Server) routes() {
 	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
 	e.POST("/connectors/:name/restart", h(lead(s.restart)))
 	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+	e.GET("/connectors/:name/topics", h(s.topics))
+	e.PUT("/connectors/:name/topics/reset", h(s.resetTopics))
 
 	e.GET("/connector-plugins", h(s.listPlugins))
 	e.GET("/connector-plugins/:plugin/config", h(s.pluginConfig))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // The Kafka Connect endpoints. Every config that leaves the node goes through redacted.
@@ -446,4 +447,47 @@ func jsonBody(h echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return h(c)
 	}
+}
+
+// topicsInfo is Connect's ActiveTopicsInfo, keyed by the connector's name.
+type topicsInfo struct {
+	Topics []string `json:"topics"`
+}
+
+// topics is GET /connectors/{name}/topics: the topics the connector's tasks write, as their
+// kind names them from the connector's config and each task's work (for the mongodb source,
+// <topic.prefix>.<db>.<collection> of every collection shard it captures). Where Kafka Connect
+// records the topics its tasks have written since the last reset, this is the set its current
+// tasks write, kept while it is STOPPED; a kind that cannot say is answered 403, as Connect
+// answers while topic tracking is off.
+func (s *Server) topics(c echo.Context) error {
+	cn, err := s.connector(c)
+	if err != nil {
+		return err
+	}
+	specs := make([]taskid.Spec, 0, len(cn.Tasks))
+	for _, t := range cn.Tasks {
+		specs = append(specs, t.Spec)
+	}
+	topics, err := s.plugins.Topics(cn.Name, cn.Config, specs)
+	if errors.Is(err, connector.ErrNoTopics) {
+		return jsonerr.New(http.StatusForbidden, http.StatusForbidden, "%s", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	if topics == nil {
+		topics = []string{}
+	}
+	return connectJSON(c, http.StatusOK, map[string]topicsInfo{cn.Name: {Topics: topics}})
+}
+
+// resetTopics is PUT /connectors/{name}/topics/reset, answered 202 as in Kafka Connect. The
+// set GET .../topics shows is derived from the connector's current tasks, never from what
+// they wrote before, so it holds no stale topic and a reset has nothing to clear.
+func (s *Server) resetTopics(c echo.Context) error {
+	if _, err := s.connector(c); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusAccepted)
 }

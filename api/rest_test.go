@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // call sends a request with the given Content-Type ("" sends none) and returns the answer.
@@ -252,5 +254,31 @@ func TestHealthHasKIP1017sShape(t *testing.T) {
 				t.Errorf("GET /readyz = %d %s, want %d", status, body, tc.wantReadyz)
 			}
 		})
+	}
+}
+
+func TestTopics(t *testing.T) {
+	f := newFakeCluster("n1", true)
+	f.connectors["orders"] = Connector{Name: "orders", Config: ordersStored, State: StateStopped, Tasks: []Task{
+		{ID: 0, Spec: taskid.Spec{Members: []taskid.Spec{{DB: "shop", Coll: "b", Shards: 1}, {DB: "shop", Coll: "a", Shard: 0, Shards: 2}}}},
+		{ID: 1, Spec: taskid.Spec{DB: "shop", Coll: "a", Shard: 1, Shards: 2}},
+	}}
+	f.connectors["idle"] = Connector{Name: "idle", Config: ordersStored}
+	srv := serveFake(t, f)
+	for _, tc := range []struct {
+		method, path string
+		wantStatus   int
+		wantBody     string
+	}{
+		{http.MethodGet, "/connectors/orders/topics", 200, `{"orders":{"topics":["shop.shop.a","shop.shop.b"]}}`},
+		{http.MethodGet, "/connectors/idle/topics", 200, `{"idle":{"topics":[]}}`},
+		{http.MethodGet, "/connectors/nope/topics", 404, `{"error_code":404,"message":"Connector nope not found"}`},
+		{http.MethodPut, "/connectors/orders/topics/reset", 202, ``},
+		{http.MethodPut, "/connectors/nope/topics/reset", 404, `{"error_code":404,"message":"Connector nope not found"}`},
+	} {
+		status, _, body := send(t, tc.method, srv.URL+tc.path, "", "")
+		if status != tc.wantStatus || strings.TrimSpace(body) != tc.wantBody {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, status, body, tc.wantStatus, tc.wantBody)
+		}
 	}
 }

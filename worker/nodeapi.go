@@ -27,7 +27,7 @@ func (a nodeAPI) Info() api.Info {
 func toAPIConnector(cn coordinator.Connector) api.Connector {
 	out := api.Connector{Name: cn.Name, Config: cn.Config, State: string(cn.State)}
 	for _, t := range cn.Tasks {
-		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), Config: t.Spec.Config(), Node: t.Node, Epoch: t.Epoch})
+		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), Config: t.Spec.Config(), Node: t.Node, Epoch: t.Epoch, Spec: t.Spec})
 	}
 	return out
 }
