@@ -36,7 +36,8 @@ const (
 // ServerOption configures NewServer.
 type ServerOption func(*Server)
 
-// WithLogger sets the logger. Default slog.Default().
+// WithLogger sets the logger. Default slog.Default(). When its handler is a LevelHandler,
+// /admin/loggers changes its level.
 func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
 
 // WithForwardClient sets the HTTP client that forwards requests to the leader, and the
@@ -83,6 +84,7 @@ type Server struct {
 	scheme      string // of the leader's REST API
 	forwardWait time.Duration
 	users       *httpauth.Users
+	loggers     *loggers
 	e           *echo.Echo
 }
 
@@ -93,6 +95,7 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.loggers = newLoggers(s.log)
 	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
 	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON), s.users.Middleware(access, echo.MIMEApplicationJSON, s.log))
 	s.routes()
@@ -136,6 +139,10 @@ func (s *Server) routes() {
 	e.GET("/connector-plugins", h(s.listPlugins))
 	e.GET("/connector-plugins/:plugin/config", h(s.pluginConfig))
 	e.PUT("/connector-plugins/:plugin/config/validate", h(jsonBody(s.validatePlugin)))
+
+	e.GET("/admin/loggers", h(s.listLoggers))
+	e.GET("/admin/loggers/:logger", h(s.getLogger))
+	e.PUT("/admin/loggers/:logger", h(jsonBody(s.setLogger)))
 
 	e.GET("/cluster", h(s.overview))
 	e.DELETE("/cluster/nodes/:id", h(lead(s.removeNode)))
