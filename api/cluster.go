@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -41,6 +42,18 @@ type Cluster interface {
 	// which hears every node's task states in their heartbeats.
 	ConnectorStatus(ctx context.Context, name string) (ConnectorStatus, error)
 
+	// ConnectorOffsets returns the connector's committed offsets as the offsets topic holds
+	// them now, in any state (GET /connectors/{name}/offsets), or ErrNotFound.
+	ConnectorOffsets(ctx context.Context, name string) ([]Offset, error)
+	// ResetOffsets deletes every offset of a STOPPED connector (DELETE .../offsets), so that
+	// it starts afresh when resumed; ErrNotStopped in any other state, ErrNotFound when there
+	// is no such connector. On the leader only.
+	ResetOffsets(ctx context.Context, name string) error
+	// AlterOffsets writes offsets of a STOPPED connector (PATCH .../offsets), an Offset
+	// whose Offset is null deleting its partition's; errors as ResetOffsets, and ErrBadRequest
+	// for an offset the connector cannot have. On the leader only.
+	AlterOffsets(ctx context.Context, name string, offsets []Offset) error
+
 	// Overview returns this node's view of the cluster (GET /cluster).
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).
@@ -58,7 +71,17 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrBadRequest: the request cannot be applied as it is (400).
 	ErrBadRequest = errors.New("bad request")
+	// ErrNotStopped: the connector's offsets change only while it is STOPPED (400).
+	ErrNotStopped = errors.New("connector is not stopped")
 )
+
+// Offset is one entry of Kafka Connect's offsets API (KIP-875): a partition, which for a
+// source task names a collection shard (DESIGN.md 5: the offsets topic key's object), and its
+// offset, the offsets topic value (null: none, or to delete it in a PATCH).
+type Offset struct {
+	Partition json.RawMessage `json:"partition"`
+	Offset    json.RawMessage `json:"offset"`
+}
 
 // Info names a node and its cluster (GET /).
 type Info struct {

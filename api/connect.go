@@ -133,6 +133,9 @@ func (s *Server) routes() {
 	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
 	e.POST("/connectors/:name/restart", h(lead(s.restart)))
 	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+	e.GET("/connectors/:name/offsets", h(s.getOffsets))
+	e.DELETE("/connectors/:name/offsets", h(lead(s.resetOffsets)))
+	e.PATCH("/connectors/:name/offsets", h(jsonBody(lead(s.alterOffsets))))
 	e.GET("/connectors/:name/topics", h(s.topics))
 	e.PUT("/connectors/:name/topics/reset", h(s.resetTopics))
 
@@ -185,7 +188,7 @@ func (s *Server) toRESTError(err error) *jsonerr.Error {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrExists):
 		status = http.StatusConflict
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrNotStopped):
 		status = http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout

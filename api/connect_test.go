@@ -31,6 +31,7 @@ type fakeCluster struct {
 	fail       error    // what every write returns on the leader, when not nil
 	restarts   []string // connectors and tasks restarted: "name", "name/0"
 	health     Health
+	offsets    map[string][]Offset
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -142,6 +143,42 @@ func (f *fakeCluster) ConnectorStatus(_ context.Context, name string) (Connector
 		return nil
 	})
 	return st, err
+}
+
+func (f *fakeCluster) ConnectorOffsets(_ context.Context, name string) ([]Offset, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.connectors[name]; !ok {
+		return nil, fmt.Errorf("offsets of %q: %w", name, ErrNotFound)
+	}
+	return f.offsets[name], nil
+}
+
+// changeOffsets is the fake's offsets change: on a STOPPED connector, fn's offsets replace its
+// own.
+func (f *fakeCluster) changeOffsets(name string, fn func([]Offset) []Offset) error {
+	return f.write(func() error {
+		cn, ok := f.connectors[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("offsets of %q: %w", name, ErrNotFound)
+		case cn.State != StateStopped:
+			return fmt.Errorf("%w: %q is %s", ErrNotStopped, name, cn.State)
+		}
+		if f.offsets == nil {
+			f.offsets = map[string][]Offset{}
+		}
+		f.offsets[name] = fn(f.offsets[name])
+		return nil
+	})
+}
+
+func (f *fakeCluster) ResetOffsets(_ context.Context, name string) error {
+	return f.changeOffsets(name, func([]Offset) []Offset { return nil })
+}
+
+func (f *fakeCluster) AlterOffsets(_ context.Context, name string, offs []Offset) error {
+	return f.changeOffsets(name, func(old []Offset) []Offset { return append(old, offs...) })
 }
 
 func (f *fakeCluster) Overview(context.Context) (Overview, error) {

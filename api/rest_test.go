@@ -282,3 +282,37 @@ func TestTopics(t *testing.T) {
 		}
 	}
 }
+
+func TestOffsets(t *testing.T) {
+	shard := Offset{Partition: json.RawMessage(`{"db":"shop","coll":"a","shard":"0-of-1"}`),
+		Offset: json.RawMessage(`{"v":1,"resume_token":{"_data":"82"},"cluster_time":{"t":5,"i":1},"txn_op_index":0,"snapshot":null,"updated_ms":7}`)}
+	f := newFakeCluster("n1", true)
+	f.connectors["running"] = Connector{Name: "running", Config: ordersStored, State: StateRunning}
+	f.connectors["stopped"] = Connector{Name: "stopped", Config: ordersStored, State: StateStopped}
+	f.offsets = map[string][]Offset{"running": {shard}, "stopped": {shard}}
+	srv := serveFake(t, f)
+	patch := `{"offsets":[{"partition":{"db":"shop","coll":"b","shard":"0-of-1"},"offset":{"cluster_time":{"t":9,"i":0}}}]}`
+	for _, tc := range []struct {
+		method, path, contentType, body string
+		wantStatus                      int
+		wantBody                        string
+	}{
+		{"GET", "/connectors/running/offsets", "", "", 200,
+			`{"offsets":[{"partition":{"db":"shop","coll":"a","shard":"0-of-1"},"offset":{"v":1,"resume_token":{"_data":"82"}`},
+		{"GET", "/connectors/nope/offsets", "", "", 404, `Connector nope not found`},
+		{"DELETE", "/connectors/running/offsets", "", "", 400, `must be in the STOPPED state`},
+		{"PATCH", "/connectors/running/offsets", "application/json", patch, 400, `PUT /connectors/running/stop`},
+		{"DELETE", "/connectors/nope/offsets", "", "", 404, `Connector nope not found`},
+		{"PATCH", "/connectors/stopped/offsets", "text/plain", patch, 415, `"error_code":415`},
+		{"PATCH", "/connectors/stopped/offsets", "application/json", `{"offsets":[]}`, 400, `request has no offsets`},
+		{"PATCH", "/connectors/stopped/offsets", "application/json", patch, 200, `{"message":"The offsets for this connector have been altered successfully"}`},
+		{"GET", "/connectors/stopped/offsets", "", "", 200, `{"partition":{"db":"shop","coll":"b","shard":"0-of-1"},"offset":{"cluster_time":{"t":9,"i":0}}}]}`},
+		{"DELETE", "/connectors/stopped/offsets", "", "", 200, `{"message":"The offsets for this connector have been reset successfully"}`},
+		{"GET", "/connectors/stopped/offsets", "", "", 200, `{"offsets":[]}`},
+	} {
+		status, _, body := send(t, tc.method, srv.URL+tc.path, tc.contentType, tc.body)
+		if status != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, status, body, tc.wantStatus, tc.wantBody)
+		}
+	}
+}

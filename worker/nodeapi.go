@@ -67,7 +67,7 @@ func (a nodeAPI) DeleteConnector(ctx context.Context, name string) error {
 	err := a.c.node.DeleteConnector(ctx, name)
 	if err == nil {
 		a.c.log.Info("connector deleted", "connector", name)
-		a.c.fenceDeleted(ctx, deleted)
+		a.c.fenceTasks(ctx, deleted, "deleted")
 	}
 	return apiError(err)
 }
@@ -163,7 +163,7 @@ func apiError(err error) error {
 		{coordinator.ErrTaskNotFound, api.ErrNotFound},
 		{coordinator.ErrConnectorExists, api.ErrExists},
 		{coordinator.ErrInvalid, api.ErrBadRequest},
-		{coordinator.ErrNotStopped, api.ErrBadRequest},
+		{coordinator.ErrNotStopped, api.ErrNotStopped},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w: %v", m.to, err)
