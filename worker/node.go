@@ -392,13 +392,14 @@ const fenceWait = 10 * time.Second
 
 // fenceTasks initialises, once each, the transactional ids of the collection shards of a
 // connector just deleted, or STOPPED and having its offsets changed (why says which; DESIGN.md
-// 6): no task still stopping can commit after that. A task stopped cleanly aborted its transaction, but
-// one whose node was killed mid-transaction left it open, and no task will use the id again
-// to abort it: until the brokers time it out (transaction.timeout.ms) it holds back every
-// connector's read_committed reads of the offsets topic. The leader does it, here, since the
-// delete or offsets change reaches it (writes are forwarded to the leader) with the tasks still in its state,
-// whichever nodes ran them and whether or not they are alive. Fencing a task still stopping
-// only makes its last abort fail. A failure is logged: the timeout still bounds the damage.
+// 6), so that no task still stopping commits a transaction after it. A task stopped cleanly
+// aborted its transaction, but one whose node was killed mid-transaction left it open, and no
+// task will use the id again to abort it: until the brokers time it out
+// (transaction.timeout.ms) it holds back every connector's read_committed reads of the offsets
+// topic. The leader does it, here, since the delete or offsets change reaches it (writes are
+// forwarded to the leader) with the tasks still in its state, whichever nodes ran them and
+// whether or not they are alive. Fencing a task still stopping only makes its last abort fail.
+// A failure is logged: the timeout still bounds the damage.
 func (n *Node) fenceTasks(ctx context.Context, c coordinator.Connector, why string) {
 	var ids []string
 	for _, t := range c.Tasks {
