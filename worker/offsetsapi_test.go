@@ -1,12 +1,22 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 func TestAPartitionIsTheOffsetsKeysObject(t *testing.T) {
@@ -69,5 +79,91 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 				t.Errorf("value %+v, want no token", e.Value)
 			}
 		})
+	}
+}
+
+// TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic runs the offsets API on a one-node cluster
+// over an in-process Kafka: GET in any state, changes only while STOPPED, and only the
+// connector's own offsets touched.
+func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := offsets.Open(ctx, kafka.ListenAddrs(), "offsets", offsets.Partitions(1), offsets.ReplicationFactor(1), offsets.Logger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cn, err := coordinator.Open(ctx, coordinator.Config{
+		NodeID: "solo", InMemory: true, Bootstrap: true, Logger: log,
+		Expand: func(context.Context, string, map[string]string) ([]taskid.Spec, error) { return nil, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cn.Shutdown() })
+	eventually(t, "the node leads", cn.IsLeader)
+	a := nodeAPI{&Node{id: "solo", node: cn, offsets: store, log: log, reports: newTaskReports(),
+		cfg: Config{ClusterID: "cl", TransactionTimeout: time.Minute}, kafkaOpts: []kgo.Opt{kgo.SeedBrokers(kafka.ListenAddrs()...)}}}
+
+	for _, name := range []string{"c", "other"} {
+		if err := cn.CreateConnector(ctx, name, map[string]string{"connector.class": "mongodb"}, coordinator.StateRunning); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := offsets.ResumeAt("8263515EAC000000022B0429296E1404")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CommitMany(ctx, []offsets.Entry{{Key: offsets.ShardKey("c", "shop", "a", 0, 1), Value: v},
+		{Key: offsets.ShardKey("other", "shop", "a", 0, 1), Value: v}}); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := a.ConnectorOffsets(ctx, "c")
+	if err != nil || len(got) != 1 || string(got[0].Partition) != `{"db":"shop","coll":"a","shard":"0-of-1"}` ||
+		!strings.Contains(string(got[0].Offset), `"resume_token":{"_data":"8263515EAC000000022B0429296E1404"}`) {
+		t.Fatalf("offsets of a RUNNING connector: %s, %v", got, err)
+	}
+	if _, err := a.ConnectorOffsets(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("offsets of no connector: %v, want ErrNotFound", err)
+	}
+	patch := []api.Offset{{Partition: json.RawMessage(`{"db":"shop","coll":"b","shard":"0-of-1"}`),
+		Offset: json.RawMessage(`{"cluster_time":{"t":1700000000,"i":1}}`)}}
+	if err := a.AlterOffsets(ctx, "c", patch); !errors.Is(err, api.ErrNotStopped) {
+		t.Errorf("PATCH while RUNNING: %v, want ErrNotStopped", err)
+	}
+	if err := a.ResetOffsets(ctx, "c"); !errors.Is(err, api.ErrNotStopped) {
+		t.Errorf("DELETE while RUNNING: %v, want ErrNotStopped", err)
+	}
+	if err := a.ResetOffsets(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("DELETE of no connector: %v, want ErrNotFound", err)
+	}
+
+	if err := cn.SetTargetState(ctx, "c", coordinator.StateStopped); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AlterOffsets(ctx, "c", patch); err != nil {
+		t.Fatalf("PATCH while STOPPED: %v", err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "c"); err != nil || len(got) != 2 || !strings.Contains(string(got[0].Offset)+string(got[1].Offset), `"cluster_time":{"t":1700000000,"i":1}`) {
+		t.Errorf("offsets after PATCH: %s, %v", got, err)
+	}
+	if err := a.ResetOffsets(ctx, "c"); err != nil {
+		t.Fatalf("DELETE while STOPPED: %v", err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "c"); err != nil || len(got) != 0 {
+		t.Errorf("offsets after DELETE: %s, %v", got, err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "other"); err != nil || len(got) != 1 {
+		t.Errorf("the other connector's offsets after DELETE: %s, %v", got, err)
+	}
+	if len(cn.State().OffsetResets()) != 0 {
+		t.Errorf("requests left pending: %+v", cn.State().OffsetResets())
 	}
 }
