@@ -91,7 +91,7 @@ func (s *Server) listConnectors(c echo.Context) error {
 			if err != nil {
 				return err
 			}
-			entry["status"] = st
+			entry["status"] = listedStatus(st)
 		}
 		out[cn.Name] = entry
 	}

@@ -159,10 +159,10 @@ func TestAStoppedConnectorListsNoTasks(t *testing.T) {
 		Tasks: []TaskStatus{{ID: 0, State: StateUnassigned}}, Type: "source"}
 	srv := serveFake(t, f)
 	for path, want := range map[string]string{
-		"/connectors/orders/tasks":              `[]`,
-		"/connectors/orders":                    `"tasks":[]`,
-		"/connectors/orders/status":             `"tasks":[]`,
-		"/connectors?expand=info&expand=status": `"tasks":[]`,
+		"/connectors/orders/tasks":  `[]`,
+		"/connectors/orders":        `"tasks":[]`,
+		"/connectors/orders/status": `"tasks":[]`,
+		"/connectors?expand=status": `"tasks":[]`,
 	} {
 		if status, _, body := send(t, http.MethodGet, srv.URL+path, "", ""); status != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET %s of a STOPPED connector = %d %s, want %s", path, status, body, want)
