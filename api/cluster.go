@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // This file declares what the Connect-compatible REST API needs of the node it runs on
@@ -39,6 +42,18 @@ type Cluster interface {
 	// which hears every node's task states in their heartbeats.
 	ConnectorStatus(ctx context.Context, name string) (ConnectorStatus, error)
 
+	// ConnectorOffsets returns the connector's committed offsets as the offsets topic holds
+	// them now, in any state (GET /connectors/{name}/offsets), or ErrNotFound.
+	ConnectorOffsets(ctx context.Context, name string) ([]Offset, error)
+	// ResetOffsets deletes every offset of a STOPPED connector (DELETE .../offsets), so that
+	// it starts afresh when resumed; ErrNotStopped in any other state, ErrNotFound when there
+	// is no such connector. On the leader only.
+	ResetOffsets(ctx context.Context, name string) error
+	// AlterOffsets writes offsets of a STOPPED connector (PATCH .../offsets), an Offset
+	// whose Offset is null deleting its partition's; errors as ResetOffsets, and ErrBadRequest
+	// for an offset the connector cannot have. On the leader only.
+	AlterOffsets(ctx context.Context, name string, offsets []Offset) error
+
 	// Overview returns this node's view of the cluster (GET /cluster).
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).
@@ -56,7 +71,17 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrBadRequest: the request cannot be applied as it is (400).
 	ErrBadRequest = errors.New("bad request")
+	// ErrNotStopped: the connector's offsets change only while it is STOPPED (400).
+	ErrNotStopped = errors.New("connector is not stopped")
 )
+
+// Offset is one entry of Kafka Connect's offsets API (KIP-875): a partition, which for a
+// source task names a collection shard (DESIGN.md 5: the offsets topic key's object), and its
+// offset, the offsets topic value (null: none, or to delete it in a PATCH).
+type Offset struct {
+	Partition json.RawMessage `json:"partition"`
+	Offset    json.RawMessage `json:"offset"`
+}
 
 // Info names a node and its cluster (GET /).
 type Info struct {
@@ -86,6 +111,8 @@ type Task struct {
 	Config map[string]string
 	Node   string // "": unassigned
 	Epoch  uint64
+	// Spec is the task's work, as its kind listed it (GET /connectors/{name}/topics).
+	Spec taskid.Spec
 }
 
 // Task and connector states, Kafka Connect's.
@@ -165,9 +192,12 @@ type Assignment struct {
 	Epoch     uint64 `json:"epoch"`
 }
 
-// Health is GET /health.
+// Health is GET /health and /readyz: KIP-1017's status and message, which the API sets from
+// the rest (a Cluster leaves them empty), and the node's view of its cluster.
 type Health struct {
-	Status    string `json:"status"` // UP
+	// Status is healthy, starting or unhealthy; Message says why, in words.
+	Status    string `json:"status"`
+	Message   string `json:"message"`
 	NodeID    string `json:"node_id"`
 	RaftState string `json:"raft_state"`
 	Leader    string `json:"leader"`

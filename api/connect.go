@@ -17,6 +17,7 @@ import (
 	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/jsonerr"
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
@@ -35,7 +36,8 @@ const (
 // ServerOption configures NewServer.
 type ServerOption func(*Server)
 
-// WithLogger sets the logger. Default slog.Default().
+// WithLogger sets the logger. Default slog.Default(). When its handler is a LevelHandler,
+// /admin/loggers changes its level.
 func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = l } }
 
 // WithForwardClient sets the HTTP client that forwards requests to the leader, and the
@@ -74,6 +76,11 @@ type Plugins interface {
 	RestoreHidden(name string, sent, stored map[string]string) map[string]string
 	// Type is the config's connector type (source, sink).
 	Type(config map[string]string) connector.Type
+	// Describe describes every kind and its config keys (GET /connector-plugins).
+	Describe() []connector.Description
+	// Topics returns the topics the tasks with specs of a connector write, or an error
+	// wrapping connector.ErrNoTopics when its kind does not say.
+	Topics(name string, config map[string]string, specs []taskid.Spec) ([]string, error)
 }
 
 // Server is a node's REST API. Serve its Handler.
@@ -86,6 +93,7 @@ type Server struct {
 	forwardWait time.Duration
 	users       *httpauth.Users
 	secret      *httpauth.Secret
+	loggers     *loggers
 	e           *echo.Echo
 }
 
@@ -96,6 +104,7 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.loggers = newLoggers(s.log)
 	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
 	forwarded := func(r *http.Request) bool { return r.Header.Get(forward.Header) != "" }
 	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON),
@@ -122,11 +131,12 @@ func (s *Server) routes() {
 	e, h, lead := s.e, s.handle, s.leader
 	e.GET("/", h(s.root))
 	e.GET("/connectors", h(lead(s.listConnectors)))
-	e.POST("/connectors", h(lead(s.createConnector)))
+	e.POST("/connectors", h(jsonBody(lead(s.createConnector))))
 	e.GET("/connectors/:name", h(s.getConnector))
 	e.DELETE("/connectors/:name", h(lead(s.deleteConnector)))
 	e.GET("/connectors/:name/config", h(s.getConfig))
-	e.PUT("/connectors/:name/config", h(lead(s.putConfig)))
+	e.PUT("/connectors/:name/config", h(jsonBody(lead(s.putConfig))))
+	e.PATCH("/connectors/:name/config", h(jsonBody(lead(s.patchConfig))))
 	e.GET("/connectors/:name/status", h(lead(s.status)))
 	e.GET("/connectors/:name/tasks", h(s.tasks))
 	e.GET("/connectors/:name/tasks/:id/status", h(lead(s.taskStatus)))
@@ -135,6 +145,19 @@ func (s *Server) routes() {
 	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
 	e.POST("/connectors/:name/restart", h(lead(s.restart)))
 	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+	e.GET("/connectors/:name/offsets", h(s.getOffsets))
+	e.DELETE("/connectors/:name/offsets", h(lead(s.resetOffsets)))
+	e.PATCH("/connectors/:name/offsets", h(jsonBody(lead(s.alterOffsets))))
+	e.GET("/connectors/:name/topics", h(s.topics))
+	e.PUT("/connectors/:name/topics/reset", h(s.resetTopics))
+
+	e.GET("/connector-plugins", h(s.listPlugins))
+	e.GET("/connector-plugins/:plugin/config", h(s.pluginConfig))
+	e.PUT("/connector-plugins/:plugin/config/validate", h(jsonBody(s.validatePlugin)))
+
+	e.GET("/admin/loggers", h(s.listLoggers))
+	e.GET("/admin/loggers/:logger", h(s.getLogger))
+	e.PUT("/admin/loggers/:logger", h(jsonBody(s.setLogger)))
 
 	e.GET("/cluster", h(s.overview))
 	e.DELETE("/cluster/nodes/:id", h(lead(s.removeNode)))
@@ -177,7 +200,7 @@ func (s *Server) toRESTError(err error) *jsonerr.Error {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrExists):
 		status = http.StatusConflict
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrNotStopped):
 		status = http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout

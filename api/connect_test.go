@@ -27,12 +27,16 @@ type fakeCluster struct {
 	leaderHTTP string // "" while no leader is known (on a follower)
 	connectors map[string]Connector
 	status     map[string]ConnectorStatus
-	calls      int   // writes attempted
-	fail       error // what every write returns on the leader, when not nil
+	calls      int      // writes attempted
+	fail       error    // what every write returns on the leader, when not nil
+	restarts   []string // connectors and tasks restarted: "name", "name/0"
+	health     Health
+	offsets    map[string][]Offset
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
-	return &fakeCluster{id: id, leads: leads, connectors: map[string]Connector{}, status: map[string]ConnectorStatus{}}
+	return &fakeCluster{id: id, leads: leads, connectors: map[string]Connector{}, status: map[string]ConnectorStatus{},
+		health: Health{NodeID: id, Leader: "leader"}}
 }
 
 func (f *fakeCluster) notLeader() error {
@@ -111,11 +115,22 @@ func (f *fakeCluster) DeleteConnector(_ context.Context, name string) error {
 func (f *fakeCluster) SetTargetState(context.Context, string, string) error {
 	return f.write(func() error { return nil })
 }
-func (f *fakeCluster) RestartConnector(context.Context, string) error {
-	return f.write(func() error { return nil })
+func (f *fakeCluster) RestartConnector(_ context.Context, name string) error {
+	return f.write(func() error {
+		if _, ok := f.connectors[name]; !ok {
+			return fmt.Errorf("restart %q: %w", name, ErrNotFound)
+		}
+		f.restarts = append(f.restarts, name)
+		return nil
+	})
 }
-func (f *fakeCluster) RestartTasks(context.Context, string, []int) error {
-	return f.write(func() error { return nil })
+func (f *fakeCluster) RestartTasks(_ context.Context, name string, ids []int) error {
+	return f.write(func() error {
+		for _, id := range ids {
+			f.restarts = append(f.restarts, fmt.Sprintf("%s/%d", name, id))
+		}
+		return nil
+	})
 }
 
 func (f *fakeCluster) ConnectorStatus(_ context.Context, name string) (ConnectorStatus, error) {
@@ -130,11 +145,51 @@ func (f *fakeCluster) ConnectorStatus(_ context.Context, name string) (Connector
 	return st, err
 }
 
+func (f *fakeCluster) ConnectorOffsets(_ context.Context, name string) ([]Offset, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.connectors[name]; !ok {
+		return nil, fmt.Errorf("offsets of %q: %w", name, ErrNotFound)
+	}
+	return f.offsets[name], nil
+}
+
+// changeOffsets is the fake's offsets change: on a STOPPED connector, fn's offsets replace its
+// own.
+func (f *fakeCluster) changeOffsets(name string, fn func([]Offset) []Offset) error {
+	return f.write(func() error {
+		cn, ok := f.connectors[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("offsets of %q: %w", name, ErrNotFound)
+		case cn.State != StateStopped:
+			return fmt.Errorf("%w: %q is %s", ErrNotStopped, name, cn.State)
+		}
+		if f.offsets == nil {
+			f.offsets = map[string][]Offset{}
+		}
+		f.offsets[name] = fn(f.offsets[name])
+		return nil
+	})
+}
+
+func (f *fakeCluster) ResetOffsets(_ context.Context, name string) error {
+	return f.changeOffsets(name, func([]Offset) []Offset { return nil })
+}
+
+func (f *fakeCluster) AlterOffsets(_ context.Context, name string, offs []Offset) error {
+	return f.changeOffsets(name, func(old []Offset) []Offset { return append(old, offs...) })
+}
+
 func (f *fakeCluster) Overview(context.Context) (Overview, error) {
 	return Overview{NodeID: f.id, RaftState: "Follower", Nodes: []Member{}, Assignments: []Assignment{}}, nil
 }
 
-func (f *fakeCluster) Health() Health { return Health{Status: "UP", NodeID: f.id, Leader: "leader"} }
+func (f *fakeCluster) Health() Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.health
+}
 
 func (f *fakeCluster) RemoveNode(context.Context, string) error {
 	return f.write(func() error { return nil })

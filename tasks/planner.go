@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
@@ -125,8 +127,14 @@ func (p *resumePlanner) getOffset(key offsets.Key) (*offsets.Value, error) {
 	return v, nil
 }
 
+// startFrom is where a committed value starts the stream: after its resume token; at its
+// cluster time (inclusive) when it has only that (a start point recorded as an operation time,
+// or an offset set by PATCH /connectors/{name}/offsets); else now.
 func startFrom(v *offsets.Value) (*changestream.Start, error) {
 	if v.ResumeToken == nil {
+		if v.ClusterTime != nil {
+			return &changestream.Start{AtOperationTime: &bson.Timestamp{T: v.ClusterTime.T, I: v.ClusterTime.I}}, nil
+		}
 		return &changestream.Start{}, nil
 	}
 	pos, err := v.Position()

@@ -208,6 +208,7 @@ func TestResumePlannerDecidesWhereEachShardStarts(t *testing.T) {
 		startT        uint32 // the stream start's cluster time, for resumeStream (0: now)
 		planRanges    int    // the plan's ranges, for resumeSnapshot
 		handoverKeys  int
+		atOperationT  uint32 // the stream's startAtOperationTime, for an offset without a token
 	}{
 		{name: "a fresh shard 0 plans the snapshot", shard: 0, shards: 2, action: resumePlanSnapshot},
 		{name: "a fresh shard 1 waits for shard 0's plan", shard: 1, shards: 2, action: resumeAwaitSnapshot},
@@ -236,6 +237,12 @@ func TestResumePlannerDecidesWhereEachShardStarts(t *testing.T) {
 					{Key: offsets.ShardKey("c", "db", "coll", 1, 2), Value: at(t, 300)},
 				}
 			}},
+		{name: "a shard whose offset is a cluster time alone starts at it", shard: 0, shards: 1,
+			action: resumeStream, atOperationT: 400,
+			committed: func(t *testing.T) []offsets.Entry {
+				return []offsets.Entry{{Key: offsets.ShardKey("c", "db", "coll", 0, 1),
+					Value: &offsets.Value{ClusterTime: &offsets.ClusterTime{T: 400, I: 2}}}}
+			}},
 		{name: "a snapshot done before the shard streamed starts at its start point", shard: 1, shards: 2,
 			action: resumeStream, startT: 100,
 			committed: func(t *testing.T) []offsets.Entry {
@@ -260,6 +267,9 @@ func TestResumePlannerDecidesWhereEachShardStarts(t *testing.T) {
 			}
 			if tt.action == resumeStream && rp.start.Position.ClusterTime.T != tt.startT {
 				t.Fatalf("stream starts at %s, want cluster time %d", rp.start.Position, tt.startT)
+			}
+			if at := rp.start; tt.atOperationT != 0 && (at.AtOperationTime == nil || at.AtOperationTime.T != tt.atOperationT || at.AtOperationTime.I != 2) {
+				t.Fatalf("stream starts at operation time %v, want %d/2", at.AtOperationTime, tt.atOperationT)
 			}
 			if len(rp.plan) != tt.planRanges {
 				t.Fatalf("plan of %d ranges, want %d", len(rp.plan), tt.planRanges)

@@ -587,13 +587,34 @@ func EnvName(name string) string {
 	return "MONGORELAY_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(name))
 }
 
-// Logger builds the node's structured logger on w (stderr in the binary).
+// Logger builds the node's structured logger on w (stderr in the binary), at log.level until
+// PUT /admin/loggers/root changes it.
 func (c Config) Logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	level := new(slog.LevelVar)
+	level.Set(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(levelHandler{slog.NewJSONHandler(w, opts), level})
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(levelHandler{slog.NewTextHandler(w, opts), level})
+}
+
+// levelHandler is a log handler, and every handler derived from it, that gives the REST API
+// its level to change (LevelVar; GET and PUT /admin/loggers).
+type levelHandler struct {
+	slog.Handler
+	level *slog.LevelVar
+}
+
+// LevelVar is the level every logger derived from the node's logs at.
+func (h levelHandler) LevelVar() *slog.LevelVar { return h.level }
+
+func (h levelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelHandler{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{h.Handler.WithGroup(name), h.level}
 }
 
 func splitList(v string) []string {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/api"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -118,5 +120,25 @@ func TestParseFlags(t *testing.T) {
 			}
 			tt.check(t, c, rest)
 		})
+	}
+}
+
+// TestTheLoggersLevelCanChangeWhileItRuns: the REST API changes the node's level through its
+// handler (api.LevelHandler), and every logger derived from it follows.
+func TestTheLoggersLevelCanChangeWhileItRuns(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var out strings.Builder
+		log := Config{LogLevel: slog.LevelInfo, LogFormat: format}.Logger(&out)
+		derived := log.With("node", "n1").WithGroup("g")
+		lh, ok := derived.Handler().(api.LevelHandler)
+		if !ok {
+			t.Fatalf("%s: the derived logger's handler %T has no LevelVar", format, derived.Handler())
+		}
+		derived.Debug("hidden")
+		lh.LevelVar().Set(slog.LevelDebug)
+		derived.Debug("shown")
+		if strings.Contains(out.String(), "hidden") || !strings.Contains(out.String(), "shown") {
+			t.Errorf("%s: logged %q, want only the line after the level changed", format, out.String())
+		}
 	}
 }

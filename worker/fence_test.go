@@ -43,7 +43,7 @@ func TestDeletingAConnectorFencesTheTransactionalIDsOfItsTasks(t *testing.T) {
 
 	n := &Node{cfg: Config{ClusterID: "cl", TransactionTimeout: time.Minute},
 		kafkaOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	n.fenceDeleted(ctx, coordinator.Connector{Name: "conn", Tasks: []coordinator.Task{{ID: 0, Spec: grouped}}})
+	n.fenceTasks(ctx, coordinator.Connector{Name: "conn", Tasks: []coordinator.Task{{ID: 0, Spec: grouped}}}, "deleted")
 
 	if err := dead.EndTransaction(ctx, kgo.TryCommit); err == nil {
 		t.Fatal("the dead task's transaction committed after the connector's deletion fenced its id")

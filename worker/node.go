@@ -393,18 +393,20 @@ func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded f
 	return n.catalog.Run(ctx, t)
 }
 
-// fenceWait bounds the fencing of a deleted connector's transactional ids.
+// fenceWait bounds the fencing of a connector's transactional ids.
 const fenceWait = 10 * time.Second
 
-// fenceDeleted initialises, once each, the transactional ids of the collection shards of a
-// connector just deleted (DESIGN.md 6). A task stopped cleanly aborted its transaction, but
-// one whose node was killed mid-transaction left it open, and no task will use the id again
-// to abort it: until the brokers time it out (transaction.timeout.ms) it holds back every
-// connector's read_committed reads of the offsets topic. The leader does it, here, since the
-// delete reaches it (writes are forwarded to the leader) with the tasks still in its state,
-// whichever nodes ran them and whether or not they are alive. Fencing a task still stopping
-// only makes its last abort fail. A failure is logged: the timeout still bounds the damage.
-func (n *Node) fenceDeleted(ctx context.Context, c coordinator.Connector) {
+// fenceTasks initialises, once each, the transactional ids of the collection shards of a
+// connector just deleted, or STOPPED and having its offsets changed (why says which; DESIGN.md
+// 6), so that no task still stopping commits a transaction after it. A task stopped cleanly
+// aborted its transaction, but one whose node was killed mid-transaction left it open, and no
+// task will use the id again to abort it: until the brokers time it out
+// (transaction.timeout.ms) it holds back every connector's read_committed reads of the offsets
+// topic. The leader does it, here, since the delete or offsets change reaches it (writes are
+// forwarded to the leader) with the tasks still in its state, whichever nodes ran them and
+// whether or not they are alive. Fencing a task still stopping only makes its last abort fail.
+// A failure is logged: the timeout still bounds the damage.
+func (n *Node) fenceTasks(ctx context.Context, c coordinator.Connector, why string) {
 	var ids []string
 	for _, t := range c.Tasks {
 		for _, u := range t.Spec.Units() {
@@ -418,11 +420,11 @@ func (n *Node) fenceDeleted(ctx context.Context, c coordinator.Connector) {
 	defer cancel()
 	tx := tasks.Transactional{ClientOpts: n.kafkaOpts, Timeout: n.cfg.TransactionTimeout}
 	if err := tx.Fence(ctx, ids...); err != nil {
-		n.log.Warn("fencing the deleted connector's transactional ids failed: a transaction its tasks left open "+
-			"holds offset reads back until transaction.timeout.ms", "connector", c.Name, "err", err)
+		n.log.Warn("fencing the connector's transactional ids failed: a transaction its tasks left open "+
+			"holds offset reads back until transaction.timeout.ms", "connector", c.Name, "why", why, "err", err)
 		return
 	}
-	n.log.Info("fenced the deleted connector's transactional ids", "connector", c.Name, "ids", len(ids))
+	n.log.Info("fenced the connector's transactional ids", "connector", c.Name, "why", why, "ids", len(ids))
 }
 
 // writerID names who wrote a record (the mongorelay.writer header): the node and the epoch it

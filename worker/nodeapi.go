@@ -27,7 +27,7 @@ func (a nodeAPI) Info() api.Info {
 func toAPIConnector(cn coordinator.Connector) api.Connector {
 	out := api.Connector{Name: cn.Name, Config: cn.Config, State: string(cn.State)}
 	for _, t := range cn.Tasks {
-		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), Config: t.Spec.Config(), Node: t.Node, Epoch: t.Epoch})
+		out.Tasks = append(out.Tasks, api.Task{ID: t.ID, Name: t.Name(), Config: t.Spec.Config(), Node: t.Node, Epoch: t.Epoch, Spec: t.Spec})
 	}
 	return out
 }
@@ -67,7 +67,7 @@ func (a nodeAPI) DeleteConnector(ctx context.Context, name string) error {
 	err := a.c.node.DeleteConnector(ctx, name)
 	if err == nil {
 		a.c.log.Info("connector deleted", "connector", name)
-		a.c.fenceDeleted(ctx, deleted)
+		a.c.fenceTasks(ctx, deleted, "deleted")
 	}
 	return apiError(err)
 }
@@ -137,7 +137,7 @@ func (a nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 func (a nodeAPI) Health() api.Health {
 	n := a.c.node
 	leader, _ := n.Leader()
-	return api.Health{Status: "UP", NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
+	return api.Health{NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
 		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
 }
 
@@ -163,7 +163,7 @@ func apiError(err error) error {
 		{coordinator.ErrTaskNotFound, api.ErrNotFound},
 		{coordinator.ErrConnectorExists, api.ErrExists},
 		{coordinator.ErrInvalid, api.ErrBadRequest},
-		{coordinator.ErrNotStopped, api.ErrBadRequest},
+		{coordinator.ErrNotStopped, api.ErrNotStopped},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w: %v", m.to, err)

@@ -146,9 +146,10 @@ func (e *HistoryLostError) Error() string {
 		name = "{name}"
 	}
 	fmt.Fprintf(&b, "To recover, set offset.lost.policy=resnapshot to copy the collection again, "+
-		"or stop the connector, delete its offsets (DELETE /connectors/%s/offsets) and resume it "+
-		"to start from now, accepting the gap. A larger oplog (or a longer oplogMinRetentionHours) "+
-		"keeps this from recurring", name)
+		"or stop the connector (PUT /connectors/%[1]s/stop), delete its offsets (DELETE /connectors/%[1]s/offsets) "+
+		"and resume it to start as a new connector does (snapshot.mode; with never, from now, accepting the gap), "+
+		"or set where each shard resumes (PATCH /connectors/%[1]s/offsets) before resuming it. "+
+		"A larger oplog (or a longer oplogMinRetentionHours) keeps this from recurring", name)
 	if e.Err != nil {
 		fmt.Fprintf(&b, ". Server error: %v", e.Err)
 	}

@@ -6,6 +6,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -87,6 +88,18 @@ type Kind interface {
 	// fails. An error marked Permanent is one a restart cannot fix.
 	Run(ctx context.Context, t Task) error
 }
+
+// TopicNamer is a Kind that can say, without running, which topics its tasks write: GET
+// /connectors/{name}/topics. A kind whose topics are only known while it runs does not
+// implement it.
+type TopicNamer interface {
+	// Topics returns the topics a task of the connector name with spec writes its records to
+	// (not its dead letter topic), resolving what config references on this node.
+	Topics(name string, config map[string]string, spec taskid.Spec) ([]string, error)
+}
+
+// ErrNoTopics is Catalog.Topics' error for a kind that does not name its topics.
+var ErrNoTopics = errors.New("the connector's kind does not say which topics its tasks write")
 
 // Catalog is the kinds a binary has, found by connector.class.
 type Catalog struct {
@@ -223,6 +236,29 @@ func (c *Catalog) Expand(ctx context.Context, name string, config map[string]str
 		return nil, fmt.Errorf("connector %s: %w", name, err)
 	}
 	return k.Expand(ctx, name, config)
+}
+
+// Topics returns the topics the tasks with specs of a connector write, sorted, without
+// repeats (TopicNamer), or ErrNoTopics.
+func (c *Catalog) Topics(name string, config map[string]string, specs []taskid.Spec) ([]string, error) {
+	k, err := c.Kind(config)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", name, err)
+	}
+	namer, ok := k.(TopicNamer)
+	if !ok {
+		return nil, fmt.Errorf("connector %s: %w", name, ErrNoTopics)
+	}
+	var out []string
+	for _, spec := range specs {
+		topics, err := namer.Topics(name, config, spec)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: topics of task %s: %w", name, spec.Name(), err)
+		}
+		out = append(out, topics...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // Run runs one task with its kind (Kind.Run).

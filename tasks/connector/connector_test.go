@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,5 +167,34 @@ func TestRestoreHiddenKeepsTheStoredSecrets(t *testing.T) {
 	sent := map[string]string{"password": Hidden}
 	if got := catalog.RestoreHidden("c", sent, nil); got["password"] != Hidden {
 		t.Errorf("with nothing stored: %v, want the config as sent", got)
+	}
+}
+
+// namingKind names one topic per collection shard, <db>.<coll>.
+type namingKind struct{ fakeKind }
+
+func (namingKind) Topics(_ string, _ map[string]string, spec taskid.Spec) ([]string, error) {
+	var out []string
+	for _, u := range spec.Units() {
+		out = append(out, u.DB+"."+u.Coll)
+	}
+	return out, nil
+}
+
+func TestCatalogTopicsAreSortedOnceEachAndOnlyFromKindsThatNameThem(t *testing.T) {
+	c, err := NewCatalog(namingKind{fakeKind{Plugin{Class: "naming"}}}, fakeKind{Plugin{Class: "silent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []taskid.Spec{
+		{Members: []taskid.Spec{{DB: "s", Coll: "b", Shard: 0, Shards: 2}, {DB: "s", Coll: "a", Shards: 1}}},
+		{DB: "s", Coll: "b", Shard: 1, Shards: 2},
+	}
+	got, err := c.Topics("x", map[string]string{ClassKey: "naming"}, specs)
+	if err != nil || !slices.Equal(got, []string{"s.a", "s.b"}) {
+		t.Errorf("Topics = %v, %v; want [s.a s.b]", got, err)
+	}
+	if _, err := c.Topics("x", map[string]string{ClassKey: "silent"}, specs); !errors.Is(err, ErrNoTopics) {
+		t.Errorf("Topics of a kind that does not name them: %v, want ErrNoTopics", err)
 	}
 }

@@ -84,6 +84,22 @@ func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, 
 	return c.Raw(), nil
 }
 
+var _ connector.TopicNamer = (*Kind)(nil)
+
+// Topics returns the topics a task writes: one per collection shard it runs,
+// <topic.prefix>.<db>.<collection> (config.Config.Topic), the topic the run creates and writes.
+func (k *Kind) Topics(name string, raw map[string]string, spec taskid.Spec) ([]string, error) {
+	cfg, err := config.Parse(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, u := range spec.Units() {
+		out = append(out, cfg.Topic(u.DB, u.Coll))
+	}
+	return out, nil
+}
+
 // Redact returns a stored config as it may be shown (config.RedactRaw).
 func (k *Kind) Redact(_ string, raw map[string]string) map[string]string {
 	return config.RedactRaw(raw)

@@ -1,0 +1,169 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/coordinator"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+func TestAPartitionIsTheOffsetsKeysObject(t *testing.T) {
+	for _, k := range []offsets.Key{offsets.ShardKey("c", "shop", "a\"b", 1, 4), offsets.SnapshotKey("c", "shop", "a", 0, 2)} {
+		got := string(partitionOf(k))
+		if want := strings.TrimSuffix(strings.TrimPrefix(k.String(), `["c",`), "]"); got != want {
+			t.Errorf("partitionOf(%s) = %s, want %s", k, got, want)
+		}
+	}
+}
+
+func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
+	const token = "8263515EAC000000022B0429296E1404"
+	shard := `{"db":"shop","coll":"orders","shard":"1-of-2"}`
+	for _, tc := range []struct {
+		name, partition, offset string
+		wantKey                 offsets.Key
+		wantTS                  uint32 // the value's cluster time; 0 with no error: a tombstone
+		wantToken               string
+		wantErr                 string
+	}{
+		{name: "a resume token object", partition: shard, offset: `{"resume_token":{"_data":"` + token + `"}}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 0x63515EAC, wantToken: token},
+		{name: "a resume token string", partition: shard, offset: `{"resume_token":"` + token + `"}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 0x63515EAC, wantToken: token},
+		{name: "a cluster time", partition: shard, offset: `{"cluster_time":{"t":1700000000,"i":3}}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 1700000000},
+		{name: "null deletes", partition: shard, offset: `null`, wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2)},
+		{name: "a snapshot range may be deleted", partition: `{"db":"shop","coll":"orders","snapshot":"0-of-3"}`, offset: `null`,
+			wantKey: offsets.SnapshotKey("c", "shop", "orders", 0, 3)},
+		{name: "a snapshot range may not be set", partition: `{"db":"shop","coll":"orders","snapshot":"0-of-3"}`,
+			offset: `{"cluster_time":{"t":1,"i":0}}`, wantErr: "can only be deleted"},
+		{name: "both", partition: shard, offset: `{"resume_token":"` + token + `","cluster_time":{"t":1,"i":0}}`, wantErr: "one of"},
+		{name: "neither", partition: shard, offset: `{}`, wantErr: "one of"},
+		{name: "an unknown field", partition: shard, offset: `{"position":1}`, wantErr: "resume_token"},
+		{name: "a bad token", partition: shard, offset: `{"resume_token":"zz"}`, wantErr: "resume token"},
+		{name: "a bad shard", partition: `{"db":"shop","coll":"orders","shard":"2-of-2"}`, offset: `null`, wantErr: "0 <= i < n"},
+		{name: "no collection", partition: `{"db":"shop","shard":"0-of-1"}`, offset: `null`, wantErr: "want"},
+		{name: "a partition of another kind", partition: `{"kafka_topic":"t","kafka_partition":0}`, offset: `null`, wantErr: "want"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := offsetEntry("c", api.Offset{Partition: json.RawMessage(tc.partition), Offset: json.RawMessage(tc.offset)})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("offsetEntry = %+v, %v; want an error with %q", e, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || e.Key != tc.wantKey {
+				t.Fatalf("offsetEntry = %+v, %v; want key %s", e, err, tc.wantKey)
+			}
+			switch {
+			case tc.wantTS == 0 && e.Value != nil:
+				t.Errorf("value %+v, want a tombstone", e.Value)
+			case tc.wantTS != 0 && (e.Value == nil || e.Value.ClusterTime == nil || e.Value.ClusterTime.T != tc.wantTS):
+				t.Errorf("value %+v, want cluster time %d", e.Value, tc.wantTS)
+			case tc.wantToken != "" && (e.Value.ResumeToken == nil || e.Value.ResumeToken.Data != tc.wantToken):
+				t.Errorf("value %+v, want token %s", e.Value, tc.wantToken)
+			case tc.wantToken == "" && e.Value != nil && e.Value.ResumeToken != nil:
+				t.Errorf("value %+v, want no token", e.Value)
+			}
+		})
+	}
+}
+
+// TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic runs the offsets API on a one-node cluster
+// over an in-process Kafka: GET in any state, changes only while STOPPED, and only the
+// connector's own offsets touched.
+func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := offsets.Open(ctx, kafka.ListenAddrs(), "offsets", offsets.Partitions(1), offsets.ReplicationFactor(1), offsets.Logger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cn, err := coordinator.Open(ctx, coordinator.Config{
+		NodeID: "solo", InMemory: true, Bootstrap: true, Logger: log,
+		Expand: func(context.Context, string, map[string]string) ([]taskid.Spec, error) { return nil, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cn.Shutdown() })
+	eventually(t, "the node leads", cn.IsLeader)
+	a := nodeAPI{&Node{id: "solo", node: cn, offsets: store, log: log, reports: newTaskReports(),
+		cfg: Config{ClusterID: "cl", TransactionTimeout: time.Minute}, kafkaOpts: []kgo.Opt{kgo.SeedBrokers(kafka.ListenAddrs()...)}}}
+
+	for _, name := range []string{"c", "other"} {
+		if err := cn.CreateConnector(ctx, name, map[string]string{"connector.class": "mongodb"}, coordinator.StateRunning); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := offsets.ResumeAt("8263515EAC000000022B0429296E1404")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CommitMany(ctx, []offsets.Entry{{Key: offsets.ShardKey("c", "shop", "a", 0, 1), Value: v},
+		{Key: offsets.ShardKey("other", "shop", "a", 0, 1), Value: v}}); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := a.ConnectorOffsets(ctx, "c")
+	if err != nil || len(got) != 1 || string(got[0].Partition) != `{"db":"shop","coll":"a","shard":"0-of-1"}` ||
+		!strings.Contains(string(got[0].Offset), `"resume_token":{"_data":"8263515EAC000000022B0429296E1404"}`) {
+		t.Fatalf("offsets of a RUNNING connector: %s, %v", got, err)
+	}
+	if _, err := a.ConnectorOffsets(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("offsets of no connector: %v, want ErrNotFound", err)
+	}
+	patch := []api.Offset{{Partition: json.RawMessage(`{"db":"shop","coll":"b","shard":"0-of-1"}`),
+		Offset: json.RawMessage(`{"cluster_time":{"t":1700000000,"i":1}}`)}}
+	if err := a.AlterOffsets(ctx, "c", patch); !errors.Is(err, api.ErrNotStopped) {
+		t.Errorf("PATCH while RUNNING: %v, want ErrNotStopped", err)
+	}
+	if err := a.ResetOffsets(ctx, "c"); !errors.Is(err, api.ErrNotStopped) {
+		t.Errorf("DELETE while RUNNING: %v, want ErrNotStopped", err)
+	}
+	if err := a.ResetOffsets(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("DELETE of no connector: %v, want ErrNotFound", err)
+	}
+
+	if err := cn.SetTargetState(ctx, "c", coordinator.StateStopped); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AlterOffsets(ctx, "c", patch); err != nil {
+		t.Fatalf("PATCH while STOPPED: %v", err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "c"); err != nil || len(got) != 2 || !strings.Contains(string(got[0].Offset)+string(got[1].Offset), `"cluster_time":{"t":1700000000,"i":1}`) {
+		t.Errorf("offsets after PATCH: %s, %v", got, err)
+	}
+	if err := a.ResetOffsets(ctx, "c"); err != nil {
+		t.Fatalf("DELETE while STOPPED: %v", err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "c"); err != nil || len(got) != 0 {
+		t.Errorf("offsets after DELETE: %s, %v", got, err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "other"); err != nil || len(got) != 1 {
+		t.Errorf("the other connector's offsets after DELETE: %s, %v", got, err)
+	}
+	if len(cn.State().OffsetResets()) != 0 {
+		t.Errorf("requests left pending: %+v", cn.State().OffsetResets())
+	}
+}
