@@ -85,14 +85,7 @@ func newHarness(t *testing.T) *harness {
 			n.args = append(n.args, "--bootstrap")
 		}
 	}
-	t.Cleanup(func() {
-		for _, n := range h.nodes {
-			n.cleanup()
-		}
-		if t.Failed() {
-			t.Logf("node logs kept in %s", h.logDir)
-		}
-	})
+	cleanUpNodes(t, h.logDir, &h.nodes)
 	return h
 }
 

@@ -94,14 +94,7 @@ func TestSecuredListeners(t *testing.T) {
 			n.args = append(n.args, "--registry-auth-reads")
 		}
 	}
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.cleanup()
-		}
-		if t.Failed() {
-			t.Logf("node logs kept in %s", logDir)
-		}
-	})
+	cleanUpNodes(t, logDir, &nodes)
 	for _, n := range nodes {
 		n.start(t)
 	}

@@ -153,6 +153,19 @@ func (n *node) running() bool {
 	}
 }
 
+// cleanUpNodes kills, when the test ends, every node *nodes holds then (a test may add nodes
+// after calling it), and says where their logs are kept if the test failed.
+func cleanUpNodes(t *testing.T, logDir string, nodes *[]*node) {
+	t.Cleanup(func() {
+		for _, n := range *nodes {
+			n.cleanup()
+		}
+		if t.Failed() {
+			t.Logf("node logs kept in %s", logDir)
+		}
+	})
+}
+
 // cleanup kills the process if it still runs (and resumes it first if it was stopped).
 func (n *node) cleanup() {
 	n.mu.Lock()

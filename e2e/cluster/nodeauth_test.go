@@ -69,14 +69,7 @@ func TestNodeToNodeSecurity(t *testing.T) {
 		}
 	}
 	var all []*node
-	t.Cleanup(func() {
-		for _, n := range all {
-			n.cleanup()
-		}
-		if t.Failed() {
-			t.Logf("node logs kept in %s", logDir)
-		}
-	})
+	cleanUpNodes(t, logDir, &all)
 	all = append(all, nodes...)
 	for _, n := range nodes {
 		n.start(t)
@@ -291,14 +284,7 @@ func TestNodeToNodeMutualTLS(t *testing.T) {
 		nodes = append(nodes, n)
 		peers = append(peers, n.id+"="+n.raft+"="+n.http)
 	}
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.cleanup()
-		}
-		if t.Failed() {
-			t.Logf("node logs kept in %s", logDir)
-		}
-	})
+	cleanUpNodes(t, logDir, &nodes)
 	for i, n := range nodes {
 		n.args = nodeArgs(n, clusterID, kafka, "--peers", strings.Join(peers, ","),
 			"--http-tls-cert", certs.ServerCert, "--http-tls-key", certs.ServerKey, "--http-tls-ca", certs.CA,
