@@ -118,7 +118,9 @@ func firstStamp(ctx context.Context, clientOpts []kgo.Opt, st Stamp, written int
 			if written >= 0 {
 				continue // the stamp written is there: wait for it
 			}
-			return "", false, nil // the rest of the partition was compacted away
+			// Nothing more came: the rest was compacted away (or the broker was slow, and the
+			// stamp Claim writes next loses to the earlier one when read back).
+			return "", false, nil
 		}
 		for _, fe := range fs.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) {
