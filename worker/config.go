@@ -112,9 +112,9 @@ func settings() []setting {
 // commonSettings are the keys of both standalone and cluster nodes.
 func commonSettings() []setting {
 	return append(kafkaSettings(), []setting{
-		{name: "offsets.topic", def: "mongorelay-offsets", doc: "compacted topic holding each task's resume position",
+		{name: "offsets.topic", def: "mongorelay-offsets", doc: "compacted topic holding each task's resume position; stamped with its cluster.id, so a node of another cluster refuses it",
 			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
-		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone)",
+		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone); stamped with its cluster.id, so a node of another cluster refuses it",
 			apply: func(c *Config, v string) error { c.SchemasTopic = v; return requireTopic(v) }},
 		{name: "http.listen", def: "127.0.0.1:8083", authDef: ":8083",
 			doc: "address of the REST API (Kafka Connect's port); loopback unless http.auth.* is set: an address other hosts reach " +

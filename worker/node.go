@@ -23,6 +23,7 @@ import (
 	"github.com/mongorelay/mongorelay/internal/configprovider"
 	"github.com/mongorelay/mongorelay/internal/httpserve"
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
+	"github.com/mongorelay/mongorelay/internal/kafkatopic"
 	"github.com/mongorelay/mongorelay/registry"
 	"github.com/mongorelay/mongorelay/registry/kafkastore"
 	"github.com/mongorelay/mongorelay/registry/replicated"
@@ -141,7 +142,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	defer n.kafka.Close()
 	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
-		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log)); err != nil {
+		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log),
+		offsets.ClusterID(cfg.ClusterID)); err != nil {
+		if other, ok := errors.AsType[*kafkatopic.OtherClusterError](err); ok {
+			return fmt.Errorf("worker config %q: %w", other.ConfigKey, err)
+		}
 		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, kafkaconn.Explain(err))
 	}
 	defer n.offsets.Close()
@@ -262,8 +267,11 @@ func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err erro
 	cfg := n.cfg
 	store, err := kafkastore.Open(ctx, kafkastore.Topic(cfg.SchemasTopic),
 		kafkastore.ReplicationFactor(int16(cfg.ReplicationFactor)),
-		kafkastore.ClientOpts(n.kafkaOpts...), kafkastore.Logger(n.log))
+		kafkastore.ClientOpts(n.kafkaOpts...), kafkastore.Logger(n.log), kafkastore.ClusterID(cfg.ClusterID))
 	if err != nil {
+		if other, ok := errors.AsType[*kafkatopic.OtherClusterError](err); ok {
+			return nil, fmt.Errorf("worker config %q: %w", other.ConfigKey, err)
+		}
 		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, kafkaconn.Explain(err))
 	}
 	reg, err := registry.New(ctx, store, registry.Logger(n.log))

@@ -94,7 +94,8 @@ func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
 	}
 	defer kafka.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := offsets.Open(ctx, kafka.ListenAddrs(), "offsets", offsets.Partitions(1), offsets.ReplicationFactor(1), offsets.Logger(log))
+	store, err := offsets.Open(ctx, kafka.ListenAddrs(), "offsets", offsets.Partitions(1), offsets.ReplicationFactor(1), offsets.Logger(log),
+		offsets.ClusterID("cl")) // the topic's first record is the cluster's stamp
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,8 @@ func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
 	a := nodeAPI{&Node{id: "solo", node: cn, offsets: store, log: log, reports: newTaskReports(),
 		cfg: Config{ClusterID: "cl", TransactionTimeout: time.Minute}, kafkaOpts: []kgo.Opt{kgo.SeedBrokers(kafka.ListenAddrs()...)}}}
 
-	for _, name := range []string{"c", "other"} {
+	// A connector named as the stamp key's first element ["mongorelay.cluster",{...}].
+	for _, name := range []string{"c", "other", "mongorelay.cluster"} {
 		if err := cn.CreateConnector(ctx, name, map[string]string{"connector.class": "mongodb"}, coordinator.StateRunning); err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +131,9 @@ func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
 	if err != nil || len(got) != 1 || string(got[0].Partition) != `{"db":"shop","coll":"a","shard":"0-of-1"}` ||
 		!strings.Contains(string(got[0].Offset), `"resume_token":{"_data":"8263515EAC000000022B0429296E1404"}`) {
 		t.Fatalf("offsets of a RUNNING connector: %s, %v", got, err)
+	}
+	if got, err := a.ConnectorOffsets(ctx, "mongorelay.cluster"); err != nil || len(got) != 0 {
+		t.Errorf("the stamp was listed as an offset: %s, %v", got, err)
 	}
 	if _, err := a.ConnectorOffsets(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("offsets of no connector: %v, want ErrNotFound", err)

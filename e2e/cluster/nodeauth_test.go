@@ -202,7 +202,9 @@ func TestNodeToNodeSecurity(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"other-cluster", []string{"--cluster-id", "another-" + run}, []string{"is of cluster.id", "another-" + run, "and this cluster is", clusterID}},
+		// Topics of its own: on this cluster's, the topics' stamp would stop it before it asks to join.
+		{"other-cluster", []string{"--cluster-id", "another-" + run, "--offsets-topic", "another-" + run + "-offsets", "--schemas-topic", "another-" + run + "-schemas"},
+			[]string{"is of cluster.id", "another-" + run, "and this cluster is", clusterID}},
 		{"other-secret", []string{"--cluster-secret", "another-secret-" + run}, []string{"wrong cluster secret"}},
 	} {
 		n := newNode(t, tt.id, logDir)

@@ -125,10 +125,22 @@ def offset_key(connector, db, coll, shard="0-of-1"):
     return json.dumps([connector, {"db": db, "coll": coll, "shard": shard}], separators=(",", ":")).encode()
 
 
+STAMP_PREFIXES = (b'["mongorelay.cluster",', b'{"keytype":"CLUSTER",')
+
+
+def is_stamp(key):
+    """Whether a key of the offsets or schemas topic is a cluster's stamp (DESIGN.md 5), not an
+    offset or a schema."""
+    return key is not None and key.startswith(STAMP_PREFIXES)
+
+
 def read_offsets(bootstrap, topic, timeout_s=20):
-    """Every value written to the offsets topic per key, oldest first (None for a tombstone)."""
+    """Every value written to the offsets topic per key, oldest first (None for a tombstone);
+    the cluster stamps are left out."""
     history = {}
     for record in read_topics(bootstrap, [topic], timeout_s=timeout_s, wait_for_topics=False):
+        if is_stamp(record.key):
+            continue
         history.setdefault(record.key, []).append(
             None if record.value is None else json.loads(record.value))
     return history

@@ -31,7 +31,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pymongo import DeleteOne, InsertOne, UpdateOne
 
 from changes import schema_id_of
-from kafka_io import Record, admin
+from kafka_io import Record, admin, is_stamp
 from workload import Events, MixedLoad, canonical_json
 
 SHARD_HEADER = "mongorelay.shard"
@@ -229,6 +229,8 @@ class OffsetsWatch:
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 raise RuntimeError(f"consume the offsets topic: {msg.error()}")
+            if is_stamp(msg.key()):
+                continue
             key = parse_offset_key(msg.key())
             if key.connector != self.connector:
                 continue

@@ -1,5 +1,6 @@
 // Package kafkatopic holds what the components that keep their state in a Kafka topic (the
-// offsets store, the schemas store) need when they make sure that topic exists.
+// offsets store, the schemas store) need when they make sure that topic exists and belongs to
+// their cluster.
 package kafkatopic
 
 import (

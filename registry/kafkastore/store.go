@@ -16,6 +16,9 @@
 //	      null: the level was removed
 //	key   {"keytype":"MAX_ID","magic":0}
 //	value {"id":42}    the highest id ever assigned, written before any hard delete
+//	key   {"keytype":"CLUSTER","cluster_id":"c","magic":0}
+//	value {"cluster_id":"c","stamped_ms":1700000000000}
+//	      a stamp: cluster c uses the topic; the first stamp's cluster owns it
 //
 // Keys are encoded from structs, so one key always has the same bytes:
 // compaction merges only identical keys.
@@ -27,6 +30,7 @@
 package kafkastore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,6 +59,7 @@ type config struct {
 	replication int16
 	clientOpts  []kgo.Opt
 	log         *slog.Logger
+	clusterID   string
 }
 
 // Opt configures a Store.
@@ -78,6 +83,12 @@ func ClientOpts(opts ...kgo.Opt) Opt {
 
 // Logger sets where the store logs. Default slog.Default().
 func Logger(l *slog.Logger) Opt { return func(c *config) { c.log = l } }
+
+// ClusterID stamps the topic with the cluster that owns it (the worker's cluster.id): Open
+// writes the stamp into a topic that has none, and refuses, with a
+// *kafkatopic.OtherClusterError, a topic stamped by another cluster. Default "": no stamp is
+// read or written.
+func ClusterID(id string) Opt { return func(c *config) { c.clusterID = id } }
 
 // Store is a registry.Store in a compacted Kafka topic.
 type Store struct {
@@ -109,6 +120,13 @@ func Open(ctx context.Context, opts ...Opt) (*Store, error) {
 	if err := s.ensureTopic(ctx); err != nil {
 		cl.Close()
 		return nil, err
+	}
+	if cfg.clusterID != "" {
+		st := kafkatopic.Stamp{Topic: cfg.topic, ConfigKey: "schemas.topic", Key: StampKey, ClusterOf: StampCluster}
+		if err := kafkatopic.Claim(ctx, cfg.clientOpts, st, cfg.clusterID); err != nil {
+			cl.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -275,10 +293,34 @@ func (s *Store) consume(ctx context.Context, start, end int64, apply func(regist
 }
 
 const (
-	keySchema = "SCHEMA"
-	keyConfig = "CONFIG"
-	keyMaxID  = "MAX_ID"
+	keySchema  = "SCHEMA"
+	keyConfig  = "CONFIG"
+	keyMaxID   = "MAX_ID"
+	keyCluster = "CLUSTER"
 )
+
+// stampKey is a stamp's key: no registry change has a cluster_id.
+type stampKey struct {
+	KeyType   string `json:"keytype"`
+	ClusterID string `json:"cluster_id"`
+	Magic     int    `json:"magic"`
+}
+
+// StampKey is the key of cluster id's stamp in the schemas topic.
+func StampKey(clusterID string) []byte {
+	b, _ := json.Marshal(stampKey{KeyType: keyCluster, ClusterID: clusterID})
+	return b
+}
+
+// StampCluster returns the cluster id of a stamp key; ok is false for any other key.
+func StampCluster(key []byte) (clusterID string, ok bool) {
+	var k stampKey
+	if !bytes.HasPrefix(key, []byte(`{"keytype":"CLUSTER",`)) || json.Unmarshal(key, &k) != nil ||
+		!bytes.Equal(StampKey(k.ClusterID), key) {
+		return "", false
+	}
+	return k.ClusterID, true
+}
 
 // The record formats. Field order is the JSON order: keep it.
 type (
@@ -354,6 +396,9 @@ func encode(c registry.Change) (key, value []byte, err error) {
 
 // decode turns a record into a change; ok is false for a record to skip.
 func (s *Store) decode(r *kgo.Record) (c registry.Change, ok bool, err error) {
+	if _, stamp := StampCluster(r.Key); stamp {
+		return c, false, nil
+	}
 	var k anyKey
 	if err := json.Unmarshal(r.Key, &k); err != nil {
 		return c, false, fmt.Errorf("decode key %q: %w", r.Key, err)

@@ -45,12 +45,12 @@ func testContext(t *testing.T) context.Context {
 }
 
 // open opens the store and a registry on it, closed with the test.
-func open(t *testing.T, ctx context.Context, brokers []string, topic string) (*registry.Registry, *kafkastore.Store) {
+func open(t *testing.T, ctx context.Context, brokers []string, topic string, opts ...kafkastore.Opt) (*registry.Registry, *kafkastore.Store) {
 	t.Helper()
-	store, err := kafkastore.Open(ctx,
+	store, err := kafkastore.Open(ctx, append([]kafkastore.Opt{
 		kafkastore.ClientOpts(kgo.SeedBrokers(brokers...)),
 		kafkastore.Topic(topic),
-		kafkastore.Logger(quiet))
+		kafkastore.Logger(quiet)}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -34,6 +34,7 @@ type options struct {
 	replication int16
 	clientOpts  []kgo.Opt
 	logger      *slog.Logger
+	clusterID   string
 }
 
 // Partitions sets the partition count used when Open creates the topic.
@@ -59,6 +60,12 @@ func ClientOptions(opts ...kgo.Opt) Option {
 
 // Logger sets the logger. Default slog.Default().
 func Logger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// ClusterID stamps the topic with the cluster that owns it (the worker's cluster.id): Open
+// writes the stamp into a topic that has none, and refuses, with a
+// *kafkatopic.OtherClusterError, a topic stamped by another cluster. Default "": no stamp is
+// read or written (tools, tests).
+func ClusterID(id string) Option { return func(o *options) { o.clusterID = id } }
 
 // Entry is one key's offset; a nil Value is a tombstone.
 type Entry struct {
@@ -134,6 +141,13 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 	if err != nil {
 		cl.Close()
 		return nil, err
+	}
+	if o.clusterID != "" {
+		claimOpts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, o.clientOpts...)
+		if err := kafkatopic.Claim(ctx, claimOpts, stamp(topic), o.clusterID); err != nil {
+			cl.Close()
+			return nil, err
+		}
 	}
 	// A topic this call created holds nothing yet, and its partitions have no leaders for a
 	// moment: loading would only wait for them. Records another writer commits meanwhile are
@@ -392,8 +406,11 @@ func retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-// loadRecord applies one record read from the topic.
+// loadRecord applies one record read from the topic; stamps are skipped.
 func (s *Store) loadRecord(r *kgo.Record) {
+	if _, ok := StampCluster(r.Key); ok {
+		return
+	}
 	if err := s.apply(r); err != nil {
 		s.log.Warn("ignoring an offsets record", "partition", r.Partition, "offset", r.Offset, "err", err)
 	}
