@@ -112,10 +112,13 @@ func settings() []setting {
 // commonSettings are the keys of both standalone and cluster nodes.
 func commonSettings() []setting {
 	return append(kafkaSettings(), []setting{
-		{name: "offsets.topic", def: "mongorelay-offsets", doc: "compacted topic holding each task's resume position; stamped with its cluster.id, so a node of another cluster refuses it",
-			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return requireTopic(v) }},
-		{name: "schemas.topic", def: "mongorelay-schemas", doc: "compacted topic holding the built-in schema registry (standalone); stamped with its cluster.id, so a node of another cluster refuses it",
-			apply: func(c *Config, v string) error { c.SchemasTopic = v; return requireTopic(v) }},
+		{name: "offsets.topic", doc: "compacted topic holding each task's resume position; default <cluster.id>-offsets " +
+			"(mongorelay-offsets for the default cluster.id, mongorelay-standalone-offsets for a standalone process); " +
+			"stamped with its cluster.id, so a node of another cluster refuses it",
+			apply: func(c *Config, v string) error { c.OffsetsTopic = v; return nil }},
+		{name: "schemas.topic", doc: "compacted topic holding the built-in schema registry (standalone); default <cluster.id>-schemas " +
+			"(mongorelay-standalone-schemas for a standalone process); stamped with its cluster.id, so a node of another cluster refuses it",
+			apply: func(c *Config, v string) error { c.SchemasTopic = v; return nil }},
 		{name: "http.listen", def: "127.0.0.1:8083", authDef: ":8083",
 			doc: "address of the REST API (Kafka Connect's port); loopback unless http.auth.* is set: an address other hosts reach " +
 				"without http.auth.* is refused unless http.auth.insecure=true",
@@ -625,13 +628,6 @@ func splitList(v string) []string {
 		}
 	}
 	return out
-}
-
-func requireTopic(v string) error {
-	if v == "" {
-		return errors.New("is empty: give a Kafka topic name")
-	}
-	return nil
 }
 
 // parseCompression reads Kafka's compression.type names. Compression costs the task CPU and

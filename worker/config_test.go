@@ -25,8 +25,8 @@ func TestParseFlags(t *testing.T) {
 			name: "defaults and alias",
 			args: []string{"--kafka", "a:1, b:2", "conn.json"},
 			check: func(t *testing.T, c Config, rest []string) {
-				if strings.Join(c.KafkaBrokers, ";") != "a:1;b:2" || c.OffsetsTopic != "mongorelay-offsets" ||
-					c.SchemasTopic != "mongorelay-schemas" || c.RegistryListen != "127.0.0.1:8081" ||
+				if strings.Join(c.KafkaBrokers, ";") != "a:1;b:2" || c.OffsetsTopic != "" ||
+					c.SchemasTopic != "" || c.RegistryListen != "127.0.0.1:8081" ||
 					c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 30*time.Second || c.ReplicationFactor != -1 ||
 					c.Compression != kgo.NoCompression() || c.TransactionTimeout != time.Minute {
 					t.Errorf("unexpected config %+v", c)

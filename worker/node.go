@@ -59,6 +59,7 @@ const offsetsRefreshInterval = 500 * time.Millisecond
 // take a node out of the cluster for good, run mongorelay worker leave.
 type Node struct {
 	cfg             Config
+	derivedTopics   bool         // the offsets topic is named after cluster.id, not by the config
 	log             *slog.Logger // with the node key once the id is known
 	base            *slog.Logger // without it, for the coordinator, which adds it
 	version, commit string
@@ -88,7 +89,8 @@ type nodeRegistry interface {
 
 // NewCluster returns a cluster node that will run with cfg (from ParseWorkerFlags).
 func NewCluster(cfg Config, log *slog.Logger, version, commit string) *Node {
-	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit}
+	cfg, derived := cfg.withTopics()
+	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit, derivedTopics: derived}
 }
 
 // NewStandalone returns a standalone process that will run conns (from LoadConnectorFiles)
@@ -102,7 +104,8 @@ func NewStandalone(cfg Config, conns []Connector, log *slog.Logger, version, com
 	if conns == nil {
 		conns = []Connector{}
 	}
-	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit, files: conns}
+	cfg, derived := cfg.withTopics()
+	return &Node{cfg: cfg, log: log, base: log, version: version, commit: commit, files: conns, derivedTopics: derived}
 }
 
 func (n *Node) standalone() bool { return n.files != nil }
@@ -141,6 +144,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer n.kafka.Close()
+	if n.derivedTopics {
+		if err := checkLegacyTopics(ctx, n.kafkaOpts, cfg); err != nil {
+			return err
+		}
+	}
 	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
 		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log),
 		offsets.ClusterID(cfg.ClusterID)); err != nil {

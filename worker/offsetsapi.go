@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,7 @@ func (a nodeAPI) ConnectorOffsets(ctx context.Context, name string) ([]api.Offse
 	}
 	var out []api.Offset
 	for _, e := range store.List(name) {
-		value, err := json.Marshal(e.Value)
+		value, err := json.Marshal(shownOffset(e.Value))
 		if err != nil {
 			return nil, fmt.Errorf("encode offset %s: %w", e.Key, err)
 		}
@@ -119,10 +120,8 @@ func (a nodeAPI) changeOffsets(ctx context.Context, name string, entries func(*o
 	return apiError(n.CompleteOffsetReset(ctx, name, req.ID))
 }
 
-// offsetEntry reads one offset of a PATCH: a partition naming a collection shard (or a
-// snapshot range, whose offset may only be deleted) and an offset that is null, a resume
-// token ({"resume_token": {"_data": "..."}} or its _data as a string) or a cluster time
-// ({"cluster_time": {"t": .., "i": ..}}).
+// offsetEntry reads one offset of a PATCH: a partition naming a collection shard or a
+// snapshot range, and an offset that is null (deleting it) or as takenOffset reads it.
 func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 	var p struct {
 		DB       string  `json:"db"`
@@ -153,38 +152,113 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 	if raw := bytes.TrimSpace(o.Offset); len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return offsets.Entry{Key: k}, nil // deletes it
 	}
-	if k.Snapshot {
-		return offsets.Entry{}, fmt.Errorf("partition %s: a snapshot range's offset can only be deleted (null)", o.Partition)
+	v, err := takenOffset(o.Offset, k.Snapshot)
+	if err != nil {
+		return offsets.Entry{}, fmt.Errorf("offset of %s: %w", o.Partition, err)
 	}
-	var v struct {
-		ResumeToken json.RawMessage      `json:"resume_token"`
-		ClusterTime *offsets.ClusterTime `json:"cluster_time"`
-	}
-	dec = json.NewDecoder(bytes.NewReader(o.Offset))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return offsets.Entry{}, fmt.Errorf(`offset of %s: want {"resume_token": {"_data": ".."}} or {"cluster_time": {"t": .., "i": ..}}: %w`, o.Partition, err)
-	}
+	return offsets.Entry{Key: k, Value: v}, nil
+}
+
+// publicOffset is an offset as the offsets API shows and takes it, so that GET's output is
+// valid PATCH input (KIP-875). Its cluster_time is always the position *after which* the
+// stream resumes: with a resume token, the time of the event the token names (the stream
+// resumes after it, so the two must agree); alone, a time the user chose, or the time at which
+// a snapshot's stream start was recorded, shown as the position just before it. Snapshot
+// ranges show their copy progress, which PATCH takes back only as GET showed it.
+type publicOffset struct {
+	Version     int                  `json:"v,omitempty"`
+	ResumeToken json.RawMessage      `json:"resume_token,omitempty"`
+	ClusterTime *offsets.ClusterTime `json:"cluster_time,omitempty"`
+	TxnOpIndex  int                  `json:"txn_op_index,omitempty"`
+	Snapshot    *offsets.Snapshot    `json:"snapshot,omitempty"`
+	UpdatedMs   int64                `json:"updated_ms,omitempty"`
+}
+
+// shownOffset is v as the offsets API shows it.
+func shownOffset(v *offsets.Value) publicOffset {
+	p := publicOffset{Version: v.Version, TxnOpIndex: v.TxnOpIndex, Snapshot: v.Snapshot, UpdatedMs: v.UpdatedMs}
 	switch {
-	case v.ResumeToken != nil && v.ClusterTime == nil:
+	case v.ResumeToken != nil:
+		p.ResumeToken, _ = json.Marshal(v.ResumeToken)
+		p.ClusterTime = v.ClusterTime
+	case v.ClusterTime != nil:
+		before := justBefore(*v.ClusterTime)
+		p.ClusterTime = &before
+	}
+	return p
+}
+
+// takenOffset reads an offset of a PATCH: a resume token ({"resume_token": {"_data": ".."}}
+// or its _data as a string, with its own cluster_time and txn_op_index if given), or a cluster
+// time alone ({"cluster_time": {"t": .., "i": ..}}) after which the stream resumes. A snapshot
+// range's offset (snapshot true) is taken only with its copy progress, as GET shows it.
+func takenOffset(raw json.RawMessage, snapshot bool) (*offsets.Value, error) {
+	var p publicOffset
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf(`want {"resume_token": {"_data": ".."}} or {"cluster_time": {"t": .., "i": ..}}: %w`, err)
+	}
+	if p.Version > offsets.FormatVersion {
+		return nil, fmt.Errorf("v %d is newer than this version's offsets (%d): set it with a node of that version", p.Version, offsets.FormatVersion)
+	}
+	if snapshot != (p.Snapshot != nil) {
+		if snapshot {
+			return nil, errors.New("a snapshot range's offset can only be deleted (null) or given back as GET shows it, with its snapshot progress")
+		}
+		return nil, errors.New("snapshot progress belongs to a snapshot range's partition, not to a shard's")
+	}
+	v := &offsets.Value{Version: offsets.FormatVersion, Snapshot: p.Snapshot}
+	switch {
+	case p.ResumeToken != nil:
 		var data string
 		var doc offsets.ResumeToken
-		if json.Unmarshal(v.ResumeToken, &data) != nil {
-			if err := json.Unmarshal(v.ResumeToken, &doc); err != nil || doc.Data == "" {
-				return offsets.Entry{}, fmt.Errorf(`offset of %s: resume_token %s is neither {"_data": ".."} nor a string`, o.Partition, v.ResumeToken)
+		if json.Unmarshal(p.ResumeToken, &data) != nil {
+			if err := json.Unmarshal(p.ResumeToken, &doc); err != nil || doc.Data == "" {
+				return nil, fmt.Errorf(`resume_token %s is neither {"_data": ".."} nor a string`, p.ResumeToken)
 			}
 			data = doc.Data
 		}
-		value, err := offsets.ResumeAt(data)
+		at, err := offsets.ResumeAt(data)
 		if err != nil {
-			return offsets.Entry{}, fmt.Errorf("offset of %s: resume token %q: %w", o.Partition, data, err)
+			return nil, fmt.Errorf("resume token %q: %w", data, err)
 		}
-		return offsets.Entry{Key: k, Value: value}, nil
-	case v.ClusterTime != nil && v.ResumeToken == nil:
-		if v.ClusterTime.T == 0 {
-			return offsets.Entry{}, fmt.Errorf("offset of %s: cluster_time.t is 0: give the seconds of a cluster time", o.Partition)
+		if p.ClusterTime != nil && *p.ClusterTime != *at.ClusterTime {
+			return nil, fmt.Errorf(`cluster_time {"t":%d,"i":%d} is not the resume token's {"t":%d,"i":%d}: `+
+				"give the token alone, or a cluster_time alone", p.ClusterTime.T, p.ClusterTime.I, at.ClusterTime.T, at.ClusterTime.I)
 		}
-		return offsets.Entry{Key: k, Value: &offsets.Value{Version: offsets.FormatVersion, ClusterTime: v.ClusterTime}}, nil
+		if p.TxnOpIndex != 0 && p.TxnOpIndex != at.TxnOpIndex {
+			return nil, fmt.Errorf("txn_op_index %d is not the resume token's (%d): give the token alone", p.TxnOpIndex, at.TxnOpIndex)
+		}
+		v.ResumeToken, v.ClusterTime, v.TxnOpIndex = at.ResumeToken, at.ClusterTime, at.TxnOpIndex
+	case p.ClusterTime != nil:
+		if p.ClusterTime.T == 0 {
+			return nil, errors.New("cluster_time.t is 0: give the seconds of a cluster time")
+		}
+		if p.TxnOpIndex != 0 {
+			return nil, errors.New("txn_op_index goes with a resume_token: give the token, or the cluster_time alone")
+		}
+		next := justAfter(*p.ClusterTime)
+		v.ClusterTime = &next
+	case !snapshot:
+		return nil, errors.New("give one of resume_token and cluster_time")
 	}
-	return offsets.Entry{}, fmt.Errorf(`offset of %s: give one of resume_token and cluster_time`, o.Partition)
+	return v, nil
+}
+
+// justAfter is the first cluster time after t: a stream opened at it (startAtOperationTime,
+// inclusive) resumes after t.
+func justAfter(t offsets.ClusterTime) offsets.ClusterTime {
+	if t.I == math.MaxUint32 {
+		return offsets.ClusterTime{T: t.T + 1}
+	}
+	return offsets.ClusterTime{T: t.T, I: t.I + 1}
+}
+
+// justBefore undoes justAfter.
+func justBefore(t offsets.ClusterTime) offsets.ClusterTime {
+	if t.I == 0 {
+		return offsets.ClusterTime{T: t.T - 1, I: math.MaxUint32}
+	}
+	return offsets.ClusterTime{T: t.T, I: t.I - 1}
 }

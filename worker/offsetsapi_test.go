@@ -36,20 +36,35 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 		wantKey                 offsets.Key
 		wantTS                  uint32 // the value's cluster time; 0 with no error: a tombstone
 		wantToken               string
+		wantAt                  *offsets.ClusterTime // the stored start (inclusive), where it matters
 		wantErr                 string
 	}{
 		{name: "a resume token object", partition: shard, offset: `{"resume_token":{"_data":"` + token + `"}}`,
 			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 0x63515EAC, wantToken: token},
 		{name: "a resume token string", partition: shard, offset: `{"resume_token":"` + token + `"}`,
 			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 0x63515EAC, wantToken: token},
-		{name: "a cluster time", partition: shard, offset: `{"cluster_time":{"t":1700000000,"i":3}}`,
-			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 1700000000},
+		{name: "a cluster time is the position after which", partition: shard, offset: `{"cluster_time":{"t":1700000000,"i":3}}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 1700000000, wantAt: &offsets.ClusterTime{T: 1700000000, I: 4}},
+		{name: "after the last increment of a second", partition: shard, offset: `{"cluster_time":{"t":1700000000,"i":4294967295}}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 1700000001, wantAt: &offsets.ClusterTime{T: 1700000001}},
+		{name: "a token with its own cluster time, as GET shows it", partition: shard,
+			offset:  `{"v":1,"resume_token":{"_data":"` + token + `"},"cluster_time":{"t":1666277036,"i":2},"updated_ms":1721140162914}`,
+			wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2), wantTS: 0x63515EAC, wantToken: token, wantAt: &offsets.ClusterTime{T: 0x63515EAC, I: 2}},
+		{name: "a snapshot range as GET shows it", partition: `{"db":"shop","coll":"orders","snapshot":"0-of-3"}`,
+			offset:  `{"v":1,"cluster_time":{"t":1700000000,"i":6},"snapshot":{"min_id":"","max_id":"","last_id":"","copied":3,"done":true}}`,
+			wantKey: offsets.SnapshotKey("c", "shop", "orders", 0, 3), wantTS: 1700000000, wantAt: &offsets.ClusterTime{T: 1700000000, I: 7}},
 		{name: "null deletes", partition: shard, offset: `null`, wantKey: offsets.ShardKey("c", "shop", "orders", 1, 2)},
 		{name: "a snapshot range may be deleted", partition: `{"db":"shop","coll":"orders","snapshot":"0-of-3"}`, offset: `null`,
 			wantKey: offsets.SnapshotKey("c", "shop", "orders", 0, 3)},
 		{name: "a snapshot range may not be set", partition: `{"db":"shop","coll":"orders","snapshot":"0-of-3"}`,
 			offset: `{"cluster_time":{"t":1,"i":0}}`, wantErr: "can only be deleted"},
-		{name: "both", partition: shard, offset: `{"resume_token":"` + token + `","cluster_time":{"t":1,"i":0}}`, wantErr: "one of"},
+		{name: "snapshot progress on a shard", partition: shard,
+			offset: `{"cluster_time":{"t":1,"i":0},"snapshot":{"copied":3}}`, wantErr: "belongs to a snapshot range"},
+		{name: "a token with another cluster time", partition: shard, offset: `{"resume_token":"` + token + `","cluster_time":{"t":1,"i":0}}`,
+			wantErr: "is not the resume token's"},
+		{name: "a cluster time with a txn_op_index", partition: shard, offset: `{"cluster_time":{"t":1,"i":0},"txn_op_index":2}`,
+			wantErr: "txn_op_index goes with a resume_token"},
+		{name: "a newer format", partition: shard, offset: `{"v":99,"cluster_time":{"t":1,"i":0}}`, wantErr: "newer"},
 		{name: "neither", partition: shard, offset: `{}`, wantErr: "one of"},
 		{name: "an unknown field", partition: shard, offset: `{"position":1}`, wantErr: "resume_token"},
 		{name: "a bad token", partition: shard, offset: `{"resume_token":"zz"}`, wantErr: "resume token"},
@@ -77,9 +92,54 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 				t.Errorf("value %+v, want token %s", e.Value, tc.wantToken)
 			case tc.wantToken == "" && e.Value != nil && e.Value.ResumeToken != nil:
 				t.Errorf("value %+v, want no token", e.Value)
+			case tc.wantAt != nil && *e.Value.ClusterTime != *tc.wantAt:
+				t.Errorf("stored cluster time %+v, want %+v", *e.Value.ClusterTime, *tc.wantAt)
 			}
 		})
 	}
+}
+
+func TestGETOutputIsPATCHInput(t *testing.T) {
+	token, err := offsets.ResumeAt("8263515EAC000000022B0429296E1404")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		v        offsets.Value
+		snapshot bool
+	}{
+		{name: "a resume token", v: *token},
+		{name: "a cluster time set by PATCH", v: offsets.Value{Version: 1, ClusterTime: &offsets.ClusterTime{T: 1700000000, I: 4}}},
+		{name: "a cluster time at a second's start", v: offsets.Value{Version: 1, ClusterTime: &offsets.ClusterTime{T: 1700000000}}},
+		{name: "a snapshot range", snapshot: true, v: offsets.Value{Version: 1, ClusterTime: &offsets.ClusterTime{T: 1700000000, I: 1},
+			Snapshot: &offsets.Snapshot{MinID: `{"$oid":"65f000000000000000000000"}`, Copied: 12, Done: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shown, err := json.Marshal(shownOffset(&tc.v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := takenOffset(shown, tc.snapshot)
+			if err != nil {
+				t.Fatalf("PATCH of GET's %s: %v", shown, err)
+			}
+			want := tc.v
+			want.UpdatedMs = 0
+			if g, w := mustJSON(t, got), mustJSON(t, &want); g != w {
+				t.Errorf("GET showed %s, which PATCH stores as %s; want %s", shown, g, w)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic runs the offsets API on a one-node cluster

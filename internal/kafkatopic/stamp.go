@@ -2,6 +2,7 @@ package kafkatopic
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,17 +24,17 @@ type StampValue struct {
 }
 
 // Stamp describes one topic's stamp records. A stamp record says that a cluster uses the
-// topic; its key names the cluster (so compaction keeps every cluster's stamp) and can never
-// be one of the topic's own keys. The topic belongs to the cluster of its first stamp: the one
+// topic; its key names the cluster and a random stamp id (so compaction keeps every stamp ever
+// written, the first above all) and can never be one of the topic's own keys. The topic belongs to the cluster of its first stamp: the one
 // with the lowest offset in StampPartition.
 type Stamp struct {
 	Topic string
 	// ConfigKey is the worker key that names the topic (offsets.topic, schemas.topic), for
 	// the error telling how to give a cluster its own.
 	ConfigKey string
-	// Key encodes the stamp key of a cluster id; ClusterOf decodes one, ok false for a key
-	// that is not a stamp.
-	Key       func(clusterID string) []byte
+	// Key encodes the key of a stamp of a cluster id with a stamp id; ClusterOf decodes one,
+	// ok false for a key that is not a stamp.
+	Key       func(clusterID, stamp string) []byte
 	ClusterOf func(key []byte) (clusterID string, ok bool)
 }
 
@@ -71,7 +72,7 @@ func Claim(ctx context.Context, clientOpts []kgo.Opt, st Stamp, ours string) err
 		if err != nil {
 			return fmt.Errorf("stamp topic %s: new Kafka client: %w", st.Topic, err)
 		}
-		r := &kgo.Record{Topic: st.Topic, Partition: StampPartition, Key: st.Key(ours), Value: value}
+		r := &kgo.Record{Topic: st.Topic, Partition: StampPartition, Key: st.Key(ours, stampID()), Value: value}
 		err = cl.ProduceSync(ctx, r).FirstErr()
 		cl.Close()
 		if err != nil {
@@ -88,6 +89,12 @@ func Claim(ctx context.Context, clientOpts []kgo.Opt, st Stamp, ours string) err
 		return &OtherClusterError{Topic: st.Topic, ConfigKey: st.ConfigKey, Owner: owner, Ours: ours}
 	}
 	return nil
+}
+
+// Owner returns the cluster of the topic's first stamp; found is false for a topic with no
+// stamp (or none yet).
+func Owner(ctx context.Context, clientOpts []kgo.Opt, st Stamp) (owner string, found bool, err error) {
+	return firstStamp(ctx, clientOpts, st, -1)
 }
 
 // firstStamp reads the stamp partition from its start up to its first stamp. written is the
@@ -139,6 +146,11 @@ func firstStamp(ctx context.Context, clientOpts []kgo.Opt, st Stamp, written int
 		}
 	}
 	return "", false, nil
+}
+
+// stampID is a random id that gives a stamp a key of its own.
+func stampID() string {
+	return rand.Text()[:16]
 }
 
 // endOffset returns the stamp partition's end offset, retrying for up to NewTopicWait while

@@ -12,14 +12,14 @@ import (
 )
 
 func TestStampKeyIsNoRegistryKey(t *testing.T) {
-	k := kafkastore.StampKey("a")
-	if string(k) != `{"keytype":"CLUSTER","cluster_id":"a","magic":0}` {
-		t.Errorf("StampKey(a) = %s", k)
+	k := kafkastore.StampKey("a", "s")
+	if string(k) != `{"keytype":"CLUSTER","cluster_id":"a","stamp":"s","magic":0}` {
+		t.Errorf("StampKey(a, s) = %s", k)
 	}
 	if id, ok := kafkastore.StampCluster(k); !ok || id != "a" {
 		t.Errorf("StampCluster(%s) = %q, %v", k, id, ok)
 	}
-	for _, k := range []string{`{"keytype":"MAX_ID","magic":0}`, `{"keytype":"CLUSTER","cluster_id":"a","magic":0,"x":1}`, `{"keytype":"CLUSTER", "cluster_id":"a","magic":0}`} {
+	for _, k := range []string{`{"keytype":"MAX_ID","magic":0}`, `{"keytype":"CLUSTER","cluster_id":"a","stamp":"s","magic":0,"x":1}`, `{"keytype":"CLUSTER", "cluster_id":"a","stamp":"s","magic":0}`} {
 		if _, ok := kafkastore.StampCluster([]byte(k)); ok {
 			t.Errorf("StampCluster(%s) took it for a stamp", k)
 		}

@@ -16,9 +16,11 @@
 //	      null: the level was removed
 //	key   {"keytype":"MAX_ID","magic":0}
 //	value {"id":42}    the highest id ever assigned, written before any hard delete
-//	key   {"keytype":"CLUSTER","cluster_id":"c","magic":0}
+//	key   {"keytype":"CLUSTER","cluster_id":"c","stamp":"9f2c…","magic":0}
 //	value {"cluster_id":"c","stamped_ms":1700000000000}
-//	      a stamp: cluster c uses the topic; the first stamp's cluster owns it
+//	      a stamp: cluster c uses the topic; the first stamp's cluster owns it. Each
+//	      stamp written has a key of its own (a random stamp id), so compaction never
+//	      drops the first one for a later stamp of the same cluster
 //
 // Keys are encoded from structs, so one key always has the same bytes:
 // compaction merges only identical keys.
@@ -303,12 +305,14 @@ const (
 type stampKey struct {
 	KeyType   string `json:"keytype"`
 	ClusterID string `json:"cluster_id"`
+	Stamp     string `json:"stamp"`
 	Magic     int    `json:"magic"`
 }
 
-// StampKey is the key of cluster id's stamp in the schemas topic.
-func StampKey(clusterID string) []byte {
-	b, _ := json.Marshal(stampKey{KeyType: keyCluster, ClusterID: clusterID})
+// StampKey is the key of a stamp of cluster id in the schemas topic; stamp tells one stamp
+// from another (kafkatopic.Claim gives each a random one).
+func StampKey(clusterID, stamp string) []byte {
+	b, _ := json.Marshal(stampKey{KeyType: keyCluster, ClusterID: clusterID, Stamp: stamp})
 	return b
 }
 
@@ -316,7 +320,7 @@ func StampKey(clusterID string) []byte {
 func StampCluster(key []byte) (clusterID string, ok bool) {
 	var k stampKey
 	if !bytes.HasPrefix(key, []byte(`{"keytype":"CLUSTER",`)) || json.Unmarshal(key, &k) != nil ||
-		!bytes.Equal(StampKey(k.ClusterID), key) {
+		!bytes.Equal(StampKey(k.ClusterID, k.Stamp), key) {
 		return "", false
 	}
 	return k.ClusterID, true

@@ -19,7 +19,7 @@ import (
 
 func TestStampKeyIsNeverAnOffsetKey(t *testing.T) {
 	for _, id := range []string{"mongorelay", "a", `we"ird\id`, "é\u2028", ""} {
-		k := StampKey(id)
+		k := StampKey(id, "0123456789abcdef")
 		if _, err := ParseKey(k); err == nil {
 			t.Errorf("ParseKey(%s) accepted a stamp key", k)
 		}
@@ -29,8 +29,8 @@ func TestStampKeyIsNeverAnOffsetKey(t *testing.T) {
 	}
 	for _, k := range [][]byte{
 		ShardKey("mongorelay.cluster", "db", "c", 0, 1).Bytes(),
-		[]byte(`["mongorelay.cluster",{"cluster_id": "a"}]`), // not canonical
-		[]byte(`["mongorelay.cluster",{"cluster_id":"a","x":1}]`),
+		[]byte(`["mongorelay.cluster",{"cluster_id": "a","stamp":"s"}]`), // not canonical
+		[]byte(`["mongorelay.cluster",{"cluster_id":"a","stamp":"s","x":1}]`),
 		nil,
 	} {
 		if id, ok := StampCluster(k); ok {

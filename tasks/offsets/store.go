@@ -144,7 +144,7 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 	}
 	if o.clusterID != "" {
 		claimOpts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, o.clientOpts...)
-		if err := kafkatopic.Claim(ctx, claimOpts, stamp(topic), o.clusterID); err != nil {
+		if err := kafkatopic.Claim(ctx, claimOpts, Stamp(topic), o.clusterID); err != nil {
 			cl.Close()
 			return nil, err
 		}
