@@ -54,6 +54,11 @@ type Cluster interface {
 	// for an offset the connector cannot have. On the leader only.
 	AlterOffsets(ctx context.Context, name string, offsets []Offset) error
 
+	// SetClusterLogLevel sets a logger's level (log4j's name, checked already) on every node
+	// of the cluster (PUT /admin/loggers/{logger}?scope=cluster); each node applies it to its
+	// Loggers. On the leader only.
+	SetClusterLogLevel(ctx context.Context, logger, level string) error
+
 	// Overview returns this node's view of the cluster (GET /cluster).
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).

@@ -93,7 +93,7 @@ type Server struct {
 	forwardWait time.Duration
 	users       *httpauth.Users
 	secret      *httpauth.Secret
-	loggers     *loggers
+	loggers     *Loggers
 	e           *echo.Echo
 }
 
@@ -104,7 +104,9 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.loggers = newLoggers(s.log)
+	if s.loggers == nil {
+		s.loggers = NewLoggers(s.log)
+	}
 	s.e = jsonerr.NewEcho(echo.MIMEApplicationJSON)
 	forwarded := func(r *http.Request) bool { return r.Header.Get(forward.Header) != "" }
 	s.e.Use(httpserve.LimitBody(maxRequest, echo.MIMEApplicationJSON),

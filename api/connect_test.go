@@ -32,6 +32,7 @@ type fakeCluster struct {
 	restarts   []string // connectors and tasks restarted: "name", "name/0"
 	health     Health
 	offsets    map[string][]Offset
+	logLevels  map[string]string // set with scope=cluster, by logger
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -179,6 +180,16 @@ func (f *fakeCluster) ResetOffsets(_ context.Context, name string) error {
 
 func (f *fakeCluster) AlterOffsets(_ context.Context, name string, offs []Offset) error {
 	return f.changeOffsets(name, func(old []Offset) []Offset { return append(old, offs...) })
+}
+
+func (f *fakeCluster) SetClusterLogLevel(_ context.Context, logger, level string) error {
+	return f.write(func() error {
+		if f.logLevels == nil {
+			f.logLevels = map[string]string{}
+		}
+		f.logLevels[logger] = level
+		return nil
+	})
 }
 
 func (f *fakeCluster) Overview(context.Context) (Overview, error) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,18 +27,43 @@ type LevelHandler interface {
 	LevelVar() *slog.LevelVar
 }
 
-// loggers holds the level of the node's logger and when the API last changed it.
-type loggers struct {
+// Loggers holds the level of a node's logger and when it was last changed through the API,
+// on this node (scope=worker) or on every node (scope=cluster, which each node applies with
+// Set). Its methods are safe for concurrent use.
+type Loggers struct {
 	level    *slog.LevelVar // nil: the logger's level cannot change
 	mu       sync.Mutex
 	modified time.Time // zero: never
 }
 
-func newLoggers(l *slog.Logger) *loggers {
+// NewLoggers returns the loggers of l, whose level can change if its handler is a
+// LevelHandler.
+func NewLoggers(l *slog.Logger) *Loggers {
 	if lh, ok := l.Handler().(LevelHandler); ok {
-		return &loggers{level: lh.LevelVar()}
+		return &Loggers{level: lh.LevelVar()}
 	}
-	return &loggers{}
+	return &Loggers{}
+}
+
+// WithLoggers sets the loggers /admin/loggers shows and changes, for the node to apply the
+// levels set for the whole cluster to the same ones. Default: NewLoggers of WithLogger's.
+func WithLoggers(l *Loggers) ServerOption { return func(s *Server) { s.loggers = l } }
+
+// Set sets logger's level, given by log4j's name, as of at. It fails for a logger or a level
+// the node does not have.
+func (l *Loggers) Set(logger, level string, at time.Time) error {
+	lv, ok := levels[strings.ToUpper(strings.TrimSpace(level))]
+	if !ok {
+		return fmt.Errorf("invalid log level %q: use one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF", level)
+	}
+	if logger != rootLogger || l.level == nil {
+		return fmt.Errorf("logger %s not found: a node has one logger, %s", logger, rootLogger)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.level.Set(lv)
+	l.modified = at
+	return nil
 }
 
 // loggerLevel is Connect's LoggerLevel.
@@ -48,7 +74,7 @@ type loggerLevel struct {
 	LastModified *int64 `json:"last_modified,omitempty"`
 }
 
-func (l *loggers) get() (loggerLevel, bool) {
+func (l *Loggers) get() (loggerLevel, bool) {
 	if l.level == nil {
 		return loggerLevel{}, false
 	}
@@ -113,35 +139,61 @@ func (s *Server) getLogger(c echo.Context) error {
 
 // setLogger is PUT /admin/loggers/{logger} {"level": "DEBUG"}: this node logs at that level
 // from now on, until it restarts (log.level then applies again), and the answer lists the
-// loggers changed. ?scope=cluster, which in Kafka Connect sets the level on every worker, is
-// refused: set it on each node.
+// loggers changed. With ?scope=cluster the level is set on every node through the cluster
+// state, so that nodes restarting or joining later apply it too, and the answer is 204, as
+// Kafka Connect's.
 func (s *Server) setLogger(c echo.Context) error {
 	name := c.Param("logger")
-	if strings.EqualFold(c.QueryParam("scope"), "cluster") {
+	switch scope := strings.ToLower(c.QueryParam("scope")); scope {
+	case "", "worker":
+	case "cluster":
+		return s.leader(s.setClusterLogger)(c)
+	default:
 		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest,
-			"scope=cluster is not supported: set the level on each node (scope=worker, the default)")
+			"invalid scope %q: use worker (this node, the default) or cluster (every node)", c.QueryParam("scope"))
 	}
+	level, err := s.loggerRequest(c, name)
+	if err != nil {
+		return err
+	}
+	if err := s.loggers.Set(name, level, time.Now()); err != nil {
+		return loggerNotFound(name)
+	}
+	s.log.Info("log level changed", "logger", name, "level", strings.ToUpper(level))
+	return connectJSON(c, http.StatusOK, []string{rootLogger})
+}
+
+// setClusterLogger is PUT /admin/loggers/{logger}?scope=cluster, on the leader.
+func (s *Server) setClusterLogger(c echo.Context) error {
+	name := c.Param("logger")
+	level, err := s.loggerRequest(c, name)
+	if err != nil {
+		return err
+	}
+	if err := s.cl.SetClusterLogLevel(c.Request().Context(), name, strings.ToUpper(level)); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// loggerRequest reads a PUT /admin/loggers/{logger} body and checks its level and the logger.
+func (s *Server) loggerRequest(c echo.Context, name string) (level string, err error) {
 	var req struct {
 		Level *string `json:"level"`
 	}
 	if err := decodeBody(c, &req); err != nil {
-		return err
+		return "", err
 	}
 	if req.Level == nil {
-		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, `request has no "level": send {"level": "DEBUG"}`)
+		return "", jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, `request has no "level": send {"level": "DEBUG"}`)
 	}
-	level, ok := levels[strings.ToUpper(strings.TrimSpace(*req.Level))]
-	if !ok {
-		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest,
+	level = strings.TrimSpace(*req.Level)
+	if _, ok := levels[strings.ToUpper(level)]; !ok {
+		return "", jsonerr.New(http.StatusBadRequest, http.StatusBadRequest,
 			"Invalid log level '%s': use one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF", *req.Level)
 	}
 	if name != rootLogger || s.loggers.level == nil {
-		return loggerNotFound(name)
+		return "", loggerNotFound(name)
 	}
-	s.loggers.mu.Lock()
-	s.loggers.level.Set(level)
-	s.loggers.modified = time.Now()
-	s.loggers.mu.Unlock()
-	s.log.Info("log level changed", "logger", name, "level", levelName(level))
-	return connectJSON(c, http.StatusOK, []string{rootLogger})
+	return level, nil
 }

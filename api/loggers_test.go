@@ -22,7 +22,8 @@ func TestLoggers(t *testing.T) {
 	var out bytes.Buffer
 	level := new(slog.LevelVar)
 	log := slog.New(levelHandler{slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}), level})
-	srv := httptest.NewServer(NewServer(newFakeCluster("n1", true), testCatalog(t), WithLogger(log), WithForwardWait(time.Second)).Handler())
+	cl := newFakeCluster("n1", true)
+	srv := httptest.NewServer(NewServer(cl, testCatalog(t), WithLogger(log), WithForwardWait(time.Second)).Handler())
 	t.Cleanup(srv.Close)
 
 	for _, tc := range []struct {
@@ -40,7 +41,11 @@ func TestLoggers(t *testing.T) {
 		{"PUT", "/admin/loggers/root", "application/json", `{"level":"LOUD"}`, 400, `Invalid log level 'LOUD'`, slog.LevelDebug - 4},
 		{"PUT", "/admin/loggers/root", "application/json", `{}`, 400, `request has no \"level\"`, slog.LevelDebug - 4},
 		{"PUT", "/admin/loggers/root", "text/plain", `{"level":"INFO"}`, 415, `"error_code":415`, slog.LevelDebug - 4},
-		{"PUT", "/admin/loggers/root?scope=cluster", "application/json", `{"level":"INFO"}`, 400, `scope=cluster is not supported`, slog.LevelDebug - 4},
+		// The cluster's level reaches this node through its state (the fake has none to apply).
+		{"PUT", "/admin/loggers/root?scope=cluster", "application/json", `{"level":"info"}`, 204, ``, slog.LevelDebug - 4},
+		{"PUT", "/admin/loggers/root?scope=cluster", "application/json", `{"level":"LOUD"}`, 400, `Invalid log level 'LOUD'`, slog.LevelDebug - 4},
+		{"PUT", "/admin/loggers/io.debezium?scope=cluster", "application/json", `{"level":"INFO"}`, 404, `Logger io.debezium not found`, slog.LevelDebug - 4},
+		{"PUT", "/admin/loggers/root?scope=galaxy", "application/json", `{"level":"INFO"}`, 400, `invalid scope \"galaxy\"`, slog.LevelDebug - 4},
 		{"PUT", "/admin/loggers/io.debezium", "application/json", `{"level":"INFO"}`, 404, `Logger io.debezium not found`, slog.LevelDebug - 4},
 		{"PUT", "/admin/loggers/root", "application/json", `{"level":"WARN"}`, 200, `["root"]`, slog.LevelWarn},
 	} {
@@ -49,6 +54,9 @@ func TestLoggers(t *testing.T) {
 			t.Errorf("%s %s %s = %d %s at level %s, want %d %s at %s", tc.method, tc.path, tc.body, status, body, level.Level(),
 				tc.wantStatus, tc.wantBody, tc.wantLevel)
 		}
+	}
+	if cl.logLevels["root"] != "INFO" || len(cl.logLevels) != 1 {
+		t.Errorf("levels set for the cluster: %v, want root at INFO", cl.logLevels)
 	}
 	var got map[string]loggerLevel
 	_, _, body := send(t, "GET", srv.URL+"/admin/loggers", "", "")

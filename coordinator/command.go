@@ -35,6 +35,7 @@ const (
 	cmdRequestOffsetReset  commandType = "request_offset_reset"
 	cmdCompleteOffsetReset commandType = "complete_offset_reset"
 	cmdSetClusterID        commandType = "set_cluster_id"
+	cmdSetLogLevel         commandType = "set_log_level"
 )
 
 type envelope struct {
@@ -130,6 +131,14 @@ type setClusterIDV1 struct {
 	ID string `json:"id"`
 }
 
+// setLogLevelV1 sets a logger's level on every node (PUT /admin/loggers/{logger}?scope=cluster);
+// AtMs is when the leader took the request, in Unix milliseconds.
+type setLogLevelV1 struct {
+	Logger string `json:"logger"`
+	Level  string `json:"level"`
+	AtMs   int64  `json:"at_ms"`
+}
+
 // typeOf names a payload's command type; the version is 1 for all.
 func typeOf(payload any) (commandType, error) {
 	switch payload.(type) {
@@ -157,6 +166,8 @@ func typeOf(payload any) (commandType, error) {
 		return cmdCompleteOffsetReset, nil
 	case *setClusterIDV1:
 		return cmdSetClusterID, nil
+	case *setLogLevelV1:
+		return cmdSetLogLevel, nil
 	}
 	return "", fmt.Errorf("%w: payload %T", ErrUnsupportedCommand, payload)
 }
@@ -214,6 +225,8 @@ func decodeCommand(data []byte) (any, error) {
 		p = new(completeOffsetResetV1)
 	case cmdSetClusterID:
 		p = new(setClusterIDV1)
+	case cmdSetLogLevel:
+		p = new(setLogLevelV1)
 	default:
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupportedCommand, env.Type)
 	}

@@ -129,6 +129,12 @@ func (s *State) apply(index uint64, payload any) applyResult {
 			return applyResult{err: fmt.Errorf("%w: this cluster is %q, not %q", ErrClusterID, s.clusterID, p.ID)}
 		}
 		s.clusterID = p.ID
+	case *setLogLevelV1:
+		if p.Logger == "" || p.Level == "" {
+			return applyResult{err: fmt.Errorf("%w: a log level needs a logger and a level", ErrInvalid)}
+		}
+		s.logLevels = maps.Clone(s.logLevels)
+		s.logLevels[p.Logger] = LogLevel{Logger: p.Logger, Level: p.Level, ModifiedMs: p.AtMs}
 	case *completeOffsetResetV1:
 		if r, ok := s.resets[p.Connector]; ok && r.ID == p.ID {
 			s.resets = maps.Clone(s.resets)
@@ -431,6 +437,8 @@ type snapshotV1 struct {
 	OffsetResets []OffsetReset    `json:"offset_resets"`
 	RegistrySeq  uint64           `json:"registry_seq"`
 	Registry     []registryRecord `json:"registry"`
+	// LogLevels is absent from the snapshots of a cluster that never set one.
+	LogLevels []LogLevel `json:"log_levels,omitempty"`
 }
 
 func (s *State) marshal(w io.Writer) error {
@@ -444,6 +452,7 @@ func (s *State) marshal(w io.Writer) error {
 		OffsetResets: s.OffsetResets(),
 		RegistrySeq:  s.registrySeq,
 		Registry:     s.registryChanges(),
+		LogLevels:    s.LogLevels(),
 	}
 	return json.NewEncoder(w).Encode(snap)
 }
@@ -460,6 +469,9 @@ func unmarshalState(r io.Reader) (*State, error) {
 	}
 	st := emptyState()
 	st.index, st.epoch, st.registrySeq, st.clusterID = snap.Index, snap.Epoch, snap.RegistrySeq, snap.ClusterID
+	for _, l := range snap.LogLevels {
+		st.logLevels[l.Logger] = l
+	}
 	// A snapshot keeps no dropped keys: whoever read less of the registry
 	// replays it.
 	st.registryDropped = snap.RegistrySeq

@@ -84,6 +84,20 @@ func history() []any {
 		&setTargetStateV1{Name: "c", State: StateStopped},
 		&requestOffsetResetV1{Connector: "c", At: at},
 		&removeNodeV1{ID: "n3"},
+		&setLogLevelV1{Logger: "root", Level: "DEBUG", AtMs: at.UnixMilli()},
+		&setLogLevelV1{Logger: "root", Level: "WARN", AtMs: at.UnixMilli() + 1},
+	}
+}
+
+// TestLogLevelsSetForTheCluster: the last level set per logger is kept, with when; one
+// without a logger or a level is refused.
+func TestLogLevelsSetForTheCluster(t *testing.T) {
+	st, errs := applyAll(t, emptyState(), &setLogLevelV1{Logger: "root", Level: "DEBUG", AtMs: 1},
+		&setLogLevelV1{Logger: "root", Level: "WARN", AtMs: 2}, &setLogLevelV1{Level: "INFO"}, &setLogLevelV1{Logger: "root"})
+	want := []LogLevel{{Logger: "root", Level: "WARN", ModifiedMs: 2}}
+	if got := st.LogLevels(); !slices.Equal(got, want) || errs[0] != nil || errs[1] != nil ||
+		!errors.Is(errs[2], ErrInvalid) || !errors.Is(errs[3], ErrInvalid) {
+		t.Errorf("levels %v, errors %v; want %v, the empty ones invalid", got, errs, want)
 	}
 }
 
@@ -161,6 +175,9 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	if got.ClusterID() != "blue" {
 		t.Errorf("restored cluster id %q, want blue", got.ClusterID())
+	}
+	if a, b := want.LogLevels(), got.LogLevels(); len(a) != 1 || !slices.Equal(a, b) {
+		t.Errorf("restored log levels %v, want %v", b, a)
 	}
 	if a, b := want.Assignments(), got.Assignments(); len(a) != 3 || !slices.EqualFunc(a, b, sameAssignment) {
 		t.Fatalf("restored assignments %v, want %v", b, a)

@@ -126,6 +126,7 @@ type State struct {
 	connectors map[string]*Connector
 	nodes      map[string]NodeInfo
 	resets     map[string]OffsetReset
+	logLevels  map[string]LogLevel // by logger: the levels set for every node
 	// registry holds the last change per key of the schema registry, with
 	// the sequence number it was written at.
 	registry    map[string]registryRecord
@@ -141,8 +142,23 @@ func emptyState() *State {
 		connectors: map[string]*Connector{},
 		nodes:      map[string]NodeInfo{},
 		resets:     map[string]OffsetReset{},
+		logLevels:  map[string]LogLevel{},
 		registry:   map[string]registryRecord{},
 	}
+}
+
+// LogLevel is a logger's level as set for every node (PUT /admin/loggers/{logger}?scope=cluster):
+// each node applies it when it changes, and when it starts or joins.
+type LogLevel struct {
+	Logger string `json:"logger"`
+	Level  string `json:"level"` // as the request named it (log4j's names)
+	// ModifiedMs is when the leader took the request, in Unix milliseconds.
+	ModifiedMs int64 `json:"modified_ms"`
+}
+
+// LogLevels lists the levels set for every node, by logger name.
+func (s *State) LogLevels() []LogLevel {
+	return slices.SortedFunc(maps.Values(s.logLevels), func(a, b LogLevel) int { return cmp.Compare(a.Logger, b.Logger) })
 }
 
 // Index is the Raft index of the last command applied to this state.

@@ -95,3 +95,12 @@ func (n *Node) CompleteOffsetReset(ctx context.Context, name string, id uint64) 
 	}
 	return nil
 }
+
+// SetLogLevel sets logger's level on every node (PUT /admin/loggers/{logger}?scope=cluster):
+// each node applies the change as its state reaches it. Leader only.
+func (n *Node) SetLogLevel(ctx context.Context, logger, level string) error {
+	if _, err := n.apply(ctx, &setLogLevelV1{Logger: logger, Level: level, AtMs: time.Now().UnixMilli()}); err != nil {
+		return fmt.Errorf("set the level of logger %q on every node: %w", logger, err)
+	}
+	return nil
+}

@@ -78,6 +78,7 @@ type Node struct {
 	reports        *taskReports
 	runner         *runner
 	peers          *peer.Client
+	loggers        *api.Loggers // the levels /admin/loggers and the cluster's levels change
 	listeners      listeners
 }
 
@@ -124,6 +125,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	n.log = n.base.With("node", n.id)
+	n.loggers = api.NewLoggers(n.base)
 	if n.listeners, err = cfg.openListeners(); err != nil {
 		return err
 	}
@@ -219,12 +221,16 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	return n.serve(ctx, httpAddr)
 }
 
-// handler serves the REST API and, under peer.Prefix, what other nodes send this one.
+// handler serves the REST API and, on a cluster node, under peer.Prefix, what other nodes
+// send this one. A standalone process has no other nodes: it serves no peer route, so that
+// nobody can heartbeat, join or write its registry there.
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
+	if !n.standalone() {
+		mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
+	}
 	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
-		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users),
+		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users), api.WithLoggers(n.loggers),
 		api.WithClusterSecret(n.listeners.secret)).Handler())
 	return mux
 }
@@ -335,6 +341,7 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	removed := make(chan error, 1)
 	wg.Go(func() { removed <- hb.run(loops) })
 	wg.Go(func() { n.refreshOffsets(loops) })
+	wg.Go(func() { n.followLogLevels(loops) })
 
 	tasksCtx, stopTasks := context.WithCancel(loops)
 	tasksDone := make(chan struct{})

@@ -171,3 +171,13 @@ func apiError(err error) error {
 	}
 	return err
 }
+
+// SetClusterLogLevel sets a logger's level on every node, through the cluster state, which
+// each node follows (followLogLevels).
+func (a nodeAPI) SetClusterLogLevel(ctx context.Context, logger, level string) error {
+	n := a.c.node
+	if !n.IsLeader() {
+		return notLeader(n)
+	}
+	return apiError(n.SetLogLevel(ctx, logger, level))
+}

@@ -1,6 +1,10 @@
 package worker
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,5 +53,18 @@ func writeConnector(t *testing.T, path, name, uri string) {
 		"mongodb.connection.string": "` + uri + `"}}`
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAStandaloneProcessServesNoPeerRoute: a standalone process has no other node, so the
+// node-to-node routes, which a cluster guards with cluster.secret, are not there at all.
+func TestAStandaloneProcessServesNoPeerRoute(t *testing.T) {
+	n := NewStandalone(Config{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), "", "")
+	for _, path := range []string{"/internal/heartbeat", "/internal/join", "/internal/registry", "/internal/forward"} {
+		rec := httptest.NewRecorder()
+		n.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}")))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("POST %s = %d %s, want 404", path, rec.Code, rec.Body)
+		}
 	}
 }

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/internal/testenv"
@@ -30,8 +33,9 @@ import (
 // secret (401) or with another (403), a join naming a voter's Raft address, a forged heartbeat,
 // a forwarded write without the secret, a DELETE /cluster/nodes and a registry hard delete
 // without an admin, garbage and Raft's AppendEntries sent straight to the Raft port (over plain
-// TCP), a node of another cluster.id and a node with another secret: each is refused, and the members, the leader, its term and the assignments
-// stay as they were. The admin's calls succeed; the read-only user reads.
+// TCP), a node of another cluster.id and a node with another secret: each is refused, and the
+// members, the leader, its term, the Raft index of the cluster state and the assignments of a
+// running connector stay as they were. The admin's calls succeed; the read-only user reads.
 func TestNodeToNodeSecurity(t *testing.T) {
 	kafka := testenv.Kafka(t)
 	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
@@ -124,11 +128,34 @@ func TestNodeToNodeSecurity(t *testing.T) {
 	if follower == leader {
 		follower = nodes[1]
 	}
-	before, err := overview(leader)
+	// A connector, so that there are assignments to keep: created by the admin through a
+	// follower, its tasks running before the attacks start.
+	mongoURI := testenv.Mongo(t)
+	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("leader %s, term %d", leader.id, before.Term)
+	defer mc.Disconnect(context.Background())
+	if _, err := mc.Database("e2ena_"+run).Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "seed"}}); err != nil {
+		t.Fatal(err)
+	}
+	connector := map[string]any{"name": "attacked", "config": clusterapi.ConnectorConfig(mongoURI, "e2ena_"+run, "e2ena"+run, 2)}
+	if status, body := call(http.MethodPost, "http://"+follower.http+"/connectors", jsonOf(t, connector),
+		map[string]string{"Authorization": admin}); status != http.StatusCreated {
+		t.Fatalf("POST /connectors as the admin = %d %s, want 201", status, body)
+	}
+	var before clusterapi.Overview
+	clusterapi.WaitFor(t, 60*time.Second, "the connector's 2 tasks RUNNING, and the cluster state settled", func() (bool, string) {
+		status, body := call(http.MethodGet, "http://"+follower.http+"/connectors/attacked/status", "", map[string]string{"Authorization": viewer})
+		if status != http.StatusOK || strings.Count(body, `"state":"RUNNING"`) != 3 { // the connector and its 2 tasks
+			return false, fmt.Sprint(status, " ", body)
+		}
+		ov, err := overview(leader)
+		settled := err == nil && len(ov.Assignments) == 2 && ov.Index == before.Index
+		before = ov
+		return settled, fmt.Sprint(ov, err)
+	})
+	t.Logf("leader %s, term %d, index %d", leader.id, before.Term, before.Index)
 
 	// The node-to-node routes, on every node: nothing without the secret or with another.
 	voter := nodes[2]
@@ -234,8 +261,8 @@ func TestNodeToNodeSecurity(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	if after.Leader != before.Leader || after.Term != before.Term || !slices.Equal(ids(after), ids(before)) ||
-		fmt.Sprint(after.Assignments) != fmt.Sprint(before.Assignments) {
+	if after.Leader != before.Leader || after.Term != before.Term || after.Index != before.Index ||
+		!slices.Equal(ids(after), ids(before)) || fmt.Sprint(after.Assignments) != fmt.Sprint(before.Assignments) {
 		t.Errorf("the cluster changed: before %+v, after %+v", before, after)
 	}
 	for _, n := range after.Nodes {
@@ -255,6 +282,23 @@ func TestNodeToNodeSecurity(t *testing.T) {
 			t.Errorf("GET %s as the read-only user = %d %s, want 200", path, status, body)
 		}
 	}
+	// A level set for the cluster, through a follower, reaches every node (Raft, not the
+	// follower's own logger alone); the read-only user may not set one.
+	level := `{"level":"DEBUG"}`
+	if status, body := call(http.MethodPut, "http://"+follower.http+"/admin/loggers/root?scope=cluster", level, map[string]string{"Authorization": viewer}); status != http.StatusForbidden {
+		t.Errorf("PUT /admin/loggers/root?scope=cluster as the read-only user = %d %s, want 403", status, body)
+	}
+	if status, body := call(http.MethodPut, "http://"+follower.http+"/admin/loggers/root?scope=cluster", level, map[string]string{"Authorization": admin}); status != http.StatusNoContent {
+		t.Errorf("PUT /admin/loggers/root?scope=cluster as the admin = %d %s, want 204", status, body)
+	}
+	clusterapi.WaitFor(t, 20*time.Second, "every node's root logger at DEBUG", func() (bool, string) {
+		var levels []string
+		for _, n := range nodes {
+			_, body := call(http.MethodGet, "http://"+n.http+"/admin/loggers/root", "", map[string]string{"Authorization": viewer})
+			levels = append(levels, n.id+": "+body)
+		}
+		return strings.Count(strings.Join(levels, " "), `"level":"DEBUG"`) == len(nodes), strings.Join(levels, ", ")
+	})
 	for _, n := range all {
 		if lines := n.logLines(secret); len(lines) > 0 {
 			t.Errorf("%s logged the cluster secret: %q", n.id, lines)

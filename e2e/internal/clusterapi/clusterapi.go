@@ -58,6 +58,7 @@ type Overview struct {
 	LeaderHTTP string `json:"leader_http"`
 	RaftState  string `json:"raft_state"`
 	Term       uint64 `json:"term"`
+	Index      uint64 `json:"index"` // the Raft index of the cluster state shown
 	Epoch      uint64 `json:"epoch"`
 	Fenced     bool   `json:"fenced"`
 	Nodes      []struct {
