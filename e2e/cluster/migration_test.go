@@ -62,7 +62,7 @@ func TestOffsetsMoveAStream(t *testing.T) {
 		t.Helper()
 		clusterapi.WaitFor(t, 60*time.Second, "connector mig and its task "+want, func() (bool, string) {
 			var st struct {
-				Connector struct{ State string } `json:"connector"`
+				Connector struct{ State string }   `json:"connector"`
 				Tasks     []struct{ State string } `json:"tasks"`
 			}
 			status, err := clusterapi.Call(ctx, http.MethodGet, n.http, "/connectors/mig/status", nil, &st)
