@@ -78,6 +78,8 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrNotStopped: the connector's offsets change only while it is STOPPED (400).
 	ErrNotStopped = errors.New("connector is not stopped")
+	// ErrConflict: the request conflicts with a change under way; it may be sent again (409).
+	ErrConflict = errors.New("conflict")
 )
 
 // Offset is one entry of Kafka Connect's offsets API (KIP-875): a partition, which for a

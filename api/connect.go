@@ -200,7 +200,7 @@ func (s *Server) toRESTError(err error) *jsonerr.Error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrConflict):
 		status = http.StatusConflict
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrNotStopped):
 		status = http.StatusBadRequest

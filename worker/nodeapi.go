@@ -72,7 +72,16 @@ func (a nodeAPI) DeleteConnector(ctx context.Context, name string) error {
 	return apiError(err)
 }
 
+// offsetsChangeWait is how long a pending change of a connector's offsets keeps it STOPPED: a
+// change takes seconds; one older was left by a leader that stopped during it.
+const offsetsChangeWait = 2 * time.Minute
+
 func (a nodeAPI) SetTargetState(ctx context.Context, name, state string) error {
+	// Tasks started while the leader writes new offsets could read the old ones.
+	if r, ok := a.c.node.State().OffsetReset(name); ok && state != string(coordinator.StateStopped) && time.Since(r.RequestedAt) < offsetsChangeWait {
+		return fmt.Errorf("%w: the offsets of connector %q are being changed (since %s): try again in a few seconds",
+			api.ErrConflict, name, r.RequestedAt.Format(time.RFC3339))
+	}
 	return apiError(a.c.node.SetTargetState(ctx, name, coordinator.TargetState(state)))
 }
 

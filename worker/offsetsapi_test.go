@@ -231,4 +231,22 @@ func TestTheOffsetsAPIReadsAndChangesTheOffsetsTopic(t *testing.T) {
 	if len(cn.State().OffsetResets()) != 0 {
 		t.Errorf("requests left pending: %+v", cn.State().OffsetResets())
 	}
+
+	// While a change is pending the connector stays STOPPED: its tasks could read the old
+	// offsets.
+	req, err := cn.RequestOffsetReset(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []coordinator.TargetState{coordinator.StateRunning, coordinator.StatePaused} {
+		if err := a.SetTargetState(ctx, "c", string(state)); !errors.Is(err, api.ErrConflict) {
+			t.Errorf("%s while the offsets change: %v, want ErrConflict", state, err)
+		}
+	}
+	if err := cn.CompleteOffsetReset(ctx, "c", req.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetTargetState(ctx, "c", string(coordinator.StateRunning)); err != nil {
+		t.Errorf("resume once the change is done: %v", err)
+	}
 }
