@@ -251,9 +251,10 @@ class MixedLoad:
         self.log = OperationLog()
         self.live = {shape.name: {} for shape in SHAPES}  # canonical id -> current state
 
-    def run(self, pause_s=0.0):
-        """Applies every operation, pausing between batches (to spread the load over time); returns the log."""
-        while self.log.count < self.total:
+    def run(self, pause_s=0.0, until=None):
+        """Applies every operation (or the first `until` of them), pausing between batches (to
+        spread the load over time); returns the log."""
+        while self.log.count < min(self.total, until or self.total):
             self.round(SHAPES[(self.log.count // self.batch_size) % len(SHAPES)])
             time.sleep(pause_s)
         return self.log

@@ -47,6 +47,7 @@ type Kind struct {
 	env        Env
 	mongo      *mongoPool
 	evolutions *tasks.Evolutions // shared by the process's tasks
+	listings   *listings         // the last listing of each connector's collections (Expand)
 }
 
 var _ connector.Kind = (*Kind)(nil)
@@ -57,7 +58,7 @@ func New(env Env) *Kind {
 	if env.Logger == nil {
 		env.Logger = slog.Default()
 	}
-	return &Kind{env: env, mongo: newMongoPool(env.Logger), evolutions: tasks.NewEvolutions()}
+	return &Kind{env: env, mongo: newMongoPool(env.Logger), evolutions: tasks.NewEvolutions(), listings: newListings()}
 }
 
 // Close disconnects every MongoDB client.
@@ -131,9 +132,28 @@ func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) (
 		return nil, err
 	}
 	defer release()
+	// The time is read before listing: a collection the listing misses was created after it.
+	at, atErr := operationTime(ctx, conn.cl)
 	nss, err := collectionsOf(ctx, conn.cl, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", name, err)
+	}
+	if k.env.Offsets != nil {
+		fp := configFingerprint(raw)
+		if prev, ok := k.listings.previous(name, fp); ok {
+			if err := streamNewCollections(ctx, k.env.Offsets, name, cfg.Shards, prev, nss, k.env.Logger); err != nil {
+				return nil, fmt.Errorf("connector %s: %w", name, err)
+			}
+		}
+		if atErr == nil {
+			colls := make(map[namespace]bool, len(nss))
+			for _, ns := range nss {
+				colls[ns] = true
+			}
+			k.listings.record(name, listing{config: fp, at: at, colls: colls})
+		} else {
+			k.env.Logger.Warn("new collections are compared with the listing before this one", "connector", name, "err", atErr)
+		}
 	}
 	specs := make([]taskid.Spec, 0, len(nss)*cfg.Shards)
 	for _, ns := range nss {
