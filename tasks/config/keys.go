@@ -138,9 +138,9 @@ func Keys() []Key {
 		{Name: "snapshot.mode", Type: TypeString,
 			Group: "Snapshot", Importance: ImportanceHigh, Display: "Snapshot mode", Dependents: []string{"snapshot.max.documents.per.second", "offset.lost.policy"}, Default: string(SnapshotInitial),
 			Allowed: []string{string(SnapshotInitial), string(SnapshotNever), string(SnapshotWhenNeeded), string(SnapshotInitialOnly)},
-			Doc:     "When existing documents are copied as op r events: initial (once, before streaming), never, when_needed (also when the stream's history was lost), initial_only (copy, then stop). " +
+			Doc: "When existing documents are copied as op r events: initial (once, before streaming), never, when_needed (also when the stream's history was lost), initial_only (copy, then stop). " +
 				"A collection created while the connector runs is never copied: it is streamed from before its creation, every operation as c, u or d.",
-			set:     func(c *Config, v string) string { c.SnapshotMode = SnapshotMode(v); return "" }},
+			set: func(c *Config, v string) string { c.SnapshotMode = SnapshotMode(v); return "" }},
 		{Name: "snapshot.max.documents.per.second", Type: TypeInt,
 			Group: "Snapshot", Importance: ImportanceLow, Display: "Snapshot documents per second", Default: "0", Min: 0, Max: 1_000_000_000,
 			Doc: "Most documents each task copies per second during a snapshot, to spare a busy primary; 0 (the default) copies as fast as MongoDB and Kafka allow. With shards > 1 each task has this budget. It can be changed on a restart: a resumed copy goes on at the new rate.",
