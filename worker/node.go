@@ -206,14 +206,31 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	return n.serve(ctx, httpAddr)
 }
 
-// handler serves the REST API and, under peer.Prefix, what other nodes send this one.
+// handler serves the REST listener: every mount of restMounts.
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
-	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
-		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users),
-		api.WithClusterSecret(n.listeners.secret)).Handler())
+	for _, m := range n.restMounts() {
+		mux.Handle(m.prefix, m.handler)
+	}
 	return mux
+}
+
+// mount is a handler and the path prefix it serves on the REST listener.
+type mount struct {
+	prefix  string
+	handler http.Handler
+}
+
+// restMounts are what the REST listener serves: the REST API and, under peer.Prefix, what
+// other nodes send this one. The OpenAPI document (api/openapi.json) describes the routes
+// of each; a test checks it against them.
+func (n *Node) restMounts() []mount {
+	return []mount{
+		{peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log)},
+		{"/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
+			api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users),
+			api.WithClusterSecret(n.listeners.secret)).Handler()},
+	}
 }
 
 func (n *Node) mode() string {
