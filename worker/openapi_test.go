@@ -15,16 +15,17 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mongorelay/mongorelay/api/peer"
+	"github.com/mongorelay/mongorelay/api/registryapi"
 )
 
-// documentedElsewhere lists the document's entries ("METHOD /path") whose routes another
+// documentedElsewhere lists the REST listener document's entries ("METHOD /path") whose routes another
 // branch of the code registers: the check accepts them without a route, and fails once they
 // have one, so that the entry is then deleted from here.
 var documentedElsewhere = map[string]string{
 	"GET /metrics": "Prometheus metrics (issue 18, item 1)",
 }
 
-// TestOpenAPIDocumentsEveryRoute serves a node's REST listener and reads its GET
+// TestOpenAPIDocumentsEveryRoute serves each of a node's listeners and reads its GET
 // /openapi.json: the document is valid OpenAPI 3, every route of every handler mounted on the
 // listener has an entry, and every entry a route.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
@@ -32,9 +33,44 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	n := &Node{id: "n1", log: log, reports: newTaskReports(), peers: peer.NewClient(hc), catalog: Kinds(),
 		listeners: listeners{client: hc, scheme: "http"}}
-	srv := httptest.NewServer(n.handler())
-	t.Cleanup(srv.Close)
+	registry := registryapi.NewServer(nil, log)
+	tests := []struct {
+		listener, document string
+		handler            http.Handler
+		mounts             []mount
+		elsewhere          map[string]string
+	}{
+		{"REST (http.listen)", "api/openapi.json", n.handler(), n.restMounts(), documentedElsewhere},
+		{"schema registry (registry.listen)", "api/registryapi/openapi.json", registry, []mount{{"/", registry}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listener, func(t *testing.T) {
+			documented := documentedRoutes(t, tt.handler)
+			served := servedRoutes(t, tt.mounts)
+			for _, r := range served {
+				if !documented[r] {
+					t.Errorf("%s is served but %s has no entry for it", r, tt.document)
+				}
+				if why, ok := tt.elsewhere[r]; ok {
+					t.Errorf("%s is served now: delete it from documentedElsewhere (%s)", r, why)
+				}
+			}
+			for r := range documented {
+				if !slices.Contains(served, r) && tt.elsewhere[r] == "" {
+					t.Errorf("%s documents %s, which no handler serves", tt.document, r)
+				}
+			}
+			t.Logf("%d routes served and documented, %d documented for other branches", len(served), len(tt.elsewhere))
+		})
+	}
+}
 
+// documentedRoutes reads GET /openapi.json from h, checks that it is valid OpenAPI and
+// returns its entries ("METHOD /path/{param}").
+func documentedRoutes(t *testing.T, h http.Handler) map[string]bool {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/openapi.json")
 	if err != nil {
 		t.Fatal(err)
@@ -51,28 +87,13 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	if err := doc.Validate(t.Context()); err != nil {
 		t.Fatalf("the document is not valid OpenAPI: %v", err)
 	}
-
 	documented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			documented[method+" "+path] = true
 		}
 	}
-	served := servedRoutes(t, n.restMounts())
-	for _, r := range served {
-		if !documented[r] {
-			t.Errorf("%s is served but api/openapi.json has no entry for it", r)
-		}
-		if why, ok := documentedElsewhere[r]; ok {
-			t.Errorf("%s is served now: delete it from documentedElsewhere (%s)", r, why)
-		}
-	}
-	for r := range documented {
-		if !slices.Contains(served, r) && documentedElsewhere[r] == "" {
-			t.Errorf("api/openapi.json documents %s, which no handler serves", r)
-		}
-	}
-	t.Logf("%d routes served and documented, %d documented for other branches", len(served), len(documentedElsewhere))
+	return documented
 }
 
 // servedRoutes returns the routes ("METHOD /path/{param}") of every mount, each of which
