@@ -56,14 +56,15 @@ func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
-// TestRouteAccess: the probes are open, GETs are reads and every other route a write.
+// TestRouteAccess: the probes and the status page are open, GETs are reads and every other
+// route a write.
 func TestRouteAccess(t *testing.T) {
 	e := NewServer(newFakeCluster("n1", true), testCatalog(t)).e
 	for _, r := range e.Routes() {
 		got := access(r.Method, r.Path)
 		want := httpauth.Write
 		switch {
-		case r.Path == "/health" || r.Path == "/readyz":
+		case r.Path == "/health" || r.Path == "/readyz" || r.Path == "/ui":
 			want = httpauth.Open
 		case r.Method == http.MethodGet:
 			want = httpauth.Read
@@ -74,8 +75,8 @@ func TestRouteAccess(t *testing.T) {
 	}
 }
 
-// TestAuthOnTheRESTAPI: with users every route but the probes refuses a request without
-// credentials; a read-only user reads and is refused writes; an admin writes.
+// TestAuthOnTheRESTAPI: with users every route but the probes and the status page refuses a
+// request without credentials; a read-only user reads and is refused writes; an admin writes.
 func TestAuthOnTheRESTAPI(t *testing.T) {
 	f := newFakeCluster("n1", true)
 	f.status["orders"] = ConnectorStatus{Name: "orders", Tasks: []TaskStatus{}}
@@ -87,6 +88,9 @@ func TestAuthOnTheRESTAPI(t *testing.T) {
 	}{
 		{http.MethodGet, "/health", "", "", http.StatusOK},
 		{http.MethodGet, "/readyz", "", "", http.StatusOK},
+		{http.MethodGet, "/ui", "", "", http.StatusOK},
+		{http.MethodGet, "/openapi.json", "", "", http.StatusUnauthorized},
+		{http.MethodGet, "/openapi.json", "", viewer, http.StatusOK},
 		{http.MethodGet, "/", "", "", http.StatusUnauthorized},
 		{http.MethodGet, "/connectors", "", "", http.StatusUnauthorized},
 		{http.MethodGet, "/cluster", "", basicAuth("viewer", "nope"), http.StatusUnauthorized},

@@ -22,7 +22,8 @@ import (
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
 // status codes and error shape {"error_code":N,"message":"..."}, so that Connect's tools and
-// scripts work against it, plus GET /cluster, /health and /readyz. Any node answers any request: reads from the state it
+// scripts work against it, plus GET /cluster, /health, /readyz, the status page /ui and
+// the OpenAPI document /openapi.json. Any node answers any request: reads from the state it
 // has applied, writes (and task status, which only the leader knows) by forwarding them to
 // the leader (forward.go).
 
@@ -118,9 +119,10 @@ func NewServer(cl Cluster, plugins Plugins, opts ...ServerOption) *Server {
 
 // access is what each route asks of its caller when authentication is on: the probes
 // (/health, /readyz) are open, so that a load balancer or Kubernetes needs no credentials and
-// learns no more than a node's Raft state; reads need a user; writes an admin.
+// learns no more than a node's Raft state, and so is the status page (/ui), which holds no
+// data and asks for credentials itself; reads need a user; writes an admin.
 func access(method, route string) httpauth.Access {
-	if route == "/health" || route == "/readyz" {
+	if route == "/health" || route == "/readyz" || route == "/ui" {
 		return httpauth.Open
 	}
 	return httpauth.MethodAccess(method)
@@ -166,6 +168,8 @@ func (s *Server) routes() {
 	e.GET("/health", h(s.health))
 	e.GET("/readyz", h(s.ready))
 
+	e.GET("/openapi.json", h(s.openAPI))
+	e.GET("/ui", h(s.statusPage))
 }
 
 // handle turns the error a handler returns into Kafka Connect's error answer, logging the

@@ -221,18 +221,34 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	return n.serve(ctx, httpAddr)
 }
 
-// handler serves the REST API and, on a cluster node, under peer.Prefix, what other nodes
-// send this one. A standalone process has no other nodes: it serves no peer route, so that
-// nobody can heartbeat, join or write its registry there.
+// handler serves the REST listener: every mount of restMounts.
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	if !n.standalone() {
-		mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
+	for _, m := range n.restMounts() {
+		mux.Handle(m.prefix, m.handler)
 	}
-	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
-		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users), api.WithLoggers(n.loggers),
-		api.WithClusterSecret(n.listeners.secret)).Handler())
 	return mux
+}
+
+// mount is a handler and the path prefix it serves on the REST listener.
+type mount struct {
+	prefix  string
+	handler http.Handler
+}
+
+// restMounts are what the REST listener serves: the REST API and, on a cluster node, under
+// peer.Prefix, what other nodes send this one. A standalone process has no other nodes: it
+// serves no peer route, so that nobody can heartbeat, join or write its registry there. The
+// OpenAPI document (api/openapi.json) describes the routes of each; a test checks it against
+// them.
+func (n *Node) restMounts() []mount {
+	var mounts []mount
+	if !n.standalone() {
+		mounts = append(mounts, mount{peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log)})
+	}
+	return append(mounts, mount{"/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
+		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users), api.WithLoggers(n.loggers),
+		api.WithClusterSecret(n.listeners.secret)).Handler()})
 }
 
 func (n *Node) mode() string {

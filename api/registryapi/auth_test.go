@@ -35,6 +35,7 @@ func TestRegistryAuth(t *testing.T) {
 		{http.MethodGet, "/subjects", "", anyone, reader},
 		{http.MethodGet, "/schemas/ids/1", "", anyone, reader},
 		{http.MethodGet, "/config", "", anyone, reader},
+		{http.MethodGet, "/openapi.json", "", anyone, reader},
 		{http.MethodPost, "/subjects/s-value", body(userV1), anyone, reader},
 		{http.MethodPost, "/compatibility/subjects/s-value/versions/latest", body(userV1), anyone, reader},
 		{http.MethodPost, "/subjects/s-value/versions", body(userV1), []string{admin}, []string{admin}},

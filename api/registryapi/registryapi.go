@@ -80,6 +80,7 @@ func NewServer(reg SchemaRegistry, logger *slog.Logger, opts ...Option) *echo.Ec
 	// Confluent answers {} at the root; health checks probe it. Only here:
 	// a shared server has its own root.
 	e.GET("/", func(c echo.Context) error { return writeJSON(c, http.StatusOK, struct{}{}) })
+	e.GET("/openapi.json", openAPI)
 	return e
 }
 

@@ -49,6 +49,12 @@ install_tools() {
 	python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }
 
+# install_browser installs Debian's chromium, which the status page's end-to-end test drives
+# headless. It runs on every `up`, even when the servers already run, since nothing else would.
+install_browser() {
+	command -v chromium >/dev/null || apt_install chromium
+}
+
 # fingerprint prints a short hash of the named files, so a changed input rebuilds its output.
 fingerprint() { cat "$@" | sha256sum | cut -c1-16; }
 
@@ -202,6 +208,7 @@ EOF
 
 up() {
 	mkdir -p "$ENV_DIR"
+	install_browser
 	if healthy kafka && healthy mongo && [ -f "$ENV_DIR/env.sh" ]; then
 		log "already running (kafka 127.0.0.1:$KAFKA_PORT, mongo 127.0.0.1:$MONGO_PORT)"
 		return

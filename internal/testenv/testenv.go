@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -48,6 +49,22 @@ func MongoJar(tb testing.TB) string {
 func Python(tb testing.TB) string {
 	tb.Helper()
 	return require(tb, PythonVar)
+}
+
+// Chromium returns the path of Debian's chromium, which `make env-up` installs, for the tests
+// that drive the status page in a headless browser.
+func Chromium(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("chromium")
+	if err == nil {
+		return path
+	}
+	msg := "chromium is not installed: run `make env-up` (it installs Debian's chromium), or use `make test`"
+	if InCI() {
+		tb.Fatal(msg + " (CI=true: the status page's test must run)")
+	}
+	tb.Skip(msg)
+	return ""
 }
 
 // InCI reports whether the tests run under CI, where nothing may be skipped

@@ -94,7 +94,10 @@ func (o Overview) PerNode() map[string]int {
 
 // ConnectorStatus is GET /connectors/{name}/status.
 type ConnectorStatus struct {
-	Name  string `json:"name"`
+	Name      string `json:"name"`
+	Connector struct {
+		State string `json:"state"`
+	} `json:"connector"`
 	Tasks []struct {
 		ID       int    `json:"id"`
 		State    string `json:"state"`
