@@ -548,3 +548,66 @@ func TestLeaderStampsTheClusterID(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "n2 to apply the stamp", func() bool { return n2.State().ClusterID() == "blue" })
 }
+
+// TestCleanStopHandsOver: a node that says it is stopping (its last heartbeat) loses its tasks
+// at once, long before the session timeout, and gets tasks again when it heartbeats after a
+// restart; a leader that stops cleanly hands the leadership to another voter.
+func TestCleanStopHandsOver(t *testing.T) {
+	c := newCluster(t)
+	ids := []string{"n1", "n2", "n3"}
+	cfgs := map[string]Config{}
+	var peers []Peer
+	for _, id := range ids {
+		cfgs[id] = c.config(id, t.TempDir(), freeAddr(t))
+		peers = append(peers, Peer{ID: id, RaftAddr: cfgs[id].RaftListen, HTTPAddr: "http-" + id})
+	}
+	boot := cfgs["n1"]
+	boot.Bootstrap, boot.Peers = true, peers
+	cfgs["n1"] = boot
+	for _, id := range ids {
+		c.start(cfgs[id])
+	}
+	leader := c.waitLeader(10 * time.Second)
+	ctx := ctxT(t)
+	if err := leader.CreateConnector(ctx, "orders", map[string]string{"collections": "a,b,c", "shards": "2"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "6 tasks balanced over 3 nodes", func() bool { return balanced(leader.State(), 6, ids...) })
+
+	var stopping string
+	var others []string
+	for _, id := range ids {
+		if id != leader.ID() && stopping == "" {
+			stopping = id
+		} else {
+			others = append(others, id)
+		}
+	}
+	c.pause(stopping, true) // its heartbeats end, as they do once a node has said farewell
+	said := time.Now()
+	if err := leader.Stopping(stopping); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, testSession/2, "the stopping node's tasks on the others, before its session could end", func() bool {
+		return balanced(leader.State(), 6, others...)
+	})
+	t.Logf("tasks of %s moved %v after it said it was stopping (session timeout %v)", stopping, time.Since(said), testSession)
+	c.pause(stopping, false) // restarted: heartbeats again
+	waitFor(t, 5*time.Second, "6 tasks over 3 nodes again", func() bool { return balanced(leader.State(), 6, ids...) })
+
+	for _, n := range c.running() {
+		if n != leader {
+			if handed, err := n.TransferLeadership(ctx); handed || err != nil {
+				t.Errorf("TransferLeadership on follower %s = %v, %v; want false, nil", n.ID(), handed, err)
+			}
+		}
+	}
+	handed, err := leader.TransferLeadership(ctx)
+	if !handed || err != nil {
+		t.Fatalf("TransferLeadership on the leader = %v, %v; want true, nil", handed, err)
+	}
+	next := c.waitLeader(5 * time.Second)
+	if next.ID() == leader.ID() {
+		t.Errorf("%s still leads after handing the leadership over", leader.ID())
+	}
+}

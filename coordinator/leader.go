@@ -44,6 +44,7 @@ func (n *Node) run(ctx context.Context) {
 			// A new leader has no heartbeat history (DESIGN.md section 6).
 			n.mu.Lock()
 			clear(n.beats)
+			clear(n.stopped)
 			clear(n.httpAddrs)
 			n.mu.Unlock()
 			current = n.startTerm(ctx, n.raft.CurrentTerm())
@@ -175,9 +176,12 @@ func (l *leaderTerm) loop(ctx context.Context) {
 // which stepped down within two Raft leader leases of losing its quorum, and
 // followers wait as long (raftHeartbeatTimeout) before electing this one; the
 // extra leader lease is margin.
-func (l *leaderTerm) alive(id string, beats map[string]time.Time, now time.Time) bool {
+func (l *leaderTerm) alive(id string, beats map[string]time.Time, stopped map[string]bool, now time.Time) bool {
 	if id == l.n.cfg.NodeID {
 		return true
+	}
+	if stopped[id] {
+		return false
 	}
 	last, ok := beats[id]
 	if !ok {
@@ -186,22 +190,26 @@ func (l *leaderTerm) alive(id string, beats map[string]time.Time, now time.Time)
 	return now.Sub(last) <= l.n.cfg.SessionTimeout
 }
 
-func (l *leaderTerm) beats() map[string]time.Time {
+// beats returns the nodes' last heartbeats, and the nodes that said they are stopping.
+func (l *leaderTerm) beats() (map[string]time.Time, map[string]bool) {
 	l.n.mu.Lock()
 	defer l.n.mu.Unlock()
-	return maps.Clone(l.n.beats)
+	return maps.Clone(l.n.beats), maps.Clone(l.n.stopped)
 }
 
 // liveNodes returns the members that count as alive, sorted, logging those
 // that die or come back.
 func (l *leaderTerm) liveNodes(st *State, now time.Time) []string {
-	beats := l.beats()
+	beats, stopped := l.beats()
 	var live []string
 	for _, id := range slices.Sorted(maps.Keys(st.nodes)) {
-		switch alive := l.alive(id, beats, now); {
+		switch alive := l.alive(id, beats, stopped, now); {
 		case alive && l.dead[id]:
 			delete(l.dead, id)
 			l.log.Info("node is back", "member", id)
+		case !alive && !l.dead[id] && stopped[id]:
+			l.dead[id] = true
+			l.log.Info("node stopping: moving its tasks", "member", id)
 		case !alive && !l.dead[id]:
 			l.dead[id] = true
 			l.log.Warn("node declared dead: no heartbeat within the session timeout, moving its tasks",
@@ -358,7 +366,7 @@ func (l *leaderTerm) reconcileMembers(ctx context.Context) {
 	servers := slices.SortedFunc(slices.Values(cf.Configuration().Servers), func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	st := l.n.State()
 	now := time.Now()
-	beats := l.beats()
+	beats, _ := l.beats()
 	l.n.mu.Lock()
 	heard := maps.Clone(l.n.httpAddrs)
 	l.n.mu.Unlock()

@@ -46,6 +46,8 @@ func (n *Node) Heartbeat(nodeID, httpAddr string) error {
 	news := httpAddr != "" && (!recorded || info.HTTPAddr != httpAddr)
 	n.mu.Lock()
 	n.beats[nodeID] = time.Now()
+	news = news || n.stopped[nodeID]
+	delete(n.stopped, nodeID)
 	if news {
 		n.httpAddrs[nodeID] = httpAddr
 	}
@@ -57,6 +59,45 @@ func (n *Node) Heartbeat(nodeID, httpAddr string) error {
 		}
 	}
 	return nil
+}
+
+// Stopping records, on the leader, that node is stopping cleanly, its tasks stopped and
+// their last offsets committed: it counts as dead at once, so that its tasks move now rather
+// than after the session timeout, until its next heartbeat (a restart). It returns a
+// *forward.NotLeaderError off the leader.
+func (n *Node) Stopping(nodeID string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	n.mu.Lock()
+	n.stopped[nodeID] = true
+	n.mu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// TransferLeadership hands the leadership to another voter, when this node leads: a leader
+// that stops cleanly calls it first, so that the cluster has a leader at once instead of after
+// an election timeout. It reports whether it did: not when this node does not lead or is the
+// only voter.
+func (n *Node) TransferLeadership(ctx context.Context) (bool, error) {
+	if !n.IsLeader() {
+		return false, nil
+	}
+	servers, err := n.configuration(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !slices.ContainsFunc(servers, func(s raft.Server) bool { return s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID }) {
+		return false, nil
+	}
+	if err := waitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+		return false, fmt.Errorf("transfer the leadership: %w", err)
+	}
+	return true, nil
 }
 
 func (n *Node) configuration(ctx context.Context) ([]raft.Server, error) {

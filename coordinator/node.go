@@ -88,6 +88,9 @@ type Node struct {
 	mu sync.Mutex
 	// beats holds the time of each node's last heartbeat to this leader.
 	beats map[string]time.Time
+	// stopped holds the nodes that said they are stopping (Stopping) and have not
+	// heartbeated since: they count as dead at once.
+	stopped map[string]bool
 	// httpAddrs holds HTTP addresses heard in heartbeats that the node
 	// registry does not have yet.
 	httpAddrs map[string]string
@@ -134,6 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		fsm:       newFSM(log),
 		notify:    make(chan bool, 16),
 		beats:     map[string]time.Time{},
+		stopped:   map[string]bool{},
 		httpAddrs: map[string]string{},
 		kick:      make(chan struct{}, 1),
 	}

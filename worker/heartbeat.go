@@ -88,19 +88,9 @@ func (h *heartbeats) run(ctx context.Context) error {
 // beat sends one heartbeat to leader, at HTTP address addr.
 func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 	sent := time.Now()
-	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()}
 	ctx, cancel := context.WithTimeout(ctx, h.interval)
 	defer cancel()
-	var ack peer.HeartbeatAck
-	var err error
-	switch {
-	case leader == h.node.ID():
-		ack, err = h.local(ctx, hb)
-	case addr == "":
-		return fmt.Errorf("the leader %s has not told its HTTP address yet", leader)
-	default:
-		ack, err = h.send(ctx, addr, hb)
-	}
+	ack, err := h.deliver(ctx, leader, addr, peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: h.reports()})
 	if err == nil {
 		h.answered, h.lastLeader, h.lastAddr = true, leader, addr
 		if err := h.node.WaitIndex(ctx, ack.Index); err != nil {
@@ -119,6 +109,35 @@ func (h *heartbeats) beat(ctx context.Context, leader, addr string) error {
 		h.rejoin()
 	}
 	return err
+}
+
+// deliver sends hb to leader, at HTTP address addr, or records it when this node leads.
+func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+	switch {
+	case leader == h.node.ID():
+		return h.local(ctx, hb)
+	case addr == "":
+		return peer.HeartbeatAck{}, fmt.Errorf("the leader %s has not told its HTTP address yet", leader)
+	}
+	return h.send(ctx, addr, hb)
+}
+
+// farewell tells the leader that this node is stopping, its tasks stopped and committed, so
+// that they move at once. Run it after run has returned: a heartbeat after it would call the
+// node alive again. Without an answer the tasks move after the session timeout, as a dead
+// node's.
+func (h *heartbeats) farewell(ctx context.Context) {
+	leader, addr := h.node.Leader()
+	if leader == "" || leader == h.node.ID() {
+		return // no other node to hand the tasks to, or nobody to tell
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(h.interval, time.Second))
+	defer cancel()
+	if _, err := h.deliver(ctx, leader, addr, peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true}); err != nil {
+		h.log.Warn("could not tell the leader this node is stopping: its tasks move after the session timeout", "leader", leader, "err", err)
+		return
+	}
+	h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
 }
 
 // joiner asks members to add this node, one after another, until one of them (forwarding to

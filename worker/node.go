@@ -367,20 +367,50 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	}()
 
 	var err error
+	clean := false // stopping as asked, a member still: hand the leadership and the tasks over
 	select {
 	case <-ctx.Done():
+		clean = !n.standalone()
 		n.log.Info("stopping: stopping tasks, flushing records and committing offsets")
 	case err = <-removed:
 		n.log.Error("stopping", "err", err)
 	case err = <-join.refusals():
 		n.log.Error("stopping", "err", err)
 	}
+	if clean {
+		n.handOverLeadership(context.WithoutCancel(ctx))
+	}
 	stopTasks()
 	<-tasksDone
+	if clean {
+		stopLoops() // no heartbeat may follow the farewell
+		wg.Wait()
+		hb.farewell(context.WithoutCancel(ctx))
+	}
 	if err == nil && n.standalone() {
 		err = n.runner.failures()
 	}
 	return err
+}
+
+// handOverWait bounds a stopping leader's transfer of the leadership.
+const handOverWait = 3 * time.Second
+
+// handOverLeadership makes another voter the leader when this node leads, so that the
+// cluster goes on with a leader at once rather than after an election timeout, and the new
+// leader moves this node's tasks when told it stops.
+func (n *Node) handOverLeadership(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, handOverWait)
+	defer cancel()
+	handed, err := n.node.TransferLeadership(ctx)
+	if err != nil {
+		n.log.Warn("stopping: could not hand the leadership over; the others elect a leader after Raft's timeout", "err", err)
+	}
+	if !handed {
+		return
+	}
+	leader, _ := n.node.Leader()
+	n.log.Info("stopping: leadership handed over", "leader", leader)
 }
 
 // openKafka connects the node's shared client (topic creation and checks; tasks write

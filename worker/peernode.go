@@ -19,7 +19,11 @@ type peerNode struct{ c *Node }
 var _ peer.Node = peerNode{}
 
 func (p peerNode) Heartbeat(_ context.Context, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
-	if err := p.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr); err != nil {
+	record := func() error { return p.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr) }
+	if hb.Stopping {
+		record = func() error { return p.c.node.Stopping(hb.NodeID) }
+	}
+	if err := record(); err != nil {
 		if errors.Is(err, coordinator.ErrUnknownNode) {
 			err = fmt.Errorf("%w: %v", peer.ErrUnknownNode, err)
 		}

@@ -20,6 +20,10 @@ type Heartbeat struct {
 	NodeID   string       `json:"node_id"`
 	HTTPAddr string       `json:"http_addr"`
 	Tasks    []TaskReport `json:"tasks"`
+	// Stopping is the last heartbeat of a node stopping cleanly, sent once its tasks have
+	// stopped and committed: the leader moves them at once instead of after the session
+	// timeout.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // HeartbeatAck is the leader's answer to a heartbeat. Index is the Raft index of the leader's

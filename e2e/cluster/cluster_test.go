@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
@@ -33,6 +35,9 @@ const (
 	bound = 15 * time.Second
 	// lease is worker.lease (the default).
 	lease = 4 * time.Second
+	// sessionTimeout is worker.session.timeout (the default): how long the tasks of a node
+	// that went silent wait before they move.
+	sessionTimeout = coordinator.DefaultSessionTimeout
 )
 
 // harness is a cluster of worker processes and what the test knows about it.
@@ -411,6 +416,7 @@ func TestClusterFailover(t *testing.T) {
 	t.Run("join and leave", func(t *testing.T) { h.joinAndLeave(t) })
 	t.Run("kill -9 a follower", func(t *testing.T) { h.killFollower(t, cons) })
 	t.Run("kill -9 the leader", func(t *testing.T) { h.killLeader(t, cons) })
+	t.Run("SIGTERM the leader", func(t *testing.T) { h.stopLeader(t, cons) })
 	t.Run("SIGSTOP a node", func(t *testing.T) { h.pauseNode(t, cons) })
 	t.Run("restart every node at once", func(t *testing.T) { h.restartAll(t, cons) })
 
@@ -516,6 +522,40 @@ func (h *harness) killLeader(t *testing.T, cons *consumer) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
 	h.failover(t, cons, before, leader, true)
+}
+
+// stopLeader stops the leader cleanly (SIGTERM): it hands the leadership over, stops its
+// tasks and tells the new leader, which moves them at once, well within the session timeout a
+// dead node's tasks wait for.
+func (h *harness) stopLeader(t *testing.T, cons *consumer) {
+	before, _ := h.settled(bound)
+	victim, _ := h.leader(bound)
+	var held []string
+	for k, owner := range before.Owners() {
+		if owner == victim.id {
+			held = append(held, k)
+		}
+	}
+	t0 := time.Now()
+	victim.signal(t, syscall.SIGTERM)
+	next, elected := h.newLeader(victim.id, 10*time.Second)
+	asked := time.Now()
+	_, took := h.settled(bound, victim.id)
+	running := asked.Sub(t0) + took
+	first := h.firstMovedRecord(cons, t0, held, victim.id)
+	t.Logf("SIGTERM of leader %s (%d tasks): new leader %s after %s; all tasks RUNNING elsewhere after %s; first new record from a moved task after %s",
+		victim.id, len(held), next, elected.Round(time.Millisecond), running.Round(time.Millisecond), first)
+	if running > sessionTimeout {
+		t.Errorf("the tasks of a node stopped cleanly ran elsewhere after %s, want within the %s session timeout a dead node's wait for",
+			running.Round(time.Millisecond), sessionTimeout)
+	}
+	victim.wait(t, 30*time.Second)
+	if lines := victim.logLines("told the leader this node is stopping"); len(lines) == 0 {
+		t.Errorf("%s did not tell the new leader it was stopping:\n%s", victim.id, strings.Join(victim.logLines("stopping"), "\n"))
+	}
+	victim.start(t)
+	ov, took := h.settled(30 * time.Second)
+	t.Logf("%s restarted: settled after %s, tasks per node %v", victim.id, took.Round(time.Millisecond), ov.PerNode())
 }
 
 func (h *harness) failover(t *testing.T, cons *consumer, before clusterapi.Overview, victim *node, isLeader bool) {
