@@ -22,7 +22,7 @@ import (
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
 // status codes and error shape {"error_code":N,"message":"..."}, so that Connect's tools and
-// scripts work against it, plus GET /cluster, /health and /readyz. Any node answers any request: reads from the state it
+// scripts work against it, plus GET /cluster, /health, /readyz and /metrics. Any node answers any request: reads from the state it
 // has applied, writes (and task status, which only the leader knows) by forwarding them to
 // the leader (forward.go).
 
@@ -60,6 +60,10 @@ func WithClusterSecret(secret *httpauth.Secret) ServerOption {
 	return func(s *Server) { s.secret = secret }
 }
 
+// WithMetrics serves h, the node's Prometheus metrics, on GET /metrics: a read, open to
+// read-only users when authentication is on. Default: nil, no /metrics route.
+func WithMetrics(h http.Handler) ServerOption { return func(s *Server) { s.metrics = h } }
+
 // WithForwardWait sets how long a request that needs the leader waits while none is known
 // (an election) before it is answered 503. Default 10s.
 func WithForwardWait(d time.Duration) ServerOption { return func(s *Server) { s.forwardWait = d } }
@@ -94,6 +98,7 @@ type Server struct {
 	users       *httpauth.Users
 	secret      *httpauth.Secret
 	loggers     *loggers
+	metrics     http.Handler
 	e           *echo.Echo
 }
 
@@ -163,7 +168,9 @@ func (s *Server) routes() {
 	e.DELETE("/cluster/nodes/:id", h(lead(s.removeNode)))
 	e.GET("/health", h(s.health))
 	e.GET("/readyz", h(s.ready))
-
+	if s.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metrics))
+	}
 }
 
 // handle turns the error a handler returns into Kafka Connect's error answer, logging the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/metrics"
 	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
@@ -31,6 +33,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // standaloneID is a standalone process's node id and the cluster.id of its transactional ids.
@@ -77,6 +80,9 @@ type Node struct {
 	runner         *runner
 	peers          *peer.Client
 	listeners      listeners
+	// metrics is the node's Prometheus registry; taskMetrics what its tasks count into it.
+	metrics     *metrics.Registry
+	taskMetrics *taskmetrics.Set
 }
 
 // nodeRegistry is the schema registry a node serves and its tasks use.
@@ -120,6 +126,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	n.log = n.base.With("node", n.id)
+	n.taskMetrics = taskmetrics.NewSet()
+	n.metrics = metrics.New(nodeMetrics{n}, n.taskMetrics, n.log)
 	if n.listeners, err = cfg.openListeners(); err != nil {
 		return err
 	}
@@ -140,7 +148,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer n.kafka.Close()
-	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
+	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.clientOpts("offsets")...),
 		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log)); err != nil {
 		return fmt.Errorf("open offsets topic %s: %w", cfg.OffsetsTopic, kafkaconn.Explain(err))
 	}
@@ -212,7 +220,7 @@ func (n *Node) handler() http.Handler {
 	mux.Handle(peer.Prefix, peer.NewHandler(peerNode{n}, n.peers, n.listeners.secret, forwardWait, n.log))
 	mux.Handle("/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
 		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users),
-		api.WithClusterSecret(n.listeners.secret)).Handler())
+		api.WithClusterSecret(n.listeners.secret), api.WithMetrics(n.metrics.Handler())).Handler())
 	return mux
 }
 
@@ -262,7 +270,7 @@ func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err erro
 	cfg := n.cfg
 	store, err := kafkastore.Open(ctx, kafkastore.Topic(cfg.SchemasTopic),
 		kafkastore.ReplicationFactor(int16(cfg.ReplicationFactor)),
-		kafkastore.ClientOpts(n.kafkaOpts...), kafkastore.Logger(n.log))
+		kafkastore.ClientOpts(n.clientOpts("schemas")...), kafkastore.Logger(n.log))
 	if err != nil {
 		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, kafkaconn.Explain(err))
 	}
@@ -344,6 +352,12 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	return err
 }
 
+// clientOpts are the options of the node's Kafka client for role (node, offsets, schemas):
+// every client's, and the id that labels its metrics.
+func (n *Node) clientOpts(role string) []kgo.Opt {
+	return slices.Concat(n.kafkaOpts, n.metrics.KafkaClient("mongorelay-"+n.id+"-"+role))
+}
+
 // openKafka connects the node's shared client (topic creation and checks; tasks write
 // through their own transactional clients) and checks that Kafka answers and accepts the
 // node's credentials: a refused one fails the start, naming the setting to fix.
@@ -352,7 +366,7 @@ func (n *Node) openKafka(ctx context.Context) error {
 	if n.kafkaOpts, err = n.cfg.KafkaOpts(); err != nil {
 		return err
 	}
-	n.kafka, err = kgo.NewClient(n.kafkaOpts...)
+	n.kafka, err = kgo.NewClient(n.clientOpts("node")...)
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", n.cfg.KafkaBrokers, err)
 	}
@@ -386,7 +400,9 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 
 // runTask runs one task assigned to this node with its kind (runTaskFunc).
 func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded func(string)) error {
-	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded}
+	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded,
+		Metrics:     n.taskMetrics.Task(taskmetrics.Key{Connector: a.Connector, Task: a.TaskID}, a.Config["topic.prefix"]),
+		KafkaClient: n.metrics.KafkaClient}
 	if !n.standalone() {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}

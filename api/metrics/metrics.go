@@ -1,0 +1,83 @@
+// Package metrics serves a node's Prometheus metrics (DESIGN.md 15) from a registry of its
+// own: the tasks it runs under Debezium's MongoDB connector names (tasks/taskmetrics), its Raft
+// state and task count, its Kafka clients' (franz-go's kprom), the Go runtime's and the
+// process's. docs/metrics.md lists every name.
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
+)
+
+// Node is what the metrics read of a node when they are scraped.
+type Node interface {
+	// ID is the node's id.
+	ID() string
+	// Raft returns the node's Raft state (Leader, Follower, Candidate, Shutdown), its current
+	// term, and the last time it knew itself in touch with the leader (zero: never).
+	Raft() (state string, term uint64, contact time.Time)
+	// Tasks returns the tasks assigned to this node, whatever their connector's target state,
+	// and how many of them run now.
+	Tasks() (assigned []taskmetrics.Key, running int)
+}
+
+// Registry is a node's metrics.
+type Registry struct {
+	reg *prometheus.Registry
+	log *slog.Logger
+}
+
+// New returns the registry of node, whose tasks count into tasks.
+func New(node Node, tasks *taskmetrics.Set, log *slog.Logger) *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&taskCollector{node: node, tasks: tasks, now: time.Now},
+		&nodeCollector{node: node, now: time.Now},
+	)
+	return &Registry{reg: reg, log: log}
+}
+
+// Handler serves the metrics in Prometheus' text format.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// Gatherer is the registry, for tests and tools that read it without HTTP.
+func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
+
+// KafkaClient returns the options that name a Kafka client clientID and count its requests,
+// bytes and errors under mongorelay_kafka_*, labelled client_id=clientID: each client of the
+// node needs an id of its own. The client's metrics leave the registry when it closes.
+func (r *Registry) KafkaClient(clientID string) []kgo.Opt {
+	m := kprom.NewMetrics("mongorelay_kafka", kprom.Registerer(lenient{r.reg, r.log}), kprom.WithClientLabel())
+	return []kgo.Opt{kgo.ClientID(clientID), kgo.WithHooks(m)}
+}
+
+// lenient registers as kprom asks, but logs a collector already registered (a client id used
+// twice at once) instead of panicking in the client's constructor as MustRegister would.
+type lenient struct {
+	prometheus.Registerer
+	log *slog.Logger
+}
+
+func (l lenient) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := l.Register(c); err != nil {
+			l.log.Warn("a Kafka client's metrics were not registered: another client has its id", "err", err)
+		}
+	}
+}

@@ -1,0 +1,27 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
+)
+
+// nodeMetrics is what the node's /metrics read of it (metrics.Node).
+type nodeMetrics struct{ n *Node }
+
+func (m nodeMetrics) ID() string { return m.n.id }
+
+func (m nodeMetrics) Raft() (state string, term uint64, contact time.Time) {
+	node := m.n.node
+	if contact = node.LeaderContact(); contact.UnixNano() <= 0 {
+		contact = time.Time{} // never in touch
+	}
+	return node.RaftState(), node.Term(), contact
+}
+
+func (m nodeMetrics) Tasks() (assigned []taskmetrics.Key, running int) {
+	for _, a := range m.n.node.Assigned(m.n.id) {
+		assigned = append(assigned, taskmetrics.Key{Connector: a.Connector, Task: a.TaskID})
+	}
+	return assigned, m.n.runner.Running()
+}
