@@ -3,8 +3,15 @@ package worker
 import (
 	"time"
 
+	"github.com/mongorelay/mongorelay/api/metrics"
 	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
+
+// initMetrics makes the node's metrics registry, which its REST API serves on /metrics.
+func (n *Node) initMetrics() {
+	n.taskMetrics = taskmetrics.NewSet()
+	n.metrics = metrics.New(nodeMetrics{n}, n.taskMetrics, n.log)
+}
 
 // nodeMetrics is what the node's /metrics read of it (metrics.Node).
 type nodeMetrics struct{ n *Node }

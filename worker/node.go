@@ -126,8 +126,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	n.log = n.base.With("node", n.id)
-	n.taskMetrics = taskmetrics.NewSet()
-	n.metrics = metrics.New(nodeMetrics{n}, n.taskMetrics, n.log)
+	n.initMetrics()
 	if n.listeners, err = cfg.openListeners(); err != nil {
 		return err
 	}
