@@ -93,8 +93,8 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		return s.classify(err, start)
 	}
 	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
-	s.metrics.Streaming(true)
-	defer s.metrics.Streaming(false)
+	s.metrics.Streaming(time.Now(), true)
+	defer func() { s.metrics.Streaming(time.Now(), false) }()
 	s.log.Info("streaming", "topic", s.cfg.Topic(s.spec.DB, s.spec.Coll), "resume", start.Position.String())
 	last := start.Position
 	past := h == nil // past every earlier shard generation's position

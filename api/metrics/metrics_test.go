@@ -68,7 +68,7 @@ func TestTaskMetricsCarryDebeziumNamesAndLabels(t *testing.T) {
 		assigned: []taskmetrics.Key{{Connector: "orders", Task: 1}}, running: 1}
 	r := New(node, tasks, slog.New(slog.DiscardHandler))
 	u := tasks.Task(taskmetrics.Key{Connector: "orders", Task: 1}, "shop").Unit("shop.orders#0-of-1")
-	u.Streaming(true)
+	u.Streaming(time.Now(), true)
 	u.Batch(time.Now(), 4, 1, time.Now().Add(-300*time.Millisecond).UnixMilli(), false)
 	u.Records.Add(5)
 	u.Bytes.Add(640)

@@ -152,8 +152,15 @@ type queue struct {
 	pending  func() int
 }
 
-// Streaming marks the change stream open (true) or closed (false): Debezium's Connected.
-func (u *Unit) Streaming(open bool) { u.connected.Store(open) }
+// Streaming marks the change stream open (true) or closed (false) at now: Debezium's
+// Connected. A stream that opens is as far behind as its last change is old, until its first
+// batch says otherwise.
+func (u *Unit) Streaming(now time.Time, open bool) {
+	if src := u.lastSourceMs.Load(); open && src > 0 {
+		u.behindMs.Store(max(now.UnixMilli()-src, 0))
+	}
+	u.connected.Store(open)
+}
 
 // Batch records a change stream batch processed at now: seen events of which filtered made no
 // record, the last of them made by MongoDB at sourceMs (0 when the batch had none), and

@@ -38,6 +38,7 @@ func TestBehindSourceFollowsTheStreamAndAgesWhileItIsClosed(t *testing.T) {
 			{streaming: true, batch: true, at: 1500, source: 1000, seen: 1, read: 1600, behind: 500},
 			{streaming: false, read: 4000, behind: 3000},
 			{streaming: false, read: 9000, behind: 8000},
+			{streaming: true, read: 9000, behind: 8000}, // reopened: as old as its last change
 			{streaming: true, batch: true, at: 9100, source: 9050, seen: 2, read: 9200, behind: 50},
 		}},
 	}
@@ -45,7 +46,9 @@ func TestBehindSourceFollowsTheStreamAndAgesWhileItIsClosed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var u Unit
 			for i, s := range tt.steps {
-				u.Streaming(s.streaming)
+				if s.streaming != u.Connected() {
+					u.Streaming(t0.Add(time.Duration(s.read)*time.Millisecond), s.streaming)
+				}
 				if s.batch {
 					var src int64
 					if s.source != 0 {
