@@ -269,7 +269,7 @@ func (n *Node) openRegistry(ctx context.Context) (closeRegistry func(), err erro
 	cfg := n.cfg
 	store, err := kafkastore.Open(ctx, kafkastore.Topic(cfg.SchemasTopic),
 		kafkastore.ReplicationFactor(int16(cfg.ReplicationFactor)),
-		kafkastore.ClientOpts(n.clientOpts("schemas")...), kafkastore.Logger(n.log))
+		kafkastore.ClientOpts(n.kafkaOpts...), kafkastore.Logger(n.log))
 	if err != nil {
 		return nil, fmt.Errorf("open schemas topic %s: %w", cfg.SchemasTopic, kafkaconn.Explain(err))
 	}
@@ -351,8 +351,9 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	return err
 }
 
-// clientOpts are the options of the node's Kafka client for role (node, offsets, schemas):
-// every client's, and the id that labels its metrics.
+// clientOpts are the options of the node's Kafka client for role (node, offsets): every
+// client's, and the id that labels its metrics. Only for a role one client at a time plays: a
+// second client with the id would share, then unregister, the first one's metrics.
 func (n *Node) clientOpts(role string) []kgo.Opt {
 	return slices.Concat(n.kafkaOpts, n.metrics.KafkaClient("mongorelay-"+n.id+"-"+role))
 }
