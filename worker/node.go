@@ -353,7 +353,8 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 
 // clientOpts are the options of the node's Kafka client for role (node, offsets): every
 // client's, and the id that labels its metrics. Only for a role one client at a time plays: a
-// second client with the id would share, then unregister, the first one's metrics.
+// second client with the id at the same time would go without metrics (the schemas store,
+// which opens a reader beside its client, takes the plain options).
 func (n *Node) clientOpts(role string) []kgo.Opt {
 	return slices.Concat(n.kafkaOpts, n.metrics.KafkaClient("mongorelay-"+n.id+"-"+role))
 }

@@ -7,6 +7,7 @@ package metrics
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,21 +64,46 @@ func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 // bytes and errors under mongorelay_kafka_*, labelled client_id=clientID: each client of the
 // node needs an id of its own. The client's metrics leave the registry when it closes.
 func (r *Registry) KafkaClient(clientID string) []kgo.Opt {
-	m := kprom.NewMetrics("mongorelay_kafka", kprom.Registerer(lenient{r.reg, r.log}), kprom.WithClientLabel())
+	reg := &clientRegisterer{reg: r.reg, log: r.log.With("client_id", clientID), mine: map[prometheus.Collector]bool{}}
+	m := kprom.NewMetrics("mongorelay_kafka", kprom.Registerer(reg), kprom.WithClientLabel())
 	return []kgo.Opt{kgo.ClientID(clientID), kgo.WithHooks(m)}
 }
 
-// lenient registers as kprom asks, but logs a collector already registered (a client id used
-// twice at once) instead of panicking in the client's constructor as MustRegister would.
-type lenient struct {
-	prometheus.Registerer
+// clientRegisterer registers one client's kprom collectors. A client whose id another client
+// has at the same time (one closing while the next opens) goes without metrics, logged: it
+// neither panics in its constructor, as kprom's MustRegister would, nor unregisters the other
+// client's collectors when it closes, since it unregisters only what it registered.
+type clientRegisterer struct {
+	reg *prometheus.Registry
 	log *slog.Logger
+
+	mu   sync.Mutex
+	mine map[prometheus.Collector]bool
 }
 
-func (l lenient) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := l.Register(c); err != nil {
-			l.log.Warn("a Kafka client's metrics were not registered: another client has its id", "err", err)
+func (c *clientRegisterer) Register(col prometheus.Collector) error {
+	if err := c.reg.Register(col); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mine[col] = true
+	return nil
+}
+
+func (c *clientRegisterer) MustRegister(cols ...prometheus.Collector) {
+	for _, col := range cols {
+		if err := c.Register(col); err != nil {
+			c.log.Warn("a Kafka client goes without metrics: another client has its id", "err", err)
+			return
 		}
 	}
+}
+
+func (c *clientRegisterer) Unregister(col prometheus.Collector) bool {
+	c.mu.Lock()
+	mine := c.mine[col]
+	delete(c.mine, col)
+	c.mu.Unlock()
+	return mine && c.reg.Unregister(col)
 }

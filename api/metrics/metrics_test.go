@@ -187,9 +187,16 @@ func TestKafkaClientsAreLabelledAndLeaveWhenClosed(t *testing.T) {
 	if !has("first") || !has("second") {
 		t.Fatalf("produce counts of both clients not found: first %v, second %v", has("first"), has("second"))
 	}
+	// A client opened with the id of one still open goes without metrics, and its close
+	// leaves the other's.
+	twin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}, r.KafkaClient("second")...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin.Close()
 	clients[0].Close()
 	if has("first") || !has("second") {
-		t.Fatalf("after closing the first client: first %v, second %v; want only the second", has("first"), has("second"))
+		t.Fatalf("after closing the first client and the second's twin: first %v, second %v; want only the second", has("first"), has("second"))
 	}
 }
 
