@@ -148,7 +148,7 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			return s.w.write(ctx, g, raw, &ev, now)
 		})
 		s.stalls.end(waitStreamRead)
-		s.metrics.Batch(time.Now(), seen, filtered, sourceMs, n == 0 && err == nil && cs.CaughtUp())
+		s.metrics.Batch(time.Now(), seen, filtered, sourceMs, err == nil && cs.CaughtUp())
 		if err != nil {
 			g.SealEmpty()
 			return s.classify(err, changestream.Start{Position: last})

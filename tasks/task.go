@@ -132,9 +132,6 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 // Topic is the Kafka topic the task writes.
 func (t *Task) Topic() string { return t.writer.topic }
 
-// Metrics are the task's counts, those of records not delivered normally among them.
-func (t *Task) Metrics() *taskmetrics.Unit { return t.writer.metrics }
-
 // ErrNoTransactional is returned by Run for a task built without Deps.Transactional.
 var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (every task writes through its own transactional producer)")
 

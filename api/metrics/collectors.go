@@ -33,7 +33,7 @@ func task(name, help string, extra ...string) *prometheus.Desc {
 
 var (
 	descBehind = debezium("MilliSecondsBehindSource",
-		"Milliseconds between MongoDB's change and its processing by the task, 0 once caught up; while the stream is closed (paused, restarting), the age of the last change streamed.")
+		"Milliseconds between MongoDB's change and its processing by the task, 0 once caught up; while the stream is closed (paused, restarting), the time since the task had read every change.")
 	descSeen     = debezium("TotalNumberOfEventsSeen", "Change events of the task's collection shard read from the change stream.")
 	descFiltered = debezium("NumberOfEventsFiltered",
 		"Change events read that made no record: other shards' (shard.filter=client), those an earlier shard generation delivered, those without a document.")

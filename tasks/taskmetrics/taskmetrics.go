@@ -141,7 +141,7 @@ type Unit struct {
 	snapshotStartMs   atomic.Int64
 	snapshotEndMs     atomic.Int64
 	lastEventMs       atomic.Int64 // when the last event was processed
-	lastSourceMs      atomic.Int64 // when MongoDB made the last change processed
+	reachedMs         atomic.Int64 // the time up to which the task has read every change
 	behindMs          atomic.Int64 // how far behind the last batch left the stream
 	committedMs       atomic.Int64 // when an offset was last committed
 	queue             atomic.Pointer[queue]
@@ -153,19 +153,19 @@ type queue struct {
 }
 
 // Streaming marks the change stream open (true) or closed (false) at now: Debezium's
-// Connected. A stream that opens is as far behind as its last change is old, until its first
+// Connected. A stream that opens is as far behind as it was when it closed, until its first
 // batch says otherwise.
 func (u *Unit) Streaming(now time.Time, open bool) {
-	if src := u.lastSourceMs.Load(); open && src > 0 {
-		u.behindMs.Store(max(now.UnixMilli()-src, 0))
+	if open {
+		u.behindMs.Store(u.closedBehind(now))
 	}
 	u.connected.Store(open)
 }
 
 // Batch records a change stream batch processed at now: seen events of which filtered made no
 // record, the last of them made by MongoDB at sourceMs (0 when the batch had none), and
-// whether the stream had nothing more to deliver (caught up). A caught-up batch without
-// events leaves the task nothing behind; any other is as far behind as its last event.
+// whether the stream had nothing more to deliver then (caught up). A batch with events is as
+// far behind as its last event was old; one without, caught up, leaves nothing behind.
 func (u *Unit) Batch(now time.Time, seen, filtered int, sourceMs int64, caughtUp bool) {
 	nowMs := now.UnixMilli()
 	if seen > 0 {
@@ -174,30 +174,37 @@ func (u *Unit) Batch(now time.Time, seen, filtered int, sourceMs int64, caughtUp
 	if filtered > 0 {
 		u.EventsFiltered.Add(int64(filtered))
 	}
-	switch {
-	case sourceMs > 0:
+	if sourceMs > 0 {
 		u.lastEventMs.Store(nowMs)
-		u.lastSourceMs.Store(sourceMs)
 		u.behindMs.Store(max(nowMs-sourceMs, 0))
-	case caughtUp:
+		u.reachedMs.Store(sourceMs)
+	} else if caughtUp {
 		u.behindMs.Store(0)
+	}
+	if caughtUp {
+		u.reachedMs.Store(nowMs)
 	}
 }
 
 // BehindSource is Debezium's MilliSecondsBehindSource at now: while the stream is open, how
 // far behind its last batch left it (the age of its last event when processed, 0 once it
-// has caught up with nothing new); while it is not (a paused, restarting or snapshotting
-// task), the age of the last change it streamed, which grows until the stream runs again.
-// It is 0 before the first event.
+// found nothing new); while it is not (a paused, restarting or snapshotting task), the time
+// since the moment up to which it had read every change (its last change, or its last
+// caught-up batch), which grows until the stream runs again, writes or not: a closed stream
+// cannot see them. It is 0 before the stream first read anything.
 func (u *Unit) BehindSource(now time.Time) int64 {
 	if u.connected.Load() {
 		return u.behindMs.Load()
 	}
-	src := u.lastSourceMs.Load()
-	if src == 0 {
+	return u.closedBehind(now)
+}
+
+func (u *Unit) closedBehind(now time.Time) int64 {
+	reached := u.reachedMs.Load()
+	if reached == 0 {
 		return 0
 	}
-	return max(now.UnixMilli()-src, 0)
+	return max(now.UnixMilli()-reached, 0)
 }
 
 // SinceLastEvent is Debezium's MilliSecondsSinceLastEvent at now, -1 before the first event.

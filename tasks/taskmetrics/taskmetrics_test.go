@@ -38,8 +38,21 @@ func TestBehindSourceFollowsTheStreamAndAgesWhileItIsClosed(t *testing.T) {
 			{streaming: true, batch: true, at: 1500, source: 1000, seen: 1, read: 1600, behind: 500},
 			{streaming: false, read: 4000, behind: 3000},
 			{streaming: false, read: 9000, behind: 8000},
-			{streaming: true, read: 9000, behind: 8000}, // reopened: as old as its last change
+			{streaming: true, read: 9000, behind: 8000}, // reopened: as far behind as when closed
 			{streaming: true, batch: true, at: 9100, source: 9050, seen: 2, read: 9200, behind: 50},
+		}},
+		{"a closed stream that had caught up ages from when it caught up", []step{
+			{streaming: true, batch: true, at: 1500, source: 1000, seen: 1, caughtUp: true, read: 1600, behind: 500},
+			{streaming: false, read: 4000, behind: 2500},
+		}},
+		{"an idle stream closed ages from its last caught-up batch", []step{
+			{streaming: true, batch: true, at: 1500, source: 1000, seen: 1, read: 1600, behind: 500},
+			{streaming: true, batch: true, at: 60000, caughtUp: true, read: 60100, behind: 0},
+			{streaming: false, read: 61000, behind: 1000},
+		}},
+		{"a stream that never read anything is not behind", []step{
+			{streaming: true, read: 100, behind: 0},
+			{streaming: false, read: 9000, behind: 0},
 		}},
 	}
 	for _, tt := range tests {
