@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/api/metrics"
+	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
@@ -26,9 +27,20 @@ func (m nodeMetrics) Raft() (state string, term uint64, contact time.Time) {
 	return node.RaftState(), node.Term(), contact
 }
 
-func (m nodeMetrics) Tasks() (assigned []taskmetrics.Key, running int) {
+func (m nodeMetrics) Tasks() (assigned []metrics.AssignedTask, running int) {
+	states := map[string]string{} // by taskKey, the runner's
+	for _, r := range m.n.runner.Reports() {
+		states[taskKey(r.Connector, r.Task)] = r.State
+	}
 	for _, a := range m.n.node.Assigned(m.n.id) {
-		assigned = append(assigned, taskmetrics.Key{Connector: a.Connector, Task: a.TaskID})
+		state := states[taskKey(a.Connector, a.Task)]
+		switch {
+		case a.State == coordinator.StatePaused:
+			state = string(coordinator.StatePaused)
+		case state == "":
+			state = "UNASSIGNED" // not started yet, or stopped while the node is fenced
+		}
+		assigned = append(assigned, metrics.AssignedTask{Key: taskmetrics.Key{Connector: a.Connector, Task: a.TaskID}, State: state})
 	}
 	return assigned, m.n.runner.Running()
 }

@@ -54,6 +54,8 @@ var (
 	descFailed      = task("mongorelay_task_records_failed_total", "Records skipped because they could not be converted (errors.tolerance=all).")
 	descOversize    = task("mongorelay_task_records_oversize_total", "Records skipped because they exceed the topic's max.message.bytes (oversize.handling=skip).")
 	descDeadLetters = task("mongorelay_task_dead_letter_records_total", "Records written to the dead letter topic (Connect's deadletterqueue-produce-requests).")
+	descTaskState   = prometheus.NewDesc("mongorelay_task_state", "1 for the task's state on this node (Connect's task status), 0 for the others.",
+		[]string{"connector", "task", "state"}, nil)
 )
 
 // taskCollector reads the metrics of the tasks assigned to the node when scraped. It drops
@@ -68,7 +70,7 @@ type taskCollector struct {
 func (c *taskCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBehind, descSeen, descFiltered, descSinceLast, descConnected, descQueueTotal,
 		descQueueLeft, descSnapRunning, descSnapCompleted, descSnapDuration, descRowsScanned, descRecords, descBytes,
-		descTxns, descCommitAge, descFailed, descOversize, descDeadLetters} {
+		descTxns, descCommitAge, descFailed, descOversize, descDeadLetters, descTaskState} {
 		ch <- d
 	}
 }
@@ -76,8 +78,12 @@ func (c *taskCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *taskCollector) Collect(ch chan<- prometheus.Metric) {
 	assigned, _ := c.node.Tasks()
 	mine := make(map[taskmetrics.Key]bool, len(assigned))
-	for _, k := range assigned {
-		mine[k] = true
+	for _, a := range assigned {
+		mine[a.Key] = true
+		id := strconv.Itoa(a.Task)
+		for _, s := range TaskStates {
+			ch <- prometheus.MustNewConstMetric(descTaskState, prometheus.GaugeValue, boolValue(s == a.State), a.Connector, id, s)
+		}
 	}
 	c.tasks.Retain(func(k taskmetrics.Key) bool { return mine[k] })
 	now := c.now()

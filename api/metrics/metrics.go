@@ -28,8 +28,19 @@ type Node interface {
 	Raft() (state string, term uint64, contact time.Time)
 	// Tasks returns the tasks assigned to this node, whatever their connector's target state,
 	// and how many of them run now.
-	Tasks() (assigned []taskmetrics.Key, running int)
+	Tasks() (assigned []AssignedTask, running int)
 }
+
+// AssignedTask is a task assigned to the node and its state there, in Kafka Connect's words:
+// one of TaskStates.
+type AssignedTask struct {
+	taskmetrics.Key
+	State string
+}
+
+// TaskStates are the states mongorelay_task_state reports, Kafka Connect's: UNASSIGNED until
+// the node starts the task (or while it is fenced), PAUSED with its connector.
+var TaskStates = []string{"UNASSIGNED", "RUNNING", "PAUSED", "RESTARTING", "FAILED"}
 
 // Registry is a node's metrics.
 type Registry struct {

@@ -20,7 +20,7 @@ type fakeNode struct {
 	state    string
 	term     uint64
 	contact  time.Time
-	assigned []taskmetrics.Key
+	assigned []AssignedTask
 	running  int
 }
 
@@ -28,7 +28,7 @@ func (f *fakeNode) ID() string { return "n1" }
 func (f *fakeNode) Raft() (string, uint64, time.Time) {
 	return f.state, f.term, f.contact
 }
-func (f *fakeNode) Tasks() ([]taskmetrics.Key, int) { return f.assigned, f.running }
+func (f *fakeNode) Tasks() ([]AssignedTask, int) { return f.assigned, f.running }
 
 // gather returns the registry's series as "name{label=value,...}" → value.
 func gather(t *testing.T, r *Registry) map[string]float64 {
@@ -65,7 +65,7 @@ func value(m *dto.Metric) float64 {
 func TestTaskMetricsCarryDebeziumNamesAndLabels(t *testing.T) {
 	tasks := taskmetrics.NewSet()
 	node := &fakeNode{state: "Follower", term: 7, contact: time.Now().Add(-2 * time.Second),
-		assigned: []taskmetrics.Key{{Connector: "orders", Task: 1}}, running: 1}
+		assigned: []AssignedTask{{Key: taskmetrics.Key{Connector: "orders", Task: 1}, State: "RUNNING"}}, running: 1}
 	r := New(node, tasks, slog.New(slog.DiscardHandler))
 	u := tasks.Task(taskmetrics.Key{Connector: "orders", Task: 1}, "shop").Unit("shop.orders#0-of-1")
 	u.Streaming(time.Now(), true)
@@ -128,7 +128,7 @@ func TestTaskMetricsCarryDebeziumNamesAndLabels(t *testing.T) {
 func TestTasksNoLongerAssignedLeaveTheMetrics(t *testing.T) {
 	tasks := taskmetrics.NewSet()
 	kept, gone := taskmetrics.Key{Connector: "kept", Task: 0}, taskmetrics.Key{Connector: "deleted", Task: 0}
-	node := &fakeNode{state: "Leader", assigned: []taskmetrics.Key{kept, gone}}
+	node := &fakeNode{state: "Leader", assigned: []AssignedTask{{Key: kept, State: "RUNNING"}, {Key: gone, State: "PAUSED"}}}
 	r := New(node, tasks, slog.New(slog.DiscardHandler))
 	tasks.Task(kept, "p").Unit("db.a#0-of-1")
 	tasks.Task(gone, "p").Unit("db.b#0-of-1")
@@ -146,7 +146,7 @@ func TestTasksNoLongerAssignedLeaveTheMetrics(t *testing.T) {
 	if k, g := count(); k == 0 || g == 0 {
 		t.Fatalf("series of the assigned tasks: %d and %d, want both", k, g)
 	}
-	node.assigned = []taskmetrics.Key{kept} // the connector "deleted" was deleted
+	node.assigned = node.assigned[:1] // the connector "deleted" was deleted
 	if k, g := count(); k == 0 || g != 0 {
 		t.Fatalf("after the delete: %d series of the kept task, %d of the deleted one, want some and none", k, g)
 	}
@@ -204,7 +204,7 @@ func TestHandlerServesPrometheusText(t *testing.T) {
 	tasks := taskmetrics.NewSet()
 	k := taskmetrics.Key{Connector: "orders", Task: 0}
 	tasks.Task(k, "shop").Unit("shop.orders#0-of-1").EventsSeen.Add(3)
-	r := New(&fakeNode{state: "Leader", assigned: []taskmetrics.Key{k}}, tasks, slog.New(slog.DiscardHandler))
+	r := New(&fakeNode{state: "Leader", assigned: []AssignedTask{{Key: k, State: "RUNNING"}}}, tasks, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)

@@ -122,6 +122,7 @@ func TestMetricsCountAndLag(t *testing.T) {
 		{"mongorelay_task_records_total", own, seeded + ops + deletes},
 		{"mongorelay_node_tasks", series{"node": "n1", "state": "running"}, 1},
 		{"mongorelay_raft_leader", series{"node": "n1"}, 1},
+		{"mongorelay_task_state", series{"connector": name, "task": "0", "state": "RUNNING"}, 1},
 	} {
 		if v, ok := m.value(c.metric, c.s); !ok || v != c.want {
 			t.Errorf("%s%v = %v (exported: %v), want %v", c.metric, c.s, v, ok, c.want)
@@ -184,6 +185,9 @@ func TestMetricsCountAndLag(t *testing.T) {
 	}
 	waitValue("the paused task's stream closed", "debezium_metrics_Connected", streaming, func(v float64) bool { return v == 0 })
 	seenAtPause, _ := read("debezium_metrics_TotalNumberOfEventsSeen", streaming)
+	if v, ok := read("mongorelay_task_state", series{"connector": name, "task": "0", "state": "PAUSED"}); v != 1 {
+		t.Errorf("the paused task's state PAUSED = %v (exported: %v), want 1", v, ok)
+	}
 	before, _ := read("debezium_metrics_MilliSecondsBehindSource", streaming)
 	time.Sleep(3 * time.Second)
 	paused, _ := read("debezium_metrics_MilliSecondsBehindSource", streaming)
