@@ -81,7 +81,7 @@ func (c *taskCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range assigned {
 		mine[a.Key] = true
 		id := strconv.Itoa(a.Task)
-		for _, s := range TaskStates {
+		for _, s := range taskStates {
 			ch <- prometheus.MustNewConstMetric(descTaskState, prometheus.GaugeValue, boolValue(s == a.State), a.Connector, id, s)
 		}
 	}

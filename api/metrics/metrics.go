@@ -32,15 +32,15 @@ type Node interface {
 }
 
 // AssignedTask is a task assigned to the node and its state there, in Kafka Connect's words:
-// one of TaskStates.
+// one of taskStates (UNASSIGNED, RUNNING, PAUSED, RESTARTING, FAILED).
 type AssignedTask struct {
 	taskmetrics.Key
 	State string
 }
 
-// TaskStates are the states mongorelay_task_state reports, Kafka Connect's: UNASSIGNED until
+// taskStates are the states mongorelay_task_state reports, Kafka Connect's: UNASSIGNED until
 // the node starts the task (or while it is fenced), PAUSED with its connector.
-var TaskStates = []string{"UNASSIGNED", "RUNNING", "PAUSED", "RESTARTING", "FAILED"}
+var taskStates = []string{"UNASSIGNED", "RUNNING", "PAUSED", "RESTARTING", "FAILED"}
 
 // Registry is a node's metrics.
 type Registry struct {
