@@ -59,7 +59,7 @@ func basicAuth(user, password string) string {
 // TestRouteAccess: the probes and the status page are open, GETs are reads and every other
 // route a write.
 func TestRouteAccess(t *testing.T) {
-	e := NewServer(newFakeCluster("n1", true), testCatalog(t)).e
+	e := NewServer(newFakeCluster("n1", true), testCatalog(t), WithMetrics(http.NotFoundHandler())).e
 	for _, r := range e.Routes() {
 		got := access(r.Method, r.Path)
 		want := httpauth.Write
@@ -80,7 +80,8 @@ func TestRouteAccess(t *testing.T) {
 func TestAuthOnTheRESTAPI(t *testing.T) {
 	f := newFakeCluster("n1", true)
 	f.status["orders"] = ConnectorStatus{Name: "orders", Tasks: []TaskStatus{}}
-	srv := serveWith(t, f, WithAuth(testUsers(t, "viewer: pw-viewer,read-only\nops: pw-ops,admin\n")))
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "up 1\n") })
+	srv := serveWith(t, f, WithAuth(testUsers(t, "viewer: pw-viewer,read-only\nops: pw-ops,admin\n")), WithMetrics(metrics))
 	viewer, ops, bearer := basicAuth("viewer", "pw-viewer"), basicAuth("ops", "pw-ops"), "Bearer "+adminToken
 	tests := []struct {
 		method, path, body, auth string
@@ -99,6 +100,8 @@ func TestAuthOnTheRESTAPI(t *testing.T) {
 		{http.MethodPost, "/connectors", validConnector, ops, http.StatusCreated},
 		{http.MethodGet, "/connectors/orders/config", "", viewer, http.StatusOK},
 		{http.MethodGet, "/connectors/orders/status", "", viewer, http.StatusOK},
+		{http.MethodGet, "/metrics", "", "", http.StatusUnauthorized},
+		{http.MethodGet, "/metrics", "", viewer, http.StatusOK},
 		{http.MethodPut, "/connectors/orders/pause", "", viewer, http.StatusForbidden},
 		{http.MethodPut, "/connectors/orders/pause", "", bearer, http.StatusAccepted},
 		{http.MethodDelete, "/connectors/orders", "", viewer, http.StatusForbidden},

@@ -22,8 +22,8 @@ import (
 
 // This file serves a cluster node's REST API (DESIGN.md 7): Kafka Connect's paths, bodies,
 // status codes and error shape {"error_code":N,"message":"..."}, so that Connect's tools and
-// scripts work against it, plus GET /cluster, /health, /readyz, the status page /ui and
-// the OpenAPI document /openapi.json. Any node answers any request: reads from the state it
+// scripts work against it, plus GET /cluster, /health, /readyz, /metrics, the status page /ui
+// and the OpenAPI document /openapi.json. Any node answers any request: reads from the state it
 // has applied, writes (and task status, which only the leader knows) by forwarding them to
 // the leader (forward.go).
 
@@ -61,6 +61,10 @@ func WithClusterSecret(secret *httpauth.Secret) ServerOption {
 	return func(s *Server) { s.secret = secret }
 }
 
+// WithMetrics serves h, the node's Prometheus metrics, on GET /metrics: a read, open to
+// read-only users when authentication is on. Default: nil, no /metrics route.
+func WithMetrics(h http.Handler) ServerOption { return func(s *Server) { s.metrics = h } }
+
 // WithForwardWait sets how long a request that needs the leader waits while none is known
 // (an election) before it is answered 503. Default 10s.
 func WithForwardWait(d time.Duration) ServerOption { return func(s *Server) { s.forwardWait = d } }
@@ -95,6 +99,7 @@ type Server struct {
 	users       *httpauth.Users
 	secret      *httpauth.Secret
 	loggers     *Loggers
+	metrics     http.Handler
 	e           *echo.Echo
 }
 
@@ -170,6 +175,9 @@ func (s *Server) routes() {
 
 	e.GET("/openapi.json", h(s.openAPI))
 	e.GET("/ui", h(s.statusPage))
+	if s.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metrics))
+	}
 }
 
 // handle turns the error a handler returns into Kafka Connect's error answer, logging the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 func TestExactlyOnceTaskWritesEveryOffsetInsideATransaction(t *testing.T) {
@@ -94,7 +95,7 @@ func TestExactlyOnceStoreLearnsTheNewestOffsetOfEachKeyOnlyOnceItsTransactionCom
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			brokers, store := testKafka(t, "records")
-			w := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000, ExactlyOnce: true, HeartbeatInterval: time.Hour},
+			w := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000, ExactlyOnce: true, HeartbeatInterval: time.Hour}, metrics: new(taskmetrics.Unit),
 				acks: newAckTracker[checkpoint](nil), shutdownTimeout: 10 * time.Second, txnOffsets: store, log: quietLogger()}
 			if err := w.openTxn(ctx, &Transactional{ID: "eos-" + tt.name, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}}); err != nil {
 				t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -14,17 +13,6 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 )
-
-// Counters count what a task did not deliver as a normal record. Nothing is dropped without
-// being counted here and logged, and written to the dead letter topic when one is set.
-type Counters struct {
-	// Failed records: conversion errors tolerated by errors.tolerance=all.
-	Failed atomic.Int64
-	// Oversize records skipped by oversize.handling=skip.
-	Oversize atomic.Int64
-	// DeadLettered is how many of those went to the dead letter topic.
-	DeadLettered atomic.Int64
-}
 
 // recordOverhead bounds what Kafka adds around a record's key, value and headers (record and
 // batch headers, varints), so a record measured below maxRecordBytes fits in a batch of its own.
@@ -50,7 +38,7 @@ func (w *kafkaWriter) reject(ctx context.Context, g *ackGroup[checkpoint], raw b
 	if w.cfg.ErrorsTolerance != config.ToleranceAll {
 		return w.recordError(ev, cause)
 	}
-	w.counters.Failed.Add(1)
+	w.metrics.Failed.Add(1)
 	w.log.Warn("record skipped (errors.tolerance=all)", "id", ev.ID().String(), "err", cause)
 	if w.cfg.DeadLetterTopic == "" {
 		return nil
@@ -81,7 +69,7 @@ func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], ev 
 		return fmt.Errorf("document %s in %s.%s: %w: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
 			ev.ID().String(), w.spec.DB, w.spec.Coll, ErrRecordTooLarge, msg)
 	}
-	w.counters.Oversize.Add(1)
+	w.metrics.Oversize.Add(1)
 	w.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)
 	if w.cfg.DeadLetterTopic == "" {
 		return nil
@@ -118,7 +106,7 @@ func (w *kafkaWriter) deadLetter(ctx context.Context, g *ackGroup[checkpoint], e
 		{Key: headerResumeToken, Value: append([]byte(nil), ev.ResumeToken...)},
 		{Key: headerReason, Value: []byte(reason)},
 	}
-	w.counters.DeadLettered.Add(1)
+	w.metrics.DeadLettered.Add(1)
 	g.Add()
 	w.txn.cl.Produce(ctx, r, g.Promise())
 	return nil

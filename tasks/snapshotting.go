@@ -12,6 +12,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/snapshot"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // snapshotSource copies a task's ranges of its collection's snapshot plan (planner.go) as op
@@ -24,6 +25,7 @@ type snapshotSource struct {
 	offsets offsetCommitter
 	log     *slog.Logger
 	stalls  *stalls
+	metrics *taskmetrics.Unit
 }
 
 // copyRanges copies the ranges of p that are this shard's (r mod n == i) and not done yet.
@@ -90,6 +92,7 @@ func (s *snapshotSource) copyRange(ctx context.Context, e offsets.Entry) error {
 			g.SealEmpty()
 			return err
 		}
+		s.metrics.RowsScanned.Add(int64(n))
 		if n == 0 {
 			if err := s.w.seal(ctx, g, checkpoint{}, false, true); err != nil {
 				return err

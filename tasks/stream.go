@@ -15,6 +15,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/shard"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // streamSource reads a task's shard of its collection's change stream into the writer, each
@@ -28,8 +29,9 @@ type streamSource struct {
 	streamKey offsets.Key
 	// retire removes the offsets of the shard generations before h once every shard is past
 	// them, reporting whether it did; shard 0 calls it while streaming after a handover.
-	retire func(ctx context.Context, h *handover) (bool, error)
-	stalls *stalls
+	retire  func(ctx context.Context, h *handover) (bool, error)
+	stalls  *stalls
+	metrics *taskmetrics.Unit
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -91,6 +93,8 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		return s.classify(err, start)
 	}
 	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
+	s.metrics.Streaming(time.Now(), true)
+	defer func() { s.metrics.Streaming(time.Now(), false) }()
 	s.log.Info("streaming", "topic", s.cfg.Topic(s.spec.DB, s.spec.Coll), "resume", start.Position.String())
 	last := start.Position
 	past := h == nil // past every earlier shard generation's position
@@ -101,7 +105,10 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		}
 		g := s.w.openGroup()
 		now := time.Now()
-		n := 0
+		// n counts the batch's events that make records, seen those of this shard (records and
+		// rejects), filtered the others; sourceMs is when MongoDB made the last record's change.
+		n, seen, filtered := 0, 0, 0
+		var sourceMs int64
 		// The wait for MongoDB ends with the batch's first event: writing to Kafka is not
 		// part of it.
 		s.stalls.begin(waitStreamRead)
@@ -113,28 +120,35 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			}
 			if keep != nil {
 				if mine, err := keep(raw); err != nil || !mine {
+					filtered++
 					return err
 				}
 			}
 			if !past {
 				delivered, nowPast, err := h.delivered(raw)
 				if err != nil || delivered {
+					filtered++
 					return err
 				}
 				past = nowPast
 			}
 			ev, err := envelope.Parse(raw)
 			if err != nil {
+				seen++
 				return s.w.reject(ctx, g, raw, &ev, fmt.Errorf("parse change event: %w", err))
 			}
 			if ev.Kind() != envelope.KindRecord {
+				filtered++
 				s.log.Info("change event without a record", "operationType", string(ev.OperationType))
 				return nil
 			}
 			n++
+			seen++
+			sourceMs = eventTime(&ev, now).UnixMilli()
 			return s.w.write(ctx, g, raw, &ev, now)
 		})
 		s.stalls.end(waitStreamRead)
+		s.metrics.Batch(time.Now(), seen, filtered, sourceMs, err == nil && cs.CaughtUp())
 		if err != nil {
 			g.SealEmpty()
 			return s.classify(err, changestream.Start{Position: last})

@@ -22,6 +22,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // OffsetStore keeps tasks' positions; *offsets.Store is one.
@@ -89,6 +90,8 @@ type Deps struct {
 	// MongoErrors holds the last error the MongoDB client met reaching the deployment, which
 	// a degraded reason about MongoDB quotes; nil: none known.
 	MongoErrors *LastError
+	// Metrics counts what the task does, for the node's /metrics; nil counts for no one.
+	Metrics *taskmetrics.Unit
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -103,6 +106,9 @@ func New(spec Spec, deps Deps) *Task {
 func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	cfg := spec.Connector
 	log := deps.Logger.With("connector", cfg.Name, "task", spec.Name())
+	if deps.Metrics == nil {
+		deps.Metrics = new(taskmetrics.Unit)
+	}
 	streamKey := offsets.ShardKey(cfg.Name, spec.DB, spec.Coll, spec.Shard, spec.Shards)
 	st := &stalls{report: deps.Degraded, kafkaErrs: &LastError{}, mongoErrs: deps.MongoErrors}
 	st.grace[waitStreamRead] = cfg.PollMaxWait // an idle stream's read is held that long
@@ -110,23 +116,21 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	st.pending = w.acks.Progress
 	p := &resumePlanner{spec: spec, cfg: cfg, offsets: deps.Offsets, mongo: m, log: log, streamKey: streamKey, stalls: st}
 	return &Task{
-		spec:     spec,
-		cfg:      cfg,
-		log:      log,
-		planner:  p,
-		writer:   w,
-		stalls:   st,
-		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st},
+		spec:    spec,
+		cfg:     cfg,
+		log:     log,
+		planner: p,
+		writer:  w,
+		stalls:  st,
+		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st,
+			metrics: deps.Metrics},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st},
+			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics},
 	}
 }
 
 // Topic is the Kafka topic the task writes.
 func (t *Task) Topic() string { return t.writer.topic }
-
-// Counters are the task's counts of records not delivered normally.
-func (t *Task) Counters() *Counters { return &t.writer.counters }
 
 // ErrNoTransactional is returned by Run for a task built without Deps.Transactional.
 var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (every task writes through its own transactional producer)")
@@ -207,10 +211,13 @@ func (t *Task) prepare(ctx context.Context) (*changestream.Start, *handover, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := t.snapshot.copyRanges(ctx, p); err != nil {
-		return nil, nil, err
+	t.writer.metrics.SnapshotStarted(time.Now())
+	err = t.snapshot.copyRanges(ctx, p)
+	if err == nil {
+		p, err = t.planner.awaitDone(ctx, p)
 	}
-	if p, err = t.planner.awaitDone(ctx, p); err != nil {
+	t.writer.metrics.SnapshotEnded(time.Now(), err == nil)
+	if err != nil {
 		return nil, nil, err
 	}
 	if t.cfg.SnapshotMode == config.SnapshotInitialOnly {

@@ -31,6 +31,9 @@ type Transactional struct {
 	// same connector (taskid.ShardName), so that a task taking over from the shards of an
 	// earlier shard count can fence them (reshard.go).
 	RetiredID func(shard string) string
+	// Instrument are options of the task's own producer only, not of the clients that fence
+	// other ids: its client id and metrics hooks.
+	Instrument []kgo.Opt
 }
 
 // clientOpts are the options of a producer using transactional id id, and extra.
@@ -78,10 +81,14 @@ func (t *Transactional) Fence(ctx context.Context, ids ...string) error {
 func ProducerOpts(compression kgo.CompressionCodec) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ProducerLinger(5 * time.Millisecond),
-		kgo.MaxBufferedRecords(50_000),
+		kgo.MaxBufferedRecords(maxBufferedRecords),
 		kgo.ProducerBatchCompression(compression),
 	}
 }
+
+// maxBufferedRecords bounds the records a task's producer holds before Kafka acknowledges
+// them: the queue between the task and Kafka that QueueRemainingCapacity measures.
+const maxBufferedRecords = 50_000
 
 // A task's transaction commits when it is TxnMaxAge old, when it holds TxnMaxBatches times
 // max.batch.size records, or when the task has caught up with the stream. A transaction spans
@@ -119,7 +126,7 @@ type pendingSeal struct {
 func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
 	w.stalls.begin(waitOpen)
 	defer w.stalls.end(waitOpen)
-	cl, err := cfg.initID(ctx, cfg.ID, kgo.WithHooks(brokerErrors{w.stalls.kafkaErrors()}))
+	cl, err := cfg.initID(ctx, cfg.ID, append([]kgo.Opt{kgo.WithHooks(brokerErrors{w.stalls.kafkaErrors()})}, cfg.Instrument...)...)
 	if err != nil {
 		return err
 	}
@@ -224,7 +231,13 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 	// successful or not, the records are gone and the position must stay where it was.
 	committed := commit && err == nil
 	if committed {
+		w.metrics.TxnCommits.Add(1)
 		w.learnOffsets(offsetRecords)
+		if len(offsetRecords) > 0 {
+			w.metrics.Committed(time.Now())
+		}
+	} else {
+		w.metrics.TxnAborts.Add(1)
 	}
 	// With exactly.once the checkpoints were committed with the transaction: the commit loop
 	// has nothing left to write.

@@ -13,6 +13,7 @@ import (
 	"github.com/mongorelay/mongorelay/internal/testenv"
 	"github.com/mongorelay/mongorelay/tasks/config"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // After an abort, successful or not, no checkpoint of the aborted records may be committed;
@@ -126,7 +127,7 @@ func txnTestTopic(ctx context.Context, t *testing.T, prefix string) (brokers, to
 // initialised as id.
 func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *kafkaWriter {
 	t.Helper()
-	task := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil),
+	task := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil), metrics: new(taskmetrics.Unit),
 		shutdownTimeout: 30 * time.Second}
 	if err := task.openTxn(ctx, &Transactional{ID: id, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/shard"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // offsetCommitter is what the Kafka writer needs of the offsets store.
@@ -43,7 +44,7 @@ type kafkaWriter struct {
 
 	// maxRecordBytes is the largest key+value+headers that fits the topic, overhead deducted.
 	maxRecordBytes int
-	counters       Counters
+	metrics        *taskmetrics.Unit
 
 	enc  *recordEncoder
 	acks *ackTracker[checkpoint]
@@ -90,6 +91,7 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger, st *stalls) *kafkaWr
 		evolutions:      deps.Evolutions,
 		shutdownTimeout: deps.ShutdownTimeout,
 		stalls:          st,
+		metrics:         deps.Metrics,
 	}
 	w.records.New = func() any { return new(kgo.Record) }
 	w.txnOffsets, _ = deps.Offsets.(txnOffsets)
@@ -99,6 +101,7 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger, st *stalls) *kafkaWr
 	}
 	w.maxRecordBytes -= recordOverhead
 	w.acks = newAckTracker[checkpoint](func(r *kgo.Record) { w.records.Put(r) })
+	w.metrics.SetQueue(maxBufferedRecords, w.acks.Pending)
 	// Records are produced with the task's context, so that a stop never waits on a full
 	// buffer; those the stop fails are in the open transaction, which is then aborted.
 	w.acks.stopDrops = true
@@ -238,9 +241,13 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 		}
 		return err
 	}
+	w.metrics.Records.Add(1)
+	w.metrics.Bytes.Add(int64(len(r.Key) + len(r.Value)))
 	g.Add()
 	w.txn.cl.Produce(ctx, r, g.Promise())
 	if tomb != nil {
+		w.metrics.Records.Add(1)
+		w.metrics.Bytes.Add(int64(len(tomb.Key)))
 		g.Add()
 		w.txn.cl.Produce(ctx, tomb, g.Promise())
 	}
@@ -384,6 +391,7 @@ func (w *kafkaWriter) commit(cp *checkpoint) error {
 	if err := w.offsets.Commit(ctx, cp.key, cp.value); err != nil {
 		return fmt.Errorf("commit offset %s: %w", cp.key, err)
 	}
+	w.metrics.Committed(time.Now())
 	w.log.Debug("committed", "key", cp.key.String(), "cluster_time", cp.value.ClusterTime)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mongorelay/mongorelay/api"
+	"github.com/mongorelay/mongorelay/api/metrics"
 	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/api/registryapi"
 	"github.com/mongorelay/mongorelay/coordinator"
@@ -32,6 +34,7 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // standaloneID is a standalone process's node id and the cluster.id of its transactional ids.
@@ -80,6 +83,9 @@ type Node struct {
 	peers          *peer.Client
 	loggers        *api.Loggers // the levels /admin/loggers and the cluster's levels change
 	listeners      listeners
+	// metrics is the node's Prometheus registry; taskMetrics what its tasks count into it.
+	metrics     *metrics.Registry
+	taskMetrics *taskmetrics.Set
 }
 
 // nodeRegistry is the schema registry a node serves and its tasks use.
@@ -126,6 +132,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	n.log = n.base.With("node", n.id)
 	n.loggers = api.NewLoggers(n.base)
+	n.initMetrics()
 	if n.listeners, err = cfg.openListeners(); err != nil {
 		return err
 	}
@@ -151,7 +158,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
+	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.clientOpts("offsets")...),
 		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log),
 		offsets.ClusterID(cfg.ClusterID)); err != nil {
 		if other, ok := errors.AsType[*kafkatopic.OtherClusterError](err); ok {
@@ -248,7 +255,7 @@ func (n *Node) restMounts() []mount {
 	}
 	return append(mounts, mount{"/", api.NewServer(nodeAPI{n}, n.catalog, api.WithLogger(n.log), api.WithForwardWait(forwardWait),
 		api.WithForwardClient(n.listeners.client, n.listeners.scheme), api.WithAuth(n.listeners.users), api.WithLoggers(n.loggers),
-		api.WithClusterSecret(n.listeners.secret)).Handler()})
+		api.WithClusterSecret(n.listeners.secret), api.WithMetrics(n.metrics.Handler())).Handler()})
 }
 
 func (n *Node) mode() string {
@@ -413,6 +420,14 @@ func (n *Node) handOverLeadership(ctx context.Context) {
 	n.log.Info("stopping: leadership handed over", "leader", leader)
 }
 
+// clientOpts are the options of the node's Kafka client for role (node, offsets): every
+// client's, and the id that labels its metrics. Only for a role one client at a time plays: a
+// second client with the id at the same time would go without metrics (the schemas store,
+// which opens a reader beside its client, takes the plain options).
+func (n *Node) clientOpts(role string) []kgo.Opt {
+	return slices.Concat(n.kafkaOpts, n.metrics.KafkaClient("mongorelay-"+n.id+"-"+role))
+}
+
 // openKafka connects the node's shared client (topic creation and checks; tasks write
 // through their own transactional clients) and checks that Kafka answers and accepts the
 // node's credentials: a refused one fails the start, naming the setting to fix.
@@ -421,7 +436,7 @@ func (n *Node) openKafka(ctx context.Context) error {
 	if n.kafkaOpts, err = n.cfg.KafkaOpts(); err != nil {
 		return err
 	}
-	n.kafka, err = kgo.NewClient(n.kafkaOpts...)
+	n.kafka, err = kgo.NewClient(n.clientOpts("node")...)
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", n.cfg.KafkaBrokers, err)
 	}
@@ -455,7 +470,9 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 
 // runTask runs one task assigned to this node with its kind (runTaskFunc).
 func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded func(string)) error {
-	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded}
+	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded,
+		Metrics:     n.taskMetrics.Task(taskmetrics.Key{Connector: a.Connector, Task: a.TaskID}, a.Config["topic.prefix"]),
+		KafkaClient: n.metrics.KafkaClient}
 	if !n.standalone() {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}

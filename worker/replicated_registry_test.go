@@ -61,6 +61,7 @@ func TestClusterRegistryForwardsToTheLeader(t *testing.T) {
 		}
 		c.registry = c.raftRegistry
 		c.runner = newRunner(nodeAssignments{n}, nil, log)
+		c.initMetrics()
 		stop := httpserve.Serve(httpLns[id], c.handler(), nil, "REST API", log)
 		t.Cleanup(stop)
 		nodes[id] = c

@@ -11,7 +11,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mongorelay/mongorelay/tasks/taskid"
+	"github.com/mongorelay/mongorelay/tasks/taskmetrics"
 )
 
 // Type is what Kafka Connect calls a connector's direction.
@@ -53,6 +56,12 @@ type Task struct {
 	// wait and the last error seen. "" says it is healthy again. The task stays RUNNING; its
 	// status shows the reason. Safe for concurrent use.
 	Degraded func(reason string)
+	// Metrics counts what the task does, for the node's /metrics: a Unit per collection shard
+	// it streams. nil counts for no one.
+	Metrics *taskmetrics.Task
+	// KafkaClient, when not nil, returns the options that name a Kafka client the task
+	// creates clientID and count its traffic for the node's /metrics.
+	KafkaClient func(clientID string) []kgo.Opt
 }
 
 // ReportDegraded reports reason through t.Degraded, if set ("" clears it).

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
@@ -50,6 +52,11 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			return err
 		}
 		spec.TopicMaxBytes = maxBytes
+		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
+		var instrument []kgo.Opt
+		if t.KafkaClient != nil {
+			instrument = t.KafkaClient(id)
+		}
 		task := tasks.New(spec, tasks.Deps{
 			Mongo:           conn.cl,
 			Offsets:         k.fencedOffsets(cfg),
@@ -60,17 +67,19 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			// Per collection shard, not per task: when tasks.max regroups the shards, the
 			// next run of each shard still fences the one before, wherever it ran.
 			Transactional: &tasks.Transactional{
-				ID:          taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name()),
+				ID:          id,
 				ClientOpts:  k.env.KafkaOpts,
 				Compression: k.env.Compression,
 				Timeout:     k.env.TransactionTimeout,
 				RetiredID: func(shard string) string {
 					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
 				},
+				Instrument: instrument,
 			},
 			WriterID:    t.WriterID,
 			Degraded:    report,
 			MongoErrors: conn.errs,
+			Metrics:     t.Metrics.Unit(u.Name()),
 		})
 		return task.Run(ctx)
 	})
