@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Failover timing for `make bench` (issue 6): runs the cluster e2e RUNS times against the
 # environment of .cache/env/env.sh and reports, for a killed follower and a killed leader, the
-# time from kill -9 to the first new record from a moved task: min / median / max.
+# time from kill -9 to the first new record from a moved task, and for a leader stopped cleanly
+# (SIGTERM) the same time and the leadership's hand-over: min / median / max.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-5}
@@ -25,6 +26,10 @@ leader=$(moved | awk 'NR%2==0' | stats)
 # Go prints durations under a second in ms ("933ms"): convert them to seconds.
 election=$(grep -E 'kill -9 of leader .*new leader' "$LOG" | sed -E 's/.*after ([0-9.]+)(m?s).*/\1 \2/' |
 	awk '{print ($2 == "ms") ? $1 / 1000 : $1}' | stats)
+# A clean stop (SIGTERM) of the leader: it hands the leadership over and its tasks move at once.
+seconds() { sed -E 's/^([0-9.]+)(m?s)$/\1 \2/' | awk '{print ($2 == "ms") ? $1 / 1000 : $1}'; }
+sigterm=$(grep -E 'SIGTERM of leader' "$LOG" | sed -E 's/.*first new record from a moved task after ([0-9.]+m?s).*/\1/' | seconds | stats)
+handover=$(grep -E 'SIGTERM of leader' "$LOG" | sed -E 's/.*new leader n[0-9]+ after ([0-9.]+m?s);.*/\1/' | seconds | stats)
 {
 	echo
 	echo "## Failover, $(date -u '+%F %H:%M') UTC ($(nproc) cores)"
@@ -37,4 +42,6 @@ election=$(grep -E 'kill -9 of leader .*new leader' "$LOG" | sed -E 's/.*after (
 	echo "| kill -9 of the follower holding the most tasks | $follower |"
 	echo "| kill -9 of the leader | $leader |"
 	echo "| new leader elected after kill -9 of the leader | $election |"
+	echo "| SIGTERM of the leader: first new record from a moved task | $sigterm |"
+	echo "| SIGTERM of the leader: leadership handed over | $handover |"
 } | tee -a "$OUT"
