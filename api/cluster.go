@@ -148,14 +148,18 @@ type StateInfo struct {
 }
 
 // TaskStatus is one task's state, the node that runs it and, when it failed or waits to
-// retry, why. Degraded, beyond Kafka Connect's fields, says why a RUNNING task is stalled
-// (waiting on Kafka, MongoDB or the registry); it is absent while the task is healthy.
+// retry, why. Beyond Kafka Connect's fields: Degraded says why a RUNNING task is stalled
+// (waiting on Kafka, MongoDB or the registry), absent while the task is healthy; EventsSeen
+// and BehindSourceMs are the task's Debezium figures (TotalNumberOfEventsSeen since it last
+// started on its node, MilliSecondsBehindSource), absent until its node reports them.
 type TaskStatus struct {
-	ID       int    `json:"id"`
-	State    string `json:"state"`
-	WorkerID string `json:"worker_id"`
-	Trace    string `json:"trace,omitempty"`
-	Degraded string `json:"degraded,omitempty"`
+	ID             int    `json:"id"`
+	State          string `json:"state"`
+	WorkerID       string `json:"worker_id"`
+	Trace          string `json:"trace,omitempty"`
+	Degraded       string `json:"degraded,omitempty"`
+	EventsSeen     *int64 `json:"events_seen,omitempty"`
+	BehindSourceMs *int64 `json:"behind_source_ms,omitempty"`
 }
 
 // Overview is GET /cluster: this node's view of the cluster.

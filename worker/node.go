@@ -356,7 +356,7 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	}
 	hb := &heartbeats{
 		node: n.node, httpAddr: httpAddr, interval: n.cfg.HeartbeatInterval,
-		send: n.peers.Heartbeat, local: peerNode{n}.Heartbeat, reports: n.runner.Reports, log: n.log,
+		send: n.peers.Heartbeat, local: peerNode{n}.Heartbeat, reports: n.taskReports, log: n.log,
 	}
 	if join != nil {
 		hb.rejoin = join.again
@@ -398,6 +398,27 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 		err = n.runner.failures()
 	}
 	return err
+}
+
+// taskReports are the states of this node's tasks for its heartbeat, with their figures.
+func (n *Node) taskReports() []peer.TaskReport {
+	reports := n.runner.Reports()
+	st, now := n.node.State(), time.Now()
+	for i, r := range reports {
+		c, ok := st.Connector(r.Connector)
+		if !ok {
+			continue
+		}
+		for _, t := range c.Tasks {
+			if t.Name() != r.Task {
+				continue
+			}
+			if f, ok := n.taskMetrics.Lookup(taskmetrics.Key{Connector: r.Connector, Task: t.ID}).Figures(now); ok {
+				reports[i].EventsSeen, reports[i].BehindSourceMs = &f.EventsSeen, &f.BehindSourceMs
+			}
+		}
+	}
+	return reports
 }
 
 // handOverWait bounds a stopping leader's transfer of the leadership.

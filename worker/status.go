@@ -59,6 +59,7 @@ func connectorStatus(c coordinator.Connector, leader string, reports *taskReport
 		default:
 			if rep, ok := reports.get(t.Node, c.Name, t.Name()); ok && rep.Epoch == t.Epoch {
 				ts.State, ts.Trace, ts.Degraded = apiState(taskState(rep.State)), rep.Trace, rep.Degraded
+				ts.EventsSeen, ts.BehindSourceMs = rep.EventsSeen, rep.BehindSourceMs
 			}
 		}
 		st.Tasks = append(st.Tasks, ts)

@@ -22,7 +22,9 @@ func TestConnectorStatus(t *testing.T) {
 		{ID: 3, Spec: spec(3)},
 	}}
 	reports := newTaskReports()
-	reports.put("n1", []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: string(taskRunning), Degraded: "waiting 7s for Kafka"}})
+	events, behind := int64(35), int64(12)
+	reports.put("n1", []peer.TaskReport{{Connector: "cdc", Task: "db.c#0-of-4", Epoch: 5, State: string(taskRunning), Degraded: "waiting 7s for Kafka",
+		EventsSeen: &events, BehindSourceMs: &behind}})
 	reports.put("n2", []peer.TaskReport{
 		{Connector: "cdc", Task: "db.c#1-of-4", Epoch: 6, State: string(taskFailed), Trace: "history lost"},
 		{Connector: "cdc", Task: "db.c#2-of-4", Epoch: 4, State: string(taskRunning)}, // an older assignment
@@ -37,6 +39,10 @@ func TestConnectorStatus(t *testing.T) {
 	if st.Name != "cdc" || st.Connector.State != "RUNNING" || st.Connector.WorkerID != "n1" || len(st.Tasks) != len(want) {
 		t.Fatalf("status %+v", st)
 	}
+	if f := st.Tasks[0]; f.EventsSeen == nil || *f.EventsSeen != 35 || f.BehindSourceMs == nil || *f.BehindSourceMs != 12 {
+		t.Errorf("task 0's figures: events seen %v, behind source %v; want 35, 12", f.EventsSeen, f.BehindSourceMs)
+	}
+	st.Tasks[0].EventsSeen, st.Tasks[0].BehindSourceMs = nil, nil
 	for i, w := range want {
 		if st.Tasks[i] != w {
 			t.Errorf("task %d = %+v, want %+v", i, st.Tasks[i], w)

@@ -44,6 +44,10 @@ type TaskReport struct {
 	State     string `json:"state"`
 	Trace     string `json:"trace,omitempty"`
 	Degraded  string `json:"degraded,omitempty"`
+	// EventsSeen and BehindSourceMs sum up the task's metrics (taskmetrics.Figures), when
+	// it has any yet.
+	EventsSeen     *int64 `json:"events_seen,omitempty"`
+	BehindSourceMs *int64 `json:"behind_source_ms,omitempty"`
 }
 
 // JoinRequest asks the leader to add a node.

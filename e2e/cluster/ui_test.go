@@ -107,6 +107,9 @@ func TestStatusPage(t *testing.T) {
 		`document.querySelector(%q + " .state")?.textContent === "RUNNING" &&
 		 [...document.querySelectorAll(%q)].filter(r => r.querySelector(".state")?.textContent === "RUNNING").length === %d`,
 		connectorRow, taskRows, shards))
+	browser.waitJS(t, 20*time.Second, "every task's lag and events/s on the page, from its node's figures", fmt.Sprintf(
+		`[...document.querySelectorAll(%q)].filter(r => /^[0-9.]+$/.test(r.querySelector('[data-figure="lag"]')?.textContent) &&
+		   /^[0-9.]+$/.test(r.querySelector('[data-figure="rate"]')?.textContent)).length === %d`, taskRows, shards))
 	browser.waitJS(t, 5*time.Second, "the node and its leader on the page",
 		fmt.Sprintf(`document.getElementById("leader").textContent === %q && document.querySelector('#nodes tr[data-node=%q]') !== null`, n.id, n.id))
 

@@ -50,6 +50,13 @@ func (s *Set) Retain(keep func(Key) bool) {
 	maps.DeleteFunc(s.tasks, func(k Key, _ *Task) bool { return !keep(k) })
 }
 
+// Lookup returns the metrics of task k, nil when the set has none.
+func (s *Set) Lookup(k Key) *Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tasks[k]
+}
+
 // Tasks lists the tasks, by connector then id.
 func (s *Set) Tasks() []*Task {
 	s.mu.Lock()
@@ -107,6 +114,28 @@ func (t *Task) Units() []NamedUnit {
 		out = append(out, NamedUnit{name, t.units[name]})
 	}
 	return out
+}
+
+// Figures sums up a task for its status (GET /connectors/{name}/status, the status page):
+// the events its collection shards have seen, and how far behind the source the furthest
+// behind of them is (MilliSecondsBehindSource).
+type Figures struct {
+	EventsSeen     int64
+	BehindSourceMs int64
+}
+
+// Figures sums up the task at now. A nil Task has none.
+func (t *Task) Figures(now time.Time) (Figures, bool) {
+	if t == nil {
+		return Figures{}, false
+	}
+	var f Figures
+	units := t.Units()
+	for _, u := range units {
+		f.EventsSeen += u.EventsSeen.Load()
+		f.BehindSourceMs = max(f.BehindSourceMs, u.BehindSource(now))
+	}
+	return f, len(units) > 0
 }
 
 // Unit is the metrics of one collection shard of a task. The counters only grow (a
