@@ -54,6 +54,11 @@ type Cluster interface {
 	// for an offset the connector cannot have. On the leader only.
 	AlterOffsets(ctx context.Context, name string, offsets []Offset) error
 
+	// AppliedIndex is the index of the cluster state this node has applied; WaitApplied
+	// returns once it has applied index (forward.IndexHeader).
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, index uint64) error
+
 	// Overview returns this node's view of the cluster (GET /cluster).
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).

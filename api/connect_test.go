@@ -32,6 +32,8 @@ type fakeCluster struct {
 	restarts   []string // connectors and tasks restarted: "name", "name/0"
 	health     Health
 	offsets    map[string][]Offset
+	applied    uint64   // the index of the state: the writes applied
+	waited     []uint64 // the indexes WaitApplied was asked for
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -57,7 +59,24 @@ func (f *fakeCluster) write(fn func() error) error {
 	if f.fail != nil {
 		return f.fail
 	}
-	return fn()
+	if err := fn(); err != nil {
+		return err
+	}
+	f.applied++
+	return nil
+}
+
+func (f *fakeCluster) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+func (f *fakeCluster) WaitApplied(_ context.Context, index uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waited = append(f.waited, index)
+	return nil
 }
 
 func (f *fakeCluster) Info() Info {
