@@ -47,7 +47,7 @@ const pollTimeout = 45 * time.Second
 // world is what the exchanges name: the connectors, the MongoDB they capture and the topic
 // prefix, all unique to one run.
 type world struct {
-	mongo, db, prefix string
+	mongo, db, prefix                   string
 	conn, put, stopped, paused, missing string
 }
 
@@ -159,7 +159,7 @@ func contract(w world) []exchange {
 		// Offsets (KIP-875) while RUNNING: readable, not changeable.
 		{name: "offsets while running", method: "GET", path: c + "/offsets", status: 200, shape: connectorOffsets(0)},
 		{name: "alter offsets while running", method: "PATCH", path: c + "/offsets",
-			body: fmt.Sprintf(`{"offsets": [{"partition": %s, "offset": {"cluster_time": {"t": 1700000000, "i": 1}}}]}`, partition),
+			body:   fmt.Sprintf(`{"offsets": [{"partition": %s, "offset": {"cluster_time": {"t": 1700000000, "i": 1}}}]}`, partition),
 			status: 400, shape: errorBody(400, "STOPPED")},
 		{name: "reset offsets while running", method: "DELETE", path: c + "/offsets", status: 400, shape: errorBody(400, "STOPPED")},
 		{name: "offsets of an unknown connector", method: "GET", path: "/connectors/" + w.missing + "/offsets", status: 404, shape: errorBody(404)},
@@ -183,7 +183,7 @@ func contract(w world) []exchange {
 		{name: "stopped", method: "GET", path: c + "/status", status: 200, poll: true, shape: stateInfo(w.conn, "STOPPED", emptyArray{})},
 		{name: "a stopped connector lists no tasks", method: "GET", path: c, status: 200, shape: connectorInfo(w.conn, emptyArray{})},
 		{name: "alter offsets", method: "PATCH", path: c + "/offsets",
-			body: fmt.Sprintf(`{"offsets": [{"partition": %s, "offset": {"cluster_time": {"t": 1700000000, "i": 1}}}]}`, partition),
+			body:   fmt.Sprintf(`{"offsets": [{"partition": %s, "offset": {"cluster_time": {"t": 1700000000, "i": 1}}}]}`, partition),
 			status: 200, shape: message},
 		{name: "altered offsets", method: "GET", path: c + "/offsets", status: 200, shape: connectorOffsets(1)},
 		{name: "alter offsets with none", method: "PATCH", path: c + "/offsets", body: `{"offsets": []}`, status: 400, shape: errorBody(400, "offsets")},

@@ -111,7 +111,9 @@ type absentKey struct{}
 
 var absent shape = absentKey{}
 
-func (absentKey) check(path string, _ any) []string { return mismatch(path, "is present, want no such key") }
+func (absentKey) check(path string, _ any) []string {
+	return mismatch(path, "is present, want no such key")
+}
 
 func (f fields) check(path string, v any) []string {
 	obj, ok := v.(map[string]any)
