@@ -177,7 +177,7 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 		}
 		value, err := offsets.ResumeAt(data)
 		if err != nil {
-			return offsets.Entry{}, fmt.Errorf("offset of %s: resume token %q: %w", o.Partition, data, err)
+			return offsets.Entry{}, fmt.Errorf("offset of %s: resume_token %q: %w", o.Partition, data, err)
 		}
 		return offsets.Entry{Key: k, Value: value}, nil
 	case v.ClusterTime != nil && v.ResumeToken == nil:

@@ -52,7 +52,7 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 		{name: "both", partition: shard, offset: `{"resume_token":"` + token + `","cluster_time":{"t":1,"i":0}}`, wantErr: "one of"},
 		{name: "neither", partition: shard, offset: `{}`, wantErr: "one of"},
 		{name: "an unknown field", partition: shard, offset: `{"position":1}`, wantErr: "resume_token"},
-		{name: "a bad token", partition: shard, offset: `{"resume_token":"zz"}`, wantErr: "resume token"},
+		{name: "a bad token", partition: shard, offset: `{"resume_token":"zz"}`, wantErr: `resume_token "zz"`},
 		{name: "a bad shard", partition: `{"db":"shop","coll":"orders","shard":"2-of-2"}`, offset: `null`, wantErr: "0 <= i < n"},
 		{name: "no collection", partition: `{"db":"shop","shard":"0-of-1"}`, offset: `null`, wantErr: "want"},
 		{name: "a partition of another kind", partition: `{"kafka_topic":"t","kafka_partition":0}`, offset: `null`, wantErr: "want"},
