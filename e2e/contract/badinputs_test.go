@@ -47,18 +47,18 @@ func badInputs(w world) []badInput {
 		{name: "an unknown connector class", body: bad("connector.class", "org.example.FileStreamSource"), field: "connector.class", hint: "mongodb"},
 
 		// Types.
-		{name: "a word for a number", body: bad("shards", "two"), field: "shards"},
-		{name: "a fraction for a whole number", body: bad("max.batch.size", "1.5"), field: "max.batch.size"},
-		{name: "a word for a boolean", body: bad("exactly.once", "yes"), field: "exactly.once"},
+		{name: "a word for a number", body: bad("shards", "two"), field: "shards", hint: "1 to 1024"},
+		{name: "a fraction for a whole number", body: bad("max.batch.size", "1.5"), field: "max.batch.size", hint: "whole number"},
+		{name: "a word for a boolean", body: bad("exactly.once", "yes"), field: "exactly.once", hint: "true or false"},
 		{name: "an object for a number", body: fmt.Sprintf(`{"name": %q, "config": %s}`, w.missing,
-			strings.Replace(w.config(""), "{", `{"shards": {"n": 2}, `, 1)), field: "shards"},
+			strings.Replace(w.config(""), "{", `{"shards": {"n": 2}, `, 1)), field: "shards", hint: "whole number"},
 
 		// Numbers out of range.
-		{name: "zero shards", body: bad("shards", "0"), field: "shards"},
-		{name: "a negative batch size", body: bad("max.batch.size", "-5"), field: "max.batch.size"},
-		{name: "a negative snapshot rate", body: bad("snapshot.max.documents.per.second", "-1"), field: "snapshot.max.documents.per.second"},
-		{name: "a huge heartbeat", body: bad("heartbeat.interval.ms", "99999999999999999999"), field: "heartbeat.interval.ms"},
-		{name: "a huge tasks.max", body: bad("tasks.max", "2000000"), field: "tasks.max"},
+		{name: "zero shards", body: bad("shards", "0"), field: "shards", hint: "1 to 1024"},
+		{name: "a negative batch size", body: bad("max.batch.size", "-5"), field: "max.batch.size", hint: "1 to 100000"},
+		{name: "a negative snapshot rate", body: bad("snapshot.max.documents.per.second", "-1"), field: "snapshot.max.documents.per.second", hint: "0 to 1000000000"},
+		{name: "a huge heartbeat", body: bad("heartbeat.interval.ms", "99999999999999999999"), field: "heartbeat.interval.ms", hint: "100 to 3600000"},
+		{name: "a huge tasks.max", body: bad("tasks.max", "2000000"), field: "tasks.max", hint: "1 to 1048576"},
 		{name: "zero partitions", body: bad("topic.creation.default.partitions", "0"), field: "topic.creation.default.partitions", hint: "-1"},
 
 		// Enums.
@@ -72,7 +72,7 @@ func badInputs(w world) []badInput {
 		{name: "a bad database regex", body: bad("database.include.list", "[shop"), field: "database.include.list", hint: "regular expression"},
 		{name: "an empty include list", body: bad("collection.include.list", ""), field: "collection.include.list", hint: "remove the key"},
 		{name: "an include list of commas", body: bad("database.include.list", " , "), field: "database.include.list", hint: "remove the key"},
-		{name: "include and exclude lists together", body: bad("database.exclude.list", "admin"), field: "database.exclude.list"},
+		{name: "include and exclude lists together", body: bad("database.exclude.list", "admin"), field: "database.exclude.list", hint: "keep only one"},
 
 		// Pipelines.
 		{name: "a pipeline that is not JSON", body: bad("pipeline", `[{"$match": `), field: "pipeline", hint: "JSON"},
@@ -83,14 +83,14 @@ func badInputs(w world) []badInput {
 
 		// Other values.
 		{name: "a topic prefix Kafka refuses", body: bad("topic.prefix", "shop orders"), field: "topic.prefix", hint: "letters, digits"},
-		{name: "a connection string of another scheme", body: bad("mongodb.connection.string", "http://db:27017"), field: "mongodb.connection.string"},
+		{name: "a connection string of another scheme", body: bad("mongodb.connection.string", "http://db:27017"), field: "mongodb.connection.string", hint: "mongodb+srv"},
 		{name: "a registry URL of another scheme", body: bad("schema.registry.url", "ftp://registry"), field: "schema.registry.url", hint: "http"},
 
 		// Names.
 		{name: "a name with a slash", body: create("orders/v2"), field: "name", hint: "/"},
 		{name: "a name of 300 characters", body: create(long), field: "name", hint: "300"},
 		{name: "an empty name", body: create(""), field: "name", hint: "required"},
-		{name: "a config name that differs", body: fmt.Sprintf(`{"name": %q, "config": %s}`, w.missing, w.config(w.conn)), field: "name"},
+		{name: "a config name that differs", body: fmt.Sprintf(`{"name": %q, "config": %s}`, w.missing, w.config(w.conn)), field: "name", hint: "make them equal"},
 		{name: "a duplicate name", body: create(w.conn), status: http.StatusConflict, field: w.conn, hint: "already exists"},
 
 		// The request itself.
@@ -103,18 +103,18 @@ func badInputs(w world) []badInput {
 			status: http.StatusRequestEntityTooLarge, field: "body", hint: "1 MiB"},
 
 		// Changes to the existing connector.
-		{name: "put a bad config", method: "PUT", path: c + "/config", body: w.config(w.conn, "shards", "-1"), field: "shards"},
+		{name: "put a bad config", method: "PUT", path: c + "/config", body: w.config(w.conn, "shards", "-1"), field: "shards", hint: "1 to 1024"},
 		{name: "put a config as text", method: "PUT", path: c + "/config", body: "shards=2", contentType: "text/plain",
-			status: http.StatusUnsupportedMediaType, field: "Content-Type"},
-		{name: "patch a bad value", method: "PATCH", path: c + "/config", body: `{"snapshot.mode": "always"}`, field: "snapshot.mode"},
+			status: http.StatusUnsupportedMediaType, field: "Content-Type", hint: "application/json"},
+		{name: "patch a bad value", method: "PATCH", path: c + "/config", body: `{"snapshot.mode": "always"}`, field: "snapshot.mode", hint: "initial"},
 		{name: "patch away a required key", method: "PATCH", path: c + "/config", body: `{"topic.prefix": null}`, field: "topic.prefix", hint: "required"},
 		{name: "patch an unknown key", method: "PATCH", path: c + "/config", body: `{"shard": "2"}`, field: "shard", hint: `did you mean "shards"`},
-		{name: "patch a config that is not an object", method: "PATCH", path: c + "/config", body: `["shards"]`, field: "JSON"},
+		{name: "patch a config that is not an object", method: "PATCH", path: c + "/config", body: `["shards"]`, field: "config object", hint: "null to remove a key"},
 		{name: "patch an unknown connector", method: "PATCH", path: "/connectors/" + w.missing + "/config", body: `{"shards": "2"}`,
 			status: http.StatusNotFound, field: w.missing, hint: "not found"},
 		{name: "alter offsets to a bad token", method: "PATCH", path: c + "/offsets",
 			body:  fmt.Sprintf(`{"offsets": [{"partition": {"db": %q, "coll": "orders", "shard": "0-of-1"}, "offset": {"resume_token": "zz"}}]}`, w.db),
-			field: "resume_token"},
+			field: "resume_token", hint: "hex digits"},
 	}
 }
 
