@@ -121,8 +121,8 @@ func (a nodeAPI) changeOffsets(ctx context.Context, name string, entries func(*o
 
 // offsetEntry reads one offset of a PATCH: a partition naming a collection shard (or a
 // snapshot range, whose offset may only be deleted) and an offset that is null, a resume
-// token ({"resume_token": {"_data": "..."}} or its _data as a string) or a cluster time
-// ({"cluster_time": {"t": .., "i": ..}}).
+// token ({"resume_token": {"_data": "..."}} or its _data as a string), a cluster time
+// ({"cluster_time": {"t": .., "i": ..}}), or an offset as GET shows it (patchForm).
 func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 	var p struct {
 		DB       string  `json:"db"`
@@ -156,11 +156,15 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 	if k.Snapshot {
 		return offsets.Entry{}, fmt.Errorf("partition %s: a snapshot range's offset can only be deleted (null)", o.Partition)
 	}
+	offset, err := patchForm(o.Partition, o.Offset)
+	if err != nil {
+		return offsets.Entry{}, err
+	}
 	var v struct {
 		ResumeToken json.RawMessage      `json:"resume_token"`
 		ClusterTime *offsets.ClusterTime `json:"cluster_time"`
 	}
-	dec = json.NewDecoder(bytes.NewReader(o.Offset))
+	dec = json.NewDecoder(bytes.NewReader(offset))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return offsets.Entry{}, fmt.Errorf(`offset of %s: want {"resume_token": {"_data": ".."}} or {"cluster_time": {"t": .., "i": ..}}: %w`, o.Partition, err)
@@ -187,4 +191,35 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 		return offsets.Entry{Key: k, Value: &offsets.Value{Version: offsets.FormatVersion, ClusterTime: v.ClusterTime}}, nil
 	}
 	return offsets.Entry{}, fmt.Errorf(`offset of %s: give one of resume_token and cluster_time`, o.Partition)
+}
+
+// patchForm turns an offset as GET .../offsets shows it (the offsets topic's value: v,
+// resume_token, cluster_time, txn_op_index, snapshot, updated_ms) into the form PATCH takes,
+// so that what GET answers is valid PATCH input (KIP-875): its resume token when it has one,
+// else its cluster time. Any other offset is returned as it is, for offsetEntry to read. A
+// value holding snapshot progress is refused: PATCH sets a position only, and would drop it.
+func patchForm(partition, offset json.RawMessage) (json.RawMessage, error) {
+	var shown struct {
+		Version     *int                 `json:"v"`
+		ResumeToken *offsets.ResumeToken `json:"resume_token"`
+		ClusterTime *offsets.ClusterTime `json:"cluster_time"`
+		TxnOpIndex  int                  `json:"txn_op_index"`
+		Snapshot    json.RawMessage      `json:"snapshot"`
+		UpdatedMs   int64                `json:"updated_ms"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(offset))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&shown); err != nil || shown.Version == nil {
+		return offset, nil
+	}
+	if s := bytes.TrimSpace(shown.Snapshot); len(s) > 0 && !bytes.Equal(s, []byte("null")) {
+		return nil, fmt.Errorf(`offset of %s: holds snapshot progress, which PATCH cannot set: give {"resume_token": ..} or {"cluster_time": ..} alone, or wait for the snapshot to finish`, partition)
+	}
+	switch {
+	case shown.ResumeToken != nil:
+		return json.Marshal(map[string]any{"resume_token": shown.ResumeToken})
+	case shown.ClusterTime != nil:
+		return json.Marshal(map[string]any{"cluster_time": shown.ClusterTime})
+	}
+	return offset, nil
 }
