@@ -26,7 +26,10 @@ type exchange struct {
 	name         string
 	method, path string
 	// body is sent as contentType (application/json when empty); "" sends none.
-	body        string
+	body string
+	// echo sends the previous exchange's answer as the body: what one route answers is what
+	// another takes (GET .../offsets and PATCH .../offsets).
+	echo        bool
 	contentType string
 	status      int
 	// shape is the answer's JSON; nil: the answer has no body.
@@ -186,6 +189,7 @@ func contract(w world) []exchange {
 			body:   fmt.Sprintf(`{"offsets": [{"partition": %s, "offset": {"cluster_time": {"t": 1700000000, "i": 1}}}]}`, partition),
 			status: 200, shape: message},
 		{name: "altered offsets", method: "GET", path: c + "/offsets", status: 200, shape: connectorOffsets(1)},
+		{name: "the offsets read are offsets to write", method: "PATCH", path: c + "/offsets", echo: true, status: 200, shape: message},
 		{name: "alter offsets with none", method: "PATCH", path: c + "/offsets", body: `{"offsets": []}`, status: 400, shape: errorBody(400, "offsets")},
 		{name: "alter offsets as text", method: "PATCH", path: c + "/offsets", body: "offsets", contentType: "text/plain", status: 415, shape: errorBody(415)},
 		{name: "reset offsets", method: "DELETE", path: c + "/offsets", status: 200, shape: message},
@@ -246,8 +250,12 @@ func TestKafkaConnectContract(t *testing.T) {
 				t.Fatalf("-contract.via: unknown target %q: give follower, leader or standalone", target)
 			}
 			start := time.Now()
+			var last []byte
 			for _, x := range contract(w) {
-				x.replay(t, addr)
+				if x.echo {
+					x.body = string(last)
+				}
+				last = x.replay(t, addr)
 			}
 			t.Logf("%d exchanges through the %s in %s", len(contract(w)), target, time.Since(start).Round(time.Millisecond))
 		})
@@ -270,13 +278,17 @@ func seedCollection(t *testing.T, uri, db, coll string) {
 	}
 }
 
-// replay sends the exchange to addr and checks the answer as a subtest. A failed exchange
-// does not end the replay: what fails after it shows what else depends on it.
-func (x exchange) replay(t *testing.T, addr string) {
+// replay sends the exchange to addr and checks the answer as a subtest, and returns the
+// answer's body. A failed exchange does not end the replay: what fails after it shows what
+// else depends on it.
+func (x exchange) replay(t *testing.T, addr string) []byte {
+	var data []byte
 	t.Run(x.name, func(t *testing.T) {
 		deadline := time.Now().Add(pollTimeout)
 		for {
-			problems, err := x.answer(addr)
+			var problems []string
+			var err error
+			problems, data, err = x.answer(addr)
 			if err != nil {
 				t.Fatalf("%s %s: %v", x.method, x.path, err)
 			}
@@ -295,10 +307,12 @@ func (x exchange) replay(t *testing.T, addr string) {
 			t.Fatalf("%s %s:\n  %s", x.method, x.path, strings.Join(problems, "\n  "))
 		}
 	})
+	return data
 }
 
-// answer sends the request once and returns how its answer differs from the contract.
-func (x exchange) answer(addr string) ([]string, error) {
+// answer sends the request once and returns how its answer differs from the contract, and
+// the answer's body.
+func (x exchange) answer(addr string) ([]string, []byte, error) {
 	var body io.Reader
 	if x.body != "" {
 		body = strings.NewReader(x.body)
@@ -307,7 +321,7 @@ func (x exchange) answer(addr string) ([]string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, x.method, "http://"+addr+x.path, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if x.body != "" {
 		ct := x.contentType
@@ -319,12 +333,12 @@ func (x exchange) answer(addr string) ([]string, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var problems []string
 	if resp.StatusCode != x.status {
@@ -350,5 +364,5 @@ func (x exchange) answer(addr string) ([]string, error) {
 	if len(problems) > 0 {
 		problems = append(problems, fmt.Sprintf("body: %s", short(string(data))))
 	}
-	return problems, nil
+	return problems, data, nil
 }
