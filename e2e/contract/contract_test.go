@@ -98,6 +98,7 @@ func contract(w world) []exchange {
 		{name: "plugin config", method: "GET", path: "/connector-plugins/mongodb/config", status: 200, shape: nonEmpty(configKeyInfo)},
 		{name: "plugin config by Debezium's class", method: "GET", path: "/connector-plugins/io.debezium.connector.mongodb.MongoDbConnector/config",
 			status: 200, shape: nonEmpty(configKeyInfo)},
+		{name: "plugin config by simple name", method: "GET", path: "/connector-plugins/MongoDbConnector/config", status: 200, shape: nonEmpty(configKeyInfo)},
 		{name: "unknown plugin", method: "GET", path: "/connector-plugins/NoSuchConnector/config", status: 404, shape: errorBody(404, "NoSuchConnector")},
 		{name: "validate a valid config", method: "PUT", path: "/connector-plugins/mongodb/config/validate", body: w.config(w.conn),
 			status: 200, shape: all{configInfos(0), exact{"error_count": eq{0}, "name": str, "groups": array(str), "configs": array(object)}}},
@@ -131,6 +132,8 @@ func contract(w world) []exchange {
 		{name: "task status", method: "GET", path: c + "/tasks/0/status", status: 200, shape: exact{"id": eq{0}, "state": states, "worker_id": str}},
 		{name: "unknown task", method: "GET", path: c + "/tasks/99/status", status: 404, shape: errorBody(404)},
 		{name: "list", method: "GET", path: "/connectors", status: 200, shape: nonEmpty(str)},
+		{name: "list with info", method: "GET", path: "/connectors?expand=info", status: 200,
+			shape: mapOf{elem: exact{"info": fields{"name": str, "config": mapOf{elem: str}, "tasks": array(object), "type": str}}, min: 1}},
 		{name: "list with status", method: "GET", path: "/connectors?expand=status", status: 200,
 			shape: mapOf{elem: exact{"status": fields{"name": str, "connector": fields{"state": states}, "tasks": array(taskState("")), "type": str}}, min: 1}},
 		{name: "list with info and status", method: "GET", path: "/connectors?expand=info&expand=status", status: 200,
@@ -168,6 +171,7 @@ func contract(w world) []exchange {
 		{name: "offsets of an unknown connector", method: "GET", path: "/connectors/" + w.missing + "/offsets", status: 404, shape: errorBody(404)},
 
 		// Pause, resume, restart.
+		{name: "pause an unknown connector", method: "PUT", path: "/connectors/" + w.missing + "/pause", status: 404, shape: errorBody(404, w.missing)},
 		{name: "pause", method: "PUT", path: c + "/pause", status: 202},
 		{name: "paused", method: "GET", path: c + "/status", status: 200, poll: true, shape: stateInfo(w.conn, "PAUSED", nonEmpty(taskState("PAUSED")))},
 		{name: "resume", method: "PUT", path: c + "/resume", status: 202},
@@ -192,6 +196,7 @@ func contract(w world) []exchange {
 		{name: "the offsets read are offsets to write", method: "PATCH", path: c + "/offsets", echo: true, status: 200, shape: message},
 		{name: "alter offsets with none", method: "PATCH", path: c + "/offsets", body: `{"offsets": []}`, status: 400, shape: errorBody(400, "offsets")},
 		{name: "alter offsets as text", method: "PATCH", path: c + "/offsets", body: "offsets", contentType: "text/plain", status: 415, shape: errorBody(415)},
+		{name: "reset the offsets of an unknown connector", method: "DELETE", path: "/connectors/" + w.missing + "/offsets", status: 404, shape: errorBody(404, w.missing)},
 		{name: "reset offsets", method: "DELETE", path: c + "/offsets", status: 200, shape: message},
 		{name: "reset offsets are gone", method: "GET", path: c + "/offsets", status: 200, poll: true, shape: exact{"offsets": emptyArray{}}},
 
@@ -223,8 +228,8 @@ func contract(w world) []exchange {
 		{name: "delete again", method: "DELETE", path: c, status: 404, shape: errorBody(404, w.conn)},
 
 		// What JAX-RS answers for what no resource serves, through ConnectExceptionMapper.
-		{name: "unknown path", method: "GET", path: "/no/such/path", status: 404, shape: errorBody(404)},
-		{name: "method not allowed", method: "DELETE", path: "/connector-plugins", status: 405, shape: errorBody(405)},
+		{name: "unknown path", method: "GET", path: "/no/such/path", status: 404, shape: errorBody(404, "HTTP 404 Not Found")},
+		{name: "method not allowed", method: "DELETE", path: "/connector-plugins", status: 405, shape: errorBody(405, "HTTP 405 Method Not Allowed")},
 	}
 }
 
