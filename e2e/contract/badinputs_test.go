@@ -150,7 +150,11 @@ func TestBadInputsChangeNothing(t *testing.T) {
 	// Long enough for every node to have applied, and snapshotted, any write.
 	time.Sleep(2 * time.Second)
 	for i, n := range nodes {
-		after := newestSnapshot(t, n)
+		var after []byte
+		clusterapi.WaitFor(t, 5*time.Second, n.id+"'s newest snapshot", func() (bool, string) {
+			after = newestSnapshot(t, n)
+			return after != nil, "none readable"
+		})
 		if !bytes.Equal(after, before[i]) {
 			t.Errorf("%s: the FSM snapshot changed (%d bytes, then %d): %s", n.id, len(before[i]), len(after), firstDifference(before[i], after))
 		}
