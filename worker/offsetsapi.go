@@ -154,7 +154,10 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 		return offsets.Entry{Key: k}, nil // deletes it
 	}
 	if k.Snapshot {
-		return offsets.Entry{}, fmt.Errorf("partition %s: a snapshot range's offset can only be deleted (null)", o.Partition)
+		if v, ok := copiedRange(o.Offset); ok {
+			return offsets.Entry{Key: k, Value: v}, nil
+		}
+		return offsets.Entry{}, fmt.Errorf("partition %s: a snapshot range's offset can only be deleted (null), or given back as GET shows it once the range is copied (done)", o.Partition)
 	}
 	offset, err := patchForm(o.Partition, o.Offset)
 	if err != nil {
@@ -222,4 +225,17 @@ func patchForm(partition, offset json.RawMessage) (json.RawMessage, error) {
 		return json.Marshal(map[string]any{"cluster_time": shown.ClusterTime})
 	}
 	return offset, nil
+}
+
+// copiedRange reads a snapshot range's offset as GET shows it, when the range is copied
+// (done): writing it back changes nothing the tasks read, so that GET's output stays valid
+// PATCH input after a snapshot. A range still being copied only its tasks may write.
+func copiedRange(offset json.RawMessage) (*offsets.Value, bool) {
+	var v offsets.Value
+	dec := json.NewDecoder(bytes.NewReader(offset))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || v.Version != offsets.FormatVersion || v.Snapshot == nil || !v.Snapshot.Done {
+		return nil, false
+	}
+	return &v, true
 }
