@@ -118,7 +118,7 @@ func contract(w world) []exchange {
 		{name: "create malformed JSON", method: "POST", path: "/connectors", body: `{"name": `, status: 400, shape: errorBody(400)},
 		{name: "create an invalid config", method: "POST", path: "/connectors", body: w.create(w.conn, "", "shards", "zero"),
 			status: 400, shape: errorBody(400, "shards")},
-		{name: "create", method: "POST", path: "/connectors", body: w.create(w.conn, ""), status: 201,
+		{name: "create", method: "POST", path: "/connectors", body: w.create(w.conn, "", "snapshot.mode", "initial"), status: 201,
 			shape: connectorInfo(w.conn, array(anyJSON)), location: "/connectors/" + w.conn},
 		{name: "create again", method: "POST", path: "/connectors", body: w.create(w.conn, ""), status: 409,
 			shape: errorBody(409, w.conn, "already exists")},

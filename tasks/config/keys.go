@@ -61,8 +61,9 @@ type Key struct {
 	// uris marks a secret that is a list of URIs, shown with only their
 	// passwords and secret options hidden.
 	uris bool
-	// include marks a list that selects what is captured: given, it must name something,
-	// since an empty one would capture nothing; absent, everything is captured.
+	// include names what an include list selects ("database", "collection"): given, the
+	// list must name something, since an empty one would capture nothing; absent, every
+	// one is captured.
 	include string
 
 	// set stores a value that passed the generic checks in c, and returns
