@@ -41,7 +41,8 @@ func freeAddrs(t *testing.T, n int) []string {
 }
 
 // logDir is where the processes of test t log, kept after the run for a failure's
-// post-mortem and replaced by the next run of the test.
+// post-mortem and replaced by the next run of the test. A failed test also shows the end of
+// each log, which outlives the next run.
 func logDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join("..", "..", ".cache", "test-logs", "e2e-contract", strings.ReplaceAll(t.Name(), "/", "_"))
@@ -50,9 +51,16 @@ func logDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("process logs kept in %s", dir)
+		if !t.Failed() {
+			return
 		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			t.Logf("%s, last lines:\n%s", filepath.Base(l), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+		}
+		t.Logf("process logs kept in %s", dir)
 	})
 	return dir
 }
@@ -93,8 +101,9 @@ func startCluster(t *testing.T, run string, extra ...string) []proc {
 	var nodes []proc
 	var peers []string
 	raft := map[string][]string{}
+	all := freeAddrs(t, 9) // at once, so that no two are the same
 	for i := 1; i <= 3; i++ {
-		addrs := freeAddrs(t, 3)
+		addrs := all[3*(i-1) : 3*i]
 		n := proc{id: fmt.Sprintf("n%d", i), http: addrs[0], dataDir: filepath.Join(t.TempDir(), "data")}
 		raft[n.id] = addrs[1:]
 		peers = append(peers, n.id+"="+addrs[1]+"="+n.http)
