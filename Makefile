@@ -63,10 +63,10 @@ demo: build env-up ## stream a demo database to Kafka and show the decoded recor
 clean: env-down ## remove build outputs and environment state (downloads in .cache/ are kept)
 	rm -rf bin $(LOGS) .cache/env .cache/mongo-standin
 
-# contract replays Kafka Connect 4.x's REST request/response pairs (e2e/contract) through a
-# follower of a 3-node cluster, through its leader and through a standalone process, and sends
-# the bad inputs through a follower; make test replays the contract through a follower only.
-# It starts the test environment, and leaves it running for the next run (make env-down).
+# contract replays Kafka Connect 4.x's REST request/response pairs and sends the bad inputs
+# (e2e/contract) through a follower of a 3-node cluster, through its leader and through a
+# standalone process; make test does both through a follower only. It starts the test
+# environment, and leaves it running for the next run (make env-down).
 .PHONY: contract
 contract: env-up ## replay Kafka Connect's REST contract through a follower, the leader and standalone
 	@set -a; . .cache/env/env.sh; set +a; \

@@ -118,36 +118,63 @@ func badInputs(w world) []badInput {
 	}
 }
 
-// TestBadInputsChangeNothing sends every bad input through a follower of a 3-node cluster:
-// each gets its documented 4xx (400 when invalid, unless the case says otherwise) in Kafka
-// Connect's error shape, naming the bad field, with a hint where one applies; and the
-// coordinator's state, as the FSM writes it into a Raft snapshot, is byte for byte the same
-// on every node after the whole table as before. The nodes snapshot after every new log entry
-// (raft.snapshot.threshold=1), checked every 100-200 ms, so the newest snapshot on disk is the
-// state the node has applied.
+// TestBadInputsChangeNothing sends every bad input through each target -contract.via names
+// (a follower of a 3-node cluster by default): each gets its documented 4xx (400 when
+// invalid, unless the case says otherwise) in Kafka Connect's error shape, naming the bad
+// field, with a hint where one applies. On a cluster the coordinator's state, as the FSM
+// writes it into a Raft snapshot, is byte for byte the same on every node after the whole
+// table as before: the nodes snapshot after every new log entry (raft.snapshot.threshold=1),
+// checked every 100-200 ms, so the newest snapshot on disk is the state the node has applied.
+// A standalone process keeps its state in memory, so through it only the answers are checked.
 func TestBadInputsChangeNothing(t *testing.T) {
-	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
-	w := world{mongo: testenv.Mongo(t), db: "contract_" + run, prefix: "contract" + run, conn: "orders-" + run, missing: "missing-" + run}
-	seedCollection(t, w.mongo, w.db, "orders")
-	nodes := startCluster(t, run, "--raft-snapshot-threshold", "1", "--raft-snapshot-interval", "100ms")
-	follower := nodes[1].http
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var created any
-	if _, err := clusterapi.Call(ctx, http.MethodPost, follower, "/connectors", json.RawMessage(w.create(w.conn, "STOPPED")), &created); err != nil {
-		t.Fatal(err)
-	}
-	before := settledSnapshots(t, nodes)
+	for _, target := range strings.Split(*via, ",") {
+		t.Run(target, func(t *testing.T) {
+			run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+			w := world{mongo: testenv.Mongo(t), db: "contract_" + run, prefix: "contract" + run, conn: "orders-" + run, missing: "missing-" + run}
+			seedCollection(t, w.mongo, w.db, "orders")
+			var nodes []proc
+			var addr string
+			switch target {
+			case "follower", "leader":
+				nodes = startCluster(t, run, "--raft-snapshot-threshold", "1", "--raft-snapshot-interval", "100ms")
+				addr = nodes[0].http
+				if target == "follower" {
+					addr = nodes[1].http
+				}
+			case "standalone":
+				addr = startStandalone(t, run, w.create("file-"+run, "")).http
+			default:
+				t.Fatalf("-contract.via: unknown target %q: give follower, leader or standalone", target)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var created any
+			if _, err := clusterapi.Call(ctx, http.MethodPost, addr, "/connectors", json.RawMessage(w.create(w.conn, "STOPPED")), &created); err != nil {
+				t.Fatal(err)
+			}
+			var before [][]byte
+			if nodes != nil {
+				before = settledSnapshots(t, nodes)
+			}
 
-	cases := badInputs(w)
-	if len(cases) < 30 {
-		t.Fatalf("%d bad inputs, want at least 30", len(cases))
+			cases := badInputs(w)
+			if len(cases) < 30 {
+				t.Fatalf("%d bad inputs, want at least 30", len(cases))
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) { tc.check(t, addr) })
+			}
+			if nodes != nil {
+				unchangedSnapshots(t, nodes, before)
+			}
+		})
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { tc.check(t, follower) })
-	}
+}
 
-	// Long enough for every node to have applied, and snapshotted, any write.
+// unchangedSnapshots checks that every node's newest FSM snapshot is before's, once they
+// have had long enough to apply, and snapshot, any write.
+func unchangedSnapshots(t *testing.T, nodes []proc, before [][]byte) {
+	t.Helper()
 	time.Sleep(2 * time.Second)
 	for i, n := range nodes {
 		var after []byte

@@ -112,7 +112,7 @@ func contract(w world) []exchange {
 			body: "connector.class=mongodb", contentType: "text/plain", status: 415, shape: errorBody(415)},
 
 		// ConnectorsResource: create, read, conflicts.
-		{name: "list none of ours", method: "GET", path: "/connectors", status: 200, shape: array(str)},
+		{name: "list", method: "GET", path: "/connectors", status: 200, shape: array(str)},
 		{name: "create a body that is not JSON", method: "POST", path: "/connectors", body: "name=" + w.conn, contentType: "text/plain",
 			status: 415, shape: errorBody(415)},
 		{name: "create malformed JSON", method: "POST", path: "/connectors", body: `{"name": `, status: 400, shape: errorBody(400)},

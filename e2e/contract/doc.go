@@ -5,6 +5,6 @@
 //
 //	go test -tags e2e -count=1 ./e2e/contract/
 //
-// By default the contract is replayed through a follower of a 3-node cluster; the flag
-// -contract.via=follower,leader,standalone (make contract) replays it through each.
+// By default both go through a follower of a 3-node cluster; the flag
+// -contract.via=follower,leader,standalone (make contract) sends them through each.
 package contract

@@ -15,8 +15,8 @@ import (
 // other end-to-end suites build it.
 var mongorelayBin string
 
-// via lists what the contract is replayed through: follower (a follower of a 3-node cluster,
-// which forwards writes to the leader), leader, standalone.
+// via lists what the contract and the bad inputs go through: follower (a follower of a 3-node
+// cluster, which forwards writes to the leader), leader, standalone.
 var via = flag.String("contract.via", "follower", "comma-separated: follower, leader, standalone")
 
 func TestMain(m *testing.M) {
