@@ -63,6 +63,16 @@ demo: build env-up ## stream a demo database to Kafka and show the decoded recor
 clean: env-down ## remove build outputs and environment state (downloads in .cache/ are kept)
 	rm -rf bin $(LOGS) .cache/env .cache/mongo-standin
 
+# contract replays Kafka Connect 4.x's REST request/response pairs and sends the bad inputs
+# (e2e/contract) through a follower of a 3-node cluster, through its leader and through a
+# standalone process; make test does both through a follower only. It starts the test
+# environment, and leaves it running for the next run (make env-down).
+.PHONY: contract
+contract: env-up ## replay Kafka Connect's REST contract through a follower, the leader and standalone
+	@set -a; . .cache/env/env.sh; set +a; \
+	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/contract -args -contract.via=follower,leader,standalone \
+		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)'
+
 # bench runs the benchmark harness (bench/README.md): mongorelay against the raw driver and
 # franz-go ceilings and against the MongoDB Kafka Connector and Debezium on Kafka Connect, on
 # private servers it starts and stops itself; results are appended to bench/results/<date>.md.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,8 +124,9 @@ func TestAuthOnTheRESTAPI(t *testing.T) {
 }
 
 // TestForwardedWriteCarriesTheCaller: a follower forwards a write with the caller's own
-// credentials, which the leader checks again: the admin's write is applied, and credentials
-// the leader does not take are refused by it, its challenge reaching the caller.
+// credentials, which the leader checks again: the admin's write is applied, the follower
+// answers once it has applied the leader's state too, and credentials the leader does not
+// take are refused by it, its challenge reaching the caller.
 func TestForwardedWriteCarriesTheCaller(t *testing.T) {
 	leader := newFakeCluster("leader", true)
 	leaderSrv := serveWith(t, leader, WithAuth(testUsers(t, "ops: pw-ops,admin\n")))
@@ -139,6 +141,9 @@ func TestForwardedWriteCarriesTheCaller(t *testing.T) {
 	}
 	if _, ok := leader.connectors["orders"]; !ok {
 		t.Error("the leader did not apply the forwarded write")
+	}
+	if !slices.Equal(follower.waited, []uint64{1}) {
+		t.Errorf("the follower waited for indexes %v before answering, want the leader's [1]", follower.waited)
 	}
 	status, body, header = call(t, http.MethodDelete, followerSrv.URL+"/connectors/orders", "", basicAuth("stale", "pw-stale"))
 	if status != http.StatusUnauthorized || header.Get("WWW-Authenticate") == "" || !strings.Contains(body, "invalid credentials") {

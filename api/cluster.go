@@ -59,6 +59,11 @@ type Cluster interface {
 	// Loggers. On the leader only.
 	SetClusterLogLevel(ctx context.Context, logger, level string) error
 
+	// AppliedIndex is the index of the cluster state this node has applied; WaitApplied
+	// returns once it has applied index (forward.IndexHeader).
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, index uint64) error
+
 	// Overview returns this node's view of the cluster (GET /cluster).
 	Overview(ctx context.Context) (Overview, error)
 	// Health returns this node's health (GET /health, /readyz).

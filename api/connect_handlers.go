@@ -240,11 +240,12 @@ func (s *Server) patchConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var patch map[string]json.RawMessage
-	if err := decodeBody(c, &patch); err != nil {
+	data, err := readAll(c)
+	if err != nil {
 		return err
 	}
-	if patch == nil {
+	var patch map[string]json.RawMessage
+	if err := json.Unmarshal(data, &patch); err != nil || patch == nil {
 		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "request body is not a config object: send {\"key\": \"value\", ...}, null to remove a key")
 	}
 	set := map[string]json.RawMessage{}
@@ -256,11 +257,11 @@ func (s *Server) patchConfig(c echo.Context) error {
 		}
 		set[key] = v
 	}
-	data, err := json.Marshal(set)
+	setJSON, err := json.Marshal(set)
 	if err != nil {
 		return err
 	}
-	values, err := connector.ConfigFromJSON(data)
+	values, err := connector.ConfigFromJSON(setJSON)
 	if err != nil {
 		return jsonerr.New(http.StatusBadRequest, http.StatusBadRequest, "%s", err.Error())
 	}

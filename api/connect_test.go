@@ -33,6 +33,8 @@ type fakeCluster struct {
 	health     Health
 	offsets    map[string][]Offset
 	logLevels  map[string]string // set with scope=cluster, by logger
+	applied    uint64            // the index of the state: the writes applied
+	waited     []uint64          // the indexes WaitApplied was asked for
 }
 
 func newFakeCluster(id string, leads bool) *fakeCluster {
@@ -58,7 +60,24 @@ func (f *fakeCluster) write(fn func() error) error {
 	if f.fail != nil {
 		return f.fail
 	}
-	return fn()
+	if err := fn(); err != nil {
+		return err
+	}
+	f.applied++
+	return nil
+}
+
+func (f *fakeCluster) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+func (f *fakeCluster) WaitApplied(_ context.Context, index uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waited = append(f.waited, index)
+	return nil
 }
 
 func (f *fakeCluster) Info() Info {

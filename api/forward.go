@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -35,6 +37,9 @@ func (s *Server) leader(h echo.HandlerFunc) echo.HandlerFunc {
 			return struct{}{}, h(c)
 		}
 		if req.Header.Get(forward.Header) != "" {
+			c.Response().Before(func() {
+				c.Response().Header().Set(forward.IndexHeader, strconv.FormatUint(s.cl.AppliedIndex(), 10))
+			})
 			_, err := run(req.Context())
 			if nl, ok := errors.AsType[*forward.NotLeaderError](err); ok {
 				return connectJSON(c, http.StatusMisdirectedRequest, forward.MisdirectedAnswer(nl))
@@ -91,6 +96,7 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 	if resp.StatusCode == http.StatusMisdirectedRequest {
 		return false, nil
 	}
+	s.catchUp(req.Context(), resp.Header.Get(forward.IndexHeader))
 	ct := resp.Header.Get(echo.HeaderContentType)
 	if ct == "" {
 		ct = echo.MIMEApplicationJSON
@@ -101,6 +107,25 @@ func (s *Server) proxy(c echo.Context, addr string, body []byte) (answered bool,
 		}
 	}
 	return true, c.Blob(resp.StatusCode, ct, answer)
+}
+
+// catchUpWait bounds how long a follower waits to apply the state the leader answered from.
+const catchUpWait = 5 * time.Second
+
+// catchUp waits until this node has applied the index the leader's answer carried
+// (forward.IndexHeader), so that the caller's next read here sees what it wrote. A follower
+// that cannot catch up within catchUpWait answers anyway: the write is done, only this node's
+// copy of it is late.
+func (s *Server) catchUp(ctx context.Context, header string) {
+	index, err := strconv.ParseUint(header, 10, 64)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	if err := s.cl.WaitApplied(ctx, index); err != nil {
+		s.log.Warn("answering before this node applied the leader's write", "index", index, "err", err)
+	}
 }
 
 // decodeBody reads a JSON request body into v, refusing what is not JSON.

@@ -88,7 +88,9 @@ func TestPatchConfig(t *testing.T) {
 				"topic.prefix": "y", "snapshot.mode": "initial"}},
 		{name: "removing a required key is refused", path: "orders", body: `{"topic.prefix":null}`, wantStatus: 400, wantBody: `config \"topic.prefix\": is required`},
 		{name: "an invalid value is refused", path: "orders", body: `{"shards":"0"}`, wantStatus: 400, wantBody: `config \"shards\"`},
-		{name: "not an object", path: "orders", body: `["x"]`, wantStatus: 400},
+		{name: "not an object", path: "orders", body: `["x"]`, wantStatus: 400, wantBody: `request body is not a config object: send {\"key\": \"value\", ...}, null to remove a key`},
+		{name: "null", path: "orders", body: `null`, wantStatus: 400, wantBody: "request body is not a config object"},
+		{name: "not JSON", path: "orders", body: `{"shards":`, wantStatus: 400, wantBody: "request body is not valid JSON"},
 		{name: "unknown connector", path: "nope", body: `{"topic.prefix":"x"}`, wantStatus: 404, wantBody: "Connector nope not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -504,7 +504,8 @@ func TestRegistryAppendRefusesAStaleWriter(t *testing.T) {
 }
 
 // TestInMemoryNodeLeadsAndAssignsItself: a node in memory (a standalone process) needs no data
-// dir or Raft address, leads at once, and assigns every task to itself.
+// dir or Raft address, leads at once, and assigns every task to itself; it refuses a second
+// create of a name without writing to its log.
 func TestInMemoryNodeLeadsAndAssignsItself(t *testing.T) {
 	n, err := Open(context.Background(), Config{
 		NodeID: "solo", InMemory: true, Bootstrap: true, Expand: testExpand,
@@ -520,6 +521,13 @@ func TestInMemoryNodeLeadsAndAssignsItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "4 tasks assigned to the node", func() bool { return len(n.State().Assigned("solo")) == 4 })
+	index := n.State().Index()
+	if err := n.CreateConnector(ctxT(t), "c", map[string]string{"collections": "a"}, StateRunning); !errors.Is(err, ErrConnectorExists) {
+		t.Errorf("a second create of c = %v, want ErrConnectorExists", err)
+	}
+	if got := n.State().Index(); got != index {
+		t.Errorf("a refused create moved the state from index %d to %d, want it untouched", index, got)
+	}
 
 	for name, cfg := range map[string]Config{
 		"not bootstrapped": {NodeID: "x", InMemory: true, Expand: testExpand},

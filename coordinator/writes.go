@@ -13,8 +13,14 @@ import (
 // validate them (tasks/config.Parse) before.
 
 // CreateConnector creates a connector in target state initial ("" is
-// RUNNING), or returns ErrConnectorExists (POST /connectors).
+// RUNNING), or returns ErrConnectorExists (POST /connectors). The leader
+// refuses a name its state holds before proposing anything, so that a refused
+// create leaves the Raft log, and the state's index, as they were; a create
+// racing another of the same name is refused by Apply instead.
 func (n *Node) CreateConnector(ctx context.Context, name string, config map[string]string, initial TargetState) error {
+	if _, exists := n.State().Connector(name); exists && n.IsLeader() {
+		return fmt.Errorf("create connector %q: %w: %q", name, ErrConnectorExists, name)
+	}
 	_, err := n.apply(ctx, &putConnectorV1{Name: name, Config: config, CreateOnly: true, InitialState: initial})
 	if err != nil {
 		return fmt.Errorf("create connector %q: %w", name, err)

@@ -143,6 +143,12 @@ func (a nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 	return ov, nil
 }
 
+func (a nodeAPI) AppliedIndex() uint64 { return a.c.node.State().Index() }
+
+func (a nodeAPI) WaitApplied(ctx context.Context, index uint64) error {
+	return a.c.node.WaitIndex(ctx, index)
+}
+
 func (a nodeAPI) Health() api.Health {
 	n := a.c.node
 	leader, _ := n.Leader()

@@ -208,6 +208,9 @@ func takenOffset(raw json.RawMessage, snapshot bool) (*offsets.Value, error) {
 		}
 		return nil, errors.New("snapshot progress belongs to a snapshot range's partition, not to a shard's")
 	}
+	if bytes.Equal(bytes.TrimSpace(p.ResumeToken), []byte("null")) {
+		p.ResumeToken = nil // as the offsets topic's value shows none
+	}
 	v := &offsets.Value{Version: offsets.FormatVersion, Snapshot: p.Snapshot}
 	switch {
 	case p.ResumeToken != nil:
@@ -221,7 +224,7 @@ func takenOffset(raw json.RawMessage, snapshot bool) (*offsets.Value, error) {
 		}
 		at, err := offsets.ResumeAt(data)
 		if err != nil {
-			return nil, fmt.Errorf("resume token %q: %w", data, err)
+			return nil, fmt.Errorf("resume_token %q: %w", data, err)
 		}
 		if p.ClusterTime != nil && *p.ClusterTime != *at.ClusterTime {
 			return nil, fmt.Errorf(`cluster_time {"t":%d,"i":%d} is not the resume token's {"t":%d,"i":%d}: `+

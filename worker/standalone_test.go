@@ -60,6 +60,7 @@ func writeConnector(t *testing.T, path, name, uri string) {
 // node-to-node routes, which a cluster guards with cluster.secret, are not there at all.
 func TestAStandaloneProcessServesNoPeerRoute(t *testing.T) {
 	n := NewStandalone(Config{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), "", "")
+	n.initMetrics()
 	for _, path := range []string{"/internal/heartbeat", "/internal/join", "/internal/registry", "/internal/forward"} {
 		rec := httptest.NewRecorder()
 		n.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}")))

@@ -23,6 +23,13 @@ var ErrNotLeader = errors.New("not the leader")
 // the first node, which still has the client waiting, tries again.
 const Header = "X-Mongorelay-Forwarded"
 
+// IndexHeader carries, on the leader's answer to a forwarded request, the index of the
+// cluster state the leader had applied when it answered: the node that forwarded the request
+// waits until it has applied that index itself before it answers, so that a caller reads its
+// own writes from the node it asked (a GET after a POST through one follower finds the
+// connector).
+const IndexHeader = "X-Mongorelay-Applied-Index"
+
 // Retry is how often a write that needs the leader looks for one again.
 const Retry = 100 * time.Millisecond
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
@@ -154,6 +155,11 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 		v, values, msg := resolve(k, stored)
 		if msg != "" {
 			problems = append(problems, Problem{Key: k.Name, Value: k.Redact(stored), Message: msg})
+			continue
+		}
+		if _, given := raw[k.Name]; given && k.include != "" && len(splitList(v)) == 0 {
+			problems = append(problems, Problem{Key: k.Name, Value: stored, Message: fmt.Sprintf(
+				"is empty, which would capture nothing: remove the key (PATCH it to null) to capture every %s, or list at least one regular expression", k.include)})
 			continue
 		}
 		if v == "" {
@@ -317,9 +323,18 @@ func checkName(name string) string {
 		return "is required: every connector needs a name"
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return fmt.Sprintf("%q contains control characters: use a plain name, e.g. orders-cdc", name)
+	case strings.Contains(name, "/"):
+		return fmt.Sprintf("%q contains \"/\": the REST API names a connector in its paths (/connectors/{name}/status), where a \"/\" splits it; use e.g. %q", name, strings.ReplaceAll(name, "/", "-"))
+	case utf8.RuneCountInString(name) > maxNameLength:
+		return fmt.Sprintf("is %d characters long: a connector name has at most %d", utf8.RuneCountInString(name), maxNameLength)
 	}
 	return ""
 }
+
+// maxNameLength bounds a connector's name, which every offsets key, transactional id and
+// metric label of its tasks repeats: as long as a Kafka topic name, more than any tool's
+// name for a connector.
+const maxNameLength = 249
 
 func requiredHint(key string) string {
 	switch key {

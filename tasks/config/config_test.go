@@ -212,6 +212,8 @@ func TestBadValues(t *testing.T) {
 		{"topic.creation.default.partitions", "0", `"0" is not allowed: use -1 for the broker's num.partitions, or a whole number of at least 1`},
 		{"topic.creation.default.replication.factor", "0", `"0" is not allowed: use -1 for the broker's default.replication.factor, or a whole number of at least 1`},
 		{"topic.creation.default.replication.factor", "-2", `"-2" is out of range: use a whole number from -1 to 32767`},
+		{"collection.include.list", "", `is empty, which would capture nothing: remove the key (PATCH it to null) to capture every collection, or list at least one regular expression`},
+		{"database.include.list", " , ", `... to capture every database, ...`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -221,6 +223,29 @@ func TestBadValues(t *testing.T) {
 			}
 			assertMessage(t, problems[0].Message, tt.want)
 		})
+	}
+}
+
+func TestBadNames(t *testing.T) {
+	for _, tt := range []struct {
+		name, want string
+	}{
+		{"", "is required: every connector needs a name"},
+		{"orders\ncdc", `"orders\ncdc" contains control characters: use a plain name, e.g. orders-cdc`},
+		{"orders/v2", `"orders/v2" contains "/": the REST API names a connector in its paths (/connectors/{name}/status), where a "/" splits it; use e.g. "orders-v2"`},
+		{strings.Repeat("é", 250), "is 250 characters long: a connector name has at most 249"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.name, minimal())
+			ve, ok := errors.AsType[*ValidationError](err)
+			if !ok || len(ve.Problems) != 1 || ve.Problems[0].Key != "name" {
+				t.Fatalf("Parse = %v, want one problem about the name", err)
+			}
+			assertMessage(t, ve.Problems[0].Message, tt.want)
+		})
+	}
+	if _, err := Parse(strings.Repeat("é", 249), minimal()); err != nil {
+		t.Errorf("a name of 249 characters: %v, want none", err)
 	}
 }
 

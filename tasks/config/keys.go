@@ -61,6 +61,10 @@ type Key struct {
 	// uris marks a secret that is a list of URIs, shown with only their
 	// passwords and secret options hidden.
 	uris bool
+	// include names what an include list selects ("database", "collection"): given, the
+	// list must name something, since an empty one would capture nothing; absent, every
+	// one is captured.
+	include string
 
 	// set stores a value that passed the generic checks in c, and returns
 	// a problem message naming the fix, or "".
@@ -99,16 +103,18 @@ func Keys() []Key {
 			set: setConnectionString},
 		{Name: "database.include.list", Type: TypeList,
 			Group: "Selection", Importance: ImportanceHigh, Display: "Databases to capture",
-			Doc: "Comma-separated regular expressions; only databases whose whole name matches one (case-insensitively) are captured. Escape a comma inside an expression as \\,. Cannot be set together with database.exclude.list. Default: every database except admin, config and local.",
-			set: func(c *Config, v string) (msg string) { c.databaseInclude, msg = compileList(v); return }},
+			Doc:     "Comma-separated regular expressions; only databases whose whole name matches one (case-insensitively) are captured. Escape a comma inside an expression as \\,. Cannot be set together with database.exclude.list. Default: every database except admin, config and local.",
+			include: "database",
+			set:     func(c *Config, v string) (msg string) { c.databaseInclude, msg = compileList(v); return }},
 		{Name: "database.exclude.list", Type: TypeList,
 			Group: "Selection", Importance: ImportanceMedium, Display: "Databases to skip",
 			Doc: "Comma-separated regular expressions; databases whose whole name matches one are not captured. Cannot be set together with database.include.list.",
 			set: func(c *Config, v string) (msg string) { c.databaseExclude, msg = compileList(v); return }},
 		{Name: "collection.include.list", Type: TypeList,
 			Group: "Selection", Importance: ImportanceHigh, Display: "Collections to capture",
-			Doc: "Comma-separated regular expressions matched against <database>.<collection>; only matching collections are captured. Cannot be set together with collection.exclude.list. system.* collections are never captured.",
-			set: func(c *Config, v string) (msg string) { c.collectionInclude, msg = compileList(v); return }},
+			Doc:     "Comma-separated regular expressions matched against <database>.<collection>; only matching collections are captured. Cannot be set together with collection.exclude.list. system.* collections are never captured.",
+			include: "collection",
+			set:     func(c *Config, v string) (msg string) { c.collectionInclude, msg = compileList(v); return }},
 		{Name: "collection.exclude.list", Type: TypeList,
 			Group: "Selection", Importance: ImportanceMedium, Display: "Collections to skip",
 			Doc: "Comma-separated regular expressions matched against <database>.<collection>; matching collections are not captured. Cannot be set together with collection.include.list.",
