@@ -158,7 +158,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.clientOpts("offsets")...),
+	if n.offsets, err = offsets.Open(ctx, cfg.KafkaBrokers, cfg.OffsetsTopic, offsets.ClientOptions(n.kafkaOpts...),
+		offsets.OwnClientOptions(n.metricsOpts("offsets")...),
 		offsets.ReplicationFactor(int16(cfg.ReplicationFactor)), offsets.Logger(n.log),
 		offsets.ClusterID(cfg.ClusterID)); err != nil {
 		if other, ok := errors.AsType[*kafkatopic.OtherClusterError](err); ok {
@@ -441,12 +442,11 @@ func (n *Node) handOverLeadership(ctx context.Context) {
 	n.log.Info("stopping: leadership handed over", "leader", leader)
 }
 
-// clientOpts are the options of the node's Kafka client for role (node, offsets): every
-// client's, and the id that labels its metrics. Only for a role one client at a time plays: a
-// second client with the id at the same time would go without metrics (the schemas store,
-// which opens a reader beside its client, takes the plain options).
-func (n *Node) clientOpts(role string) []kgo.Opt {
-	return slices.Concat(n.kafkaOpts, n.metrics.KafkaClient("mongorelay-"+n.id+"-"+role))
+// metricsOpts are the options that give the node's Kafka client for role (node, offsets) its
+// id and its metrics. Only for a client that plays the role alone: a second client with the
+// id at the same time would go without metrics.
+func (n *Node) metricsOpts(role string) []kgo.Opt {
+	return n.metrics.KafkaClient("mongorelay-" + n.id + "-" + role)
 }
 
 // openKafka connects the node's shared client (topic creation and checks; tasks write
@@ -457,7 +457,7 @@ func (n *Node) openKafka(ctx context.Context) error {
 	if n.kafkaOpts, err = n.cfg.KafkaOpts(); err != nil {
 		return err
 	}
-	n.kafka, err = kgo.NewClient(n.clientOpts("node")...)
+	n.kafka, err = kgo.NewClient(slices.Concat(n.kafkaOpts, n.metricsOpts("node"))...)
 	if err != nil {
 		return fmt.Errorf("kafka client for %v: %w", n.cfg.KafkaBrokers, err)
 	}

@@ -33,6 +33,7 @@ type options struct {
 	partitions  int32
 	replication int16
 	clientOpts  []kgo.Opt
+	ownOpts     []kgo.Opt // the store's long-lived client's alone
 	logger      *slog.Logger
 	clusterID   string
 }
@@ -56,6 +57,14 @@ func ReplicationFactor(n int16) Option { return func(o *options) { o.replication
 // override them.
 func ClientOptions(opts ...kgo.Opt) Option {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// OwnClientOptions adds franz-go options that only the store's own long-lived client takes,
+// after ClientOptions: its client id and metrics hooks. The short-lived clients that read and
+// write the topic's stamps (ClusterID) take ClientOptions alone, so that they never share an id
+// with it.
+func OwnClientOptions(opts ...kgo.Opt) Option {
+	return func(o *options) { o.ownOpts = append(o.ownOpts, opts...) }
 }
 
 // Logger sets the logger. Default slog.Default().
@@ -124,7 +133,7 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 		kgo.SeedBrokers(brokers...),
 		kgo.ProducerLinger(0),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-	}, o.clientOpts...)...)
+	}, slices.Concat(o.clientOpts, o.ownOpts)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("offsets topic %s: create Kafka client: %w", topic, err)
 	}
