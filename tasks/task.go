@@ -89,6 +89,10 @@ type Deps struct {
 	// MongoErrors holds the last error the MongoDB client met reaching the deployment, which
 	// a degraded reason about MongoDB quotes; nil: none known.
 	MongoErrors *LastError
+	// SplitLargeEvents says the deployment runs $changeStreamSplitLargeEvent
+	// (changestream.ServerSplitsLargeEvents): change streams then end with it, so that an event
+	// over 16 MB arrives in fragments and is reassembled rather than failing the stream.
+	SplitLargeEvents bool
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -118,7 +122,7 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		stalls:   st,
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st},
+			retire: p.retireOldKeys, stalls: st, splitLargeEvents: deps.SplitLargeEvents},
 	}
 }
 

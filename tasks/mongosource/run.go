@@ -68,9 +68,10 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
 				},
 			},
-			WriterID:    t.WriterID,
-			Degraded:    report,
-			MongoErrors: conn.errs,
+			WriterID:         t.WriterID,
+			Degraded:         report,
+			MongoErrors:      conn.errs,
+			SplitLargeEvents: conn.splitLargeEvents,
 		})
 		return task.Run(ctx)
 	})
