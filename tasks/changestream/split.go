@@ -81,7 +81,7 @@ func (f *fragments) add(ev bson.Raw) (bson.Raw, error) {
 		return nil, fmt.Errorf("%w: fragment %d of %d came first; fragment 1 is missing (token %s)",
 			ErrSplitEvent, n, of, tokenOf(ev))
 	case f.next == 0:
-		f.next, f.of, f.body = 1, of, f.body[:0]
+		f.next, f.of = 1, of
 	case n != f.next || of != f.of:
 		return nil, fmt.Errorf("%w: fragment %d of %d came where fragment %d of %d was due (token %s)",
 			ErrSplitEvent, n, of, f.next, f.of, tokenOf(ev))
@@ -107,12 +107,13 @@ func (f *fragments) add(ev bson.Raw) (bson.Raw, error) {
 		f.next++
 		return nil, nil
 	}
-	f.next, f.of = 0, 0
-	idx, doc := bsoncore.ReserveLength(nil)
+	idx, doc := bsoncore.ReserveLength(make([]byte, 0, 4+len(id)+len(f.body)+1))
 	doc = append(doc, id...)
 	doc = append(doc, f.body...)
 	doc = append(doc, 0)
 	doc = bsoncore.UpdateLength(doc, idx, int32(len(doc)))
+	// Split events are rare and large: the buffer is not kept for the next one.
+	f.next, f.of, f.body = 0, 0, nil
 	return bson.Raw(doc), nil
 }
 

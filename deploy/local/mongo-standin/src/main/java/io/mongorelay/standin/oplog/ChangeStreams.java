@@ -29,7 +29,7 @@ final class ChangeStreams {
     private final DocumentLookup lookup;
     /**
      * Cursors handed out, for $currentOp. The registry drops a cursor on killCursors without
-     * telling us, so openCursors prunes those it no longer holds.
+     * telling us, so those it no longer holds are pruned on every open and every listing.
      */
     private final Map<Long, ChangeStreamCursor> opened = new ConcurrentHashMap<>();
 
@@ -49,6 +49,7 @@ final class ChangeStreams {
         Batch batch = cursor.nextBatch(request.firstBatchSize(), 0);
         if (!cursor.isEmpty()) {
             cursors.add(cursor);
+            pruneClosed();
             opened.put(cursor.getId(), cursor);
         }
         return reply("firstBatch", cursor, batch);
@@ -56,8 +57,12 @@ final class ChangeStreams {
 
     /** The change stream cursors still open. */
     List<ChangeStreamCursor> openCursors() {
-        opened.values().removeIf(cursor -> !isRegistered(cursor));
+        pruneClosed();
         return List.copyOf(opened.values());
+    }
+
+    private void pruneClosed() {
+        opened.values().removeIf(cursor -> !isRegistered(cursor));
     }
 
     private boolean isRegistered(ChangeStreamCursor cursor) {
