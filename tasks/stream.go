@@ -30,8 +30,6 @@ type streamSource struct {
 	// them, reporting whether it did; shard 0 calls it while streaming after a handover.
 	retire func(ctx context.Context, h *handover) (bool, error)
 	stalls *stalls
-	// splitLargeEvents ends the stream's pipeline with $changeStreamSplitLargeEvent (Deps).
-	splitLargeEvents bool
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -57,7 +55,6 @@ func streamOptions(cfg *config.Config) changestream.Options {
 // the stage ($toHashedIndexKey came with MongoDB 5.0), else this process's.
 func (s *streamSource) open(ctx context.Context, start changestream.Start) (cs changeStream, keep func(bson.Raw) (bool, error), err error) {
 	opts := streamOptions(s.cfg)
-	opts.SplitLargeEvents = s.splitLargeEvents
 	if s.spec.Shards == 1 {
 		cs, err = s.mongo.watch(ctx, opts, start)
 		return cs, nil, err

@@ -67,6 +67,10 @@ type Task struct {
 // Deps are the shared services a task uses.
 type Deps struct {
 	Mongo *mongo.Client
+	// SplitLargeEvents says the deployment runs $changeStreamSplitLargeEvent
+	// (changestream.ServerSplitsLargeEvents): change streams then end with it, so that an event
+	// over 16 MB arrives in fragments and is reassembled rather than failing the stream.
+	SplitLargeEvents bool
 	// Offsets is the offsets store; with exactly.once it must also build offset records for
 	// the task's transactions and apply them once committed, as *offsets.Store does.
 	Offsets         OffsetStore
@@ -89,10 +93,6 @@ type Deps struct {
 	// MongoErrors holds the last error the MongoDB client met reaching the deployment, which
 	// a degraded reason about MongoDB quotes; nil: none known.
 	MongoErrors *LastError
-	// SplitLargeEvents says the deployment runs $changeStreamSplitLargeEvent
-	// (changestream.ServerSplitsLargeEvents): change streams then end with it, so that an event
-	// over 16 MB arrives in fragments and is reassembled rather than failing the stream.
-	SplitLargeEvents bool
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -100,7 +100,10 @@ const WriterHeader = "mongorelay.writer"
 
 // New prepares the task of spec.
 func New(spec Spec, deps Deps) *Task {
-	return newTask(spec, deps, collectionReader{deps.Mongo.Database(spec.DB).Collection(spec.Coll)})
+	return newTask(spec, deps, collectionReader{
+		coll:             deps.Mongo.Database(spec.DB).Collection(spec.Coll),
+		splitLargeEvents: deps.SplitLargeEvents,
+	})
 }
 
 // newTask prepares the task of spec reading MongoDB through m.
@@ -122,7 +125,7 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		stalls:   st,
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st, splitLargeEvents: deps.SplitLargeEvents},
+			retire: p.retireOldKeys, stalls: st},
 	}
 }
 

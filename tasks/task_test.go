@@ -53,7 +53,6 @@ type fakeMongo struct {
 	batches []fakeBatch
 	docs    []bson.Raw // the collection, for snapshots
 	watched []changestream.Start
-	opts    []changestream.Options // of each watch
 	mu      sync.Mutex
 }
 
@@ -63,10 +62,9 @@ type fakeBatch struct {
 	err    error
 }
 
-func (m *fakeMongo) watch(_ context.Context, opts changestream.Options, start changestream.Start) (changeStream, error) {
+func (m *fakeMongo) watch(_ context.Context, _ changestream.Options, start changestream.Start) (changeStream, error) {
 	m.mu.Lock()
 	m.watched = append(m.watched, start)
-	m.opts = append(m.opts, opts)
 	m.mu.Unlock()
 	return &fakeStream{m: m, idle: m.now}, nil
 }

@@ -51,12 +51,13 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 		}
 		spec.TopicMaxBytes = maxBytes
 		task := tasks.New(spec, tasks.Deps{
-			Mongo:           conn.cl,
-			Offsets:         k.fencedOffsets(cfg),
-			Registry:        reg,
-			Logger:          k.env.Logger,
-			ShutdownTimeout: k.env.ShutdownTimeout,
-			Evolutions:      k.evolutions,
+			Mongo:            conn.cl,
+			SplitLargeEvents: conn.splitLargeEvents,
+			Offsets:          k.fencedOffsets(cfg),
+			Registry:         reg,
+			Logger:           k.env.Logger,
+			ShutdownTimeout:  k.env.ShutdownTimeout,
+			Evolutions:       k.evolutions,
 			// Per collection shard, not per task: when tasks.max regroups the shards, the
 			// next run of each shard still fences the one before, wherever it ran.
 			Transactional: &tasks.Transactional{
@@ -68,10 +69,9 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
 				},
 			},
-			WriterID:         t.WriterID,
-			Degraded:         report,
-			MongoErrors:      conn.errs,
-			SplitLargeEvents: conn.splitLargeEvents,
+			WriterID:    t.WriterID,
+			Degraded:    report,
+			MongoErrors: conn.errs,
 		})
 		return task.Run(ctx)
 	})
