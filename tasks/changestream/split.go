@@ -23,7 +23,7 @@ func splitStage() bson.D {
 
 // SplitsLargeEvents reports whether a server of this version (buildInfo's versionArray) runs
 // $changeStreamSplitLargeEvent: 7.0 and later, and 6.0 from 6.0.9, where it was backported.
-// The 6.1 to 6.3 rapid releases came before the stage and do not have it.
+// The manual names no 6.1 to 6.3 rapid release, so those are taken not to have it.
 func SplitsLargeEvents(version []int) bool {
 	get := func(i int) int {
 		if i < len(version) {

@@ -1,5 +1,6 @@
 // Package changestream reads one collection's MongoDB change stream in server batches, from a
-// committed resume point, and classifies the server's errors into conditions a task acts on.
+// committed resume point, putting events the server split (over 16 MB) back together, and
+// classifies the server's errors into conditions a task acts on.
 package changestream
 
 import (
