@@ -274,7 +274,7 @@ func scriptedStream(t *testing.T, batchSize int, batches []batch) *Stream {
 		i++
 		return false, nil
 	}
-	s := &Stream{batchSize: batchSize}
+	s := &Stream{batchSize: batchSize, splits: true}
 	s.ahead = prefetch.Start(context.Background(), 1, fill)
 	t.Cleanup(s.ahead.Stop)
 	return s
@@ -369,4 +369,41 @@ func TestAReassemblyErrorStopsTheBatch(t *testing.T) {
 	if !errors.Is(err, ErrSplitEvent) || tok != nil {
 		t.Fatalf("got (%v, %v), want ErrSplitEvent and no token", tok, err)
 	}
+}
+
+// BenchmarkFragments measures what a stream that asked for split events pays: a look for
+// splitEvent in every whole event, and the copy of a split one (three 1 MiB fragments).
+func BenchmarkFragments(b *testing.B) {
+	b.Run("whole event", func(b *testing.B) {
+		ev := insertEvent("A1", 1)
+		var f fragments
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.add(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("3 fragments of 1 MiB", func(b *testing.B) {
+		big := strings.Repeat("x", 1<<20)
+		frags := []bson.Raw{
+			mustRaw(bson.D{{Key: "_id", Value: idOf(fragmentToken(1))}, {Key: "splitEvent", Value: splitOf(1, 3)},
+				{Key: "operationType", Value: "update"}, {Key: "documentKey", Value: bson.D{{Key: "_id", Value: 1}}},
+				{Key: "updateDescription", Value: bson.D{{Key: "updatedFields", Value: bson.D{{Key: "f", Value: big}}}}}}),
+			mustRaw(bson.D{{Key: "_id", Value: idOf(fragmentToken(2))}, {Key: "splitEvent", Value: splitOf(2, 3)},
+				{Key: "fullDocument", Value: bson.D{{Key: "f", Value: big}}}}),
+			mustRaw(bson.D{{Key: "_id", Value: idOf(fragmentToken(3))}, {Key: "splitEvent", Value: splitOf(3, 3)},
+				{Key: "fullDocumentBeforeChange", Value: bson.D{{Key: "f", Value: big}}}}),
+		}
+		var f fragments
+		b.SetBytes(int64(len(frags[0]) + len(frags[1]) + len(frags[2])))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, frag := range frags {
+				if _, err := f.add(frag); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -58,8 +58,10 @@ type Stream struct {
 	// with the first NextBatch and owns cs from then on.
 	ahead    *prefetch.Reader[bson.Raw]
 	lastFull bool
-	// split holds the fragments of a split event until its last one comes.
-	split fragments
+	// split holds the fragments of a split event until its last one comes; only a stream that
+	// asked for split events (splits) looks for fragments.
+	split  fragments
+	splits bool
 }
 
 // Open opens the change stream of coll at start.
@@ -75,7 +77,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	}
 	cs, err := coll.Watch(ctx, pipeline, csOpts)
 	if err == nil {
-		return &Stream{cs: cs, batchSize: int(opts.BatchSize)}, nil
+		return &Stream{cs: cs, batchSize: int(opts.BatchSize), splits: opts.SplitLargeEvents}, nil
 	}
 	err = Classify(err)
 	if len(start.ResumeToken) == 0 || !errors.Is(err, ErrResumeTokenNotFound) {
@@ -90,7 +92,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 			ns, at, Classify(err))
 	}
 	pos := start.Position
-	return &Stream{cs: cs, batchSize: int(opts.BatchSize), skipThrough: &pos}, nil
+	return &Stream{cs: cs, batchSize: int(opts.BatchSize), splits: opts.SplitLargeEvents, skipThrough: &pos}, nil
 }
 
 // pipeline is the stages sent after $changeStream: the given ones, then the split stage, which
@@ -152,7 +154,11 @@ func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (
 		s.lastFull = s.batchSize > 0 && b.Len() >= s.batchSize
 		var whole bson.Raw // the last whole event delivered from b
 		for i := range b.Len() {
-			ev, err := s.split.add(b.Doc(i))
+			ev := b.Doc(i)
+			var err error
+			if s.splits {
+				ev, err = s.split.add(ev)
+			}
 			if err == nil && ev != nil {
 				whole = ev
 				err = fn(ev)
