@@ -34,9 +34,15 @@ type pageReader interface {
 }
 
 // collectionReader reads one collection of a MongoDB deployment.
-type collectionReader struct{ coll *mongo.Collection }
+type collectionReader struct {
+	coll *mongo.Collection
+	// splitLargeEvents ends every change stream with $changeStreamSplitLargeEvent: the
+	// deployment has the stage (Deps.SplitLargeEvents).
+	splitLargeEvents bool
+}
 
 func (c collectionReader) watch(ctx context.Context, opts changestream.Options, start changestream.Start) (changeStream, error) {
+	opts.SplitLargeEvents = c.splitLargeEvents
 	s, err := changestream.Open(ctx, c.coll, opts, start)
 	if err != nil {
 		return nil, err // not a nil *Stream in a non-nil interface

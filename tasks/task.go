@@ -68,6 +68,10 @@ type Task struct {
 // Deps are the shared services a task uses.
 type Deps struct {
 	Mongo *mongo.Client
+	// SplitLargeEvents says the deployment runs $changeStreamSplitLargeEvent
+	// (changestream.ServerSplitsLargeEvents): change streams then end with it, so that an event
+	// over 16 MB arrives in fragments and is reassembled rather than failing the stream.
+	SplitLargeEvents bool
 	// Offsets is the offsets store; with exactly.once it must also build offset records for
 	// the task's transactions and apply them once committed, as *offsets.Store does.
 	Offsets         OffsetStore
@@ -99,7 +103,10 @@ const WriterHeader = "mongorelay.writer"
 
 // New prepares the task of spec.
 func New(spec Spec, deps Deps) *Task {
-	return newTask(spec, deps, collectionReader{deps.Mongo.Database(spec.DB).Collection(spec.Coll)})
+	return newTask(spec, deps, collectionReader{
+		coll:             deps.Mongo.Database(spec.DB).Collection(spec.Coll),
+		splitLargeEvents: deps.SplitLargeEvents,
+	})
 }
 
 // newTask prepares the task of spec reading MongoDB through m.

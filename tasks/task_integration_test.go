@@ -45,6 +45,8 @@ type env struct {
 	txnOpts []kgo.Opt
 	// shutdownTimeout, when set, is the tasks' shutdown timeout.
 	shutdownTimeout time.Duration
+	// splitLargeEvents is the tasks' Deps.SplitLargeEvents.
+	splitLargeEvents bool
 	// exited waits up to timeout for the last started task to stop by itself.
 	exited func(timeout time.Duration) (error, bool)
 }
@@ -141,7 +143,7 @@ func (e *env) run(cfg *config.Config, coll string, i, n int, writer string) runn
 		store = e.store
 	}
 	task := tasks.New(spec, tasks.Deps{
-		Mongo: e.mongo, Offsets: store, Registry: e.reg,
+		Mongo: e.mongo, Offsets: store, Registry: e.reg, SplitLargeEvents: e.splitLargeEvents,
 		Transactional: &tasks.Transactional{
 			ID:         e.txnID(spec.Name()),
 			ClientOpts: append([]kgo.Opt{kgo.SeedBrokers(e.brokers...)}, e.txnOpts...),

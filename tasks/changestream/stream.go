@@ -1,5 +1,6 @@
 // Package changestream reads one collection's MongoDB change stream in server batches, from a
-// committed resume point, and classifies the server's errors into conditions a task acts on.
+// committed resume point, putting events the server split (over 16 MB) back together, and
+// classifies the server's errors into conditions a task acts on.
 package changestream
 
 import (
@@ -28,6 +29,10 @@ type Options struct {
 	BatchSize int32
 	// MaxAwait is how long the server holds an empty getMore (poll.max.wait.ms).
 	MaxAwait time.Duration
+	// SplitLargeEvents ends the pipeline with $changeStreamSplitLargeEvent, so that an event
+	// over 16 MB comes in fragments, which the stream puts back together, rather than failing
+	// the stream. Only for servers that have the stage (ServerSplitsLargeEvents).
+	SplitLargeEvents bool
 }
 
 // Start says where a stream begins. The zero value starts now.
@@ -53,11 +58,16 @@ type Stream struct {
 	// with the first NextBatch and owns cs from then on.
 	ahead    *prefetch.Reader[bson.Raw]
 	lastFull bool
+	// split holds the fragments of a split event until its last one comes; only a stream that
+	// asked for split events (splits) looks for fragments.
+	split  fragments
+	splits bool
 }
 
 // Open opens the change stream of coll at start.
 func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start) (*Stream, error) {
 	ns := coll.Database().Name() + "." + coll.Name()
+	pipeline := opts.pipeline()
 	csOpts := baseOptions(opts)
 	switch {
 	case len(start.ResumeToken) > 0:
@@ -65,9 +75,9 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	case start.AtOperationTime != nil:
 		csOpts.SetStartAtOperationTime(start.AtOperationTime)
 	}
-	cs, err := coll.Watch(ctx, opts.Pipeline, csOpts)
+	cs, err := coll.Watch(ctx, pipeline, csOpts)
 	if err == nil {
-		return &Stream{cs: cs, batchSize: int(opts.BatchSize)}, nil
+		return &Stream{cs: cs, batchSize: int(opts.BatchSize), splits: opts.SplitLargeEvents}, nil
 	}
 	err = Classify(err)
 	if len(start.ResumeToken) == 0 || !errors.Is(err, ErrResumeTokenNotFound) {
@@ -76,13 +86,22 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	// DESIGN.md 5: error 280 is not loss (a pipeline edit changes which events exist, so the
 	// token may not be found); the history is still there from the token's cluster time on.
 	at := start.Position.StartAtOperationTime()
-	cs, err = coll.Watch(ctx, opts.Pipeline, baseOptions(opts).SetStartAtOperationTime(&at))
+	cs, err = coll.Watch(ctx, pipeline, baseOptions(opts).SetStartAtOperationTime(&at))
 	if err != nil {
 		return nil, fmt.Errorf("reopen change stream on %s at %v after its resume token was not found: %w",
 			ns, at, Classify(err))
 	}
 	pos := start.Position
-	return &Stream{cs: cs, batchSize: int(opts.BatchSize), skipThrough: &pos}, nil
+	return &Stream{cs: cs, batchSize: int(opts.BatchSize), splits: opts.SplitLargeEvents, skipThrough: &pos}, nil
+}
+
+// pipeline is the stages sent after $changeStream: the given ones, then the split stage, which
+// must come last.
+func (o Options) pipeline() []bson.D {
+	if !o.SplitLargeEvents {
+		return o.Pipeline
+	}
+	return append(append([]bson.D(nil), o.Pipeline...), splitStage())
 }
 
 func baseOptions(opts Options) *options.ChangeStreamOptionsBuilder {
@@ -107,6 +126,11 @@ func baseOptions(opts Options) *options.ChangeStreamOptionsBuilder {
 // even when a batch is empty, so an idle stream keeps a fresh position. The event bytes are
 // only valid during fn. It returns (nil, nil) when the server had nothing new and no new token.
 //
+// A split event reaches fn once, reassembled, with its last fragment. The token returned never
+// points inside a split event: when a batch ends between two fragments of one event, it is the
+// token of the last whole event delivered before them (or nil if there is none), so that a
+// task restarted from a committed token reads every fragment of the event again.
+//
 // The next batch is read from the server while fn runs. Small batches already read are handled
 // in the same call, so that the caller commits once for all of them: a stream whose writers are
 // slower than its reader yields many small batches, each worth less than a commit.
@@ -128,15 +152,35 @@ func (s *Stream) NextBatch(ctx context.Context, fn func(event bson.Raw) error) (
 			return nil, err
 		}
 		s.lastFull = s.batchSize > 0 && b.Len() >= s.batchSize
+		var whole bson.Raw // the last whole event delivered from b
 		for i := range b.Len() {
-			if err := fn(b.Doc(i)); err != nil {
+			ev := b.Doc(i)
+			var err error
+			if s.splits {
+				ev, err = s.split.add(ev)
+			}
+			if err == nil && ev != nil {
+				whole = ev
+				err = fn(ev)
+			}
+			if err != nil {
 				s.ahead.Release(b)
 				return nil, err
 			}
 		}
 		n += b.Len()
-		if b.Meta != nil {
-			tok = b.Meta
+		switch {
+		case !s.split.pending():
+			if b.Meta != nil {
+				tok = b.Meta
+			}
+		case whole != nil:
+			id, err := whole.LookupErr("_id")
+			if err != nil {
+				s.ahead.Release(b)
+				return nil, fmt.Errorf("change event has no _id resume token: %w", err)
+			}
+			tok = append(bson.Raw(nil), id.Value...)
 		}
 		s.ahead.Release(b)
 		if s.lastFull || n >= limit || !s.ahead.Waiting() {

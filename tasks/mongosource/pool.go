@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongorelay/mongorelay/tasks"
+	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
@@ -44,6 +45,9 @@ type pooledMongo struct {
 type mongoConn struct {
 	cl   *mongo.Client
 	errs *tasks.LastError
+	// splitLargeEvents says the deployment runs $changeStreamSplitLargeEvent, read once when
+	// the client connects.
+	splitLargeEvents bool
 }
 
 // newMongoPool returns a pool that, from its first client on, disconnects idle clients until
@@ -72,8 +76,12 @@ func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (conn mongoCo
 		p.wg.Go(func() {
 			errs := &tasks.LastError{}
 			cl, err := connectMongo(p.ctx, c, errs)
+			conn := mongoConn{cl: cl, errs: errs}
+			if err == nil {
+				conn.splitLargeEvents = p.splitsLargeEvents(c, cl)
+			}
 			p.mu.Lock()
-			e.conn, e.err = mongoConn{cl: cl, errs: errs}, err
+			e.conn, e.err = conn, err
 			if err != nil {
 				delete(p.clients, key) // the next user tries again
 			}
@@ -92,6 +100,20 @@ func (p *mongoPool) acquire(ctx context.Context, c *config.Config) (conn mongoCo
 	}
 	var once sync.Once
 	return e.conn, func() { once.Do(func() { p.release(e) }) }, nil
+}
+
+// splitsLargeEvents reports whether the deployment runs $changeStreamSplitLargeEvent. A server
+// that does not say its version is taken not to: its streams then fail on an event over 16 MB,
+// as they would without the stage, rather than on every open.
+func (p *mongoPool) splitsLargeEvents(c *config.Config, cl *mongo.Client) bool {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	split, err := changestream.ServerSplitsLargeEvents(ctx, cl)
+	if err != nil {
+		p.log.Warn("events over 16 MB will fail the change streams: the server did not say whether it can split them",
+			"connector", c.Name, "err", err)
+	}
+	return split
 }
 
 func (p *mongoPool) release(e *pooledMongo) {

@@ -58,12 +58,13 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			instrument = t.KafkaClient(id)
 		}
 		task := tasks.New(spec, tasks.Deps{
-			Mongo:           conn.cl,
-			Offsets:         k.fencedOffsets(cfg),
-			Registry:        reg,
-			Logger:          k.env.Logger,
-			ShutdownTimeout: k.env.ShutdownTimeout,
-			Evolutions:      k.evolutions,
+			Mongo:            conn.cl,
+			SplitLargeEvents: conn.splitLargeEvents,
+			Offsets:          k.fencedOffsets(cfg),
+			Registry:         reg,
+			Logger:           k.env.Logger,
+			ShutdownTimeout:  k.env.ShutdownTimeout,
+			Evolutions:       k.evolutions,
 			// Per collection shard, not per task: when tasks.max regroups the shards, the
 			// next run of each shard still fences the one before, wherever it ran.
 			Transactional: &tasks.Transactional{

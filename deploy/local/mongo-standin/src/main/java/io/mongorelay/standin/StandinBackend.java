@@ -11,6 +11,7 @@ import de.bwaldvogel.mongo.bson.ObjectId;
 import de.bwaldvogel.mongo.wire.BsonConstants;
 import de.bwaldvogel.mongo.wire.MongoWireProtocolHandler;
 import io.netty.channel.Channel;
+import io.netty.util.AttributeKey;
 
 /**
  * The library's in-memory backend, presenting itself as the primary of a one-member replica set
@@ -27,6 +28,9 @@ public class StandinBackend extends MemoryBackend {
 
     private static final ObjectId ELECTION_ID = new ObjectId("7fffffff0000000000000001");
 
+    /** The client's appName, from the first handshake of its connection. */
+    private static final AttributeKey<String> APP_NAME = AttributeKey.valueOf("mongo-standin.appName");
+
     public StandinBackend() {
         version(new ReportedVersion());
     }
@@ -40,6 +44,11 @@ public class StandinBackend extends MemoryBackend {
         return super.handleCommand(channel, databaseName, command, query);
     }
 
+    /** The appName the connection's client sent in its handshake, or null. */
+    public static String appName(Channel channel) {
+        return channel.attr(APP_NAME).get();
+    }
+
     /**
      * The handshake reply of a replica set primary. Every host field names the address the
      * client reached, so the set is consistent whether it connects directly or by set name.
@@ -47,6 +56,11 @@ public class StandinBackend extends MemoryBackend {
      * library's wire decoder does not support.
      */
     private Document hello(Channel channel, String command, Document query) {
+        // Only a connection's first handshake carries client metadata; later ones (monitoring) do not.
+        if (query.get("client") instanceof Document client && client.get("application") instanceof Document app
+            && app.get("name") instanceof String name) {
+            channel.attr(APP_NAME).set(name);
+        }
         InetSocketAddress local = (InetSocketAddress) channel.localAddress();
         String me = local.getAddress().getHostAddress() + ":" + local.getPort();
         Document reply = new Document()

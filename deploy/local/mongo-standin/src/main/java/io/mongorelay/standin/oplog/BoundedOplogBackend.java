@@ -32,7 +32,10 @@ public final class BoundedOplogBackend extends StandinBackend {
     @Override
     public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
         if (command.equalsIgnoreCase("aggregate") && ChangeStreamRequest.isChangeStream(query)) {
-            return changeStreams.open(databaseName, query);
+            return changeStreams.open(databaseName, query, appName(channel));
+        }
+        if (command.equalsIgnoreCase("aggregate") && databaseName.equals("admin") && CurrentOp.isCurrentOp(query)) {
+            return CurrentOp.run(query, changeStreams.openCursors());
         }
         return super.handleCommand(channel, databaseName, command, query);
     }

@@ -1,5 +1,6 @@
 package io.mongorelay.standin.oplog;
 
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -24,17 +25,35 @@ final class ChangeStreamCursor extends AbstractCursor {
     private final Scope scope;
     private final ChangeEvents events;
     private final EventPipeline pipeline;
+    private final Origin origin;
     private long position;
     private boolean invalidated;
 
     ChangeStreamCursor(long id, BoundedOplog oplog, Scope scope, ChangeEvents events, EventPipeline pipeline,
-                       long position) {
+                       long position, Origin origin) {
         super(id);
         this.oplog = oplog;
         this.scope = scope;
         this.events = events;
         this.pipeline = pipeline;
         this.position = position;
+        this.origin = origin;
+    }
+
+    /** Who opened the stream, with what command, and when: what $currentOp reports. */
+    record Origin(String appName, Document command, Instant created) {
+    }
+
+    /** The cursor as $currentOp with idleCursors: true lists it. */
+    Document idleCursor() {
+        Document cursor = new Document("cursorId", getId())
+            .append("createdDate", origin.created())
+            .append("tailable", Boolean.TRUE)
+            .append("awaitData", Boolean.TRUE)
+            .append("originatingCommand", origin.command());
+        Document op = new Document("type", "idleCursor").append("active", Boolean.FALSE).append("ns", namespace());
+        op.putIfNotNull("appName", origin.appName());
+        return op.append("cursor", cursor);
     }
 
     /** Events in a reply, and the token that resumes after everything this batch covered. */

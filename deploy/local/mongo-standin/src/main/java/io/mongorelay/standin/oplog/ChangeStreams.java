@@ -1,8 +1,14 @@
 package io.mongorelay.standin.oplog;
 
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Utils;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.CursorNotFoundException;
 import io.mongorelay.standin.oplog.ChangeStreamCursor.Batch;
 import io.mongorelay.standin.oplog.ChangeStreamRequest.AfterToken;
 import io.mongorelay.standin.oplog.ChangeStreamRequest.AtOperationTime;
@@ -21,6 +27,11 @@ final class ChangeStreams {
     private final BoundedOplog oplog;
     private final CursorRegistry cursors;
     private final DocumentLookup lookup;
+    /**
+     * Cursors handed out, for $currentOp. The registry drops a cursor on killCursors without
+     * telling us, so those it no longer holds are pruned on every open and every listing.
+     */
+    private final Map<Long, ChangeStreamCursor> opened = new ConcurrentHashMap<>();
 
     ChangeStreams(BoundedOplog oplog, CursorRegistry cursors, DocumentLookup lookup) {
         this.oplog = oplog;
@@ -28,17 +39,38 @@ final class ChangeStreams {
         this.lookup = lookup;
     }
 
-    Document open(String db, Document aggregate) {
+    /** Opens a change stream for the client named appName (null: unnamed). */
+    Document open(String db, Document aggregate, String appName) {
         ChangeStreamRequest request = ChangeStreamRequest.parse(db, aggregate);
         long position = startPosition(request.start(), request.scope().cursorNamespace());
         ChangeEvents events = new ChangeEvents(request.updateDocument(), request.beforeChangeField(), lookup);
         ChangeStreamCursor cursor = new ChangeStreamCursor(cursors.generateCursorId(), oplog, request.scope(), events,
-            request.pipeline(), position);
+            request.pipeline(), position, new ChangeStreamCursor.Origin(appName, aggregate, Instant.now()));
         Batch batch = cursor.nextBatch(request.firstBatchSize(), 0);
         if (!cursor.isEmpty()) {
             cursors.add(cursor);
+            pruneClosed();
+            opened.put(cursor.getId(), cursor);
         }
         return reply("firstBatch", cursor, batch);
+    }
+
+    /** The change stream cursors still open. */
+    List<ChangeStreamCursor> openCursors() {
+        pruneClosed();
+        return List.copyOf(opened.values());
+    }
+
+    private void pruneClosed() {
+        opened.values().removeIf(cursor -> !isRegistered(cursor));
+    }
+
+    private boolean isRegistered(ChangeStreamCursor cursor) {
+        try {
+            return cursors.getCursor(cursor.getId()) == cursor;
+        } catch (CursorNotFoundException e) {
+            return false;
+        }
     }
 
     Document getMore(ChangeStreamCursor cursor, Document getMore) {
@@ -47,6 +79,7 @@ final class ChangeStreams {
         Batch batch = cursor.nextBatch(batchSize, awaitMillis);
         if (cursor.isEmpty()) {
             cursors.remove(cursor);
+            opened.remove(cursor.getId());
         }
         return reply("nextBatch", cursor, batch);
     }
