@@ -87,7 +87,10 @@ func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg
 		e.appendKey = e.appendAvroKey
 	}
 	if cfg.ValueFormat == config.ValueJSON || cfg.ValueFormat == config.ValueJSONSchema {
-		e.appendValue = e.jsonValue(cfg.ValueFormat, envelope.NewJSONEncoder(names, e.src, e.typed, e.fields))
+		// json_schema declares the envelope's documents strings (io.debezium.data.Json), as
+		// Debezium does, whatever document.mode says.
+		objects := e.typed && cfg.ValueFormat == config.ValueJSON
+		e.appendValue = e.jsonValue(cfg.ValueFormat, envelope.NewJSONEncoder(names, e.src, objects, e.fields))
 		return e, nil
 	}
 	e.appendValue = e.appendAvroValue
