@@ -1,7 +1,8 @@
 """Output shapes and formats (issue 20 items 1-2): every output.shape × value.format × key.format.
 
 One `mongorelay standalone` runs a connector per combination, each on its own collection, and
-pymongo makes the same small set of changes in each: inserts of documents with most BSON types,
+pymongo makes the same small set of changes in each (after one document written before the
+connector started, copied as a snapshot read): inserts of documents with most BSON types,
 an update that `$unset`s a field, an update that sets a field to an explicit null, a replace and
 a delete. Each topic is read with confluent-kafka and decoded as a downstream user would:
 confluent-kafka's AvroDeserializer against the built-in registry for avro, json.loads for json,
@@ -53,9 +54,13 @@ def documents():
     }
 
 
+COPIED = {"_id": "copied", "s": "written before the connector started", "n": Int64(9)}
+
+
 def write_changes(coll):
     """The changes, each document touched by no operation after the one that gives its final
-    state, so that an update's looked-up document is known. Returns the operations per _id."""
+    state, so that an update's looked-up document is known. Returns the operations per _id,
+    COPIED's snapshot read included."""
     docs = documents()
     for doc in docs.values():
         coll.insert_one(dict(doc))
@@ -64,7 +69,7 @@ def write_changes(coll):
     coll.replace_one({"_id": "c"}, {"s": "c2", "list": [Int64(1), Int64(2)]})
     coll.delete_one({"_id": Int64(4)})
     final = {canonical_id(d["_id"]): d for d in coll.find()}
-    ops = {}
+    ops = {canonical_id(COPIED["_id"]): [("r", COPIED)]}
     for role, doc in docs.items():
         key = canonical_id(doc["_id"])
         second = ("d", None) if role == "delete" else ("u", final[key])
@@ -281,8 +286,9 @@ def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_
     connectors = []
     for shape, value_format, key_format in COMBINATIONS:
         coll = collection_of(shape, value_format, key_format)
-        db.create_collection(coll)
-        settings = {"output.shape": shape, "value.format": value_format, "key.format": key_format}
+        db[coll].insert_one(dict(COPIED))
+        settings = {"output.shape": shape, "value.format": value_format, "key.format": key_format,
+                    "snapshot.mode": "initial"}
         if shape == "document":
             settings["output.document.add.fields"] = ADDED_FIELDS
         connector = pipeline.connector([coll], settings)
