@@ -202,8 +202,11 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 	}
 	if r.Value, err = w.enc.appendValue(ctx, r.Value[:0], ev, now.UnixMilli()); err != nil {
 		switch {
-		case errors.Is(err, envelope.ErrTombstone):
+		case errors.Is(err, envelope.ErrTombstone) && w.cfg.TombstonesOnDelete:
 			r.Value = nil // output.shape=document: the delete's record is its tombstone
+		case errors.Is(err, envelope.ErrTombstone):
+			w.records.Put(r) // output.shape=document without tombstones: a delete writes nothing
+			return nil
 		case errors.Is(err, envelope.ErrNoDocument):
 			w.records.Put(r) // output.shape=document: nothing to write, the delete follows
 			return nil

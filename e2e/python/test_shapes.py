@@ -1,10 +1,11 @@
 """Output shapes and formats (issue 20 items 1-2): every output.shape × value.format × key.format.
 
-One `mongorelay standalone` runs a connector per combination, each on its own collection, and
-pymongo makes the same small set of changes in each (after one document written before the
-connector started, copied as a snapshot read): inserts of documents with most BSON types,
-an update that `$unset`s a field, an update that sets a field to an explicit null, a replace and
-a delete. Each topic is read with confluent-kafka and decoded as a downstream user would:
+One `mongorelay standalone` runs a connector per combination, each on its own collection (and
+one more with tombstones.on.delete=false, where the document shape writes nothing for a
+delete), and pymongo makes the same small set of changes in each, after one document written
+before the connector started (a snapshot read): inserts of documents with most BSON types, an
+update that `$unset`s a field, an update that sets a field to an explicit null, a replace and a
+delete. Each topic is read with confluent-kafka and decoded as a downstream user would:
 confluent-kafka's AvroDeserializer against the built-in registry for avro, json.loads for json,
 and for json_schema the {"schema", "payload"} envelope of Kafka Connect's JsonConverter, its
 schema checked field by field against the payload. Every document must match what pymongo reads.
@@ -32,13 +33,15 @@ SHAPES = ("envelope", "document")
 VALUE_FORMATS = ("avro", "json", "json_schema")
 KEY_FORMATS = ("avro", "json", "string")
 COMBINATIONS = [(s, v, k) for s in SHAPES for v in VALUE_FORMATS for k in KEY_FORMATS]
+# With tombstones.on.delete=false the document shape writes nothing for a delete.
+NO_TOMBSTONES = ("document", "json", "string")
 ADDED_FIELDS = "op,source.collection"  # output.document.add.fields of the document shape
 
 JSON_DOCUMENT = {"type": "string", "optional": True, "name": "io.debezium.data.Json", "version": 1}
 
 
-def collection_of(shape, value_format, key_format):
-    return f"{shape}_{value_format}_{key_format}"
+def collection_of(shape, value_format, key_format, tombstones=True):
+    return f"{shape}_{value_format}_{key_format}" + ("" if tombstones else "_no_tombstones")
 
 
 def documents():
@@ -77,7 +80,7 @@ def write_changes(coll):
     return ops
 
 
-def expected_records(ops, shape):
+def expected_records(ops, shape, tombstones=True):
     """(op, document) per _id in record order: a delete is followed by its tombstone (op None);
     in the document shape the tombstone is the delete's only record."""
     out = {}
@@ -86,7 +89,7 @@ def expected_records(ops, shape):
         for op, doc in changes:
             if op == "d":
                 records += [] if shape == "document" else [("d", None)]
-                records.append((None, None))
+                records += [(None, None)] if tombstones else []
             else:
                 records.append((op, doc))
         out[key] = records
@@ -284,11 +287,12 @@ def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_
     started = time.monotonic()
     db = mongo[pipeline.db]
     connectors = []
-    for shape, value_format, key_format in COMBINATIONS:
-        coll = collection_of(shape, value_format, key_format)
+    runs = [(*combo, True) for combo in COMBINATIONS] + [(*NO_TOMBSTONES, False)]
+    for shape, value_format, key_format, tombstones in runs:
+        coll = collection_of(shape, value_format, key_format, tombstones)
         db[coll].insert_one(dict(COPIED))
         settings = {"output.shape": shape, "value.format": value_format, "key.format": key_format,
-                    "snapshot.mode": "initial"}
+                    "snapshot.mode": "initial", "tombstones.on.delete": str(tombstones).lower()}
         if shape == "document":
             settings["output.document.add.fields"] = ADDED_FIELDS
         connector = pipeline.connector([coll], settings)
@@ -298,21 +302,21 @@ def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_
     wait_streaming(pipeline, relay, connectors)
     ops = {c["coll"]: write_changes(db[c["coll"]]) for c in connectors}
 
-    expected_total = sum(len(r) for combo in COMBINATIONS
-                         for r in expected_records(ops[collection_of(*combo)], combo[0]).values())
+    expected_total = sum(len(r) for run in runs
+                         for r in expected_records(ops[collection_of(*run)], run[0], run[3]).values())
     records = read_topics(pipeline.kafka, [pipeline.topic(c["coll"]) for c in connectors],
                           min_records=expected_total, quiet_s=2.0, timeout_s=90)
     assert relay.alive(), relay.tail()
     registry = Registry.at(pipeline.registry_url)
     problems = []
-    for combo in COMBINATIONS:
-        coll = collection_of(*combo)
-        decoder = Decoder(registry, *combo)
+    for run in runs:
+        coll = collection_of(*run)
+        decoder = Decoder(registry, *run[:3])
         got = {}
         for record in records:
             if record.topic == pipeline.topic(coll):
                 got.setdefault(decoder.key(record), []).append(record)
-        for key, want in expected_records(ops[coll], combo[0]).items():
+        for key, want in expected_records(ops[coll], run[0], run[3]).items():
             have = got.pop(key, [])
             if len(have) != len(want):
                 problems.append(f"{coll} {key}: {len(have)} records, want {len(want)} ({[op for op, _ in want]})")
@@ -321,5 +325,5 @@ def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_
                 problems += [f"{coll} {key} @{record.offset} ({op}): {p}" for p in decoder.problems(record, op, doc)]
         problems += [f"{coll} {key}: records for a document never written" for key in got]
     record_property("seconds", round(time.monotonic() - started, 1))
-    record_property("combinations", len(COMBINATIONS))
+    record_property("connectors", len(runs))
     fail_on(problems, "records that differ from pymongo's documents")

@@ -162,7 +162,7 @@ func Keys() []Key {
 			Group: "Output", Importance: ImportanceMedium, Display: "Output shape", Dependents: []string{"output.document.add.fields"}, Default: string(ShapeEnvelope),
 			Allowed: []string{string(ShapeEnvelope), string(ShapeDocument)},
 			Doc: "What a record's value holds: envelope (Debezium's change event: before, after, updateDescription, source, op, ts_ms) or document (the document after the change only, as Debezium's ExtractNewDocumentState or the MongoDB Kafka Connector's publish.full.document.only write it, " +
-				"with the fields output.document.add.fields names; a delete writes a tombstone, and an update whose document is gone by the time it is looked up writes nothing, its delete following).",
+				"with the fields output.document.add.fields names; a delete writes a tombstone, or nothing with tombstones.on.delete=false, and an update whose document is gone by the time it is looked up writes nothing, its delete following).",
 			set: func(c *Config, v string) string { c.OutputShape = OutputShape(v); return "" }},
 		{Name: "output.document.add.fields", Type: TypeList,
 			Group: "Output", Importance: ImportanceLow, Display: "Fields added to documents",
@@ -191,7 +191,7 @@ func Keys() []Key {
 			set: setRegistryURLs},
 		{Name: "tombstones.on.delete", Type: TypeBoolean,
 			Group: "Output", Importance: ImportanceLow, Display: "Tombstones on delete", Default: "true",
-			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document.",
+			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document. With output.shape=document the tombstone is the delete's only record: false writes nothing for a delete.",
 			set: func(c *Config, v string) string { c.TombstonesOnDelete = v == "true"; return "" }},
 		{Name: "errors.tolerance", Type: TypeString,
 			Group: "Errors", Importance: ImportanceMedium, Display: "Error tolerance", Dependents: []string{"errors.deadletterqueue.topic.name"}, Default: string(ToleranceNone),
