@@ -8,15 +8,20 @@ update that `$unset`s a field, an update that sets a field to an explicit null, 
 delete. Each topic is read with confluent-kafka and decoded as a downstream user would:
 confluent-kafka's AvroDeserializer against the built-in registry for avro, json.loads for json,
 and for json_schema the {"schema", "payload"} envelope of Kafka Connect's JsonConverter, its
-schema checked field by field against the payload. Every document must match what pymongo reads.
+schema checked field by field against the payload, and every such record read by JsonConverter
+itself (JsonConverterRead.java), as a Connect sink would. Every document must match what pymongo
+reads.
 
 Avro records are compared with avrodoc, whose typed mapping reads a field set to null and a field
 absent alike (DESIGN.md 4: telling them apart in Avro is issue 20 item 4); the JSON formats keep
 the difference, and are compared exactly: the Extended JSON must give the document's BSON bytes.
 """
+import base64
 import datetime
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import bson
 import pytest
@@ -197,7 +202,7 @@ def connect_value(value):
     if isinstance(value, int):
         return {"type": "int32", **optional}, value
     if isinstance(value, float):
-        return {"type": "float64", **optional}, value
+        return {"type": "double", **optional}, value
     if isinstance(value, (str, ObjectId, Decimal128)) or value is None:
         return {"type": "string", **optional}, None if value is None else str(value)
     if isinstance(value, datetime.datetime):
@@ -233,7 +238,7 @@ def conforms(schema, value, path):
         return [p for i, v in enumerate(value) for p in conforms(schema["items"], v, f"{path}[{i}]")]
     ok = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
           "int32": lambda v: type(v) is int and -(1 << 31) <= v < 1 << 31,
-          "int64": lambda v: type(v) is int, "float64": lambda v: type(v) is float,
+          "int64": lambda v: type(v) is int, "double": lambda v: type(v) is float,
           "bytes": lambda v: isinstance(v, str)}[kind]
     return [] if ok(value) else [f"{path}: {value!r} is not a {kind}"]
 
@@ -267,6 +272,26 @@ def envelope_schema_problems(schema, topic):
     return problems
 
 
+def connect_sink_problems(kafka_libs, records):
+    """Has Kafka Connect's own JsonConverter (schemas.enable=true) read every json_schema record,
+    as a sink would: its schema must parse and its payload fit it, and the value it reads, written
+    back without the schema, must be the payload."""
+    lines = "".join(f"{r.topic}\t{base64.b64encode(r.value).decode()}\n" for r in records)
+    reader = Path(__file__).with_name("JsonConverterRead.java")
+    run = subprocess.run(["java", "-cp", f"{kafka_libs}/*", str(reader)], input=lines,
+                         capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        return [f"JsonConverterRead failed: {run.stderr[-2000:]}"]
+    problems = []
+    for record, line in zip(records, run.stdout.splitlines(), strict=True):
+        where = f"{record.topic}@{record.offset}"
+        if line.startswith("ERROR "):
+            problems.append(f"{where}: JsonConverter refuses it: {line[6:]}")
+        elif json.loads(line) != json.loads(record.value)["payload"]:
+            problems.append(f"{where}: JsonConverter reads {line}, the payload is {json.loads(record.value)['payload']}")
+    return problems
+
+
 def wait_streaming(pipeline, process, connectors, timeout_s=60):
     """Waits until every connector's task has committed a position: its change stream is open."""
     keys = [offset_key(c["name"], pipeline.db, c["coll"]) for c in connectors]
@@ -283,7 +308,7 @@ def wait_streaming(pipeline, process, connectors, timeout_s=60):
         time.sleep(0.5)
 
 
-def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_property):
+def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, kafka_libs, record_property):
     started = time.monotonic()
     db = mongo[pipeline.db]
     connectors = []
@@ -324,6 +349,8 @@ def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, record_
             for record, (op, doc) in zip(have, want):
                 problems += [f"{coll} {key} @{record.offset} ({op}): {p}" for p in decoder.problems(record, op, doc)]
         problems += [f"{coll} {key}: records for a document never written" for key in got]
+    with_schema = [r for r in records if r.value is not None and "_json_schema_" in r.topic]
+    problems += connect_sink_problems(kafka_libs, with_schema)
     record_property("seconds", round(time.monotonic() - started, 1))
     record_property("connectors", len(runs))
     fail_on(problems, "records that differ from pymongo's documents")

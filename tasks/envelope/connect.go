@@ -15,7 +15,8 @@ import (
 // value.format=json_schema writes what Kafka Connect's JsonConverter writes with
 // schemas.enable=true: {"schema": <Connect schema>, "payload": <value>}. A Connect schema is
 // {"type", then "fields" (struct; each field's schema ends with "field": name) or "items"
-// (array), "optional", and "name" and "version" when set}, in that order.
+// (array), "optional", and "name" and "version" when set}, in that order; types are named as
+// JsonConverter names them (a Connect FLOAT64 is "double").
 
 const (
 	connectJSONDocument = `"optional":true,"name":"io.debezium.data.Json","version":1`
@@ -73,7 +74,7 @@ func (e *Encoder) AppendConnectValue(dst []byte, ev *Event, tsMs int64) ([]byte,
 // (value.format=json_schema, output.shape=document). The schema is the document's own, derived
 // from its BSON types, every field optional:
 //
-//	int32, int64, double       int32, int64, float64 (NaN and ±Infinity: string "NaN", "Infinity", "-Infinity")
+//	int32, int64, double       int32, int64, double (NaN and ±Infinity: string "NaN", "Infinity", "-Infinity")
 //	string, boolean            string, boolean
 //	embedded document          struct
 //	array                      array of its elements' schema when they share one (an empty array: of string),
@@ -148,7 +149,7 @@ func appendConnectSchema(dst []byte, t bson.Type, v []byte) ([]byte, error) {
 		if f := math.Float64frombits(uint64(bsonraw.Int64(v))); math.IsNaN(f) || math.IsInf(f, 0) {
 			return append(dst, `{"type":"string","optional":true}`...), nil
 		}
-		return append(dst, `{"type":"float64","optional":true}`...), nil
+		return append(dst, `{"type":"double","optional":true}`...), nil
 	case bson.TypeString, bson.TypeObjectID, bson.TypeDecimal128, bson.TypeNull:
 		return append(dst, `{"type":"string","optional":true}`...), nil
 	case bson.TypeBoolean:

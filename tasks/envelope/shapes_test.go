@@ -218,7 +218,7 @@ func TestConnectDocument(t *testing.T) {
 			bson.E{Key: "empty", Value: bson.A{}},
 			bson.E{Key: "ts", Value: bson.Timestamp{T: 5, I: 1}},
 		), []string{"op"},
-			`[{"type":"int32","optional":true,"field":"_id"},{"type":"int64","optional":true,"field":"qty"},{"type":"float64","optional":true,"field":"price"},` +
+			`[{"type":"int32","optional":true,"field":"_id"},{"type":"int64","optional":true,"field":"qty"},{"type":"double","optional":true,"field":"price"},` +
 				`{"type":"string","optional":true,"field":"note"},{"type":"array","items":{"type":"string","optional":true},"optional":true,"field":"tags"},` +
 				`{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1,"field":"mixed"},` +
 				`{"type":"int64","optional":true,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"at"},` +
