@@ -199,6 +199,11 @@ func TestConnectEnvelope(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("got  %s\nwant %s", out, want)
 	}
+	var v struct{ Schema any }
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	checkConnectTypes(t, v.Schema)
 }
 
 func TestConnectDocument(t *testing.T) {
@@ -246,11 +251,37 @@ func TestConnectDocument(t *testing.T) {
 			if string(out) != want {
 				t.Errorf("got  %s\nwant %s", out, want)
 			}
-			var v any
+			var v struct{ Schema any }
 			if err := json.Unmarshal(out, &v); err != nil {
-				t.Errorf("invalid JSON: %v", err)
+				t.Fatalf("invalid JSON: %v", err)
 			}
+			checkConnectTypes(t, v.Schema)
 		})
+	}
+}
+
+// checkConnectTypes checks that every "type" of a Connect schema is a name JsonConverter reads.
+func checkConnectTypes(t *testing.T, schema any) {
+	t.Helper()
+	switch s := schema.(type) {
+	case map[string]any:
+		switch s["type"] {
+		case "boolean", "int8", "int16", "int32", "int64", "float", "double", "bytes", "string", "array", "map", "struct":
+		default:
+			t.Errorf("type %v is not one JsonConverter reads", s["type"])
+		}
+		for _, k := range []string{"items", "keys", "values"} {
+			if sub, ok := s[k]; ok {
+				checkConnectTypes(t, sub)
+			}
+		}
+		if fields, ok := s["fields"].([]any); ok {
+			for _, f := range fields {
+				checkConnectTypes(t, f)
+			}
+		}
+	default:
+		t.Errorf("schema %v is not an object", schema)
 	}
 }
 
