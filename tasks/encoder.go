@@ -179,9 +179,14 @@ func (e *recordEncoder) appendAvroValue(ctx context.Context, dst []byte, ev *env
 		}
 	}
 	if e.document {
-		// A delete or an update without its document has nothing to evolve the schema with.
-		if _, err := ev.Document(); err != nil {
+		// A delete or an update without its document has nothing to evolve the schema with,
+		// and a document with a field named as an added one cannot be written.
+		doc, err := ev.Document()
+		if err != nil {
 			return dst, err
+		}
+		if err := e.fields.Check(doc); err != nil {
+			return dst, conversionError{fmt.Errorf("document of %s: %w", e.subject, err)}
 		}
 	}
 	if err := e.evolve(ctx, ev); err != nil {

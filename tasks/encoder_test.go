@@ -214,3 +214,27 @@ func TestFormatsChosenOnce(t *testing.T) {
 		t.Errorf("an update without its document: %v, want ErrNoDocument", err)
 	}
 }
+
+// A document with a field named as an added field is a document error (errors.tolerance
+// decides), not a registry one, even before the topic has a schema.
+func TestADocumentTakingAnAddedFieldsNameIsAConversionError(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument, DocumentFields: []string{"op"}}
+	enc, err := newRecordEncoder(ctx, reg, "p.db.coll", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // before the first schema, then with one
+		_, err := enc.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "__op", Value: "x"}}), 0)
+		if !isConversion(err) || !errors.Is(err, envelope.ErrFieldTaken) {
+			t.Errorf("attempt %d: %v, want a conversion error with ErrFieldTaken", i, err)
+		}
+		if _, err := enc.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: "x"}}), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

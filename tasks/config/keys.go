@@ -167,7 +167,7 @@ func Keys() []Key {
 		{Name: "output.document.add.fields", Type: TypeList,
 			Group: "Output", Importance: ImportanceLow, Display: "Fields added to documents",
 			Doc: "With output.shape=document, the change's fields added to each document, as Debezium's ExtractNewDocumentState add.fields names them: op (as __op), ts_ms (__ts_ms, the processing time) and source.<field> (__source_<field>) for each field of the envelope's source " +
-				"(connector, name, ts_ms, snapshot, db, collection, ord, resume_token, txn_id, lsid, txnNumber). Default: none.",
+				"(connector, name, ts_ms, snapshot, db, collection, ord, resume_token, txn_id, lsid, txnNumber). A document with a field of one of these names cannot be written and goes where errors.tolerance says. Default: none.",
 			set: setDocumentFields},
 		{Name: "value.format", Type: TypeString,
 			Group: "Output", Importance: ImportanceMedium, Display: "Value format", Dependents: []string{"document.mode"}, Default: string(ValueAvro),

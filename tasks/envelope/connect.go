@@ -98,7 +98,7 @@ func (e *Encoder) AppendConnectDocument(dst []byte, ev *Event, tsMs int64) ([]by
 }
 
 func (e *Encoder) appendConnectDocument(dst []byte, ev *Event, tsMs int64) ([]byte, error) {
-	doc, err := ev.Document()
+	doc, err := e.shapeDocument(ev)
 	if err != nil {
 		return dst, err
 	}

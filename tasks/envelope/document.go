@@ -19,6 +19,15 @@ var (
 	ErrNoDocument = errors.New("the update comes without its document")
 )
 
+// shapeDocument returns the document of ev the encoder writes in output.shape=document.
+func (e *Encoder) shapeDocument(ev *Event) (bson.Raw, error) {
+	doc, err := ev.Document()
+	if err != nil {
+		return nil, err
+	}
+	return doc, e.schema.fields.Check(doc)
+}
+
 // Document returns the document output.shape=document writes for ev: the document after the
 // change, ErrTombstone for a delete, ErrNoDocument when the event lacks it, ErrNoRecord for
 // events of KindControl.
@@ -37,8 +46,9 @@ func (e *Event) Document() (bson.Raw, error) {
 // AppendDocument appends the Avro value of ev in output.shape=document (the encoder's schema
 // is a DocumentValueSchema): the typed document record followed by the added fields, or in
 // JSON document mode a string of the document's Extended JSON with the added fields as
-// members. On error dst is returned unchanged; errors.Is tells ErrTombstone, ErrNoDocument and,
-// in typed mode, avroschema.ErrNotCovered (the schema must evolve first, see Evolve).
+// members. On error dst is returned unchanged; errors.Is tells ErrTombstone, ErrNoDocument,
+// ErrFieldTaken and, in typed mode, avroschema.ErrNotCovered (the schema must evolve first,
+// see Evolve).
 func (e *Encoder) AppendDocument(dst []byte, ev *Event, tsMs int64) ([]byte, error) {
 	start := len(dst)
 	dst, err := e.appendDocument(dst, ev, tsMs)
@@ -49,7 +59,7 @@ func (e *Encoder) AppendDocument(dst []byte, ev *Event, tsMs int64) ([]byte, err
 }
 
 func (e *Encoder) appendDocument(dst []byte, ev *Event, tsMs int64) ([]byte, error) {
-	doc, err := ev.Document()
+	doc, err := e.shapeDocument(ev)
 	if err != nil {
 		return dst, err
 	}
@@ -68,7 +78,7 @@ func (e *Encoder) appendDocument(dst []byte, ev *Event, tsMs int64) ([]byte, err
 // its last members (value.format=json, output.shape=document). Errors are AppendDocument's.
 func (e *Encoder) AppendJSONDocument(dst []byte, ev *Event, tsMs int64) ([]byte, error) {
 	start := len(dst)
-	doc, err := ev.Document()
+	doc, err := e.shapeDocument(ev)
 	if err == nil {
 		dst, err = e.appendJSONDocument(dst, doc, ev, tsMs)
 	}

@@ -1,12 +1,14 @@
 package envelope
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/mongorelay/mongorelay/tasks/avrobin"
 	"github.com/mongorelay/mongorelay/tasks/avroschema/bsonraw"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // AddedFields are the change's fields written into each document of output.shape=document,
@@ -88,6 +90,27 @@ func ParseAddedFields(names []string) (AddedFields, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// ErrFieldTaken is returned for a document that has a field of the name an added field takes:
+// the document cannot be written with the added fields.
+var ErrFieldTaken = errors.New("the document has a field of an added field's name (output.document.add.fields)")
+
+// Check returns ErrFieldTaken when doc has a top-level field named as one of fs.
+func (fs AddedFields) Check(doc bson.Raw) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	it := bsonraw.Elements(doc)
+	var el bsonraw.Element
+	for it.Next(&el) {
+		for _, f := range fs {
+			if string(el.Key) == f.name {
+				return fmt.Errorf("%w: %s", ErrFieldTaken, f.name)
+			}
+		}
+	}
+	return it.Err()
 }
 
 // sourceTsMs is source.ts_ms: wallTime when the event has it, else clusterTime seconds × 1000.

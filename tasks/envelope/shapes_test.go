@@ -320,3 +320,24 @@ func TestParseAddedFieldsNamesThemAsDebeziumDoes(t *testing.T) {
 		t.Errorf("names %q, want %q", got, want)
 	}
 }
+
+func TestADocumentWithAnAddedFieldsNameIsRefused(t *testing.T) {
+	fields := addedFields(t, "op")
+	doc := bson.D{{Key: "_id", Value: int32(7)}, {Key: "__op", Value: "mine"}}
+	ev := shapeEvent(t, "insert", doc)
+	typed, err := DocumentValueSchema(names, inferred(t, bson.D{{Key: "_id", Value: int32(7)}}), fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEnc := NewJSONEncoder(names, src, true, fields)
+	for name, write := range map[string]func([]byte, *Event, int64) ([]byte, error){
+		"avro": NewEncoder(typed, src).AppendDocument, "json": jsonEnc.AppendJSONDocument, "json_schema": jsonEnc.AppendConnectDocument,
+	} {
+		if _, err := write(nil, &ev, 1); !errors.Is(err, ErrFieldTaken) {
+			t.Errorf("%s: %v, want ErrFieldTaken", name, err)
+		}
+	}
+	if err := addedFields(t).Check(raw(t, doc)); err != nil {
+		t.Errorf("without added fields: %v", err)
+	}
+}
