@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import bson
-import pytest
 from bson import Decimal128, Int64, ObjectId, json_util
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
