@@ -45,24 +45,57 @@ type recordEncoder struct {
 	keyID   int
 	valueID int
 	value   *envelope.Encoder // nil in typed mode until the first document
+	// encode is value's AppendValue, or AppendDocument in output.shape=document.
+	encode func(dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error)
+
+	// document is output.shape=document: the value is the document, written by
+	// envelope.Encoder.AppendDocument in a DocumentValueSchema.
+	document bool
+	fields   envelope.AddedFields
+
+	// appendKey appends ev's key and appendValue its value, in the connector's key.format,
+	// value.format and output.shape: chosen once, when the encoder is made. appendValue
+	// returns errors envelope.ErrTombstone and envelope.ErrNoDocument as they are.
+	appendKey   func(dst []byte, ev *envelope.Event) ([]byte, error)
+	appendValue func(ctx context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error)
 }
 
 func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg *config.Config) (*recordEncoder, error) {
 	names := envelope.NamesFor(topic)
 	e := &recordEncoder{
-		reg:     reg,
-		typed:   cfg.DocumentMode == config.DocumentTyped,
-		names:   names,
-		subject: topic + "-value",
-		src:     envelope.Source{Connector: "mongodb", Name: cfg.TopicPrefix},
-		opts:    avroschema.Options{Name: names.Value},
+		reg:      reg,
+		typed:    cfg.DocumentMode == config.DocumentTyped,
+		names:    names,
+		subject:  topic + "-value",
+		src:      envelope.Source{Connector: "mongodb", Name: cfg.TopicPrefix},
+		opts:     avroschema.Options{Name: names.Value},
+		document: cfg.OutputShape == config.ShapeDocument,
 	}
 	var err error
-	if e.keyID, err = reg.Register(ctx, topic+"-key", envelope.KeySchema(names)); err != nil {
-		return nil, fmt.Errorf("register the key schema of %s: %w", topic, err)
+	if e.fields, err = envelope.ParseAddedFields(cfg.DocumentFields); err != nil {
+		return nil, fmt.Errorf("output.document.add.fields: %w", err)
 	}
+	switch cfg.KeyFormat {
+	case config.KeyJSON:
+		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendJSONKey(dst) }
+	case config.KeyString:
+		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendStringKey(dst) }
+	default:
+		if e.keyID, err = reg.Register(ctx, topic+"-key", envelope.KeySchema(names)); err != nil {
+			return nil, fmt.Errorf("register the key schema of %s: %w", topic, err)
+		}
+		e.appendKey = e.appendAvroKey
+	}
+	if cfg.ValueFormat == config.ValueJSON || cfg.ValueFormat == config.ValueJSONSchema {
+		// json_schema declares the envelope's documents strings (io.debezium.data.Json), as
+		// Debezium does, whatever document.mode says.
+		objects := e.typed && cfg.ValueFormat == config.ValueJSON
+		e.appendValue = e.jsonValue(cfg.ValueFormat, envelope.NewJSONEncoder(names, e.src, objects, e.fields))
+		return e, nil
+	}
+	e.appendValue = e.appendAvroValue
 	if !e.typed {
-		vs, err := envelope.JSONValueSchema(names)
+		vs, err := e.valueSchema(nil)
 		if err != nil {
 			return nil, err
 		}
@@ -72,15 +105,47 @@ func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg
 	if err != nil || latest == nil {
 		return e, err
 	}
-	vs, err := envelope.TypedValueSchema(names, latest)
+	vs, err := e.valueSchema(latest)
 	if err != nil {
 		return nil, err
 	}
 	return e, e.use(ctx, vs)
 }
 
-// appendKey appends ev's key, header included.
-func (e *recordEncoder) appendKey(dst []byte, ev *envelope.Event) ([]byte, error) {
+// jsonValue returns the appendValue of a JSON value format, which needs no registry.
+func (e *recordEncoder) jsonValue(format config.ValueFormat, enc *envelope.Encoder) func(context.Context, []byte, *envelope.Event, int64) ([]byte, error) {
+	write := enc.AppendJSONValue
+	switch {
+	case format == config.ValueJSON && e.document:
+		write = enc.AppendJSONDocument
+	case format == config.ValueJSONSchema && e.document:
+		write = enc.AppendConnectDocument
+	case format == config.ValueJSONSchema:
+		write = enc.AppendConnectValue
+	}
+	return func(_ context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error) {
+		out, err := write(dst, ev, tsMs)
+		if err != nil {
+			return dst, conversionError{err}
+		}
+		return out, nil
+	}
+}
+
+// valueSchema is the Avro value schema of the output shape around doc, the document schema in
+// typed mode (nil in JSON document mode).
+func (e *recordEncoder) valueSchema(doc *avroschema.Schema) (*envelope.ValueSchema, error) {
+	switch {
+	case e.document:
+		return envelope.DocumentValueSchema(e.names, doc, e.fields)
+	case doc == nil:
+		return envelope.JSONValueSchema(e.names)
+	}
+	return envelope.TypedValueSchema(e.names, doc)
+}
+
+// appendAvroKey appends ev's Avro key, header included.
+func (e *recordEncoder) appendAvroKey(dst []byte, ev *envelope.Event) ([]byte, error) {
 	start := len(dst)
 	dst, err := ev.AppendKey(registry.AppendWireHeader(dst, e.keyID))
 	if err != nil {
@@ -101,10 +166,11 @@ func isConversion(err error) bool {
 	return errors.As(err, &c)
 }
 
-// appendValue appends ev's value, header included, evolving the schema first when needed.
-func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error) {
+// appendAvroValue appends ev's Avro value, header included, evolving the schema first when
+// needed.
+func (e *recordEncoder) appendAvroValue(ctx context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error) {
 	if e.value != nil {
-		out, err := e.value.AppendValue(registry.AppendWireHeader(dst, e.valueID), ev, tsMs)
+		out, err := e.encode(registry.AppendWireHeader(dst, e.valueID), ev, tsMs)
 		if err == nil {
 			return out, nil
 		}
@@ -112,10 +178,21 @@ func (e *recordEncoder) appendValue(ctx context.Context, dst []byte, ev *envelop
 			return dst, conversionError{err}
 		}
 	}
+	if e.document {
+		// A delete or an update without its document has nothing to evolve the schema with,
+		// and a document with a field named as an added one cannot be written.
+		doc, err := ev.Document()
+		if err != nil {
+			return dst, err
+		}
+		if err := e.fields.Check(doc); err != nil {
+			return dst, conversionError{fmt.Errorf("document of %s: %w", e.subject, err)}
+		}
+	}
 	if err := e.evolve(ctx, ev); err != nil {
 		return dst, err
 	}
-	out, err := e.value.AppendValue(registry.AppendWireHeader(dst, e.valueID), ev, tsMs)
+	out, err := e.encode(registry.AppendWireHeader(dst, e.valueID), ev, tsMs)
 	if err != nil {
 		return dst, conversionError{fmt.Errorf("encode with the evolved schema of %s: %w", e.subject, err)}
 	}
@@ -150,7 +227,7 @@ func (e *recordEncoder) evolve(ctx context.Context, ev *envelope.Event) error {
 			return conversionError{fmt.Errorf("infer the schema of a document of %s: %w", e.subject, err)}
 		}
 		var vs *envelope.ValueSchema
-		if vs, err = envelope.TypedValueSchema(e.names, doc); err != nil {
+		if vs, err = e.valueSchema(doc); err != nil {
 			return err
 		}
 		err = e.use(ctx, vs)
@@ -237,5 +314,9 @@ func (e *recordEncoder) use(ctx context.Context, vs *envelope.ValueSchema) error
 	}
 	e.valueID = id
 	e.value = envelope.NewEncoder(vs, e.src)
+	e.encode = e.value.AppendValue
+	if e.document {
+		e.encode = e.value.AppendDocument
+	}
 	return nil
 }

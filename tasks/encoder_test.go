@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -131,6 +132,109 @@ func TestConcurrentEvolutionsConverge(t *testing.T) {
 	for i := range tasks {
 		if field := fmt.Sprintf(`"name":"f%d"`, i); !strings.Contains(latest.Schema, field) {
 			t.Errorf("latest version %d lacks %s", latest.Version, field)
+		}
+	}
+}
+
+// In output.shape=document the registered schema is the document record with the added fields
+// last: a task that starts later merges its documents into the registered document, without
+// taking the added fields for document fields.
+func TestTheDocumentShapeEvolvesFromTheRegisteredDocument(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument,
+		DocumentFields: []string{"op", "source.collection"}}
+	const topic = "p.db.coll"
+	for i, doc := range []bson.D{{{Key: "_id", Value: 1}, {Key: "a", Value: "x"}}, {{Key: "_id", Value: 1}, {Key: "b", Value: int64(2)}}} {
+		enc, err := newRecordEncoder(ctx, reg, topic, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := enc.appendValue(ctx, nil, insertEvent(t, doc), 0)
+		if err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		v, err := registry.NewDecoder(reg).Decode(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := v.(map[string]any); m["__op"] != "c" || m["__source_collection"] != "coll" {
+			t.Errorf("document %d: added fields %v, %v", i, m["__op"], m["__source_collection"])
+		}
+	}
+	latest, err := reg.Latest(ctx, topic+"-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"name":"a"`, `"name":"b"`, `"name":"__op"`, `"name":"__source_collection"`} {
+		if n := strings.Count(latest.Schema, field); n != 1 {
+			t.Errorf("latest version %d has %s %d times:\n%s", latest.Version, field, n, latest.Schema)
+		}
+	}
+	if !strings.HasSuffix(latest.Schema, `{"name":"__op","type":["null","string"],"default":null},{"name":"__source_collection","type":["null","string"],"default":null}]}`) {
+		t.Errorf("the added fields are not last:\n%s", latest.Schema)
+	}
+}
+
+// Keys and values in a JSON format register nothing; deletes and updates without their
+// document come back as the errors the writer turns into a tombstone and into nothing.
+func TestFormatsChosenOnce(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument,
+		ValueFormat: config.ValueJSON, KeyFormat: config.KeyString}
+	enc, err := newRecordEncoder(ctx, reg, "p.db.coll", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "s", Value: nil}})
+	key, err := enc.appendKey(nil, ev)
+	if err != nil || string(key) != `{"$numberInt":"1"}` {
+		t.Errorf("key %s, %v", key, err)
+	}
+	value, err := enc.appendValue(ctx, nil, ev, 0)
+	if err != nil || string(value) != `{"_id":{"$numberInt":"1"},"s":null}` {
+		t.Errorf("value %s, %v", value, err)
+	}
+	if subjects := reg.Subjects(true); len(subjects) != 0 {
+		t.Errorf("subjects registered: %v", subjects)
+	}
+	ev.Op, ev.FullDocument = envelope.OpDelete, nil
+	if _, err := enc.appendValue(ctx, nil, ev, 0); !errors.Is(err, envelope.ErrTombstone) {
+		t.Errorf("a delete: %v, want ErrTombstone", err)
+	}
+	ev.Op = envelope.OpUpdate
+	if _, err := enc.appendValue(ctx, nil, ev, 0); !errors.Is(err, envelope.ErrNoDocument) {
+		t.Errorf("an update without its document: %v, want ErrNoDocument", err)
+	}
+}
+
+// A document with a field named as an added field is a document error (errors.tolerance
+// decides), not a registry one, even before the topic has a schema.
+func TestADocumentTakingAnAddedFieldsNameIsAConversionError(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registrytest.NewStore(), registry.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument, DocumentFields: []string{"op"}}
+	enc, err := newRecordEncoder(ctx, reg, "p.db.coll", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // before the first schema, then with one
+		_, err := enc.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "__op", Value: "x"}}), 0)
+		if !isConversion(err) || !errors.Is(err, envelope.ErrFieldTaken) {
+			t.Errorf("attempt %d: %v, want a conversion error with ErrFieldTaken", i, err)
+		}
+		if _, err := enc.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: "x"}}), 0); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

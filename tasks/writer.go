@@ -204,11 +204,22 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 		return w.reject(ctx, g, raw, ev, err)
 	}
 	if r.Value, err = w.enc.appendValue(ctx, r.Value[:0], ev, now.UnixMilli()); err != nil {
-		w.records.Put(r)
-		if isConversion(err) {
+		switch {
+		case errors.Is(err, envelope.ErrTombstone) && w.cfg.TombstonesOnDelete:
+			r.Value = nil // output.shape=document: the delete's record is its tombstone
+		case errors.Is(err, envelope.ErrTombstone):
+			w.records.Put(r) // output.shape=document without tombstones: a delete writes nothing
+			return nil
+		case errors.Is(err, envelope.ErrNoDocument):
+			w.records.Put(r) // output.shape=document: nothing to write, the delete follows
+			return nil
+		case isConversion(err):
+			w.records.Put(r)
 			return w.reject(ctx, g, raw, ev, err)
+		default:
+			w.records.Put(r)
+			return err
 		}
-		return err
 	}
 	if size := len(r.Key) + len(r.Value) + headersLen(w.headers); size > w.maxRecordBytes {
 		w.records.Put(r)
@@ -227,7 +238,7 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 	// The tombstone is built before r is produced: once produced, r may be acked, recycled
 	// and handed out again by w.record().
 	var tomb *kgo.Record
-	if ev.Op == envelope.OpDelete && w.cfg.TombstonesOnDelete {
+	if ev.Op == envelope.OpDelete && w.cfg.TombstonesOnDelete && r.Value != nil {
 		tomb = w.record()
 		tomb.Key = append(tomb.Key[:0], r.Key...)
 		tomb.Value = nil

@@ -129,12 +129,25 @@ func decodeRecord(ctx context.Context, dec *registry.Decoder, r *kgo.Record) (co
 			continue // a tombstone's value
 		}
 		v, err := dec.Decode(ctx, part.raw)
+		if errors.Is(err, registry.ErrNotWireFormat) {
+			*part.dst = plain(part.raw)
+			continue
+		}
 		if err != nil {
 			return out, fmt.Errorf("decode %s of %s[%d]@%d: %w", part.name, r.Topic, r.Partition, r.Offset, err)
 		}
 		*part.dst = jsonSafe(v)
 	}
 	return out, nil
+}
+
+// plain is a key or value written without the registry (key.format or value.format json,
+// json_schema or string): JSON as it is, anything else as text.
+func plain(raw []byte) any {
+	if json.Valid(raw) {
+		return json.RawMessage(raw)
+	}
+	return string(raw)
 }
 
 // jsonSafe replaces the float values JSON cannot carry (NaN, ±Inf) with their names.

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mongorelay/mongorelay/registry"
 )
 
 func TestRun(t *testing.T) {
@@ -88,5 +93,26 @@ func TestEveryReferenceKeyIsDocumented(t *testing.T) {
 				t.Errorf("%s reference: %s has no description", what, cells[0])
 			}
 		}
+	}
+}
+
+func TestConsumeShowsRecordsWrittenWithoutTheRegistryAsTheyAre(t *testing.T) {
+	dec := registry.NewDecoder(nil) // never asked: no part is in the wire format
+	r := &kgo.Record{Topic: "t", Key: []byte(`{"$numberInt":"7"}`), Value: []byte(`{"_id":{"$numberInt":"7"},"s":"a"}`)}
+	got, err := decodeRecord(context.Background(), dec, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"topic":"t","partition":0,"offset":0,"timestamp":"0001-01-01T00:00:00Z","key":{"$numberInt":"7"},"value":{"_id":{"$numberInt":"7"},"s":"a"}}`
+	if string(line) != want {
+		t.Errorf("got  %s\nwant %s", line, want)
+	}
+	r.Key = []byte(`abc`)
+	if got, err = decodeRecord(context.Background(), dec, r); err != nil || got.Key != "abc" {
+		t.Errorf("a text key: %#v, %v", got.Key, err)
 	}
 }

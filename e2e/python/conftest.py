@@ -114,6 +114,12 @@ def pipeline(env, mongo, relay_binary, processes, tmp_path):
 
 
 @pytest.fixture
+def kafka_libs():
+    """The directory of the Kafka jars (Connect's JsonConverter among them)."""
+    return _require("MONGORELAY_TEST_KAFKA_LIBS")
+
+
+@pytest.fixture
 def mongo_jar():
     return _require("MONGORELAY_TEST_MONGO_JAR")
 

@@ -91,14 +91,17 @@ class Pipeline:
         return {"name": self.name, "config": config}
 
     def start(self, connector, label):
-        """Starts `mongorelay standalone` with connector; its log is <label>.log in the workdir."""
-        path = self.workdir / f"{label}.connector.json"
-        path.write_text(json.dumps(connector, indent=2))
+        """Starts `mongorelay standalone` with connector (or a list of connectors, run side by
+        side); its log is <label>.log in the workdir."""
+        paths = []
+        for i, c in enumerate(connector if isinstance(connector, list) else [connector]):
+            paths.append(self.workdir / f"{label}.{i}.connector.json")
+            paths[-1].write_text(json.dumps(c, indent=2))
         process = Process(label, [
             self.binary, "standalone", "--kafka", self.kafka,
             "--registry-listen", f"127.0.0.1:{self.registry_port}", "--http-listen", f"127.0.0.1:{self.http_port}",
             "--offsets-topic", self.offsets_topic, "--schemas-topic", self.schemas_topic,
-            "--log-format", "json", "--log-level", "info", str(path)], self.workdir)
+            "--log-format", "json", "--log-level", "info", *map(str, paths)], self.workdir)
         self.processes.append(process)
         return process
 

@@ -53,10 +53,33 @@ const (
 	SnapshotInitialOnly SnapshotMode = "initial_only"
 )
 
+// ValueFormat is value.format.
+type ValueFormat string
+
 // value.format values.
 const (
-	ValueAvro = "avro"
-	ValueJSON = "json"
+	ValueAvro       ValueFormat = "avro"
+	ValueJSON       ValueFormat = "json"
+	ValueJSONSchema ValueFormat = "json_schema"
+)
+
+// KeyFormat is key.format.
+type KeyFormat string
+
+// key.format values.
+const (
+	KeyAvro   KeyFormat = "avro"
+	KeyJSON   KeyFormat = "json"
+	KeyString KeyFormat = "string"
+)
+
+// OutputShape is output.shape.
+type OutputShape string
+
+// output.shape values.
+const (
+	ShapeEnvelope OutputShape = "envelope"
+	ShapeDocument OutputShape = "document"
 )
 
 // DocumentMode is document.mode.
@@ -102,15 +125,21 @@ type Config struct {
 	ConnectorClass   string
 	ConnectionString Secret
 
-	TopicPrefix        string
-	Shards             int
-	ShardFilter        ShardFilter
-	TasksMax           int // 0: no cap
-	CaptureMode        CaptureMode
-	SnapshotMode       SnapshotMode
-	Pipeline           []bson.D
-	HeartbeatInterval  time.Duration
-	DocumentMode       DocumentMode
+	TopicPrefix       string
+	Shards            int
+	ShardFilter       ShardFilter
+	TasksMax          int // 0: no cap
+	CaptureMode       CaptureMode
+	SnapshotMode      SnapshotMode
+	Pipeline          []bson.D
+	HeartbeatInterval time.Duration
+	DocumentMode      DocumentMode
+	ValueFormat       ValueFormat
+	KeyFormat         KeyFormat
+	OutputShape       OutputShape
+	// DocumentFields are the change's fields added to each document in output.shape=document,
+	// as output.document.add.fields lists them ("op", "ts_ms", "source.db", ...).
+	DocumentFields     []string
 	SchemaRegistryURLs []Secret // empty: the built-in registry
 	TombstonesOnDelete bool
 	ErrorsTolerance    ErrorsTolerance
@@ -370,6 +399,14 @@ func (c *Config) conflicts() []Problem {
 	if c.collectionInclude != nil && c.collectionExclude != nil {
 		out = append(out, Problem{Key: "collection.exclude.list", Value: c.raw["collection.exclude.list"],
 			Message: "cannot be set together with collection.include.list: keep only one of them"})
+	}
+	if c.OutputShape == ShapeDocument && (c.CaptureMode == CaptureChangeStreams || c.CaptureMode == CaptureWithPreImage) {
+		out = append(out, Problem{Key: "output.shape", Value: string(c.OutputShape),
+			Message: fmt.Sprintf("document needs each update's document, which capture.mode=%s does not look up: set capture.mode=change_streams_update_full (the default)", c.CaptureMode)})
+	}
+	if len(c.DocumentFields) > 0 && c.OutputShape != ShapeDocument {
+		out = append(out, Problem{Key: "output.document.add.fields", Value: c.raw["output.document.add.fields"],
+			Message: "applies only to output.shape=document: remove it or set output.shape=document"})
 	}
 	return out
 }

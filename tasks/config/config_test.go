@@ -68,6 +68,9 @@ func TestDefaults(t *testing.T) {
 		HeartbeatInterval:      10 * time.Second,
 		ExactlyOnce:            true,
 		DocumentMode:           DocumentTyped,
+		ValueFormat:            ValueAvro,
+		KeyFormat:              KeyAvro,
+		OutputShape:            ShapeEnvelope,
 		TombstonesOnDelete:     true,
 		ErrorsTolerance:        ToleranceNone,
 		OversizeHandling:       OversizeFail,
@@ -129,7 +132,12 @@ func TestGoodValues(t *testing.T) {
 		{"heartbeat.interval.ms", "2500", func(c *Config) bool { return c.HeartbeatInterval == 2500*time.Millisecond }},
 		{"exactly.once", "FALSE", func(c *Config) bool { return !c.ExactlyOnce }},
 		{"exactly.once", "TRUE", func(c *Config) bool { return c.ExactlyOnce }},
-		{"value.format", "Avro", func(c *Config) bool { return true }},
+		{"value.format", "Avro", func(c *Config) bool { return c.ValueFormat == ValueAvro }},
+		{"value.format", "json", func(c *Config) bool { return c.ValueFormat == ValueJSON }},
+		{"value.format", "JSON_SCHEMA", func(c *Config) bool { return c.ValueFormat == ValueJSONSchema }},
+		{"key.format", "string", func(c *Config) bool { return c.KeyFormat == KeyString }},
+		{"key.format", "json", func(c *Config) bool { return c.KeyFormat == KeyJSON }},
+		{"output.shape", "document", func(c *Config) bool { return c.OutputShape == ShapeDocument }},
 		{"document.mode", "json", func(c *Config) bool { return c.DocumentMode == DocumentJSON }},
 		{"schema.registry.url", "http://sr1:8081, https://user:pw@sr2:8081", func(c *Config) bool {
 			return len(c.SchemaRegistryURLs) == 2 && c.SchemaRegistryURLs[1].Reveal() == "https://user:pw@sr2:8081"
@@ -197,8 +205,11 @@ func TestBadValues(t *testing.T) {
 		{"pipeline", `[{"$match": {"x": {"$date": "not a date"}}}]`, `is not valid extended JSON ...`},
 		{"heartbeat.interval.ms", "0", `"0" is out of range: use a whole number from 100 to 3600000`},
 		{"exactly.once", "yes", `"yes" is not a boolean: use true or false`},
-		{"value.format", "json", `not implemented yet: value.format=json is not built in this version; remove the key or set it to avro`},
-		{"value.format", "protobuf", `"protobuf" is not one of avro, json`},
+		{"value.format", "protobuf", `"protobuf" is not one of avro, json, json_schema`},
+		{"key.format", "bytes", `"bytes" is not one of avro, json, string`},
+		{"output.shape", "flat", `"flat" is not one of envelope, document`},
+		{"output.document.add.fields", "op,source.host", `"source.host" is not a field of the envelope: use op, ts_ms or source.<field> with a field of source (connector, name, ts_ms, snapshot, db, collection, ord, resume_token, txn_id, lsid, txnNumber)`},
+		{"output.document.add.fields", "op,op", `"op" is listed twice`},
 		{"document.mode", "raw", `"raw" is not one of typed, json`},
 		{"schema.registry.url", "registry:8081", `registry:8081 is not an http(s) URL: use e.g. http://registry:8081`},
 		{"tombstones.on.delete", "1", `"1" is not a boolean: use true or false`},
@@ -371,6 +382,34 @@ func TestIncludeExcludeConflict(t *testing.T) {
 	c := mustParse(t, with("database.include.list", "shop", "collection.exclude.list", `shop\.tmp`))
 	if !c.Includes("shop", "orders") || c.Includes("shop", "tmp") || c.Includes("other", "orders") {
 		t.Errorf("database include with collection exclude filters wrongly")
+	}
+}
+
+func TestTheDocumentShapeRefusesWhatItCannotWrite(t *testing.T) {
+	tests := []struct {
+		name string
+		kv   []string
+		want []Problem
+	}{
+		{"updates without their document", []string{"output.shape", "document", "capture.mode", "change_streams"}, []Problem{{Key: "output.shape", Value: "document",
+			Message: "document needs each update's document, which capture.mode=change_streams does not look up: set capture.mode=change_streams_update_full (the default)"}}},
+		{"added fields without the document shape", []string{"output.document.add.fields", "op"}, []Problem{{Key: "output.document.add.fields", Value: "op",
+			Message: "applies only to output.shape=document: remove it or set output.shape=document"}}},
+		{"the document shape with fields", []string{"output.shape", "document", "output.document.add.fields", "op, ts_ms,source.db"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == nil {
+				c := mustParse(t, with(tt.kv...))
+				if want := []string{"op", "ts_ms", "source.db"}; !reflect.DeepEqual(c.DocumentFields, want) {
+					t.Errorf("DocumentFields = %q, want %q", c.DocumentFields, want)
+				}
+				return
+			}
+			if problems := problemsOf(t, with(tt.kv...)); !reflect.DeepEqual(problems, tt.want) {
+				t.Errorf("problems = %+v, want %+v", problems, tt.want)
+			}
+		})
 	}
 }
 
@@ -592,7 +631,7 @@ func TestKeysTable(t *testing.T) {
 		"connector.class", "mongodb.connection.string", "database.include.list", "database.exclude.list",
 		"collection.include.list", "collection.exclude.list", "topic.prefix", "shards", "shard.filter",
 		"tasks.max", "capture.mode", "snapshot.mode", "pipeline", "heartbeat.interval.ms", "exactly.once",
-		"value.format", "document.mode", "schema.registry.url", "tombstones.on.delete", "errors.tolerance",
+		"value.format", "key.format", "output.shape", "document.mode", "schema.registry.url", "tombstones.on.delete", "errors.tolerance",
 		"errors.deadletterqueue.topic.name", "oversize.handling", "offset.lost.policy", "max.batch.size",
 		"poll.max.wait.ms", "topic.creation.default.partitions", "topic.creation.default.replication.factor",
 	} {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/internal/configprovider"
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/envelope"
 )
 
 // Type is a key's type, named as Kafka Connect's ConfigDef names it so the
@@ -163,13 +164,28 @@ func Keys() []Key {
 			Group: "Delivery", Importance: ImportanceMedium, Display: "Exactly once", Default: "true",
 			Doc: "Write each task's offset record to the offsets topic inside the Kafka transaction that carries its records (and its dead letters), as Kafka Connect's exactly-once source support (KIP-618) does, so that consumers with isolation.level=read_committed see every change exactly once across crashes, failovers and restarts. A task reads its offset with read_committed once its transactional id has fenced the previous owner; any failed, fenced or timed-out transaction is aborted and the task resumes from the last committed offset. false (at-least-once): the offset is committed after the transaction, and a crash between the two repeats the events in between. Costs a write to the offsets topic per transaction instead of per commit; measured side by side it costs no events/s (bench/README.md), hence the default.",
 			set: func(c *Config, v string) string { c.ExactlyOnce = v == "true"; return "" }},
+		{Name: "output.shape", Type: TypeString,
+			Group: "Output", Importance: ImportanceMedium, Display: "Output shape", Dependents: []string{"output.document.add.fields"}, Default: string(ShapeEnvelope),
+			Allowed: []string{string(ShapeEnvelope), string(ShapeDocument)},
+			Doc: "What a record's value holds: envelope (Debezium's change event: before, after, updateDescription, source, op, ts_ms) or document (the document after the change only, as Debezium's ExtractNewDocumentState or the MongoDB Kafka Connector's publish.full.document.only write it, " +
+				"with the fields output.document.add.fields names; a delete writes a tombstone, or nothing with tombstones.on.delete=false, and an update whose document is gone by the time it is looked up writes nothing, its delete following).",
+			set: func(c *Config, v string) string { c.OutputShape = OutputShape(v); return "" }},
+		{Name: "output.document.add.fields", Type: TypeList,
+			Group: "Output", Importance: ImportanceLow, Display: "Fields added to documents",
+			Doc: "With output.shape=document, the change's fields added to each document, as Debezium's ExtractNewDocumentState add.fields names them: op (as __op), ts_ms (__ts_ms, the processing time) and source.<field> (__source_<field>) for each field of the envelope's source " +
+				"(connector, name, ts_ms, snapshot, db, collection, ord, resume_token, txn_id, lsid, txnNumber). A document with a field of one of these names cannot be written and goes where errors.tolerance says. Default: none.",
+			set: setDocumentFields},
 		{Name: "value.format", Type: TypeString,
 			Group: "Output", Importance: ImportanceMedium, Display: "Value format", Dependents: []string{"document.mode"}, Default: string(ValueAvro),
-			Allowed: []string{ValueAvro, ValueJSON},
-			Doc:     "Record value encoding: avro (Confluent wire format, schemas in the registry). json is not implemented yet.",
-			set: func(_ *Config, v string) string {
-				return notImplemented(v == ValueJSON, "value.format=json", "remove the key or set it to avro")
-			}},
+			Allowed: []string{string(ValueAvro), string(ValueJSON), string(ValueJSONSchema)},
+			Doc: "Record value encoding: avro (Confluent wire format, schemas in the registry), json (plain JSON, as Kafka Connect's JsonConverter writes it with schemas.enable=false) or json_schema (JsonConverter's {\"schema\": ..., \"payload\": ...} envelope, schemas.enable=true). " +
+				"In JSON, documents are canonical Extended JSON, Debezium's and the MongoDB Kafka Connector's default: objects, or strings holding it where the envelope's documents are strings (document.mode=json, and every json_schema envelope, Debezium's io.debezium.data.Json). docs/record-format.md shows each.",
+			set: func(c *Config, v string) string { c.ValueFormat = ValueFormat(v); return "" }},
+		{Name: "key.format", Type: TypeString,
+			Group: "Output", Importance: ImportanceMedium, Display: "Key format", Default: string(KeyAvro),
+			Allowed: []string{string(KeyAvro), string(KeyJSON), string(KeyString)},
+			Doc:     "Record key encoding: avro (record {id: string}, Confluent wire format), json ({\"id\": string}, Debezium's key as JsonConverter writes it with schemas.enable=false) or string (the id alone). id is always the canonical Extended JSON of the document's _id, so equal _ids give equal keys in every format.",
+			set:     func(c *Config, v string) string { c.KeyFormat = KeyFormat(v); return "" }},
 		{Name: "document.mode", Type: TypeString,
 			Group: "Output", Importance: ImportanceMedium, Display: "Document mode", Default: string(DocumentTyped),
 			Allowed: []string{string(DocumentTyped), string(DocumentJSON)},
@@ -181,7 +197,7 @@ func Keys() []Key {
 			set: setRegistryURLs},
 		{Name: "tombstones.on.delete", Type: TypeBoolean,
 			Group: "Output", Importance: ImportanceLow, Display: "Tombstones on delete", Default: "true",
-			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document.",
+			Doc: "Follow each delete event with a tombstone (a record with a null value) so compacted topics drop the document. With output.shape=document the tombstone is the delete's only record: false writes nothing for a delete.",
 			set: func(c *Config, v string) string { c.TombstonesOnDelete = v == "true"; return "" }},
 		{Name: "errors.tolerance", Type: TypeString,
 			Group: "Errors", Importance: ImportanceMedium, Display: "Error tolerance", Dependents: []string{"errors.deadletterqueue.topic.name"}, Default: string(ToleranceNone),
@@ -386,5 +402,14 @@ func setRegistryURLs(c *Config, v string) string {
 	if len(bad) > 0 {
 		return fmt.Sprintf("%s is not an http(s) URL: use e.g. http://registry:8081", strings.Join(bad, ", "))
 	}
+	return ""
+}
+
+func setDocumentFields(c *Config, v string) string {
+	fields := splitList(v)
+	if _, err := envelope.ParseAddedFields(fields); err != nil {
+		return err.Error()
+	}
+	c.DocumentFields = fields
 	return ""
 }

@@ -114,3 +114,66 @@ func BenchmarkEventJSONValue(b *testing.B) {
 		}
 	}
 }
+
+// benchmarkFormat is the hot path of another shape or format: raw change event to the value
+// write makes of it.
+func benchmarkFormat(b *testing.B, write func(enc *Encoder) func([]byte, *Event, int64) ([]byte, error), enc func(ev *Event) *Encoder) {
+	rawEvent := updateEvent(b)
+	ev, err := Parse(rawEvent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	appendValue := write(enc(&ev))
+	value := make([]byte, 0, 16384)
+	b.SetBytes(int64(len(rawEvent)))
+	// Parsed into one Event declared outside the loop: handed to a func value, an Event
+	// declared in the loop would move to the heap, which would measure the benchmark's loop
+	// rather than the encoder.
+	for b.Loop() {
+		if ev, err = Parse(rawEvent); err != nil {
+			b.Fatal(err)
+		}
+		if value, err = appendValue(value[:0], &ev, 1710324001000); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func jsonEncoder(objects bool) func(*Event) *Encoder {
+	return func(*Event) *Encoder { return NewJSONEncoder(names, src, objects, nil) }
+}
+
+// BenchmarkEventDocument is output.shape=document in typed Avro, with two added fields.
+func BenchmarkEventDocument(b *testing.B) {
+	benchmarkFormat(b, func(enc *Encoder) func([]byte, *Event, int64) ([]byte, error) { return enc.AppendDocument }, func(ev *Event) *Encoder {
+		doc, err := Evolve(nil, ev, docOpts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fields, err := ParseAddedFields([]string{"op", "source.ts_ms"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := DocumentValueSchema(names, doc, fields)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return NewEncoder(s, src)
+	})
+}
+
+// BenchmarkEventJSONDocument is output.shape=document with value.format=json.
+func BenchmarkEventJSONDocument(b *testing.B) {
+	benchmarkFormat(b, func(enc *Encoder) func([]byte, *Event, int64) ([]byte, error) { return enc.AppendJSONDocument }, jsonEncoder(true))
+}
+
+// BenchmarkEventConnectValue is value.format=json_schema: the envelope with its schema.
+func BenchmarkEventConnectValue(b *testing.B) {
+	benchmarkFormat(b, func(enc *Encoder) func([]byte, *Event, int64) ([]byte, error) { return enc.AppendConnectValue }, jsonEncoder(false))
+}
+
+// BenchmarkEventConnectDocument is output.shape=document with value.format=json_schema: the
+// document's schema derived per record.
+func BenchmarkEventConnectDocument(b *testing.B) {
+	benchmarkFormat(b, func(enc *Encoder) func([]byte, *Event, int64) ([]byte, error) { return enc.AppendConnectDocument }, jsonEncoder(true))
+}

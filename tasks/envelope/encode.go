@@ -26,14 +26,31 @@ type Encoder struct {
 	schema *ValueSchema
 	doc    *avroschema.Encoder // typed mode only
 	src    Source
+	// objects writes JSON documents as objects, not as strings holding them.
+	objects bool
+	// connectSchema is the JsonConverter schema of the envelope, for AppendConnectValue.
+	connectSchema []byte
 }
 
-// NewEncoder returns an encoder of values in schema s.
+// NewEncoder returns an encoder of Avro values in schema s: envelopes, or documents when s is a
+// document schema (DocumentValueSchema).
 func NewEncoder(s *ValueSchema, src Source) *Encoder {
 	e := &Encoder{schema: s, src: src}
 	if s.document != nil {
 		e.doc = avroschema.NewEncoder(s.document)
+		e.objects = true
 	}
+	return e
+}
+
+// NewJSONEncoder returns an encoder of JSON values for the topic named n (AppendJSONValue,
+// AppendJSONDocument, AppendConnectValue, AppendConnectDocument), which needs no registry.
+// objects writes the envelope's documents as Extended JSON objects, else as strings holding
+// it; fields are the change's fields added to documents.
+func NewJSONEncoder(n Names, src Source, objects bool, fields AddedFields) *Encoder {
+	e := &Encoder{src: src, objects: objects}
+	e.schema = &ValueSchema{names: n, fields: fields}
+	e.connectSchema = appendConnectEnvelopeSchema(nil, n)
 	return e
 }
 

@@ -10,7 +10,8 @@ import (
 
 // AppendJSONValue appends the envelope of ev as JSON (value.format=json), with the Avro
 // envelope's field names and nulls. Documents are canonical Extended JSON: embedded objects in
-// typed mode, strings holding it in JSON document mode (Debezium's MongoDB shape). Like
+// typed mode, strings holding it in JSON document mode (Debezium's MongoDB shape; see
+// NewJSONEncoder). Like
 // AppendValue it allocates nothing and leaves dst unchanged on error.
 func (e *Encoder) AppendJSONValue(dst []byte, ev *Event, tsMs int64) ([]byte, error) {
 	start := len(dst)
@@ -73,7 +74,7 @@ func (e *Encoder) jsonDocument(dst []byte, doc bson.Raw) ([]byte, error) {
 	if doc == nil {
 		return append(dst, "null"...), nil
 	}
-	if e.doc != nil {
+	if e.objects {
 		return bsonraw.AppendExtJSON(dst, doc)
 	}
 	return appendJSONStringOf(dst, func(b []byte) ([]byte, error) { return bsonraw.AppendExtJSON(b, doc) })
@@ -88,10 +89,7 @@ func appendJSONStringOf(dst []byte, write func([]byte) ([]byte, error)) ([]byte,
 	if err != nil {
 		return dst[:at], err
 	}
-	end := len(dst)
-	dst = bsonraw.AppendJSONString(dst, dst[at:end])
-	n := copy(dst[at:], dst[end:])
-	return dst[:at+n], nil
+	return quoteFrom(dst, at), nil
 }
 
 func jsonUpdateDescription(dst []byte, ev *Event) ([]byte, error) {

@@ -64,12 +64,15 @@ const (
 		`{"name":"txnNumber","type":["null","long"],"default":null}]}`
 )
 
-// ValueSchema is the envelope schema of one topic, in typed or JSON document mode.
+// ValueSchema is the value schema of one topic: the envelope, or in output.shape=document the
+// document itself (DocumentValueSchema); in typed or JSON document mode.
 type ValueSchema struct {
 	names    Names
 	document *avroschema.Schema // nil in JSON mode
-	text     string
-	parsed   avro.Schema
+	// fields are the change's fields appended to the document record in output.shape=document.
+	fields AddedFields
+	text   string
+	parsed avro.Schema
 }
 
 // TypedValueSchema wraps the document schema of a topic (named Names.Value) in the envelope.
@@ -100,6 +103,26 @@ func newValueSchema(n Names, document *avroschema.Schema, before, after string) 
 	return &ValueSchema{names: n, document: document, text: text, parsed: parsed}, nil
 }
 
+// DocumentValueSchema is the value schema of output.shape=document: the document record
+// (named Names.Value) with fields appended as optional fields, or in JSON document mode
+// (document nil) a string holding the document's Extended JSON, fields included.
+func DocumentValueSchema(n Names, document *avroschema.Schema, fields AddedFields) (*ValueSchema, error) {
+	text := jsonDocument
+	if document != nil {
+		if document.Name() != n.Value {
+			return nil, fmt.Errorf("document schema of %s: record is %s, want %s", n.Namespace, document.Name(), n.Value)
+		}
+		// A record's text ends with its fields' closing "]}": the added fields go before it.
+		doc := document.String()
+		text = doc[:len(doc)-2] + fields.avroSchema() + "]}"
+	}
+	parsed, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, fmt.Errorf("document schema %s: %w", n.Value, err)
+	}
+	return &ValueSchema{names: n, document: document, fields: fields, text: text, parsed: parsed}, nil
+}
+
 // String returns the schema's Avro JSON, the text to register.
 func (s *ValueSchema) String() string { return s.text }
 
@@ -109,8 +132,9 @@ func (s *ValueSchema) Avro() avro.Schema { return s.parsed }
 // Document returns the document schema in typed mode, nil in JSON mode.
 func (s *ValueSchema) Document() *avroschema.Schema { return s.document }
 
-// ParseTypedValueSchema extracts the document schema from a registered typed envelope schema,
-// to merge new shapes into it.
+// ParseTypedValueSchema extracts the document schema from a registered typed value schema (an
+// envelope, or a document record of DocumentValueSchema without its added fields), to merge
+// new shapes into it.
 func ParseTypedValueSchema(text string, opts avroschema.Options) (*avroschema.Schema, error) {
 	parsed, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
 	if err != nil {
@@ -119,6 +143,9 @@ func ParseTypedValueSchema(text string, opts avroschema.Options) (*avroschema.Sc
 	rec, ok := parsed.(*avro.RecordSchema)
 	if !ok {
 		return nil, fmt.Errorf("parse envelope schema: %s is not a record", parsed.Type())
+	}
+	if rec.FullName() == opts.Name {
+		return parseDocumentSchema(rec, opts)
 	}
 	for _, f := range rec.Fields() {
 		if f.Name() != "before" {
@@ -147,4 +174,35 @@ func Evolve(latest *avroschema.Schema, ev *Event, opts avroschema.Options) (*avr
 		}
 	}
 	return latest, nil
+}
+
+// parseDocumentSchema reads a document record of DocumentValueSchema, leaving out the fields
+// AddedFields appended.
+func parseDocumentSchema(rec *avro.RecordSchema, opts avroschema.Options) (*avroschema.Schema, error) {
+	var fields []*avro.Field
+	for _, f := range rec.Fields() {
+		if isAddedField(f.Name()) {
+			continue
+		}
+		field, err := avro.NewField(f.Name(), f.Type(), avro.WithProps(f.Props()))
+		if err != nil {
+			return nil, fmt.Errorf("parse document schema %s: field %s: %w", rec.FullName(), f.Name(), err)
+		}
+		fields = append(fields, field)
+	}
+	doc, err := avro.NewRecordSchema(rec.Name(), rec.Namespace(), fields, avro.WithProps(rec.Props()))
+	if err != nil {
+		return nil, fmt.Errorf("parse document schema %s: %w", rec.FullName(), err)
+	}
+	return avroschema.FromAvro(doc, opts)
+}
+
+// isAddedField tells whether an Avro field name is one AddedFields writes.
+func isAddedField(name string) bool {
+	for n := range addable {
+		if name == "__"+strings.ReplaceAll(n, ".", "_") {
+			return true
+		}
+	}
+	return false
 }
