@@ -65,7 +65,7 @@ func badInputs(w world) []badInput {
 		{name: "an unknown snapshot mode", body: bad("snapshot.mode", "sometimes"), field: "snapshot.mode", hint: "initial"},
 		{name: "an unknown capture mode", body: bad("capture.mode", "everything"), field: "capture.mode", hint: "change_streams"},
 		{name: "an unknown error tolerance", body: bad("errors.tolerance", "some"), field: "errors.tolerance", hint: "none"},
-		{name: "a value format not built", body: bad("value.format", "json"), field: "value.format", hint: "avro"},
+		{name: "an unknown value format", body: bad("value.format", "protobuf"), field: "value.format", hint: "json_schema"},
 
 		// Selection.
 		{name: "a bad collection regex", body: bad("collection.include.list", `shop\.(orders`), field: "collection.include.list", hint: "regular expression"},
