@@ -223,6 +223,10 @@ func (c *Config) routingConflicts() []Problem {
 		out = append(out, Problem{Key: "key.format", Value: string(c.KeyFormat),
 			Message: "string has no room for the collection that a key on a topic.namespace.map topic holds beside the _id: use json or avro, or remove topic.namespace.map"})
 	}
+	if c.ValueSubjectStrategy != SubjectTopicName && c.ValueFormat == ValueAvro && c.OutputShape == ShapeDocument && c.DocumentMode == DocumentJSON {
+		out = append(out, Problem{Key: "value.subject.name.strategy", Value: c.raw["value.subject.name.strategy"],
+			Message: "needs a record, but output.shape=document with document.mode=json writes a string, which has no name: use TopicNameStrategy or document.mode=typed"})
+	}
 	if c.KeySubjectStrategy != SubjectTopicName && c.KeyFormat != KeyAvro {
 		out = append(out, Problem{Key: "key.subject.name.strategy", Value: c.raw["key.subject.name.strategy"],
 			Message: fmt.Sprintf("applies only to key.format=avro, whose schemas are registered; key.format=%s registers none: remove it", c.KeyFormat)})
