@@ -46,10 +46,10 @@ type kafkaWriter struct {
 	maxRecordBytes int
 	metrics        *taskmetrics.Unit
 
-	enc  *recordEncoder
+	enc *recordEncoder
 	// heartbeat writes heartbeat.topic's records; nil without one.
 	heartbeat *heartbeat
-	acks *ackTracker[checkpoint]
+	acks      *ackTracker[checkpoint]
 	// flushes asks the commit loop to commit what is committable now and answer.
 	flushes chan chan error
 	// txn is the task's transactional producer and its open transaction, set by open.
