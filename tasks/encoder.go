@@ -67,7 +67,7 @@ type recordEncoder struct {
 func newRecordEncoder(ctx context.Context, reg SchemaRegistry, cfg *config.Config, db, coll string) (*recordEncoder, error) {
 	topic := cfg.Topic(db, coll)
 	names := envelope.NamesFor(topic)
-	if cfg.ValueSubjectStrategy != config.SubjectTopicName && cfg.ValueSubjectStrategy != "" {
+	if cfg.ValueSubjectStrategy.NamesRecordsByCollection() {
 		names = envelope.NamesFor(cfg.CollectionTopic(db, coll))
 	}
 	e := &recordEncoder{
@@ -130,7 +130,7 @@ func (e *recordEncoder) chooseKey(ctx context.Context, cfg *config.Config, topic
 		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendStringKey(dst) }
 	default:
 		names := envelope.NamesFor(topic)
-		if cfg.KeySubjectStrategy != config.SubjectTopicName && cfg.KeySubjectStrategy != "" {
+		if cfg.KeySubjectStrategy.NamesRecordsByCollection() {
 			names = envelope.NamesFor(collection)
 		}
 		schema := envelope.KeySchema(names)

@@ -259,7 +259,7 @@ func Keys() []Key {
 			set: setNamespaceMap},
 		{Name: "heartbeat.topic", Type: TypeString,
 			Group: "Topics", Importance: ImportanceLow, Display: "Heartbeat topic", Dependents: []string{"heartbeat.interval.ms"},
-			Doc: "Topic of Debezium's heartbeat records: every heartbeat.interval.ms each task writes one, key {serverName: <topic.prefix>} and value {ts_ms: the time it was written}, in the connector's key.format and value.format, busy or idle, so that consumers see the connector alive. " +
+			Doc: "Topic of Debezium's heartbeat records: while streaming, each task writes one every heartbeat.interval.ms, busy or idle, key {serverName: <topic.prefix>} and value {ts_ms: the time it was written}, in the connector's key.format and value.format, so that consumers see the connector alive. " +
 				"Debezium names it __debezium-heartbeat.<topic.prefix>. Default: none written.",
 			set: func(c *Config, v string) (msg string) { c.HeartbeatTopic, msg = v, checkTopicName(v); return }},
 		{Name: "key.subject.name.strategy", Type: TypeString,

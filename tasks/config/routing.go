@@ -21,6 +21,13 @@ const (
 	SubjectTopicRecordName SubjectStrategy = "TopicRecordNameStrategy"
 )
 
+// NamesRecordsByCollection reports whether records are named after their collection's own
+// topic (config.Config.CollectionTopic) rather than the topic they are written to: with the
+// RecordName strategies, so that collections sharing a topic get a subject each.
+func (s SubjectStrategy) NamesRecordsByCollection() bool {
+	return s == SubjectRecordName || s == SubjectTopicRecordName
+}
+
 // confluentStrategyPackage is the package of Confluent's strategy classes, whose names are
 // accepted for the strategies.
 const confluentStrategyPackage = "io.confluent.kafka.serializers.subject."
@@ -166,8 +173,11 @@ func checkNamespaceEntry(ns, topic, prefix string) string {
 	return ""
 }
 
-func setNamespaceMap(c *Config, v string) (msg string) {
-	c.namespaceMap, msg = parseNamespaceMap(v, c.TopicPrefix)
+func setNamespaceMap(c *Config, v string) string {
+	m, msg := parseNamespaceMap(v, c.TopicPrefix)
+	if m != nil && (len(m.collections) > 0 || len(m.databases) > 0 || m.all != "") {
+		c.namespaceMap = m // an empty map routes nothing, as no map
+	}
 	return msg
 }
 

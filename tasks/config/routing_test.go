@@ -129,3 +129,11 @@ func TestHeartbeatTopicIsATopicName(t *testing.T) {
 		t.Errorf("problems = %v, want heartbeat.topic named", ps)
 	}
 }
+
+// TestAnEmptyNamespaceMapRoutesNothing: {} is no map, so string keys stay allowed.
+func TestAnEmptyNamespaceMapRoutesNothing(t *testing.T) {
+	c := mustParse(t, with("topic.namespace.map", "{}", "key.format", "string"))
+	if c.Routed("shop", "orders") || c.Topic("shop", "orders") != "mongo.shop.orders" {
+		t.Errorf("an empty map routes shop.orders to %q", c.Topic("shop", "orders"))
+	}
+}
