@@ -12,7 +12,8 @@ pymongo writes the same changes to every collection. Records are read with confl
 decoded with its AvroDeserializer; subjects are listed with the registry's GET /subjects.
 What compaction keeps of a topic is the last record of each key: it must be one latest record
 per (collection, _id), pymongo's final document or the tombstone of its delete, and each
-document's records must come in the order pymongo wrote them.
+document's records must come in the order pymongo wrote them; then the broker compacts the
+shared topic for real and what it keeps is checked the same way.
 """
 import json
 import time
@@ -143,6 +144,44 @@ def check_topic(pipeline, registry, records, topic, collections, key_format, ops
     return problems
 
 
+def wait_compacted(pipeline, registry, topic, collections, ops, timeout_s=90):
+    """Waits until the broker has compacted topic's records before the one of _id 100 (written
+    to close their segment) to one per key, and returns how what it kept differs from the final
+    state of each (collection, _id): its last document, or its delete's tombstone (or nothing,
+    once delete.retention.ms has passed)."""
+    keys, values = Keys(registry, "avro"), AvroDeserializer(registry.client)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        kept, repeated, trigger = {}, False, False
+        for record in read_topics(pipeline.kafka, [topic], quiet_s=0.5, timeout_s=20):
+            doc_id, collection = keys(record)
+            if doc_id == canonical_id(100):
+                trigger = True
+                break
+            repeated |= (collection, doc_id) in kept
+            kept[(collection, doc_id)] = record.value
+        if trigger and not repeated:
+            break
+        if time.monotonic() >= deadline:
+            return [f"{topic} not compacted within {timeout_s} s (the record closing the segment read: {trigger})"]
+        time.sleep(2)
+    problems = []
+    for coll in collections:
+        for i in IDS:
+            key = (pipeline.topic(coll), canonical_id(i))
+            final = ops[coll][i][-1][1]
+            if key not in kept:
+                if final is not None:
+                    problems.append(f"{topic}: compaction dropped {coll} {i}, whose final state is {final}")
+                continue
+            value = kept.pop(key)
+            value = values(value, SerializationContext(topic, MessageField.VALUE)) if value is not None else None
+            if (value is None) != (final is None) or value is not None and value["after"]["v"] != final["v"]:
+                problems.append(f"{topic}: compaction kept {value} of {coll} {i}, want its final state {final}")
+    problems += [f"{topic}: compaction kept a record of {key}, never written" for key in kept]
+    return problems
+
+
 def test_routing_shares_topics_without_merging_documents(pipeline, mongo, record_property):
     started = time.monotonic()
     db = mongo[pipeline.db]
@@ -206,6 +245,13 @@ def test_routing_shares_topics_without_merging_documents(pipeline, mongo, record
                 idle.append(value["ts_ms"])
         if len(idle) < 2:
             problems.append(f"{len(idle)} heartbeats in 3.5 idle seconds at heartbeat.interval.ms=1000 ({len(beats)} in all)")
+
+        # The broker compacts the shared topic: a write after segment.ms closes the segment
+        # holding the changes, which the cleaner then compacts to one record per key.
+        compacted_s = time.monotonic()
+        db["s1"].insert_one({"_id": 100, "coll": "s1", "v": 0})
+        problems += wait_compacted(pipeline, registry, single, ["s1", "s2", "s3"], ops)
+        record_property("compaction_seconds", round(time.monotonic() - compacted_s, 1))
 
         # GET /connectors/{name}/topics names the routed topics and the heartbeat topic.
         status, body = rest("GET", f"{pipeline.rest_url}/connectors/{pipeline.name}-single/topics")
