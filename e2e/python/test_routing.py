@@ -110,13 +110,13 @@ def check_topic(pipeline, registry, records, topic, collections, key_format, ops
             value = values(record.value, SerializationContext(record.topic, MessageField.VALUE))
             coll = value["source"]["collection"]
         else:
-            coll = collection.rsplit(".", 1)[-1] if routed else collections[0]
+            coll = (collection or "").rsplit(".", 1)[-1] if routed else collections[0]
         if routed and collection != pipeline.topic(coll):
             problems.append(f"{topic} @{record.offset}: key names {collection}, want {pipeline.topic(coll)}")
         if not routed and collection is not None:
             problems.append(f"{topic} @{record.offset}: an unrouted key names a collection ({collection})")
         per_doc.setdefault((coll, doc_id), []).append(value)
-        last[(record.key, )] = (coll, doc_id, value)
+        last[record.key] = (coll, doc_id, value)
     ids = {canonical_id(i): i for i in IDS}
     want_docs = {(c, canonical_id(i)) for c in collections for i in IDS}
     if set(per_doc) != want_docs:
