@@ -60,31 +60,35 @@ type recordEncoder struct {
 	appendValue func(ctx context.Context, dst []byte, ev *envelope.Event, tsMs int64) ([]byte, error)
 }
 
-func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg *config.Config) (*recordEncoder, error) {
+// newRecordEncoder returns the encoder of collection coll of db, which writes to its topic
+// (config.Config.Topic). Its records are named after the topic, or under the RecordName
+// strategies after the collection's own topic, so that each collection sharing a topic has its
+// own subject; a routed record's key names the collection (envelope.CollectionField).
+func newRecordEncoder(ctx context.Context, reg SchemaRegistry, cfg *config.Config, db, coll string) (*recordEncoder, error) {
+	topic := cfg.Topic(db, coll)
 	names := envelope.NamesFor(topic)
+	if cfg.ValueSubjectStrategy.NamesRecordsByCollection() {
+		names = envelope.NamesFor(cfg.CollectionTopic(db, coll))
+	}
 	e := &recordEncoder{
 		reg:      reg,
 		typed:    cfg.DocumentMode == config.DocumentTyped,
 		names:    names,
-		subject:  topic + "-value",
 		src:      envelope.Source{Connector: "mongodb", Name: cfg.TopicPrefix},
 		opts:     avroschema.Options{Name: names.Value},
 		document: cfg.OutputShape == config.ShapeDocument,
 	}
+	record := names.Envelope
+	if e.document {
+		record = names.Value
+	}
+	e.subject = cfg.ValueSubjectStrategy.Subject(topic, "value", record)
 	var err error
 	if e.fields, err = envelope.ParseAddedFields(cfg.DocumentFields); err != nil {
 		return nil, fmt.Errorf("output.document.add.fields: %w", err)
 	}
-	switch cfg.KeyFormat {
-	case config.KeyJSON:
-		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendJSONKey(dst) }
-	case config.KeyString:
-		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendStringKey(dst) }
-	default:
-		if e.keyID, err = reg.Register(ctx, topic+"-key", envelope.KeySchema(names)); err != nil {
-			return nil, fmt.Errorf("register the key schema of %s: %w", topic, err)
-		}
-		e.appendKey = e.appendAvroKey
+	if err := e.chooseKey(ctx, cfg, topic, db, coll); err != nil {
+		return nil, err
 	}
 	if cfg.ValueFormat == config.ValueJSON || cfg.ValueFormat == config.ValueJSONSchema {
 		// json_schema declares the envelope's documents strings (io.debezium.data.Json), as
@@ -110,6 +114,47 @@ func newRecordEncoder(ctx context.Context, reg SchemaRegistry, topic string, cfg
 		return nil, err
 	}
 	return e, e.use(ctx, vs)
+}
+
+// chooseKey sets appendKey for key.format, registering the Avro key schema under the key
+// subject strategy's subject. A routed collection's key adds its own topic.
+func (e *recordEncoder) chooseKey(ctx context.Context, cfg *config.Config, topic, db, coll string) error {
+	routed := cfg.Routed(db, coll)
+	collection := cfg.CollectionTopic(db, coll)
+	switch {
+	case cfg.KeyFormat == config.KeyJSON && routed:
+		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendRoutedJSONKey(dst, collection) }
+	case cfg.KeyFormat == config.KeyJSON:
+		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendJSONKey(dst) }
+	case cfg.KeyFormat == config.KeyString:
+		e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) { return ev.AppendStringKey(dst) }
+	default:
+		names := envelope.NamesFor(topic)
+		if cfg.KeySubjectStrategy.NamesRecordsByCollection() {
+			names = envelope.NamesFor(collection)
+		}
+		schema := envelope.KeySchema(names)
+		if routed {
+			schema = envelope.RoutedKeySchema(names)
+		}
+		subject := cfg.KeySubjectStrategy.Subject(topic, "key", names.Key)
+		var err error
+		if e.keyID, err = e.reg.Register(ctx, subject, schema); err != nil {
+			return fmt.Errorf("register the key schema of %s: %w", topic, err)
+		}
+		e.appendKey = e.appendAvroKey
+		if routed {
+			e.appendKey = func(dst []byte, ev *envelope.Event) ([]byte, error) {
+				start := len(dst)
+				dst, err := ev.AppendRoutedKey(registry.AppendWireHeader(dst, e.keyID), collection)
+				if err != nil {
+					return dst[:start], err
+				}
+				return dst, nil
+			}
+		}
+	}
+	return nil
 }
 
 // jsonValue returns the appendValue of a JSON value format, which needs no registry.

@@ -64,12 +64,11 @@ func TestEvolveKeepsFieldsRegisteredInBetween(t *testing.T) {
 	}
 	racing := &racingRegistry{Registry: reg}
 	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p"}
-	const topic = "p.db.coll"
-	ours, err := newRecordEncoder(ctx, racing, topic, cfg)
+	ours, err := newRecordEncoder(ctx, racing, cfg, "db", "coll")
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := newRecordEncoder(ctx, reg, topic, cfg)
+	theirs, err := newRecordEncoder(ctx, reg, cfg, "db", "coll")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestEvolveKeepsFieldsRegisteredInBetween(t *testing.T) {
 	if _, err := ours.appendValue(ctx, nil, insertEvent(t, bson.D{{Key: "_id", Value: 1}, {Key: "ours", Value: int64(2)}}), 0); err != nil {
 		t.Fatalf("our document: %v", err)
 	}
-	latest, err := reg.Latest(ctx, topic+"-value")
+	latest, err := reg.Latest(ctx, "p.db.coll-value")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +107,7 @@ func TestConcurrentEvolutionsConverge(t *testing.T) {
 	evolutions := NewEvolutions()
 	encs := make([]*recordEncoder, tasks)
 	for i := range encs {
-		if encs[i], err = newRecordEncoder(ctx, reg, topic, cfg); err != nil {
+		if encs[i], err = newRecordEncoder(ctx, reg, cfg, "db", "coll"); err != nil {
 			t.Fatal(err)
 		}
 		encs[i].evolutions = evolutions
@@ -149,7 +148,7 @@ func TestTheDocumentShapeEvolvesFromTheRegisteredDocument(t *testing.T) {
 		DocumentFields: []string{"op", "source.collection"}}
 	const topic = "p.db.coll"
 	for i, doc := range []bson.D{{{Key: "_id", Value: 1}, {Key: "a", Value: "x"}}, {{Key: "_id", Value: 1}, {Key: "b", Value: int64(2)}}} {
-		enc, err := newRecordEncoder(ctx, reg, topic, cfg)
+		enc, err := newRecordEncoder(ctx, reg, cfg, "db", "coll")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +188,7 @@ func TestFormatsChosenOnce(t *testing.T) {
 	}
 	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument,
 		ValueFormat: config.ValueJSON, KeyFormat: config.KeyString}
-	enc, err := newRecordEncoder(ctx, reg, "p.db.coll", cfg)
+	enc, err := newRecordEncoder(ctx, reg, cfg, "db", "coll")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +223,7 @@ func TestADocumentTakingAnAddedFieldsNameIsAConversionError(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{DocumentMode: config.DocumentTyped, TopicPrefix: "p", OutputShape: config.ShapeDocument, DocumentFields: []string{"op"}}
-	enc, err := newRecordEncoder(ctx, reg, "p.db.coll", cfg)
+	enc, err := newRecordEncoder(ctx, reg, cfg, "db", "coll")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ type recordWriter interface {
 	write(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, now time.Time) error
 	// reject handles an event that cannot become a record, as errors.tolerance says.
 	reject(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, cause error) error
+	// writeHeartbeat adds heartbeat.topic's record to g when one is due at now.
+	writeHeartbeat(ctx context.Context, g *ackGroup[checkpoint], now time.Time) error
 	// seal closes g with its checkpoint (hasCP) or without; caughtUp means nothing more is
 	// waiting to be read, the moment to commit the transaction.
 	seal(ctx context.Context, g *ackGroup[checkpoint], cp checkpoint, hasCP, caughtUp bool) error

@@ -153,6 +153,10 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			g.SealEmpty()
 			return s.classify(err, changestream.Start{Position: last})
 		}
+		if err := s.w.writeHeartbeat(ctx, g, time.Now()); err != nil {
+			g.SealEmpty()
+			return err
+		}
 		if tok == nil {
 			if err := s.w.seal(ctx, g, checkpoint{}, false, n == 0 || cs.CaughtUp()); err != nil {
 				return err

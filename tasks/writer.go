@@ -46,8 +46,10 @@ type kafkaWriter struct {
 	maxRecordBytes int
 	metrics        *taskmetrics.Unit
 
-	enc  *recordEncoder
-	acks *ackTracker[checkpoint]
+	enc *recordEncoder
+	// heartbeat writes heartbeat.topic's records; nil without one.
+	heartbeat *heartbeat
+	acks      *ackTracker[checkpoint]
 	// flushes asks the commit loop to commit what is committable now and answer.
 	flushes chan chan error
 	// txn is the task's transactional producer and its open transaction, set by open.
@@ -132,7 +134,7 @@ func (w *kafkaWriter) open(ctx context.Context) error {
 		return err
 	}
 	w.stalls.begin(waitRegistry)
-	enc, err := newRecordEncoder(ctx, w.reg, w.topic, w.cfg)
+	enc, err := newRecordEncoder(ctx, w.reg, w.cfg, w.spec.DB, w.spec.Coll)
 	w.stalls.end(waitRegistry)
 	if err != nil {
 		_ = w.closeTxn(ctx, false)
@@ -140,6 +142,13 @@ func (w *kafkaWriter) open(ctx context.Context) error {
 	}
 	enc.evolutions, enc.stalls = w.evolutions, w.stalls
 	w.enc = enc
+	w.stalls.begin(waitRegistry)
+	w.heartbeat, err = newHeartbeat(ctx, w.reg, w.cfg)
+	w.stalls.end(waitRegistry)
+	if err != nil {
+		_ = w.closeTxn(ctx, false)
+		return err
+	}
 	return nil
 }
 

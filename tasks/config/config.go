@@ -4,7 +4,6 @@ package config
 
 import (
 	"fmt"
-	"hash/fnv"
 	"io"
 	"maps"
 	"regexp"
@@ -156,6 +155,12 @@ type Config struct {
 	// default.
 	TopicPartitions        int32
 	TopicReplicationFactor int16
+	// HeartbeatTopic receives a heartbeat record every heartbeat.interval.ms; "": none.
+	HeartbeatTopic string
+	// KeySubjectStrategy and ValueSubjectStrategy name the subjects of registered schemas.
+	KeySubjectStrategy, ValueSubjectStrategy SubjectStrategy
+
+	namespaceMap *namespaceMap // nil: every collection on its own topic
 
 	databaseInclude, databaseExclude     []*regexp.Regexp
 	collectionInclude, collectionExclude []*regexp.Regexp
@@ -211,6 +216,7 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 	}
 
 	problems = append(problems, c.conflicts()...)
+	problems = append(problems, c.routingConflicts()...)
 
 	var unknown []string
 	for name := range raw {
@@ -530,26 +536,6 @@ func (c *Config) Includes(db, coll string) bool {
 	ns := db + "." + coll
 	return (c.collectionInclude == nil || matchAny(c.collectionInclude, ns)) &&
 		(c.collectionExclude == nil || !matchAny(c.collectionExclude, ns))
-}
-
-// Topic returns the topic of a collection: <topic.prefix>.<db>.<collection>
-// with every character Kafka does not allow replaced by '_'. A name longer
-// than Kafka's 249 characters is cut to 240 and ends with '_' and 8 hex
-// digits of a hash of the full name, so distinct long names stay distinct.
-func (c *Config) Topic(db, coll string) string {
-	full := c.TopicPrefix + "." + db + "." + coll
-	b := []byte(full)
-	for i := range b {
-		if !legalTopicChar(b[i]) {
-			b[i] = '_'
-		}
-	}
-	if len(b) <= maxTopicLength {
-		return string(b)
-	}
-	h := fnv.New32a()
-	h.Write([]byte(full))
-	return fmt.Sprintf("%s_%08x", b[:maxTopicLength-9], h.Sum32())
 }
 
 // Redacted returns the user's entries, normalised to strings, with every

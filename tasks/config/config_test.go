@@ -79,6 +79,8 @@ func TestDefaults(t *testing.T) {
 		PollMaxWait:            500 * time.Millisecond,
 		TopicPartitions:        1,
 		TopicReplicationFactor: -1,
+		KeySubjectStrategy:     SubjectTopicName,
+		ValueSubjectStrategy:   SubjectTopicName,
 	}
 	got := *c
 	got.ConnectionString, got.raw = Secret{}, nil

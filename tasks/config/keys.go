@@ -252,6 +252,26 @@ func Keys() []Key {
 				c.TopicReplicationFactor = int16(atoi(v))
 				return notZero(v, "the broker's default.replication.factor")
 			}},
+		{Name: "topic.namespace.map", Type: TypeString,
+			Group: "Topics", Importance: ImportanceMedium, Display: "Topic of each namespace",
+			Doc: `A JSON object mapping namespaces to topics, as the MongoDB Kafka Connector's topic.namespace.map does: a key is "<database>.<collection>", "<database>" or "*", a value a topic name, and a collection's topic is <topic.prefix>.<value> of its collection's entry, else <topic.prefix>.<value>.<collection> of its database's entry, else <topic.prefix>.<value> of "*", else <topic.prefix>.<database>.<collection>. ` +
+				`{"*": "all"} puts every collection on one topic. A routed record's key holds the collection's own topic name in __dbz__physicalTableIdentifier beside id, as Debezium's topic router adds it, so that collections sharing a topic never share a key; key.format=string, which has no room for it, is refused. Default: no map.`,
+			set: setNamespaceMap},
+		{Name: "heartbeat.topic", Type: TypeString,
+			Group: "Topics", Importance: ImportanceLow, Display: "Heartbeat topic", Dependents: []string{"heartbeat.interval.ms"},
+			Doc: "Topic of Debezium's heartbeat records: while streaming, each task writes one every heartbeat.interval.ms, busy or idle, key {serverName: <topic.prefix>} and value {ts_ms: the time it was written}, in the connector's key.format and value.format, so that consumers see the connector alive. " +
+				"Debezium names it __debezium-heartbeat.<topic.prefix>. Default: none written.",
+			set: func(c *Config, v string) (msg string) { c.HeartbeatTopic, msg = v, checkTopicName(v); return }},
+		{Name: "key.subject.name.strategy", Type: TypeString,
+			Group: "Output", Importance: ImportanceLow, Display: "Key subject naming", Default: string(SubjectTopicName), Allowed: subjectStrategies(),
+			Doc: "The subject an Avro key schema is registered under, as Confluent's serializers name it: TopicNameStrategy (<topic>-key), RecordNameStrategy (the record's full name) or TopicRecordNameStrategy (<topic>-<full name>); Confluent's class names (io.confluent.kafka.serializers.subject.*) are accepted. " +
+				"A key record is named <namespace>.Key, the namespace made from the topic with TopicNameStrategy, from the collection's own topic <topic.prefix>.<database>.<collection> with the others.",
+			set: setSubjectStrategy(func(c *Config) *SubjectStrategy { return &c.KeySubjectStrategy })},
+		{Name: "value.subject.name.strategy", Type: TypeString,
+			Group: "Output", Importance: ImportanceLow, Display: "Value subject naming", Default: string(SubjectTopicName), Allowed: subjectStrategies(),
+			Doc: "The subject an Avro value schema is registered under: TopicNameStrategy (<topic>-value), RecordNameStrategy (the record's full name: <namespace>.Envelope, or <namespace>.Value with output.shape=document) or TopicRecordNameStrategy (<topic>-<full name>); Confluent's class names are accepted. " +
+				"With TopicNameStrategy the collections sharing a topic share one evolving schema; with the others each collection has its own, its records named after its own topic <topic.prefix>.<database>.<collection>.",
+			set: setSubjectStrategy(func(c *Config) *SubjectStrategy { return &c.ValueSubjectStrategy })},
 	}
 }
 

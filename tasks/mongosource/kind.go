@@ -87,8 +87,9 @@ func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, 
 
 var _ connector.TopicNamer = (*Kind)(nil)
 
-// Topics returns the topics a task writes: one per collection shard it runs,
-// <topic.prefix>.<db>.<collection> (config.Config.Topic), the topic the run creates and writes.
+// Topics returns the topics a task writes: the topic of each collection shard it runs
+// (config.Config.Topic, where topic.namespace.map routes it), the topic the run creates and
+// writes, and heartbeat.topic when set.
 func (k *Kind) Topics(name string, raw map[string]string, spec taskid.Spec) ([]string, error) {
 	cfg, err := config.Parse(name, raw)
 	if err != nil {
@@ -97,6 +98,9 @@ func (k *Kind) Topics(name string, raw map[string]string, spec taskid.Spec) ([]s
 	var out []string
 	for _, u := range spec.Units() {
 		out = append(out, cfg.Topic(u.DB, u.Coll))
+	}
+	if cfg.HeartbeatTopic != "" {
+		out = append(out, cfg.HeartbeatTopic)
 	}
 	return out, nil
 }
