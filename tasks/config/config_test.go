@@ -332,6 +332,8 @@ func TestUnknownKeys(t *testing.T) {
 		"collection.whitelist": "collection.include.list",
 		"database.blacklist":   "database.exclude.list",
 		"mongodb.hosts":        "mongodb.connection.string",
+		"connection.url":       "connection.uri",
+		"copy.existng":         "copy.existing",
 		"prefix":               "topic.prefix",
 		"heartbeat.interval":   "heartbeat.interval.ms",
 		"completely.different": "",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/mongorelay/mongorelay/tasks/connector"
@@ -37,7 +38,8 @@ func suggestKey(name string) string {
 	if to := renamedKey(name); to != "" {
 		return to
 	}
-	var names []string
+	// A foreign key misspelt is closer to its own name than to ours.
+	names := slices.Clone(translatedKeys)
 	for _, k := range Keys() {
 		names = append(names, k.Name)
 		// A known key's last words given alone, e.g. "prefix".

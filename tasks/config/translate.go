@@ -447,6 +447,15 @@ func redactAs(key, v string) string {
 	return RedactRaw(map[string]string{key: v})[key]
 }
 
+// translatedKeys are the foreign keys translate reads, but for transforms.<name>.* and
+// frameworkWarnings'.
+var translatedKeys = []string{"connection.uri", "database", "collection", "copy.existing", "startup.mode",
+	"publish.full.document.only", "publish.full.document.only.tombstone.on.delete", "change.stream.full.document",
+	"change.stream.full.document.before.change", "output.format.value", "output.format.key", "poll.await.time.ms",
+	"batch.size", "topic.namespace.map", "topic.separator", "topic.suffix", "transforms", "predicates",
+	"key.converter", "value.converter", "key.converter.schemas.enable", "value.converter.schemas.enable",
+	"key.converter.schema.registry.url", "value.converter.schema.registry.url"}
+
 // foreignKey returns the native key whose secrecy a foreign key shares, and whether the
 // translation reads the foreign key at all.
 func foreignKey(name string) (native string, ok bool) {
@@ -456,16 +465,7 @@ func foreignKey(name string) (native string, ok bool) {
 	case "key.converter.schema.registry.url", "value.converter.schema.registry.url":
 		return "schema.registry.url", true
 	}
-	for _, k := range []string{"database", "collection", "copy.existing", "startup.mode", "publish.full.document.only",
-		"publish.full.document.only.tombstone.on.delete", "change.stream.full.document", "change.stream.full.document.before.change",
-		"output.format.value", "output.format.key", "poll.await.time.ms", "batch.size", "topic.namespace.map",
-		"topic.separator", "topic.suffix", "transforms", "predicates", "key.converter", "value.converter",
-		"key.converter.schemas.enable", "value.converter.schemas.enable"} {
-		if name == k {
-			return "", true
-		}
-	}
-	if _, ok := frameworkWarnings[name]; ok {
+	if _, ok := frameworkWarnings[name]; ok || slices.Contains(translatedKeys, name) {
 		return "", true
 	}
 	return "", strings.HasPrefix(name, "transforms.")
