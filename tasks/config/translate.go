@@ -157,6 +157,7 @@ func (t *translation) mongoKafka() {
 	case hasColl && coll != "" && db == "":
 		t.refuse("collection", coll, "names a collection without a database: set database too, as the MongoDB Kafka Connector requires")
 	case hasColl && coll != "":
+		t.ignore("database", db, "read with collection", false)
 		t.set("collection", coll, "collection.include.list", regexp.QuoteMeta(db)+`\.`+regexp.QuoteMeta(coll),
 			"the one collection database.collection, as a regular expression")
 	case hasDB && db != "":
@@ -214,8 +215,12 @@ func (t *translation) mongoKafka() {
 		case "json":
 			t.set(f.from, v, f.to, "json", "the change as canonical Extended JSON text")
 		case "schema":
-			// The converter chooses the encoding of a record with a schema.
-			t.ignore(f.from, v, "records with a schema: "+f.to+" follows the converter's", false)
+			// The converter chooses the encoding of a record with a schema; Avro without one.
+			if _, converter := t.given[strings.TrimSuffix(f.to, ".format")+".converter"]; converter {
+				t.ignore(f.from, v, "records with a schema: "+f.to+" follows the converter", false)
+			} else {
+				t.set(f.from, v, f.to, "avro", "records with a schema, in Avro since no converter is set")
+			}
 		case "bson":
 			t.refuse(f.from, v, "not supported yet: raw BSON records cannot be written; use json or schema")
 		default:
@@ -328,8 +333,19 @@ func (t *translation) transforms() {
 		if _, given := t.given[from]; !given {
 			from = prefix + "type"
 		}
+		if connector, given := t.given["tombstones.on.delete"]; given {
+			// Debezium writes a tombstone only with tombstones.on.delete=true, and the transform
+			// keeps it only with drop.tombstones=false: both decide, not a conflict.
+			if !strings.EqualFold(strings.TrimSpace(connector), "true") {
+				tombstones = "false"
+			}
+			t.native["tombstones.on.delete"], t.by["tombstones.on.delete"] = tombstones, from
+			t.changes = append(t.changes, Change{From: from, FromValue: t.given[from], To: "tombstones.on.delete", ToValue: tombstones,
+				Why: "a tombstone only where tombstones.on.delete=true writes one and the transform keeps it (drop.tombstones=false)"})
+			continue
+		}
 		t.set(from, t.given[from], "tombstones.on.delete", tombstones,
-			"ExtractNewDocumentState writes a tombstone for a delete only with drop.tombstones=false (its default is true)")
+			"ExtractNewDocumentState keeps a delete's tombstone only with drop.tombstones=false (its default is true)")
 	}
 }
 
@@ -341,10 +357,13 @@ func (t *translation) converters() {
 		schemasKey := key + ".schemas.enable"
 		schemas, hasSchemas := t.get(schemasKey)
 		if hasSchemas {
-			t.ignore(schemasKey, schemas, "read with "+key, false)
+			t.ignore(schemasKey, schemas, "read with "+key, !ok)
 		}
 		registry, hasRegistry := t.get(key + ".schema.registry.url")
 		if !ok {
+			if hasRegistry {
+				t.ignore(key+".schema.registry.url", registry, "read with "+key+"=AvroConverter, which is not set", true)
+			}
 			continue
 		}
 		to := side + ".format"
@@ -363,7 +382,9 @@ func (t *translation) converters() {
 				t.set(key, class, to, string(ValueJSON), "JsonConverter with schemas.enable=false writes plain JSON")
 			case withSchema:
 				t.set(key, class, to, string(KeyJSON), "JsonConverter; keys are written without the schema envelope schemas.enable=true would add")
-				t.changes[len(t.changes)-1].Warning = true
+				if last := &t.changes[len(t.changes)-1]; last.From == key {
+					last.Warning = true
+				}
 			default:
 				t.set(key, class, to, string(KeyJSON), "JsonConverter with schemas.enable=false writes plain JSON")
 			}
@@ -432,8 +453,8 @@ func (t *translation) peerDefaults() {
 		t.setDefault("key.format", string(KeyJSON), "the MongoDB Kafka Connector's output.format.key=json")
 		t.setDefault("tombstones.on.delete", "false", "the MongoDB Kafka Connector writes no tombstones unless publish.full.document.only.tombstone.on.delete=true")
 		if _, given := t.native["topic.prefix"]; !given {
-			t.changes = append(t.changes, Change{From: "connector.class", FromValue: t.class,
-				Why: "topic.prefix is optional, as in the MongoDB Kafka Connector: without it topics are <database>.<collection>"})
+			t.changes = append(t.changes, Change{From: "connector.class", FromValue: t.class, To: "topic.prefix",
+				Why: "optional, as in the MongoDB Kafka Connector: without it topics are <database>.<collection>"})
 		}
 	case ClassDebezium:
 		if t.native["output.shape"] != string(ShapeDocument) {
