@@ -108,7 +108,9 @@ func (t *translation) set(from, fromValue, to, value, why string) {
 		if !strings.EqualFold(t.native[to], value) {
 			t.problems = append(t.problems, Problem{Key: from, Value: redactAs(from, fromValue), Message: fmt.Sprintf(
 				"means %s=%q, but %s means %s=%q: keep only one of %s and %s", to, redactAs(to, value), other, to, redactAs(to, t.native[to]), from, other)})
+			return
 		}
+		t.changes = append(t.changes, Change{From: from, FromValue: fromValue, Why: "the same as " + other + ", which is set too"})
 		return
 	}
 	t.native[to], t.by[to] = value, from
