@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/mongorelay/mongorelay/tasks/connector"
@@ -39,7 +38,7 @@ func suggestKey(name string) string {
 		return to
 	}
 	// A foreign key misspelt is closer to its own name than to ours.
-	names := slices.Clone(translatedKeys)
+	names := translatedKeys()
 	for _, k := range Keys() {
 		names = append(names, k.Name)
 		// A known key's last words given alone, e.g. "prefix".

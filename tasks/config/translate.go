@@ -406,38 +406,42 @@ func (t *translation) converters() {
 	}
 }
 
-// frameworkWarnings are Kafka Connect's connector keys that mean nothing here, and why.
-var frameworkWarnings = map[string]string{
-	"header.converter":                                "records carry no headers",
-	"errors.log.enable":                               "skipped records are always logged",
-	"errors.log.include.messages":                     "skipped records are logged without their content",
-	"errors.deadletterqueue.context.headers.enable":   "dead letters carry their context in the value",
-	"errors.deadletterqueue.topic.replication.factor": "the dead letter topic gets the broker's default replication factor",
-	"config.action.reload":                            "configs change through the REST API only",
-	"exactly.once.support":                            "exactly.once sets it",
-	"transaction.boundary":                            "each task's transactions are its batches",
-	"offsets.storage.topic":                           "offsets live in the cluster's offsets topic",
-	"topic.creation.groups":                           "every topic gets topic.creation.default.*",
-	"topic.creation.default.cleanup.policy":           "topics are created with the broker's defaults but partitions and replication factor",
-	"topic.creation.default.compression.type":         "topics are created with the broker's defaults but partitions and replication factor",
-	"topic.creation.default.retention.ms":             "topics are created with the broker's defaults but partitions and replication factor",
-	"topic.creation.default.min.insync.replicas":      "topics are created with the broker's defaults but partitions and replication factor",
-	"value.converter.enhanced.avro.schema.support":    "schemas are generated from the documents",
-	"value.converter.connect.meta.data":               "schemas are generated from the documents",
-	"key.converter.enhanced.avro.schema.support":      "schemas are generated from the documents",
-	"key.converter.connect.meta.data":                 "schemas are generated from the documents",
-	"value.converter.auto.register.schemas":           "schemas are always registered",
-	"key.converter.auto.register.schemas":             "schemas are always registered",
-	"value.converter.use.latest.version":              "each record is written with the schema it needs",
-	"key.converter.use.latest.version":                "each record is written with the schema it needs",
-	"mongodb.members.auto.discover":                   "the driver discovers the members from the connection string",
-	"mongodb.connection.string.shard.params":          "shards are read through mongos",
+// frameworkWarnings returns the keys of Kafka Connect (and two of Debezium's) that mean nothing
+// here, and why.
+func frameworkWarnings() map[string]string {
+	return map[string]string{
+		"header.converter":                                "records carry no headers",
+		"errors.log.enable":                               "skipped records are always logged",
+		"errors.log.include.messages":                     "skipped records are logged without their content",
+		"errors.deadletterqueue.context.headers.enable":   "dead letters carry their context in the value",
+		"errors.deadletterqueue.topic.replication.factor": "the dead letter topic gets the broker's default replication factor",
+		"config.action.reload":                            "configs change through the REST API only",
+		"exactly.once.support":                            "exactly.once sets it",
+		"transaction.boundary":                            "each task's transactions are its batches",
+		"offsets.storage.topic":                           "offsets live in the cluster's offsets topic",
+		"topic.creation.groups":                           "every topic gets topic.creation.default.*",
+		"topic.creation.default.cleanup.policy":           "topics are created with the broker's defaults but partitions and replication factor",
+		"topic.creation.default.compression.type":         "topics are created with the broker's defaults but partitions and replication factor",
+		"topic.creation.default.retention.ms":             "topics are created with the broker's defaults but partitions and replication factor",
+		"topic.creation.default.min.insync.replicas":      "topics are created with the broker's defaults but partitions and replication factor",
+		"value.converter.enhanced.avro.schema.support":    "schemas are generated from the documents",
+		"value.converter.connect.meta.data":               "schemas are generated from the documents",
+		"key.converter.enhanced.avro.schema.support":      "schemas are generated from the documents",
+		"key.converter.connect.meta.data":                 "schemas are generated from the documents",
+		"value.converter.auto.register.schemas":           "schemas are always registered",
+		"key.converter.auto.register.schemas":             "schemas are always registered",
+		"value.converter.use.latest.version":              "each record is written with the schema it needs",
+		"key.converter.use.latest.version":                "each record is written with the schema it needs",
+		"mongodb.members.auto.discover":                   "the driver discovers the members from the connection string",
+		"mongodb.connection.string.shard.params":          "shards are read through mongos",
+	}
 }
 
-// framework reads Kafka Connect's keys that mean nothing here and warns about them.
+// framework reads the keys of frameworkWarnings and warns about them.
 func (t *translation) framework() {
+	warnings := frameworkWarnings()
 	for _, key := range slices.Sorted(maps.Keys(t.given)) {
-		why, ok := frameworkWarnings[key]
+		why, ok := warnings[key]
 		if !ok || why == "" || t.used[key] {
 			continue
 		}
@@ -470,14 +474,16 @@ func redactAs(key, v string) string {
 	return RedactRaw(map[string]string{key: v})[key]
 }
 
-// translatedKeys are the foreign keys translate reads, but for transforms.<name>.* and
+// translatedKeys returns the foreign keys translate reads, but for transforms.<name>.* and
 // frameworkWarnings'.
-var translatedKeys = []string{"connection.uri", "database", "collection", "copy.existing", "startup.mode",
-	"publish.full.document.only", "publish.full.document.only.tombstone.on.delete", "change.stream.full.document",
-	"change.stream.full.document.before.change", "output.format.value", "output.format.key", "poll.await.time.ms",
-	"batch.size", "topic.namespace.map", "topic.separator", "topic.suffix", "transforms", "predicates",
-	"key.converter", "value.converter", "key.converter.schemas.enable", "value.converter.schemas.enable",
-	"key.converter.schema.registry.url", "value.converter.schema.registry.url"}
+func translatedKeys() []string {
+	return []string{"connection.uri", "database", "collection", "copy.existing", "startup.mode",
+		"publish.full.document.only", "publish.full.document.only.tombstone.on.delete", "change.stream.full.document",
+		"change.stream.full.document.before.change", "output.format.value", "output.format.key", "poll.await.time.ms",
+		"batch.size", "topic.namespace.map", "topic.separator", "topic.suffix", "transforms", "predicates",
+		"key.converter", "value.converter", "key.converter.schemas.enable", "value.converter.schemas.enable",
+		"key.converter.schema.registry.url", "value.converter.schema.registry.url"}
+}
 
 // foreignKey returns the native key whose secrecy a foreign key shares, and whether the
 // translation reads the foreign key at all.
@@ -488,7 +494,7 @@ func foreignKey(name string) (native string, ok bool) {
 	case "key.converter.schema.registry.url", "value.converter.schema.registry.url":
 		return "schema.registry.url", true
 	}
-	if _, ok := frameworkWarnings[name]; ok || slices.Contains(translatedKeys, name) {
+	if _, ok := frameworkWarnings()[name]; ok || slices.Contains(translatedKeys(), name) {
 		return "", true
 	}
 	return "", strings.HasPrefix(name, "transforms.")
