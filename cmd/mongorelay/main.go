@@ -33,7 +33,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"config", "print the reference of every connector key or worker setting (config docs connector|worker)", runConfig},
+		{"config", "print the reference of every connector key or worker setting (config docs connector|worker), or translate a connector file (config translate <file>)", runConfig},
 		{"consume", "print a topic's records as JSON lines, decoded through the schema registry", runConsume},
 		{"standalone", "run connectors from JSON files in this one process, without a cluster", runStandalone},
 		{"version", "print the version, commit and Go version", runVersion},

@@ -116,3 +116,61 @@ func TestConsumeShowsRecordsWrittenWithoutTheRegistryAsTheyAre(t *testing.T) {
 		t.Errorf("a text key: %#v, %v", got.Key, err)
 	}
 }
+
+// TestConfigTranslateShowsWhatItChanged: `config translate` reads the peers' documented configs
+// (e2e/python/dropin, whose README cites their pages) and prints the native config and each
+// key it translated or defaulted.
+func TestConfigTranslateShowsWhatItChanged(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"../../e2e/python/dropin/debezium-mongodb.json", []string{
+			"native config:",
+			`"mongodb.connection.string": "mongodb://192.168.99.100:27017/?replicaSet=rs0"`,
+			`"document.mode": "json"`,
+			`connector.class="io.debezium.connector.mongodb.MongoDbConnector" -> document.mode="json" (Debezium writes before and after as Extended JSON strings)`,
+			"warnings (these keys do nothing in mongorelay):\n  none",
+		}},
+		{"../../e2e/python/dropin/mongodb-kafka-source.json", []string{
+			`connection.uri="mongodb://mongo1" -> mongodb.connection.string="mongodb://mongo1"`,
+			`database="Tutorial1" -> not used (read with collection)`,
+			`collection="orders" -> collection.include.list="Tutorial1\\.orders"`,
+			`connector.class="com.mongodb.kafka.connect.MongoSourceConnector" -> snapshot.mode="never"`,
+			`-> value.format="json"`,
+			`-> key.format="json"`,
+			"without it topics are <database>.<collection>",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), []string{"config", "translate", tt.file}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+func TestConfigTranslateRefusesAnInvalidConfig(t *testing.T) {
+	path := t.TempDir() + "/c.json"
+	body := `{"name": "c", "config": {"connector.class": "com.mongodb.kafka.connect.MongoSourceConnector",
+		"connection.uri": "mongodb://h:27017/", "mongodb.connection.string": "mongodb://other:27017/", "copy.existng": "true"}}`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"config", "translate", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, w := range []string{"keep only one of connection.uri and mongodb.connection.string", `"copy.existng": unknown key (did you mean "copy.existing"?)`} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+		}
+	}
+}

@@ -165,18 +165,21 @@ type Config struct {
 	databaseInclude, databaseExclude     []*regexp.Regexp
 	collectionInclude, collectionExclude []*regexp.Regexp
 
-	raw map[string]string // the user's entries, normalised to strings
+	raw     map[string]string // the native entries: the user's, translated (translate)
+	given   map[string]string // the user's entries, normalised to strings
+	changes []Change          // how given became raw
 }
 
 // Parse validates the config of the connector named name (a Kafka Connect
-// config map) and returns it typed. On failure the error is a
-// *ValidationError listing every problem.
-func Parse(name string, raw map[string]string) (*Config, error) {
-	c := &Config{Name: name, raw: maps.Clone(raw)}
-	if c.raw == nil {
-		c.raw = map[string]string{}
+// config map) and returns it typed. Debezium's, the MongoDB Kafka Connector's and
+// Kafka Connect's own keys are translated first (Translation says how). On failure the
+// error is a *ValidationError listing every problem.
+func Parse(name string, given map[string]string) (*Config, error) {
+	raw, changes, problems := translate(given)
+	c := &Config{Name: name, raw: raw, given: maps.Clone(given), changes: changes}
+	if c.given == nil {
+		c.given = map[string]string{}
 	}
-	var problems []Problem
 	if msg := checkName(name); msg != "" {
 		problems = append(problems, Problem{Key: "name", Value: name, Message: msg})
 	}
@@ -197,7 +200,7 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 			continue
 		}
 		if v == "" {
-			if k.Required {
+			if k.Required && (k.optionalFor == "" || c.ConnectorClass != k.optionalFor) {
 				problems = append(problems, Problem{Key: k.Name, Message: "is required: " + requiredHint(k.Name)})
 				continue
 			}
@@ -540,11 +543,20 @@ func (c *Config) Includes(db, coll string) bool {
 
 // Redacted returns the user's entries, normalised to strings, with every
 // secret redacted: what responses and logs may show.
-func (c Config) Redacted() map[string]string { return RedactRaw(c.raw) }
+func (c Config) Redacted() map[string]string { return RedactRaw(c.given) }
+
+// Translation returns the native config the connector runs with, redacted, and how the
+// user's Debezium, MongoDB Kafka Connector and Kafka Connect keys became it, in the order
+// they were read. Changes with Warning set do something in their product and nothing here.
+func (c Config) Translation() (native map[string]string, changes []Change) {
+	return RedactRaw(c.raw), slices.Clone(c.changes)
+}
 
 // RedactRaw returns a stored config as it may be shown: every value as
 // Key.Redact shows it, and keys this version does not know (a config
-// written by another version) hidden whole. It resolves no reference, so
+// written by another version) hidden whole; a foreign key the translation
+// reads is shown as the native key whose secrecy it shares shows it, or as
+// given. It resolves no reference, so
 // that any node shows any config the same, as stored.
 func RedactRaw(raw map[string]string) map[string]string {
 	keys := map[string]Key{}
@@ -553,18 +565,25 @@ func RedactRaw(raw map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(raw))
 	for k, v := range raw {
-		if key, ok := keys[k]; ok {
-			out[k] = key.Redact(v)
-		} else {
-			out[k] = hidden
+		key, ok := keys[k]
+		if !ok {
+			native, foreign := foreignKey(k)
+			if !foreign {
+				out[k] = hidden
+				continue
+			}
+			key = keys[native] // the zero Key, not secret, for a key with no native twin
 		}
+		out[k] = key.Redact(v)
 	}
 	return out
 }
 
 // Raw returns the user's entries, normalised to strings, secrets included:
-// what is stored and handed to tasks. Never log it.
-func (c *Config) Raw() map[string]string { return maps.Clone(c.raw) }
+// what is stored and handed to tasks, which Parse (and so translate) again. It
+// keeps foreign keys as given, so that GET /connectors/{name}/config shows what
+// the user sent, as Kafka Connect does. Never log it.
+func (c *Config) Raw() map[string]string { return maps.Clone(c.given) }
 
 // Format prints String for every verb, so that no formatting of a Config
 // (%+v, %#v) can reach the secrets in its unexported fields.

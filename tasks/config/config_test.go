@@ -83,7 +83,7 @@ func TestDefaults(t *testing.T) {
 		ValueSubjectStrategy:   SubjectTopicName,
 	}
 	got := *c
-	got.ConnectionString, got.raw = Secret{}, nil
+	got.ConnectionString, got.raw, got.given = Secret{}, nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
@@ -333,8 +333,9 @@ func TestUnknownKeys(t *testing.T) {
 		"tombstone.on.delete":  "tombstones.on.delete",
 		"collection.whitelist": "collection.include.list",
 		"database.blacklist":   "database.exclude.list",
-		"connection.uri":       "mongodb.connection.string",
-		"copy.existing":        "snapshot.mode",
+		"mongodb.hosts":        "mongodb.connection.string",
+		"connection.url":       "connection.uri",
+		"copy.existng":         "copy.existing",
 		"prefix":               "topic.prefix",
 		"heartbeat.interval":   "heartbeat.interval.ms",
 		"completely.different": "",

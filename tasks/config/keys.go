@@ -67,6 +67,10 @@ type Key struct {
 	// one is captured.
 	include string
 
+	// optionalFor is a connector.class for which a Required key is optional, as it is in
+	// the product of that class.
+	optionalFor string
+
 	// set stores a value that passed the generic checks in c, and returns
 	// a problem message naming the fix, or "".
 	set func(c *Config, v string) string
@@ -121,8 +125,9 @@ func Keys() []Key {
 			Doc: "Comma-separated regular expressions matched against <database>.<collection>; matching collections are not captured. Cannot be set together with collection.include.list.",
 			set: func(c *Config, v string) (msg string) { c.collectionExclude, msg = compileList(v); return }},
 		{Name: "topic.prefix", Type: TypeString,
-			Group: "Topics", Importance: ImportanceHigh, Display: "Topic prefix", Required: true,
-			Doc: "Prefix of every topic: changes go to <topic.prefix>.<database>.<collection>, with characters Kafka does not allow replaced by _. Only letters, digits, '.', '_' and '-'.",
+			Group: "Topics", Importance: ImportanceHigh, Display: "Topic prefix", Required: true, optionalFor: ClassMongoKafka,
+			Doc: "Prefix of every topic: changes go to <topic.prefix>.<database>.<collection>, with characters Kafka does not allow replaced by _. Only letters, digits, '.', '_' and '-'. " +
+				"Optional with connector.class=" + ClassMongoKafka + ", as in that connector: without it topics are <database>.<collection>.",
 			set: setTopicPrefix},
 		{Name: "shards", Type: TypeInt,
 			Group: "Sharding", Importance: ImportanceMedium, Display: "Shards per collection", Dependents: []string{"shard.filter", "tasks.max"}, Default: "1", Min: 1, Max: 1024,

@@ -12,30 +12,22 @@ type (
 	ValidationError = connector.ValidationError
 )
 
-// renamedKey maps keys of Debezium 1.x and of the MongoDB Kafka Connector
+// renamedKey maps keys of Debezium 1.x, which translate leaves to the user,
 // to ours, for keys whose spelling edit distance cannot guess.
 func renamedKey(name string) string {
 	switch strings.ToLower(name) {
-	case "database.whitelist", "database":
+	case "database.whitelist":
 		return "database.include.list"
 	case "database.blacklist":
 		return "database.exclude.list"
-	case "collection.whitelist", "collection":
+	case "collection.whitelist":
 		return "collection.include.list"
 	case "collection.blacklist":
 		return "collection.exclude.list"
-	case "connection.uri", "mongodb.hosts", "mongodb.user", "mongodb.password":
+	case "mongodb.hosts", "mongodb.user", "mongodb.password":
 		return "mongodb.connection.string"
 	case "mongodb.name":
 		return "topic.prefix"
-	case "copy.existing", "startup.mode":
-		return "snapshot.mode"
-	case "output.format.value", "value.converter", "key.converter":
-		return "value.format"
-	case "poll.await.time.ms":
-		return "poll.max.wait.ms"
-	case "batch.size":
-		return "max.batch.size"
 	}
 	return ""
 }
@@ -45,7 +37,8 @@ func suggestKey(name string) string {
 	if to := renamedKey(name); to != "" {
 		return to
 	}
-	var names []string
+	// A foreign key misspelt is closer to its own name than to ours.
+	names := translatedKeys()
 	for _, k := range Keys() {
 		names = append(names, k.Name)
 		// A known key's last words given alone, e.g. "prefix".

@@ -182,15 +182,25 @@ func setNamespaceMap(c *Config, v string) string {
 }
 
 // Topic returns the topic of a collection: <topic.prefix>.<db>.<collection>, or
-// <topic.prefix>.<mapped> where topic.namespace.map maps it (Routed), with every character
+// <topic.prefix>.<mapped> where topic.namespace.map maps it (Routed), without "<topic.prefix>."
+// when there is no prefix, with every character
 // Kafka does not allow replaced by '_'. A name longer than Kafka's 249 characters is cut to
 // 240 and ends with '_' and 8 hex digits of a hash of the full name, so distinct long names
 // stay distinct.
 func (c *Config) Topic(db, coll string) string {
 	if mapped, ok := c.namespaceMap.route(db, coll); ok {
-		return topicName(c.TopicPrefix + "." + mapped)
+		return topicName(c.prefixed(mapped))
 	}
 	return c.CollectionTopic(db, coll)
+}
+
+// prefixed is name after topic.prefix and a '.', or name alone without a prefix (a MongoDB
+// Kafka Connector config may have none: connector.class=ClassMongoKafka).
+func (c *Config) prefixed(name string) string {
+	if c.TopicPrefix == "" {
+		return name
+	}
+	return c.TopicPrefix + "." + name
 }
 
 // CollectionTopic is the collection's own topic, <topic.prefix>.<db>.<collection> made a
@@ -198,7 +208,7 @@ func (c *Config) Topic(db, coll string) string {
 // default destination, kept in the key of a routed record (Routed) and naming its records'
 // schemas under the RecordName strategies.
 func (c *Config) CollectionTopic(db, coll string) string {
-	return topicName(c.TopicPrefix + "." + db + "." + coll)
+	return topicName(c.prefixed(db + "." + coll))
 }
 
 // Routed reports whether topic.namespace.map routes collection coll of db. A routed topic may

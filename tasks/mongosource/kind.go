@@ -76,11 +76,19 @@ func (k *Kind) Plugin() connector.Plugin {
 // ConfigDef lists the kind's config keys (config.ConfigDef).
 func (k *Kind) ConfigDef() []connector.ConfigKey { return config.ConfigDef() }
 
-// Validate parses the config and returns its entries normalised.
+// Validate parses the config and returns its entries as given: foreign keys stay, and every
+// Parse translates them again. Kafka Connect has no field for warnings in its responses, so
+// the foreign keys that do nothing here are logged.
 func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, error) {
 	c, err := config.Parse(name, raw)
 	if err != nil {
 		return nil, err
+	}
+	_, changes := c.Translation()
+	for _, ch := range changes {
+		if ch.Warning {
+			k.env.Logger.Warn("connector config key does nothing in mongorelay", "connector", name, "key", ch.From, "why", ch.String())
+		}
 	}
 	return c.Raw(), nil
 }
