@@ -2,7 +2,6 @@ package avroschema
 
 import (
 	"bytes"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -71,7 +70,7 @@ func TestMergeTypes(t *testing.T) {
 				}
 				enc := NewEncoder(s)
 				for _, d := range docs {
-					roundTripNumeric(t, enc, d)
+					roundTrip(t, enc, d)
 				}
 			}
 		})
@@ -209,18 +208,6 @@ func TestMergeIdempotentAndRepeatable(t *testing.T) {
 	}
 }
 
-var hintedValue = regexp.MustCompile(`\{"\$oid":("[0-9a-f]*")\}|\{"\$numberDecimal":("[^"]*")\}|\{"\$date":(\{"\$numberLong":"-?[0-9]*"\})\}`)
-
-// hintsDropped is numbersAsDoubles that also reads ObjectIds, decimals and dates as the
-// strings and numbers that carry them. When a later version adds a more general type of the
-// same Avro type to a union (a plain string next to ObjectIds, an int64 next to dates), the
-// values written before it are read through the general branch: the same text or number, the
-// hint is what changes (see the package documentation).
-func hintsDropped(doc bson.Raw) string {
-	s := hintedValue.ReplaceAllString(extJSON(doc), "$1$2$3")
-	return numbersAsDoubles(s)
-}
-
 // TestBackwardTransitive registers each merged schema in turn and checks that every version
 // reads the data of every earlier one: hamba's checker says so, and decoding the old bytes with
 // the new schema gives the old document back.
@@ -259,7 +246,7 @@ func TestBackwardTransitive(t *testing.T) {
 					t.Fatal(err)
 				}
 				doc := docs[order[i]]
-				if want, have := hintsDropped(canonical(t, doc)), hintsDropped(canonical(t, got)); want != have {
+				if want, have := extJSON(canonical(t, doc)), extJSON(canonical(t, got)); want != have {
 					t.Fatalf("order %v: version %d reads version %d data as\n%s\nwant\n%s", order, j, i, have, want)
 				}
 			}
