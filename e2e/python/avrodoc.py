@@ -189,9 +189,9 @@ def _primitive(expected, actual, kind, logical, path, hints):
         ok = (logical in TIMESTAMP_UNITS and isinstance(actual, datetime.datetime)
               and _utc(actual) == _utc(expected))
     elif isinstance(expected, int):
-        if kind != ("long" if isinstance(expected, Int64) else "int"):
-            return [f"{path}: {'int64' if isinstance(expected, Int64) else 'int32'} read through an Avro {kind} branch"]
         ok = type(actual) is int and actual == expected
+        if ok and kind != ("long" if isinstance(expected, Int64) else "int"):
+            return [f"{path}: {'int64' if isinstance(expected, Int64) else 'int32'} read through an Avro {kind} branch"]
     elif isinstance(expected, float):
         ok = type(actual) is float and (actual == expected or math.isnan(actual) and math.isnan(expected))
     elif isinstance(expected, ObjectId):

@@ -238,9 +238,9 @@ func scalarKind(t bson.Type, v []byte) (kind, error) {
 
 // Merge returns the schema that covers everything latest and shape cover: latest's fields keep
 // their order, fields only in shape are appended sorted by key, unions gain branches, int
-// widens only into a legacy bare long. Merging is idempotent (Merge(s, s) equals s), and the set of fields
-// and types it yields does not depend on the order in which shapes are merged, so nodes merging
-// concurrently converge. latest may be nil (nothing registered yet).
+// widens only into a legacy bare long. Merging is idempotent (Merge(s, s) equals s), and the
+// set of fields and types it yields does not depend on the order in which shapes are merged,
+// so nodes merging concurrently converge. latest may be nil (nothing registered yet).
 func Merge(latest, shape *Schema) (*Schema, error) {
 	if latest == nil {
 		return shape, nil

@@ -196,13 +196,15 @@ func (p *parser) union(s avro.Schema) (*union, error) {
 			return nil, fmt.Errorf("unexpected union branch %s", b.Type())
 		}
 	}
+	// A family member other than the owner written bare comes from the earlier mapping: the
+	// family's bare branches then stay as they are (see union.legacy).
 	for _, fam := range families {
 		if fb := bare & family(fam); fb&^(1<<fam[0]) != 0 {
 			u.legacy |= fb
 		}
 	}
 	if u.bare() != bare {
-		return nil, fmt.Errorf("bare branches %b where the mapping has %b", bare, u.bare())
+		return nil, fmt.Errorf("bare branches (kinds %b) that neither mapping writes (kinds %b)", bare, u.bare())
 	}
 	return u, nil
 }
