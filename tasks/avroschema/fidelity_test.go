@@ -1,6 +1,7 @@
 package avroschema
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -57,6 +58,18 @@ func sameBranch(a, b avro.Schema) bool {
 	return !aok || !bok || pa.Prop(propType) == pb.Prop(propType)
 }
 
+// describe names a branch with its hint, if any.
+func describe(s avro.Schema) string {
+	if s == nil {
+		return "no branch"
+	}
+	s = deref(s)
+	if p, ok := s.(*avro.PrimitiveSchema); ok && p.Prop(propType) != nil {
+		return fmt.Sprintf("%s (%s %v)", typeName(s), propType, p.Prop(propType))
+	}
+	return typeName(s)
+}
+
 // checkResolvable fails unless every branch of every union of writer resolves, by first
 // match, to the branch of the same kind in reader: no old value is read through another kind's
 // branch, whatever the reader.
@@ -72,7 +85,7 @@ func checkResolvable(t *testing.T, what string, writer, reader avro.Schema) {
 			for _, wb := range w.Types() {
 				rb := firstMatch(wb, ru)
 				if rb == nil || !sameBranch(wb, rb) {
-					t.Fatalf("%s: %s: the writer's branch %s is read through %v", what, path, wb, rb)
+					t.Fatalf("%s: %s: the writer's branch %s is read through %s", what, path, describe(wb), describe(rb))
 				}
 				walk(path, wb, rb)
 			}
