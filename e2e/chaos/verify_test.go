@@ -158,6 +158,11 @@ func asInt64(v any) (int64, bool) {
 		return int64(n), true
 	case float64:
 		return int64(n), true
+	case map[string]any:
+		// Typed Avro writes an int64 in the record mongorelay.bson.Int64 {value}.
+		if len(n) == 1 {
+			return asInt64(n["value"])
+		}
 	}
 	return 0, false
 }

@@ -4,15 +4,16 @@ The comparison is driven by the Avro schema the record was decoded with, so it f
 details the typed mapping settles on: field names map back through the field property
 "mongodb.name", unions are resolved by the decoded value's Python type, and every BSON type must
 decode to the Python type its Avro form implies (an int32 must not come back as a float, a date
-must come back as a datetime). Fields absent from a document decode as null: typed mode cannot
-tell a missing field from an explicit null, and the tests never write explicit nulls.
+must come back as a datetime; an int32 through an `int` branch, an int64 through a `long` one).
+A field absent from a document decodes as null, a field set to null as the empty record of the
+union's explicit-null branch (mongorelay.bson.Null): typed mode tells them apart.
 """
 import datetime
 import decimal
 import json
 import math
 
-from bson import Binary, Decimal128, ObjectId
+from bson import Binary, Decimal128, Int64, ObjectId
 
 MISSING = object()  # a field the MongoDB document does not have
 
@@ -131,11 +132,24 @@ class Schema:
         for f in t["fields"]:
             original = f.get("mongodb.name", f["name"])
             covered.add(original)
-            problems += self.diff(expected.get(original, MISSING), actual.get(f["name"]), f["type"],
-                                  f"{path}.{original}", (f,))
+            value = expected.get(original, MISSING)
+            if value is None:
+                problems += self._explicit_null(actual.get(f["name"]), f["type"], f"{path}.{original}")
+                continue
+            problems += self.diff(value, actual.get(f["name"]), f["type"], f"{path}.{original}", (f,))
         problems += [f"{path}.{name}: in MongoDB but in no field of the schema"
                      for name in expected if name not in covered]
         return problems
+
+    def _explicit_null(self, actual, t, path):
+        """A field set to null must decode as the empty record of an explicit-null branch."""
+        t = self.resolve(t)
+        markers = [b for b in (t if isinstance(t, list) else [t])
+                   if isinstance(self.resolve(b), dict) and self.resolve(b).get("type") == "record"
+                   and not self.resolve(b)["fields"] and _mentions(({"bson.kind": self.resolve(b)["name"]},), "null")]
+        if not markers:
+            return [f"{path}: set to null, but the union {t} has no explicit-null branch"]
+        return [] if actual == {} else [f"{path}: set to null, decoded {_describe(actual)}"]
 
     def _array(self, expected, actual, t, path):
         if _absent(expected):
@@ -176,6 +190,8 @@ def _primitive(expected, actual, kind, logical, path, hints):
               and _utc(actual) == _utc(expected))
     elif isinstance(expected, int):
         ok = type(actual) is int and actual == expected
+        if ok and kind != ("long" if isinstance(expected, Int64) else "int"):
+            return [f"{path}: {'int64' if isinstance(expected, Int64) else 'int32'} read through an Avro {kind} branch"]
     elif isinstance(expected, float):
         ok = type(actual) is float and (actual == expected or math.isnan(actual) and math.isnan(expected))
     elif isinstance(expected, ObjectId):

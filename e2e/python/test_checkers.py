@@ -296,3 +296,16 @@ def envelope_schema(shape):
         {"name": "after", "type": avro_type({"record": shape.get("record", {})}, "Document")},
         {"name": "updateDescription", "type": ["null", update_description], "default": None},
         {"name": "op", "type": "string"}, {"name": "ts_ms", "type": "long"}, {"name": "source", "type": source}]}
+
+
+def test_comparator_tells_explicit_null_from_absent_and_int32_from_int64():
+    null_marker = {"type": "record", "name": "mongorelay.bson.Null", "fields": []}
+    int64 = {"type": "record", "name": "mongorelay.bson.Int64", "fields": [{"name": "value", "type": "long"}]}
+    schema = Schema({"type": "record", "name": "Doc", "fields": [
+        {"name": "x", "type": ["null", "string", null_marker], "default": None},
+        {"name": "n", "type": ["null", "int", "double", int64], "default": None}]})
+    assert schema.diff({"x": None, "n": 3}, {"x": {}, "n": 3}, schema.root) == []
+    assert schema.diff({"n": Int64(3)}, {"x": None, "n": {"value": 3}}, schema.root) == []
+    assert schema.diff({"x": None}, {"x": None, "n": None}, schema.root) == [".x: set to null, decoded NoneType None"]
+    assert schema.diff({}, {"x": {}, "n": None}, schema.root) == [".x: not in MongoDB, decoded a record"]
+    assert schema.diff({"n": Int64(3)}, {"x": None, "n": 3}, schema.root) == [".n: int64 read through an Avro int branch"]

@@ -12,9 +12,9 @@ schema checked field by field against the payload, and every such record read by
 itself (JsonConverterRead.java), as a Connect sink would. Every document must match what pymongo
 reads.
 
-Avro records are compared with avrodoc, whose typed mapping reads a field set to null and a field
-absent alike (DESIGN.md 4: telling them apart in Avro is issue 20 item 4); the JSON formats keep
-the difference, and are compared exactly: the Extended JSON must give the document's BSON bytes.
+Avro records are compared with avrodoc, which tells a field set to null (the null marker record
+of typed Avro) from an absent one (null); the JSON formats are compared exactly: the Extended
+JSON must give the document's BSON bytes.
 """
 import base64
 import datetime

@@ -234,7 +234,7 @@ COLLECTIONS = tuple(shape.name for shape in SHAPES)
 # ----------------------------------------------------------------------------- the load
 
 class MixedLoad:
-    """Mixed inserts, updates, replaces and deletes over the collections of SHAPES.
+    """Mixed inserts, updates, replaces and deletes over the collections of shapes (SHAPES by default).
 
     Each round sends one ordered bulk_write to one collection, so a document can be touched
     several times in one batch and the server still applies the operations in log order.
@@ -244,18 +244,18 @@ class MixedLoad:
 
     WEIGHTS = {"insert": 35, "update": 35, "replace": 15, "delete": 15}
 
-    def __init__(self, db, total_ops, seed, batch_size=250):
-        self.db, self.total, self.batch_size = db, total_ops, batch_size
+    def __init__(self, db, total_ops, seed, batch_size=250, shapes=SHAPES):
+        self.db, self.total, self.batch_size, self.shapes = db, total_ops, batch_size, shapes
         self.seed = seed
         self.rng = random.Random(seed)
         self.log = OperationLog()
-        self.live = {shape.name: {} for shape in SHAPES}  # canonical id -> current state
+        self.live = {shape.name: {} for shape in shapes}  # canonical id -> current state
 
     def run(self, pause_s=0.0, until=None):
         """Applies every operation (or the first `until` of them), pausing between batches (to
         spread the load over time); returns the log."""
         while self.log.count < min(self.total, until or self.total):
-            self.round(SHAPES[(self.log.count // self.batch_size) % len(SHAPES)])
+            self.round(self.shapes[(self.log.count // self.batch_size) % len(self.shapes)])
             time.sleep(pause_s)
         return self.log
 

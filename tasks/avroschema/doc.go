@@ -19,47 +19,27 @@
 // converge. Field order is the one thing history decides: existing fields never move, new ones
 // are appended sorted by key. Every version can read the data of every earlier version
 // (BACKWARD_TRANSITIVE): fields are only added, all nullable with default null; unions only
-// gain branches; int only widens to long or double.
+// gain branches; an int32 joins a long branch only where a legacy schema made long bare.
 //
 // # Type mapping
 //
 // Every value position (field, array item, map value) is a union whose first branch is null.
+// In a field, null means absent; an explicit null or undefined is the empty record
+// mongorelay.bson.Null, so that a consumer can replay $unset exactly. The mapping, type by
+// type, is in README.md; in short: double, string, boolean and int32 are their Avro types,
+// datetime is long timestamp-millis, documents are records or maps, arrays arrays, and every
+// other kind is a record of namespace mongorelay.bson.
 //
-//	BSON                     Avro
-//	double                   double (bits copied: NaN payloads, ±Inf and -0 survive)
-//	string                   string
-//	document                 record <parent>.<field>_record, or map (see Maps), or string
-//	                         "mongodb.type":"extjson" beyond MaxDepth
-//	array                    array of the union of its elements' types
-//	binary subtype 0         bytes
-//	binary other subtypes    record mongorelay.bson.Binary {subtype: int, data: bytes}
-//	                         (subtype 2 without its redundant inner length)
-//	undefined                null
-//	ObjectId                 string, 24 lowercase hex digits, "mongodb.type":"objectId"
-//	boolean                  boolean
-//	datetime                 long, logicalType timestamp-millis (negative before 1970)
-//	null                     null
-//	regex                    record mongorelay.bson.Regex {pattern: string, options: string}
-//	DBPointer                record mongorelay.bson.DBPointer {ref: string, id: objectId string}
-//	JavaScript               record mongorelay.bson.JavaScript {code: string}
-//	symbol                   record mongorelay.bson.Symbol {symbol: string}
-//	JavaScript with scope    record mongorelay.bson.JavaScriptWithScope {code: string,
-//	                         scope: string, canonical Extended JSON, "mongodb.type":"extjson"}
-//	int32                    int (widened to long or double when the position holds those)
-//	timestamp                record mongorelay.bson.Timestamp {t: long, i: long}
-//	int64                    long
-//	decimal128               string "mongodb.type":"decimal128": the exact decimal string
-//	                         ("1.50", "-0", "NaN", "-Infinity", "1.2E+6144"); Avro's decimal
-//	                         has one fixed scale and no NaN, infinities or -0
-//	minKey, maxKey           records mongorelay.bson.MinKey {} and mongorelay.bson.MaxKey {}
-//
-// An Avro union holds one branch per Avro type, so kinds that share one stay apart this way:
-// the most general present takes the bare type (string before objectId before decimal128
-// before extjson; int64 before datetime) and the others are wrapped in one-field records
-// mongorelay.bson.ObjectId, Decimal128, ExtJSON and DateTime {value}. When a more general kind
-// joins a union later, values written before it are read, with the new schema, through the
-// bare branch: the same text or number, without the hint. int64 and double are never merged
-// (a double cannot hold every int64): a position that held both is [null, long, double].
+// Avro readers resolve an old value to the first branch of the newest union with its Avro type
+// or one it promotes to (fastavro ignores logical types and properties; string and bytes
+// promote to each other). So the kinds a reader cannot tell apart form families (long:
+// datetime, int64; string and bytes: string, ObjectId, Decimal128, Extended JSON, binary
+// subtype 0) and only the owner, datetime or string, is ever written bare; the others always
+// go into one-field records {value}. A value is written the same way whatever joins its union
+// later, so every earlier value is read with the latest schema through its own branch. int32
+// keeps its int branch beside int64 and double. Unions registered under the earlier mapping
+// (the most general kind present bare) keep their bare branches and new kinds of their family
+// join wrapped.
 //
 // # Names
 //
@@ -82,8 +62,7 @@
 //
 // # Fidelity limits
 //
-// A missing field and a null or undefined one all encode as null. Decimal128 NaN payloads and
-// sign, and non-canonical encodings, do not survive the decimal string. Strings are copied byte
-// for byte; Extended JSON (beyond MaxDepth, scopes) replaces invalid UTF-8 with U+FFFD.
+// Undefined reads as null. Decimal128 NaN payloads and sign, and non-canonical encodings, do
+// not survive the decimal string. Strings are copied byte for byte; Extended JSON (beyond MaxDepth, scopes) replaces invalid UTF-8 with U+FFFD.
 // Duplicate keys in a document are an error naming the path, never a silent drop.
 package avroschema

@@ -2,12 +2,10 @@ package avroschema
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"slices"
 
 	"github.com/mongorelay/mongorelay/tasks/avrobin"
@@ -48,7 +46,6 @@ type fieldEnc struct {
 // unionEnc maps BSON values to the branches of one union; -1 marks an absent branch.
 type unionEnc struct {
 	branch       [numKinds]int8
-	intAsDouble  bool // int32 values go to the double branch
 	record       *recordEnc
 	recordBranch int8
 	items        *unionEnc
@@ -101,14 +98,10 @@ func (c *compiler) union(u *union) *unionEnc {
 			ue.values, ue.mapBranch = c.union(u.values), int8(i)
 		}
 	}
-	if ue.branch[kInt] < 0 {
-		switch {
-		case ue.branch[kLong] >= 0:
-			// Avro int and long share one varint encoding.
-			ue.branch[kInt] = ue.branch[kLong]
-		case ue.branch[kDouble] >= 0:
-			ue.branch[kInt], ue.intAsDouble = ue.branch[kDouble], true
-		}
+	if ue.branch[kInt] < 0 && u.bare().has(kLong) {
+		// A legacy bare long holds int32 values (Avro int and long share one varint encoding);
+		// any other union without an int branch must evolve first.
+		ue.branch[kInt] = ue.branch[kLong]
 	}
 	return ue
 }
@@ -191,8 +184,16 @@ func (r *recordEnc) lookup(key []byte, pos int) int {
 func (e *Encoder) fields(dst []byte, rec *recordEnc, base, depth int) ([]byte, error) {
 	for i := range rec.fields {
 		s := e.slots[base+i]
-		if s.t == 0 {
+		switch s.t {
+		case 0:
 			dst = append(dst, 0)
+			continue
+		case bson.TypeNull, bson.TypeUndefined:
+			b := rec.fields[i].u.branch[kNull]
+			if b < 0 {
+				return dst, pathErr(fmt.Errorf("%w: no branch for an explicit null", ErrNotCovered), rec.fields[i].key)
+			}
+			dst = append(dst, byte(b)<<1)
 			continue
 		}
 		var err error
@@ -233,9 +234,6 @@ func (e *Encoder) value(dst []byte, u *unionEnc, t bson.Type, v []byte, depth in
 	case kDouble:
 		return append(dst, v[:8]...), nil
 	case kInt:
-		if u.intAsDouble {
-			return binary.LittleEndian.AppendUint64(dst, math.Float64bits(float64(bsonraw.Int32(v)))), nil
-		}
 		return avrobin.AppendLong(dst, int64(bsonraw.Int32(v))), nil
 	case kLong, kDateTime:
 		return avrobin.AppendLong(dst, bsonraw.Int64(v)), nil

@@ -70,6 +70,12 @@ func (in *inferrer) document(rec *record, doc []byte, depth int) error {
 			i = len(rec.fields) - 1
 		}
 		f := rec.fields[i]
+		if e.Type == bson.TypeNull || e.Type == bson.TypeUndefined {
+			// Avro's null is what an absent field reads as (the default of every field, also
+			// when an older record predates the field), so an explicit null needs its own branch.
+			f.typ.add(kNull)
+			continue
+		}
 		if err := in.value(f.typ, childName(rec, f.avro), e.Type, e.Value, depth); err != nil {
 			return pathErr(err, key)
 		}
@@ -77,7 +83,8 @@ func (in *inferrer) document(rec *record, doc []byte, depth int) error {
 	return it.Err()
 }
 
-// value adds one value's type to u. docName names the record of documents at this position.
+// value adds one value's type to u (an array item's or map value's null is Avro's null, as
+// nothing there can be absent). docName names the record of documents at this position.
 func (in *inferrer) value(u *union, docName string, t bson.Type, v []byte, depth int) error {
 	switch t {
 	case bson.TypeNull, bson.TypeUndefined:
@@ -87,7 +94,7 @@ func (in *inferrer) value(u *union, docName string, t bson.Type, v []byte, depth
 			if _, err := bsonraw.AppendExtJSONValue(nil, t, v); err != nil {
 				return err
 			}
-			u.kinds = (u.kinds | 1<<kExtJSON).normalize()
+			u.add(kExtJSON)
 			return nil
 		}
 		if t == bson.TypeArray {
@@ -131,7 +138,7 @@ func (in *inferrer) value(u *union, docName string, t bson.Type, v []byte, depth
 	if err := checkScalar(t, v); err != nil {
 		return err
 	}
-	u.kinds = (u.kinds | 1<<k).normalize()
+	u.add(k)
 	return nil
 }
 
@@ -231,9 +238,9 @@ func scalarKind(t bson.Type, v []byte) (kind, error) {
 
 // Merge returns the schema that covers everything latest and shape cover: latest's fields keep
 // their order, fields only in shape are appended sorted by key, unions gain branches, int
-// widens to long or double. Merging is idempotent (Merge(s, s) equals s), and the set of fields
-// and types it yields does not depend on the order in which shapes are merged, so nodes merging
-// concurrently converge. latest may be nil (nothing registered yet).
+// widens only into a legacy bare long. Merging is idempotent (Merge(s, s) equals s), and the
+// set of fields and types it yields does not depend on the order in which shapes are merged,
+// so nodes merging concurrently converge. latest may be nil (nothing registered yet).
 func Merge(latest, shape *Schema) (*Schema, error) {
 	if latest == nil {
 		return shape, nil

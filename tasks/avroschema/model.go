@@ -36,6 +36,7 @@ const (
 	kTimestamp
 	kMinKey
 	kMaxKey
+	kNull // an explicit null or undefined field, told apart from an absent one
 	numKinds
 )
 
@@ -43,12 +44,11 @@ type kindSet uint32
 
 func (s kindSet) has(k kind) bool { return s&(1<<k) != 0 }
 
-// normalize applies numeric widening: an int32 position that has also held int64 values becomes
-// long, one that has held doubles becomes double. int64 and double are never widened into one
-// another (a double cannot hold every int64), so both stay and the union keeps both branches.
-func (s kindSet) normalize() kindSet {
-	if s.has(kInt) && (s.has(kLong) || s.has(kDouble)) {
-		s &^= 1 << kInt
+// family returns the set of kinds in family fam.
+func family(fam []kind) kindSet {
+	var s kindSet
+	for _, k := range fam {
+		s |= 1 << k
 	}
 	return s
 }
@@ -81,14 +81,14 @@ const (
 var kinds = [numKinds]kindInfo{
 	kBoolean:       {bare: `"boolean"`},
 	kInt:           {bare: `"int"`},
-	kLong:          {bare: `"long"`},
+	kLong:          {bare: `"long"`, record: "Int64", fields: `[{"name":"value","type":"long"}]`},
 	kDouble:        {bare: `"double"`},
-	kString:        {bare: `"string"`},
+	kString:        {bare: `"string"`, record: "String", fields: `[{"name":"value","type":"string"}]`},
 	kObjectID:      {bare: hintObjectID, record: "ObjectId", fields: `[{"name":"value","type":` + hintObjectID + `}]`},
 	kDecimal:       {bare: hintDecimal, record: "Decimal128", fields: `[{"name":"value","type":` + hintDecimal + `}]`},
 	kExtJSON:       {bare: hintExtJSON, record: "ExtJSON", fields: `[{"name":"value","type":` + hintExtJSON + `}]`},
 	kDateTime:      {bare: timestampMs, record: "DateTime", fields: `[{"name":"value","type":` + timestampMs + `}]`},
-	kBytes:         {bare: `"bytes"`},
+	kBytes:         {bare: `"bytes"`, record: "Bytes", fields: `[{"name":"value","type":"bytes"}]`},
 	kBinary:        {record: "Binary", fields: `[{"name":"subtype","type":"int"},{"name":"data","type":"bytes"}]`},
 	kRegex:         {record: "Regex", fields: `[{"name":"pattern","type":"string"},{"name":"options","type":"string"}]`},
 	kDBPointer:     {record: "DBPointer", fields: `[{"name":"ref","type":"string"},{"name":"id","type":` + hintObjectID + `}]`},
@@ -98,19 +98,29 @@ var kinds = [numKinds]kindInfo{
 	kTimestamp:     {record: "Timestamp", fields: `[{"name":"t","type":"long"},{"name":"i","type":"long"}]`},
 	kMinKey:        {record: "MinKey", fields: `[]`},
 	kMaxKey:        {record: "MaxKey", fields: `[]`},
+	kNull:          {record: "Null", fields: `[]`},
 }
 
-// families list kinds that share one Avro type, most general first: a union holds one bare
-// member per family, the others go into their wrapper records.
+// families list kinds whose Avro types a reader cannot tell apart, owner first. Readers resolve
+// a writer's union branch to the first reader branch of the same Avro type or one it promotes
+// to (fastavro ignores logical types and properties; string and bytes promote to each other),
+// so a union holds at most one bare member per family. Only the owner is ever written bare;
+// the others always go into their wrapper records. A value written bare therefore never has to
+// be read through another kind's branch when a later kind joins the union.
 var families = [...][]kind{
-	{kLong, kDateTime},
-	{kString, kObjectID, kDecimal, kExtJSON},
+	{kDateTime, kLong},
+	{kString, kObjectID, kDecimal, kExtJSON, kBytes},
 }
 
 // union is the type of one value position (a field, an array item, a map value): always
 // nullable, holding at most one branch per kind, one document record, one array and one map.
 type union struct {
-	kinds  kindSet
+	kinds kindSet
+	// legacy holds the kinds that registered schemas of an earlier mapping wrote bare although
+	// they are not their family's owner (and the owner, when it was bare beside them): they stay
+	// bare, since their old values are read through those branches, and the family's other
+	// kinds are wrapped.
+	legacy kindSet
 	record string // full name of the document record, "" if no document was seen as a record
 	items  *union // array branch
 	values *union // map branch
@@ -125,9 +135,46 @@ func (u *union) clone() *union {
 	return &c
 }
 
+// add adds a kind to u.
+func (u *union) add(k kind) {
+	u.kinds |= 1 << k
+	u.normalize()
+}
+
+// normalize applies the one numeric widening left: int32 values join a bare long branch that a
+// legacy schema has (Avro int promotes to long without loss). Anywhere else an int32 keeps its
+// int branch, beside double or the Int64 wrapper, so that it reads back as an int.
+func (u *union) normalize() {
+	if u.kinds.has(kInt) && u.kinds.has(kLong) && u.legacy.has(kLong) {
+		u.kinds &^= 1 << kInt
+	}
+}
+
+// bare returns the kinds of u written as bare Avro types.
+func (u *union) bare() kindSet {
+	var wrapped kindSet
+	for _, fam := range families {
+		present := u.kinds & family(fam)
+		keep := u.legacy & present
+		if keep == 0 {
+			keep = present & (1 << fam[0])
+		}
+		wrapped |= present &^ keep
+	}
+	var bare kindSet
+	for k := range numKinds {
+		if u.kinds.has(k) && !wrapped.has(k) && kinds[k].bare != "" {
+			bare |= 1 << k
+		}
+	}
+	return bare
+}
+
 // merge adds o's branches to u.
 func (u *union) merge(o *union) error {
-	u.kinds = (u.kinds | o.kinds).normalize()
+	u.kinds |= o.kinds
+	u.legacy |= o.legacy
+	u.normalize()
 	switch {
 	case o.record == "" || o.record == u.record:
 	case u.record == "":
@@ -177,25 +224,14 @@ type branch struct {
 // records in kind order, the document record, the array, the map.
 func (u *union) branches() []branch {
 	bs := []branch{{what: branchNull}}
-	var wrapped kindSet
-	for _, fam := range families {
-		seen := false
-		for _, k := range fam {
-			if u.kinds.has(k) {
-				if seen {
-					wrapped |= 1 << k
-				}
-				seen = true
-			}
-		}
-	}
+	bare := u.bare()
 	for _, k := range bareOrder {
-		if u.kinds.has(k) && !wrapped.has(k) {
+		if bare.has(k) {
 			bs = append(bs, branch{what: branchBare, kind: k})
 		}
 	}
 	for k := range numKinds {
-		if u.kinds.has(k) && (wrapped.has(k) || kinds[k].bare == "") {
+		if u.kinds.has(k) && !bare.has(k) {
 			bs = append(bs, branch{what: branchWrapped, kind: k})
 		}
 	}

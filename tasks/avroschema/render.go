@@ -157,6 +157,7 @@ func (p *parser) union(s avro.Schema) (*union, error) {
 		return nil, fmt.Errorf("type %s is not a union starting with null", s.Type())
 	}
 	u := &union{}
+	var bare kindSet
 	for _, b := range us.Types()[1:] {
 		b = deref(b)
 		switch b := b.(type) {
@@ -190,9 +191,20 @@ func (p *parser) union(s avro.Schema) (*union, error) {
 				return nil, err
 			}
 			u.kinds |= 1 << k
+			bare |= 1 << k
 		default:
 			return nil, fmt.Errorf("unexpected union branch %s", b.Type())
 		}
+	}
+	// A family member other than the owner written bare comes from the earlier mapping: the
+	// family's bare branches then stay as they are (see union.legacy).
+	for _, fam := range families {
+		if fb := bare & family(fam); fb&^(1<<fam[0]) != 0 {
+			u.legacy |= fb
+		}
+	}
+	if u.bare() != bare {
+		return nil, fmt.Errorf("bare branches (kinds %b) that neither mapping writes (kinds %b)", bare, u.bare())
 	}
 	return u, nil
 }

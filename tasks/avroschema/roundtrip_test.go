@@ -213,8 +213,10 @@ func bsonRecord(t testing.TB, s *avro.RecordSchema, name string, m map[string]an
 		return nil
 	}
 	switch name {
-	case "ObjectId", "Decimal128", "ExtJSON", "DateTime":
+	case "String", "Int64", "Bytes", "ObjectId", "Decimal128", "ExtJSON", "DateTime":
 		return primitiveToBSON(t, field("value").(*avro.PrimitiveSchema), m["value"])
+	case "Null":
+		return nil
 	case "Binary":
 		return bson.Binary{Subtype: byte(m["subtype"].(int)), Data: m["data"].([]byte)}
 	case "Regex":

@@ -331,8 +331,9 @@ func checkDocument(t *testing.T, mode, field string, v any, present bool, event 
 	}
 	m := doc.(map[string]any)
 	assertEqual(t, field+".status", union(t, m["status"]), want.Lookup("status").StringValue())
-	assertEqual(t, field+"._id", union(t, m["_id"]), want.Lookup("_id").ObjectID().Hex())
-	assertEqual(t, field+".price", union(t, m["price"]), want.Lookup("price").Decimal128().String())
+	// ObjectId and Decimal128 are always in their wrapper records (tasks/avroschema/README.md).
+	assertEqual(t, field+"._id", union(t, m["_id"]), map[string]any{"value": want.Lookup("_id").ObjectID().Hex()})
+	assertEqual(t, field+".price", union(t, m["price"]), map[string]any{"value": want.Lookup("price").Decimal128().String()})
 	assertEqual(t, field+".createdAt", union(t, m["createdAt"]).(time.Time).UnixMilli(), int64(wall))
 	assertEqual(t, field+".tags", len(union(t, m["tags"]).([]any)), 3)
 }
