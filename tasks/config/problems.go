@@ -24,7 +24,7 @@ func renamedKey(name string) string {
 		return "collection.include.list"
 	case "collection.blacklist":
 		return "collection.exclude.list"
-	case "mongodb.hosts", "mongodb.user", "mongodb.password":
+	case "mongodb.hosts":
 		return "mongodb.connection.string"
 	case "mongodb.name":
 		return "topic.prefix"

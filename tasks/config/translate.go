@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -146,6 +147,82 @@ func (t *translation) debezium() {
 	if v, ok := t.get("predicates"); ok {
 		t.refuse("predicates", v, "not supported yet: mongorelay runs no single message transforms, so no predicates; remove the key")
 	}
+	t.credentials()
+}
+
+// credentials puts Debezium's mongodb.user, mongodb.password and mongodb.authsource into the
+// connection string, where the driver reads them: percent-encoded in its userinfo, and the
+// authentication database as authSource. A connection string with credentials or an
+// authSource of its own, different from them, is a conflict naming both keys.
+func (t *translation) credentials() {
+	user, hasUser := t.get("mongodb.user")
+	password, hasPassword := t.get("mongodb.password")
+	authSource, hasAuthSource := t.get("mongodb.authsource")
+	if !hasUser && !hasPassword && !hasAuthSource {
+		return
+	}
+	uri := strings.TrimSpace(t.native["mongodb.connection.string"])
+	scheme, rest, ok := strings.Cut(uri, "://")
+	switch {
+	case hasPassword && !hasUser:
+		t.refuse("mongodb.password", password, "is given without mongodb.user: give both, or put them in mongodb.connection.string")
+		return
+	case !ok:
+		from := "mongodb.user"
+		if !hasUser {
+			from = "mongodb.authsource"
+		}
+		t.refuse(from, "", "needs mongodb.connection.string (mongodb://host:port/?replicaSet=...) to put the credentials into")
+		return
+	}
+	hosts, tail, _ := strings.Cut(rest, "/")
+	if hasUser {
+		if at := strings.LastIndex(hosts, "@"); at >= 0 {
+			t.problems = append(t.problems, Problem{Key: "mongodb.user", Value: user, Message: "is set, but mongodb.connection.string has credentials of its own: keep only one of mongodb.user and the connection string's"})
+			return
+		}
+		info := userinfoEscape(user)
+		if hasPassword {
+			info += ":" + userinfoEscape(password)
+		}
+		hosts = info + "@" + hosts
+	}
+	if hasAuthSource && authSource != "" {
+		path, query, _ := strings.Cut(tail, "?")
+		params, err := url.ParseQuery(query)
+		switch {
+		case err != nil:
+			t.problems = append(t.problems, Problem{Key: "mongodb.connection.string", Message: fmt.Sprintf("has an options part that does not parse (%v), so mongodb.authsource cannot be added to it", err)})
+			return
+		case params.Has("authSource") && params.Get("authSource") != authSource:
+			t.problems = append(t.problems, Problem{Key: "mongodb.authsource", Value: authSource, Message: fmt.Sprintf(
+				"means authSource=%s, but mongodb.connection.string has authSource=%s: keep only one", authSource, params.Get("authSource"))})
+			return
+		case !params.Has("authSource"):
+			if query != "" {
+				query += "&"
+			}
+			query += "authSource=" + url.QueryEscape(authSource)
+		}
+		tail = path + "?" + query
+	}
+	translated := scheme + "://" + hosts + "/" + tail
+	t.native["mongodb.connection.string"] = translated
+	for _, f := range []struct {
+		key, value string
+		given      bool
+	}{{"mongodb.user", user, hasUser}, {"mongodb.password", password, hasPassword}, {"mongodb.authsource", authSource, hasAuthSource}} {
+		if f.given {
+			t.changes = append(t.changes, Change{From: f.key, FromValue: f.value, To: "mongodb.connection.string", ToValue: translated,
+				Why: "Debezium's separate credential; the driver reads it from the connection string"})
+		}
+	}
+}
+
+// userinfoEscape percent-encodes a user name or password for a connection string's userinfo,
+// as the MongoDB URI format asks: every character but the unreserved ones.
+func userinfoEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
 // mongoKafka translates the MongoDB Kafka Connector's source keys.
@@ -477,17 +554,20 @@ func translatedKeys() []string {
 	return []string{"connection.uri", "database", "collection", "copy.existing", "startup.mode",
 		"publish.full.document.only", "publish.full.document.only.tombstone.on.delete", "change.stream.full.document",
 		"change.stream.full.document.before.change", "output.format.value", "output.format.key", "poll.await.time.ms",
-		"batch.size", "topic.separator", "topic.suffix", "transforms", "predicates",
+		"batch.size", "topic.separator", "mongodb.user", "mongodb.password", "mongodb.authsource", "topic.suffix", "transforms", "predicates",
 		"key.converter", "value.converter", "key.converter.schemas.enable", "value.converter.schemas.enable",
 		"key.converter.schema.registry.url", "value.converter.schema.registry.url"}
 }
 
 // foreignKey returns the native key whose secrecy a foreign key shares, and whether the
-// translation reads the foreign key at all.
+// translation reads the foreign key at all; mongodb.password reports false, so that it is
+// hidden whole, as a key nobody knows is.
 func foreignKey(name string) (native string, ok bool) {
 	switch name {
 	case "connection.uri":
 		return "mongodb.connection.string", true
+	case "mongodb.password":
+		return "", false // a secret as a whole: hidden as an unknown key is
 	case "key.converter.schema.registry.url", "value.converter.schema.registry.url":
 		return "schema.registry.url", true
 	}

@@ -239,3 +239,51 @@ func TestMongoKafkaNamespaceMapsRouteWithoutAPrefix(t *testing.T) {
 		t.Errorf("CollectionTopic(shop, refunds) = %q, want shop.refunds", got)
 	}
 }
+
+// TestDebeziumCredentialsGoIntoTheConnectionString: mongodb.user, mongodb.password and
+// mongodb.authsource become the connection string's userinfo and authSource, percent-encoded;
+// credentials given both ways are refused naming both, and a change never shows the password.
+func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
+	const bare = "mongodb://db1:27017,db2:27017/?replicaSet=rs0"
+	for _, tc := range []struct {
+		name    string
+		kv      []string
+		want    string // the translated connection string; "" for a refusal
+		refusal string
+	}{
+		{name: "user and password", kv: []string{"mongodb.user", "cdc", "mongodb.password", "p@ss:w/rd %"},
+			want: "mongodb://cdc:p%40ss%3Aw%2Frd%20%25@db1:27017,db2:27017/?replicaSet=rs0"},
+		{name: "with an authentication database", kv: []string{"mongodb.user", "cdc", "mongodb.password", "pw", "mongodb.authsource", "admin"},
+			want: "mongodb://cdc:pw@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"},
+		{name: "a password alone", kv: []string{"mongodb.password", "pw"}, refusal: "without mongodb.user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			given := debezium(append([]string{"mongodb.connection.string", bare}, tc.kv...)...)
+			native, changes, problems := translate(given)
+			if tc.refusal != "" {
+				if len(problems) == 0 || !strings.Contains(problems[0].String(), tc.refusal) {
+					t.Fatalf("problems %v, want one saying %q", problems, tc.refusal)
+				}
+				return
+			}
+			if len(problems) > 0 {
+				t.Fatalf("problems: %v", problems)
+			}
+			if got := native["mongodb.connection.string"]; got != tc.want {
+				t.Errorf("connection string %q, want %q", got, tc.want)
+			}
+			if _, err := Parse("c", given); err != nil {
+				t.Errorf("Parse: %v", err)
+			}
+			for _, ch := range changes {
+				if strings.Contains(ch.String(), "rd%20") || strings.Contains(ch.String(), `"pw"`) {
+					t.Errorf("a change shows the password: %s", ch)
+				}
+			}
+		})
+	}
+	_, _, problems := translate(debezium("mongodb.connection.string", goodURI, "mongodb.user", "other"))
+	if len(problems) == 0 || !strings.Contains(problems[0].String(), "credentials of its own") {
+		t.Errorf("credentials given both ways: problems %v, want a conflict", problems)
+	}
+}
