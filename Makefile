@@ -38,7 +38,9 @@ env-down: ## stop the test environment, leaving no process behind
 	@$(ENV) down
 
 # test brings the environment up, runs every Go test (unit and integration, race detector on;
-# the integration tests also run the Python client checks), then the Go end-to-end suites
+# the integration tests also run the Python client checks), then the checks of the deployment
+# files (deploy/check, a module of its own: each file and a broken copy of it through the
+# real tool's parser), then the Go end-to-end suites
 # (build tag e2e: real worker processes killed and restarted, built without -race; their output
 # joins go-test.log and the summary), a short chaos run (one seed, 10,000 operations,
 # exactly-once: lost, duplicated and reordered must all be 0), then the end-to-end suite in e2e/python against
@@ -50,6 +52,8 @@ test: build ## run all tests against real servers (starts and stops the environm
 	set -a; . .cache/env/env.sh; set +a; \
 	$(GO) test -race -count=1 -timeout 20m -v ./... 2>&1 | tee $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
+	(cd deploy/check && $(GO) test -count=1 -timeout 5m -v . -args -mongorelay $(CURDIR)/bin/mongorelay) 2>&1 \
+		| tee -a $(LOGS)/go-test.log | grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	$(GO) test -tags e2e -count=1 -timeout 12m -v ./e2e/... 2>&1 | tee -a $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	$(GO) test -tags chaos -count=1 -timeout 6m -v -run 'TestChaos|TestVerify' ./e2e/chaos -args -seed 1 -ops 10000 -duration 90s \
