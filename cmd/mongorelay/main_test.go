@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 		{"worker --help", []string{"worker", "--help"}, 0, "", "usage: mongorelay worker"},
 		{"worker leave -h", []string{"worker", "leave", "-h"}, 0, "", "usage: mongorelay worker leave"},
 		{"healthcheck --help", []string{"healthcheck", "--help"}, 0, "", "usage: mongorelay healthcheck"},
-		{"healthcheck of nothing", []string{"healthcheck", "--http", "127.0.0.1:1", "--timeout", "2s"}, 1, "", "mongorelay healthcheck: GET http://127.0.0.1:1/health"},
+		{"healthcheck of nothing", []string{"healthcheck", "--http", "127.0.0.1:1", "--timeout", "2s"}, 1, "", `mongorelay healthcheck: Get "http://127.0.0.1:1/health"`},
 		{"consume --help", []string{"consume", "--help"}, 0, "", "usage: mongorelay consume"},
 		{"config --help", []string{"config", "--help"}, 0, "", "usage: mongorelay config"},
 		{"config docs worker", []string{"config", "docs", "worker"}, 0, "| `kafka.bootstrap.servers` |", ""},
