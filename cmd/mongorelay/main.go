@@ -38,7 +38,7 @@ func commands() []command {
 		{"consume", "print a topic's records as JSON lines, decoded through the schema registry", runConsume},
 		{"healthcheck", "exit 0 if a node's GET /health answers 200, else 1 (for container HEALTHCHECKs and probes)", runHealthcheck},
 		{"standalone", "run connectors from JSON files in this one process, without a cluster", runStandalone},
-		{"version", "print the version, commit and Go version", runVersion},
+		{"version", "print the version, commit, build date and Go version", runVersion},
 		{"worker", "run a cluster node: Raft, REST API, the tasks assigned to it (worker leave: remove a node)", runWorker},
 	}
 }

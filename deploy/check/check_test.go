@@ -105,6 +105,7 @@ func TestBrokenCopiesFail(t *testing.T) {
 		{"kubernetes: misspelled field", "deploy/kubernetes/statefulset.yaml", "terminationGracePeriodSeconds: 60", "terminationGracePeriodSecond: 60", `unknown field "terminationGracePeriodSecond"`},
 		{"kubernetes: replicas of the wrong type", "deploy/kubernetes/statefulset.yaml", "replicas: 3", `replicas: "3"`, "replicas"},
 		{"kubernetes: grace period below shutdown.timeout", "deploy/kubernetes/statefulset.yaml", "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 10", "above shutdown.timeout"},
+		{"kubernetes: shutdown.timeout above the grace period", "deploy/kubernetes/config.yaml", "shutdown.timeout: 30s", "shutdown.timeout: 90s", "above shutdown.timeout (1m30s)"},
 		{"kubernetes: readiness probe elsewhere", "deploy/kubernetes/statefulset.yaml", "path: /readyz", "path: /ready", "GET /readyz"},
 		{"kubernetes: misspelled ServiceMonitor field", "deploy/kubernetes/servicemonitor.yaml", "interval: 30s", "intervall: 30s", `unknown field "intervall"`},
 		{"kubernetes: PDB budget of the wrong type", "deploy/kubernetes/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: [1]", "maxUnavailable"},
@@ -130,6 +131,7 @@ func TestBrokenCopiesFail(t *testing.T) {
 			if err == nil {
 				t.Fatalf("the broken copy passes its check")
 			}
+			t.Logf("refused: %v", err)
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("the check's error does not name the problem (want %q):\n%v", tt.want, err)
 			}

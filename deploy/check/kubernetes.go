@@ -111,8 +111,12 @@ func (m *Manifests) Check() error {
 	if sts.Spec.Selector == nil || !selects(sts.Spec.Selector, pod.Labels) {
 		fail("StatefulSet %s: its selector does not select its pods", sts.Name)
 	}
-	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= shutdownTimeout {
-		fail("StatefulSet %s: terminationGracePeriodSeconds must be above shutdown.timeout (%s)", sts.Name, shutdownTimeout)
+	shutdown, err := m.shutdownTimeout()
+	if err != nil {
+		fail("%v", err)
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= shutdown {
+		fail("StatefulSet %s: terminationGracePeriodSeconds must be above shutdown.timeout (%s)", sts.Name, shutdown)
 	}
 	claims := map[string]bool{}
 	for _, c := range sts.Spec.VolumeClaimTemplates {
@@ -168,6 +172,29 @@ func (m *Manifests) Check() error {
 		fail("no ServiceMonitor scrapes /metrics of a Service of the StatefulSet's pods")
 	}
 	return errors.Join(problems...)
+}
+
+// shutdownTimeout is the shutdown.timeout the ConfigMaps' worker config files set, else its default.
+func (m *Manifests) shutdownTimeout() (time.Duration, error) {
+	timeout := shutdownTimeout
+	for _, cm := range m.ConfigMaps {
+		for key, file := range cm.Data {
+			var settings map[string]any
+			if err := yaml.Unmarshal([]byte(file), &settings); err != nil {
+				return 0, fmt.Errorf("ConfigMap %s: %s: %w", cm.Name, key, err)
+			}
+			v, ok := settings["shutdown.timeout"]
+			if !ok {
+				continue
+			}
+			d, err := time.ParseDuration(fmt.Sprint(v))
+			if err != nil {
+				return 0, fmt.Errorf("ConfigMap %s: %s: shutdown.timeout: %w", cm.Name, key, err)
+			}
+			timeout = d
+		}
+	}
+	return timeout, nil
 }
 
 // hasSecretKey says whether a Secret of the manifests holds key. mongorelay-tls is made by the

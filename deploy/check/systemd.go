@@ -18,7 +18,10 @@ import (
 // gives a stopping node longer than this before it kills it.
 const shutdownTimeout = 30 * time.Second
 
-var execStart = regexp.MustCompile(`(?m)^ExecStart=(\S+)`)
+var (
+	execStart   = regexp.MustCompile(`(?m)^ExecStart=(\S+)`)
+	timeoutStop = regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)`)
+)
 
 // Systemd writes unit, with its ExecStart pointing at binary, to a temporary directory and runs
 // `systemd-analyze verify` on it. Any diagnostic fails the check: systemd-analyze exits 0 on an
@@ -42,12 +45,13 @@ func Systemd(ctx context.Context, name string, unit []byte, binary string) error
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "systemd-analyze", "verify", path)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
 	var problems []error
-	if runErr != nil || out.Len() > 0 {
-		problems = append(problems, fmt.Errorf("systemd-analyze verify %s: %v: %s", name, runErr, strings.TrimSpace(out.String())))
+	if err := cmd.Run(); err != nil {
+		problems = append(problems, fmt.Errorf("systemd-analyze verify %s: %w: %s", name, err, strings.TrimSpace(out.String())))
+	} else if out.Len() > 0 {
+		problems = append(problems, fmt.Errorf("systemd-analyze verify %s: %s", name, strings.TrimSpace(out.String())))
 	}
-	if stop := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)`).FindSubmatch(unit); stop == nil {
+	if stop := timeoutStop.FindSubmatch(unit); stop == nil {
 		problems = append(problems, fmt.Errorf("%s: no TimeoutStopSec above shutdown.timeout (%s)", name, shutdownTimeout))
 	} else if d, err := time.ParseDuration(strings.TrimSuffix(string(stop[1]), "s") + "s"); err != nil || d <= shutdownTimeout {
 		problems = append(problems, fmt.Errorf("%s: TimeoutStopSec=%s, want seconds above shutdown.timeout (%s)", name, stop[1], shutdownTimeout))
