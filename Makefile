@@ -28,6 +28,8 @@ release: ## build static linux/amd64 and linux/arm64 binaries in dist/ with SHA2
 		echo "build dist/mongorelay-linux-$$arch"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 			-o dist/mongorelay-linux-$$arch ./cmd/mongorelay; \
+		file -b dist/mongorelay-linux-$$arch | grep -q 'statically linked' \
+			|| { echo "dist/mongorelay-linux-$$arch is not statically linked"; exit 1; }; \
 	done
 	@cd dist && sha256sum mongorelay-linux-* > SHA256SUMS && cat SHA256SUMS
 
