@@ -5,5 +5,6 @@
 // deployment promises (a non-root user, probes, a grace period above shutdown.timeout, ...).
 //
 // It is a Go module of its own so that the product's module does not take these dependencies.
-// Its tests run every check on the shipped files and on broken copies of them (make test).
+// Its tests run every check on the shipped files and on broken copies of them, and run the
+// compose file's workers as real processes on the test environment's Kafka (make test).
 package check
