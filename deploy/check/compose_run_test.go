@@ -76,8 +76,9 @@ func TestTheComposeWorkersFormASecureCluster(t *testing.T) {
 	type ports struct{ http, raft, registry string }
 	addrs := map[string]ports{}
 	var replace []string
-	for _, w := range workers {
-		p := ports{freePort(t), freePort(t), freePort(t)}
+	free := freePorts(t, 3*len(workers))
+	for i, w := range workers {
+		p := ports{free[3*i], free[3*i+1], free[3*i+2]}
 		addrs[w] = p
 		replace = append(replace, w+":8083", "localhost:"+p.http, w+":8300", "localhost:"+p.raft)
 	}
@@ -186,13 +187,19 @@ func TestTheComposeWorkersFormASecureCluster(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
+// freePorts returns n distinct loopback ports free at the time of the call: the listeners
+// stay open until all are chosen, so that none is handed out twice.
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		ports = append(ports, port)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	return ports
 }
