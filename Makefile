@@ -42,7 +42,7 @@ env-down: ## stop the test environment, leaving no process behind
 # test brings the environment up, runs every Go test (unit and integration, race detector on;
 # the integration tests also run the Python client checks), then the checks of the deployment
 # files (deploy/check, a module of its own: each file and a broken copy of it through the
-# real tool's parser), then the Go end-to-end suites
+# real tool's parser; the compose file's workers as processes), then the Go end-to-end suites
 # (build tag e2e: real worker processes killed and restarted, built without -race; their output
 # joins go-test.log and the summary), a short chaos run (one seed, 10,000 operations,
 # exactly-once: lost, duplicated and reordered must all be 0), then the end-to-end suite in e2e/python against

@@ -102,10 +102,9 @@ func (m *Manifests) Check() error {
 	var problems []error
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 
-	headless := slices.IndexFunc(m.Services, func(s corev1.Service) bool {
+	if !slices.ContainsFunc(m.Services, func(s corev1.Service) bool {
 		return s.Name == sts.Spec.ServiceName && s.Spec.ClusterIP == corev1.ClusterIPNone
-	})
-	if headless < 0 {
+	}) {
 		fail("StatefulSet %s: serviceName %q is not a headless Service of the manifests", sts.Name, sts.Spec.ServiceName)
 	}
 	if sts.Spec.Selector == nil || !selects(sts.Spec.Selector, pod.Labels) {
