@@ -6,17 +6,32 @@ SHELL := /usr/bin/env bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+RELEASE_ARCHES := amd64 arm64
 ENV := deploy/local/env.sh
 LOGS := .cache/test-logs
 
-.PHONY: help build test env-up env-down lint clean demo docs
+.PHONY: help build release test env-up env-down lint clean demo docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build the static binary bin/mongorelay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mongorelay ./cmd/mongorelay
+
+# release cross-compiles the binaries users deploy (the Dockerfile copies them from dist/):
+# static (no cgo), stamped with version, commit and build date (`mongorelay version`).
+release: ## build static linux/amd64 and linux/arm64 binaries in dist/ with SHA256SUMS
+	@rm -rf dist && mkdir -p dist
+	@for arch in $(RELEASE_ARCHES); do \
+		echo "build dist/mongorelay-linux-$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o dist/mongorelay-linux-$$arch ./cmd/mongorelay; \
+		file -b dist/mongorelay-linux-$$arch | grep -q 'statically linked' \
+			|| { echo "dist/mongorelay-linux-$$arch is not statically linked"; exit 1; }; \
+	done
+	@cd dist && sha256sum mongorelay-linux-* > SHA256SUMS && cat SHA256SUMS
 
 env-up: ## start Kafka and the MongoDB stand-in on loopback (idempotent), write .cache/env/env.sh
 	@$(ENV) up
@@ -25,7 +40,9 @@ env-down: ## stop the test environment, leaving no process behind
 	@$(ENV) down
 
 # test brings the environment up, runs every Go test (unit and integration, race detector on;
-# the integration tests also run the Python client checks), then the Go end-to-end suites
+# the integration tests also run the Python client checks), then the checks of the deployment
+# files (deploy/check, a module of its own: each file and a broken copy of it through the
+# real tool's parser; the compose file's workers as processes), then the Go end-to-end suites
 # (build tag e2e: real worker processes killed and restarted, built without -race; their output
 # joins go-test.log and the summary), a short chaos run (one seed, 10,000 operations,
 # exactly-once: lost, duplicated and reordered must all be 0), then the end-to-end suite in e2e/python against
@@ -37,6 +54,8 @@ test: build ## run all tests against real servers (starts and stops the environm
 	set -a; . .cache/env/env.sh; set +a; \
 	$(GO) test -race -count=1 -timeout 20m -v ./... 2>&1 | tee $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
+	(cd deploy/check && $(GO) test -count=1 -timeout 5m -v . -args -mongorelay $(CURDIR)/bin/mongorelay) 2>&1 \
+		| tee -a $(LOGS)/go-test.log | grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	$(GO) test -tags e2e -count=1 -timeout 12m -v ./e2e/... 2>&1 | tee -a $(LOGS)/go-test.log \
 		| grep -Ev '^=== (RUN|PAUSE|CONT|NAME)' || status=$$?; \
 	$(GO) test -tags chaos -count=1 -timeout 6m -v -run 'TestChaos|TestVerify' ./e2e/chaos -args -seed 1 -ops 10000 -duration 90s \
@@ -61,7 +80,7 @@ demo: build env-up ## stream a demo database to Kafka and show the decoded recor
 	@deploy/demo/run.sh
 
 clean: env-down ## remove build outputs and environment state (downloads in .cache/ are kept)
-	rm -rf bin $(LOGS) .cache/env .cache/mongo-standin
+	rm -rf bin dist $(LOGS) .cache/env .cache/mongo-standin
 
 # contract replays Kafka Connect 4.x's REST request/response pairs and sends the bad inputs
 # (e2e/contract) through a follower of a 3-node cluster, through its leader and through a

@@ -244,7 +244,11 @@ func (n *Node) openTransport() (raft.SnapshotStore, error) {
 		}
 	}
 	if cfg.RaftTLS != nil {
-		stream, err := listenTLS(cfg.RaftListen, advertise, cfg.RaftTLS)
+		var named net.Addr
+		if cfg.RaftAdvertise != "" {
+			named = namedAddr(cfg.RaftAdvertise)
+		}
+		stream, err := listenTLS(cfg.RaftListen, named, cfg.RaftTLS)
 		if err != nil {
 			return nil, fmt.Errorf("raft listen on %s over TLS (advertise %q): %w", cfg.RaftListen, cfg.RaftAdvertise, err)
 		}

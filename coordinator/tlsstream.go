@@ -23,6 +23,15 @@ type tlsStream struct {
 
 var _ raft.StreamLayer = (*tlsStream)(nil)
 
+// namedAddr is an advertise address as configured, a host name kept as such: peers check a
+// node's certificate against the host they dial, so Raft must record the name the certificate
+// holds, not the IP it resolved to at start (a container's or pod's IP changes; its name
+// does not).
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
+
 // listenTLS listens on addr for Raft over TLS with config, which must hold the node's
 // certificate, the CAs its peers' certificates are signed by (RootCAs and ClientCAs) and
 // ClientAuth tls.RequireAndVerifyClientCert. advertise, when not nil, is the address the

@@ -133,3 +133,38 @@ func TestListenTLSNeedsPeerVerification(t *testing.T) {
 		}
 	}
 }
+
+// TestRaftOverTLSRecordsTheAdvertisedName: a node advertising a host name is recorded under
+// that name, not the IP it resolved to at start, and its peers reach it there, checking its
+// certificate against the name: a container's IP changes across restarts, its name does not.
+func TestRaftOverTLSRecordsTheAdvertisedName(t *testing.T) {
+	certs, err := testservers.NewCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t)
+	named := func(id string) Config {
+		listen := freeAddr(t)
+		_, port, _ := net.SplitHostPort(listen)
+		cfg := c.config(id, t.TempDir(), listen)
+		cfg.RaftAdvertise, cfg.RaftTLS = net.JoinHostPort("localhost", port), mutualTLS(t, certs)
+		return cfg
+	}
+	cfg := named("n1")
+	cfg.Bootstrap = true
+	leader := c.start(cfg)
+	c.waitLeader(10 * time.Second)
+	n2 := c.start(named("n2"))
+	for _, n := range []*Node{leader, n2} {
+		if host, _, _ := net.SplitHostPort(n.RaftAddr()); host != "localhost" {
+			t.Errorf("raft address %q, want the advertised name localhost", n.RaftAddr())
+		}
+	}
+	if _, err := leader.AddNode(ctxT(t), "n2", n2.RaftAddr(), "http-n2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n2 to apply the leader's state over TLS to localhost", func() bool {
+		info, ok := n2.State().Node("n2")
+		return ok && info.HTTPAddr == "http-n2" && n2.State().Index() == leader.State().Index()
+	})
+}

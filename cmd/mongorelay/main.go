@@ -15,10 +15,11 @@ import (
 	"syscall"
 )
 
-// Set at link time by the Makefile (-ldflags "-X main.version=... -X main.commit=...").
+// Set at link time by the Makefile (-ldflags "-X main.version=... -X main.commit=... -X main.date=...").
 var (
 	version = "dev"
 	commit  = "unknown"
+	date    = "unknown"
 )
 
 // exitUsage is the exit status for a command line that names no known subcommand, as with
@@ -35,8 +36,9 @@ func commands() []command {
 	return []command{
 		{"config", "print the reference of every connector key or worker setting (config docs connector|worker), or translate a connector file (config translate <file>)", runConfig},
 		{"consume", "print a topic's records as JSON lines, decoded through the schema registry", runConsume},
+		{"healthcheck", "exit 0 if a node's GET /health answers 200, else 1 (for container HEALTHCHECKs and probes)", runHealthcheck},
 		{"standalone", "run connectors from JSON files in this one process, without a cluster", runStandalone},
-		{"version", "print the version, commit and Go version", runVersion},
+		{"version", "print the version, commit, build date and Go version", runVersion},
 		{"worker", "run a cluster node: Raft, REST API, the tasks assigned to it (worker leave: remove a node)", runWorker},
 	}
 }
@@ -86,7 +88,7 @@ func usage(w io.Writer) {
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	_, err := fmt.Fprintf(stdout, "mongorelay %s (commit %s, %s %s/%s)\n",
-		version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintf(stdout, "mongorelay %s (commit %s, built %s, %s %s/%s)\n",
+		version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
 }

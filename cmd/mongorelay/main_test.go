@@ -21,13 +21,15 @@ func TestRun(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"version", []string{"version"}, 0, "mongorelay dev (commit unknown, go", ""},
+		{"version", []string{"version"}, 0, "mongorelay dev (commit unknown, built unknown, go", ""},
 		{"help", []string{"help"}, 0, "usage: mongorelay", ""},
 		{"no command", nil, exitUsage, "", "usage: mongorelay"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
 		{"standalone --help", []string{"standalone", "--help"}, 0, "", "usage: mongorelay standalone"},
 		{"worker --help", []string{"worker", "--help"}, 0, "", "usage: mongorelay worker"},
 		{"worker leave -h", []string{"worker", "leave", "-h"}, 0, "", "usage: mongorelay worker leave"},
+		{"healthcheck --help", []string{"healthcheck", "--help"}, 0, "", "usage: mongorelay healthcheck"},
+		{"healthcheck of nothing", []string{"healthcheck", "--http", "127.0.0.1:1", "--timeout", "2s"}, 1, "", `mongorelay healthcheck: Get "http://127.0.0.1:1/health"`},
 		{"consume --help", []string{"consume", "--help"}, 0, "", "usage: mongorelay consume"},
 		{"config --help", []string{"config", "--help"}, 0, "", "usage: mongorelay config"},
 		{"config docs worker", []string{"config", "docs", "worker"}, 0, "| `kafka.bootstrap.servers` |", ""},

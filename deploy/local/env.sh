@@ -47,6 +47,8 @@ install_tools() {
 	command -v mvn >/dev/null || apt_install maven
 	command -v python3 >/dev/null || apt_install python3 python3-venv
 	python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+	# systemd-analyze verifies deploy/systemd's unit (deploy/check).
+	command -v systemd-analyze >/dev/null || apt_install systemd
 }
 
 # install_browser installs Debian's chromium, which the status page's end-to-end test drives
