@@ -532,6 +532,10 @@ func (t *translation) peerDefaults() {
 		t.setDefault("value.format", string(ValueJSON), "the MongoDB Kafka Connector's output.format.value=json")
 		t.setDefault("key.format", string(KeyJSON), "the MongoDB Kafka Connector's output.format.key=json")
 		t.setDefault("tombstones.on.delete", "false", "the MongoDB Kafka Connector writes no tombstones unless publish.full.document.only.tombstone.on.delete=true")
+		if t.native["output.shape"] != string(ShapeDocument) {
+			t.setDefault("capture.mode", string(CaptureChangeStreams),
+				"the MongoDB Kafka Connector's change.stream.full.document=default: an update carries what changed, not the document")
+		}
 		if _, given := t.native["topic.prefix"]; !given {
 			t.changes = append(t.changes, Change{From: "connector.class", FromValue: t.class, To: "topic.prefix",
 				Why: "optional, as in the MongoDB Kafka Connector: without it topics are <database>.<collection>"})

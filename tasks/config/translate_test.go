@@ -287,3 +287,28 @@ func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
 		t.Errorf("credentials given both ways: problems %v, want a conflict", problems)
 	}
 }
+
+// TestMongoKafkaUpdatesCarryWhatChanged: without change.stream.full.document, an MKC config's
+// updates carry their changes and no looked-up document, as the MongoDB Kafka Connector's
+// default; publish.full.document.only looks documents up, as it does there.
+func TestMongoKafkaUpdatesCarryWhatChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		want CaptureMode
+	}{
+		{"the default", nil, CaptureChangeStreams},
+		{"publish.full.document.only", []string{"publish.full.document.only", "true"}, CaptureUpdateFull},
+		{"updateLookup asked for", []string{"change.stream.full.document", "updateLookup"}, CaptureUpdateFull},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("c", mkc(append([]string{"database", "shop"}, tc.kv...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.CaptureMode != tc.want {
+				t.Errorf("capture.mode %s, want %s", c.CaptureMode, tc.want)
+			}
+		})
+	}
+}
