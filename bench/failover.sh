@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-5}
+# OUT: the results file to append to; bench/run.sh passes the one its harness wrote.
 OUT=${OUT:-bench/results/$(date -u +%F).md}
+mkdir -p "$(dirname "$OUT")"
 LOG=.cache/bench/failover.log
 mkdir -p .cache/bench
 set -a; . .cache/env/env.sh; set +a

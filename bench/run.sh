@@ -105,15 +105,18 @@ if [ -n "${BENCH_BASELINE:-}" ]; then
 	baseline=(-baseline "$bin")
 fi
 
-# Not exec: the trap above must outlive the harness.
-"$BENCH/bin/benchrun" -root "$ROOT" "${baseline[@]}" "$@" &
+# Not exec: the trap above must outlive the harness. It records in $results_path the results
+# file it wrote (its -results directory, its start's date), where the failover figures go too.
+results_path=$BENCH/results-path
+rm -f "$results_path"
+"$BENCH/bin/benchrun" -root "$ROOT" -results-path "$results_path" "${baseline[@]}" "$@" &
 harness=$!
 wait "$harness"
 
 # Failover after kill -9 (issue 6): 5 runs of the cluster end-to-end test on the shared test
-# environment, min / median / max appended to the same results file.
+# environment, min / median / max appended to the harness's results file.
 if [ "${FAILOVER_RUNS:-5}" -gt 0 ]; then
 	deploy/local/env.sh status | grep -q 'kafka: running' || env_started=1
 	deploy/local/env.sh up
-	RUNS=${FAILOVER_RUNS:-5} bench/failover.sh
+	RUNS=${FAILOVER_RUNS:-5} OUT=$(cat "$results_path") bench/failover.sh
 fi

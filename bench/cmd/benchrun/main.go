@@ -36,6 +36,9 @@ import (
 
 type config struct {
 	root, work, peersDir, results string
+	// resultsPath, when set, names a file that receives the path of the results file written,
+	// so that bench/run.sh appends the failover figures to the same file.
+	resultsPath string
 	relayBin, ceilingBin, profBin string
 	// baseline is an older mongorelay binary run as baseSystem, alternated with relay-1; "" for
 	// none.
@@ -100,6 +103,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&c.work, "work", "", "work directory (default <root>/.cache/bench/run)")
 	flag.StringVar(&c.peersDir, "peers", "", "Kafka Connect jars and plugins (default <root>/.cache/bench/peers)")
 	flag.StringVar(&c.results, "results", "", "results directory (default <root>/bench/results)")
+	flag.StringVar(&c.resultsPath, "results-path", "", "write the path of the results file written to this file")
 	flag.StringVar(&c.relayBin, "mongorelay", "", "mongorelay binary (default <root>/bin/mongorelay)")
 	flag.StringVar(&c.ceilingBin, "ceiling", "", "ceiling binary (default <root>/.cache/bench/bin/ceiling)")
 	flag.StringVar(&c.profBin, "relayprof", "", "relayprof binary (default <root>/.cache/bench/bin/relayprof)")
@@ -249,6 +253,11 @@ func run(ctx context.Context) error {
 	path, werr := r.writeResults(started)
 	if werr != nil {
 		return errors.Join(err, werr)
+	}
+	if cfg.resultsPath != "" {
+		if werr := os.WriteFile(cfg.resultsPath, []byte(path+"\n"), 0o644); werr != nil {
+			return errors.Join(err, fmt.Errorf("recording the results path: %w", werr))
+		}
 	}
 	for _, v := range r.variants() {
 		for _, line := range r.comparison(v) {
