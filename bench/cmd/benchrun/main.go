@@ -38,7 +38,7 @@ type config struct {
 	root, work, peersDir, results string
 	// resultsPath, when set, names a file that receives the path of the results file written,
 	// so that bench/run.sh appends the failover figures to the same file.
-	resultsPath string
+	resultsPath                   string
 	relayBin, ceilingBin, profBin string
 	// baseline is an older mongorelay binary run as baseSystem, alternated with relay-1; "" for
 	// none.
