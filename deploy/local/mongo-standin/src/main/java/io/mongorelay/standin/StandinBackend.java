@@ -41,7 +41,12 @@ public class StandinBackend extends MemoryBackend {
             return hello(channel, command, query);
         }
         Refusals.check(command, query);
-        return super.handleCommand(channel, databaseName, command, query);
+        Document reply = super.handleCommand(channel, databaseName, command, query);
+        if (command.equalsIgnoreCase("find") || command.equalsIgnoreCase("aggregate")
+            || command.equalsIgnoreCase("getMore")) {
+            ReplyBatchCap.apply(reply, getCursorRegistry());
+        }
+        return reply;
     }
 
     /** The appName the connection's client sent in its handshake, or null. */
