@@ -218,6 +218,9 @@ type Health struct {
 	RaftState string `json:"raft_state"`
 	Leader    string `json:"leader"`
 	Fenced    bool   `json:"fenced"`
+	// RefusedCommand is the first Raft command this node's build could not read, absent while
+	// there is none: the node must be upgraded to the build the others run.
+	RefusedCommand string `json:"refused_command,omitempty"`
 	// Tasks counts the tasks this node runs.
 	Tasks int `json:"tasks"`
 }

@@ -21,7 +21,8 @@ func (s *Server) overview(c echo.Context) error {
 // leader and is not fenced, so it can answer every request and runs its tasks; 503 "starting"
 // while it knows no leader (it is joining its cluster, or an election is under way: writes
 // wait for one); 500 "unhealthy" while it is fenced (it has not reached the leader for
-// worker.lease and runs no task). The node's view of its cluster follows, beyond Connect's
+// worker.lease and runs no task), or while its build is older than a Raft command it could not
+// read (RefusedCommand). The node's view of its cluster follows, beyond Connect's
 // fields.
 func (s *Server) health(c echo.Context) error {
 	h, status := s.healthOf()
@@ -31,6 +32,9 @@ func (s *Server) health(c echo.Context) error {
 func (s *Server) healthOf() (Health, int) {
 	h := s.cl.Health()
 	switch {
+	case h.RefusedCommand != "":
+		h.Status, h.Message = "unhealthy", "this node's build refused a Raft command the other nodes applied: upgrade this node"
+		return h, http.StatusInternalServerError
 	case h.Leader == "":
 		h.Status, h.Message = "starting", "no leader is known yet: the node is joining its cluster or an election is under way"
 		return h, http.StatusServiceUnavailable

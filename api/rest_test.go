@@ -239,6 +239,7 @@ func TestHealthHasKIP1017sShape(t *testing.T) {
 		{"a node with a leader, not fenced", Health{NodeID: "n1", Leader: "n2"}, 200, "healthy", 200},
 		{"a node that knows no leader", Health{NodeID: "n1", Fenced: true}, 503, "starting", 503},
 		{"a fenced node", Health{NodeID: "n1", Leader: "n2", Fenced: true}, 500, "unhealthy", 503},
+		{"a node that refused a newer command", Health{NodeID: "n1", Leader: "n2", RefusedCommand: `unsupported command: "assign" version 2`}, 500, "unhealthy", 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeCluster("n1", true)

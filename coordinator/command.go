@@ -197,7 +197,7 @@ func decodeCommand(data []byte) (any, error) {
 		return nil, fmt.Errorf("decode command: %w", err)
 	}
 	if env.Version != 1 {
-		return nil, fmt.Errorf("%w: %s version %d (this build knows version 1)", ErrUnsupportedCommand, env.Type, env.Version)
+		return nil, &unsupportedCommandError{Type: env.Type, Version: env.Version}
 	}
 	var p any
 	switch env.Type {
@@ -228,13 +228,26 @@ func decodeCommand(data []byte) (any, error) {
 	case cmdSetLogLevel:
 		p = new(setLogLevelV1)
 	default:
-		return nil, fmt.Errorf("%w: type %q", ErrUnsupportedCommand, env.Type)
+		return nil, &unsupportedCommandError{Type: env.Type, Version: env.Version}
 	}
 	if err := strictUnmarshal(env.Payload, p); err != nil {
 		return nil, fmt.Errorf("decode %s command: %w", env.Type, err)
 	}
 	return p, nil
 }
+
+// unsupportedCommandError is a command whose type or version this build does not know: a
+// newer build wrote it.
+type unsupportedCommandError struct {
+	Type    commandType
+	Version int
+}
+
+func (e *unsupportedCommandError) Error() string {
+	return fmt.Sprintf("%v: %q version %d (this build knows version 1 of its command types)", ErrUnsupportedCommand, e.Type, e.Version)
+}
+
+func (e *unsupportedCommandError) Unwrap() error { return ErrUnsupportedCommand }
 
 func strictUnmarshal(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -20,6 +20,10 @@ import (
 type fsm struct {
 	log *slog.Logger
 	cur atomic.Pointer[published]
+	// refused is the first committed command this build could not read, nil while there is
+	// none: from then on this node's state lacks what the command changed, until a newer
+	// build replays the log.
+	refused atomic.Pointer[unsupportedCommandError]
 }
 
 // published is a State and a channel closed when a newer one replaces it.
@@ -51,7 +55,15 @@ type applyResult struct {
 func (f *fsm) Apply(l *raft.Log) any {
 	cur := f.cur.Load().st
 	next, res := applyCommand(cur, l.Index, l.Data)
-	if res.err != nil {
+	var unsupported *unsupportedCommandError
+	switch {
+	case errors.As(res.err, &unsupported):
+		// Every other node applied what this one cannot read: say so as loudly as we can,
+		// since the node's view of the cluster is now behind theirs.
+		f.refused.CompareAndSwap(nil, unsupported)
+		f.log.Error("this node refused a Raft command newer than its build: upgrade this node to the build the other nodes run",
+			"index", l.Index, "command", string(unsupported.Type), "version", unsupported.Version)
+	case res.err != nil:
 		f.log.Debug("command refused", "index", l.Index, "err", res.err)
 	}
 	f.publish(next)

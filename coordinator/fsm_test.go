@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -476,6 +477,51 @@ func TestApplyRules(t *testing.T) {
 			}
 			if tt.check != nil {
 				tt.check(t, next)
+			}
+		})
+	}
+}
+
+// TestNewerCommandRefusedLoudly: a committed command of a type or version this build does not
+// know leaves the state as it was, logs an ERROR naming the command and its version and saying
+// to upgrade the node, and stays reported by RefusedCommand (the node's /health).
+func TestNewerCommandRefusedLoudly(t *testing.T) {
+	payload, _ := json.Marshal(deleteConnectorV1{Name: "a"})
+	tests := []struct {
+		name        string
+		env         envelope
+		wantCommand string
+		wantVersion string
+	}{
+		{"a known type at a newer version", envelope{Type: cmdDeleteConnector, Version: 2, Payload: payload}, "delete_connector", "version=2"},
+		{"an unknown type", envelope{Type: "drop_everything", Version: 1, Payload: payload}, "drop_everything", "version=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			f := newFSM(slog.New(slog.NewTextHandler(&logs, nil)))
+			f.Apply(&raft.Log{Index: 1, Data: mustEncode(t, &putConnectorV1{Name: "a", Config: map[string]string{}})})
+			res := f.Apply(&raft.Log{Index: 2, Data: mustJSON(t, tt.env)}).(applyResult)
+			if !errors.Is(res.err, ErrUnsupportedCommand) {
+				t.Fatalf("err %v, want ErrUnsupportedCommand", res.err)
+			}
+			st := f.cur.Load().st
+			if _, ok := st.Connector("a"); !ok || st.Index() != 2 {
+				t.Fatalf("the refused command changed the state (index %d)", st.Index())
+			}
+			line := logs.String()
+			for _, want := range []string{"level=ERROR", "upgrade this node", "command=" + tt.wantCommand, tt.wantVersion} {
+				if !strings.Contains(line, want) {
+					t.Errorf("log %q lacks %q", line, want)
+				}
+			}
+			refused := f.refused.Load()
+			if refused == nil || string(refused.Type) != tt.wantCommand {
+				t.Fatalf("refused = %v, want the %s command", refused, tt.wantCommand)
+			}
+			f.Apply(&raft.Log{Index: 3, Data: mustJSON(t, envelope{Type: "later", Version: 9, Payload: payload})})
+			if f.refused.Load() != refused {
+				t.Errorf("a second refused command replaced the first: %v", f.refused.Load())
 			}
 		})
 	}

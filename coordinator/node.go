@@ -436,6 +436,16 @@ func (n *Node) Fenced(now time.Time) bool {
 	return now.Sub(n.LeaderContact()) > n.cfg.Lease
 }
 
+// RefusedCommand describes the first committed Raft command this node's build could not
+// read (a newer build wrote it), "" while there is none. Such a node's state lacks that
+// command's change, so it must be upgraded; it stays so until it restarts on a newer build.
+func (n *Node) RefusedCommand() string {
+	if u := n.fsm.refused.Load(); u != nil {
+		return u.Error()
+	}
+	return ""
+}
+
 func storeMax(v *atomic.Int64, t time.Time) {
 	ns := t.UnixNano()
 	for {

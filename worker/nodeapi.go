@@ -153,7 +153,7 @@ func (a nodeAPI) Health() api.Health {
 	n := a.c.node
 	leader, _ := n.Leader()
 	return api.Health{NodeID: n.ID(), RaftState: n.RaftState(), Leader: leader,
-		Fenced: n.Fenced(time.Now()), Tasks: a.c.runner.Running()}
+		Fenced: n.Fenced(time.Now()), RefusedCommand: n.RefusedCommand(), Tasks: a.c.runner.Running()}
 }
 
 func (a nodeAPI) RemoveNode(ctx context.Context, id string) error {
