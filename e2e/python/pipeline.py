@@ -116,21 +116,27 @@ class Pipeline:
         this returns is after that position, so it will be captured (snapshot.mode=never captures
         nothing written before).
         """
-        deadline = time.monotonic() + timeout_s
         keys = {coll: self.offset_key(coll) for coll in collections}
+        positions = self.wait_committed(process, list(keys.values()), timeout_s)
+        return {coll: positions[key] for coll, key in keys.items()}
+
+    def wait_committed(self, process, keys, timeout_s=60):
+        """Waits until every offsets key has a committed position (its change stream is open),
+        and returns the positions by key; fails early if process exits."""
+        deadline = time.monotonic() + timeout_s
         while True:
             committed = self.committed()
-            positions = {coll: cluster_time(committed.get(key)) for coll, key in keys.items()
-                         if cluster_time(committed.get(key))}
+            positions = {key: cluster_time(committed.get(key)) for key in keys if cluster_time(committed.get(key))}
             if len(positions) == len(keys):
                 return positions
             if not process.alive():
                 raise AssertionError(f"{process.name} exited with {process.popen.returncode} before "
                                      f"streaming:\n{process.tail()}")
             if time.monotonic() >= deadline:
+                missing = [k for k in keys if k not in positions]
                 raise AssertionError(
-                    f"no committed position for {sorted(set(collections) - set(positions))} within "
-                    f"{timeout_s} s; keys in {self.offsets_topic}: {sorted(committed)}\n{process.tail()}")
+                    f"no committed position for {missing} within {timeout_s} s; "
+                    f"keys in {self.offsets_topic}: {sorted(committed)}\n{process.tail()}")
             time.sleep(0.5)
 
     def written_topics(self):

@@ -25,7 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from changes import Registry
 from checks import fail_on
-from kafka_io import cluster_time, delete_topics, offset_key, read_topics
+from kafka_io import delete_topics, offset_key, read_topics
 
 CONFIGS = Path(__file__).parent / "dropin"
 
@@ -47,21 +47,6 @@ UNWRAP = {
 
 def load(name):
     return json.loads((CONFIGS / name).read_text())
-
-
-def wait_committed(pipeline, process, keys, timeout_s=60):
-    """Waits until every offsets key has a committed position: its change stream is open."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        committed = pipeline.committed()
-        missing = [k for k in keys if not cluster_time(committed.get(k))]
-        if not missing:
-            return
-        if not process.alive():
-            raise AssertionError(f"{process.name} exited before streaming:\n{process.tail()}")
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no committed position for {missing}:\n{process.tail()}")
-        time.sleep(0.5)
 
 
 def by_id(records, topic, key_of, ids):
@@ -97,7 +82,7 @@ def test_peer_configs_from_their_documentation_start_and_stream(pipeline, mongo,
         customers.insert_one({"_id": old, "s": "before the connectors"})
         orders.insert_one({"_id": old, "s": "before the connectors"})
         relay = pipeline.start([debezium, unwrap, mkc], "relay")
-        wait_committed(pipeline, relay, [offset_key(debezium["name"], "inventory", "customers"),
+        pipeline.wait_committed(relay, [offset_key(debezium["name"], "inventory", "customers"),
                                          offset_key(unwrap["name"], "inventory", "customers"),
                                          offset_key(mkc["name"], "Tutorial1", "orders")])
         # The stored config is the one sent, as Connect shows it; only tasks see the translation.

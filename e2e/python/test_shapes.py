@@ -30,7 +30,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from changes import Registry, schema_id_of
 from checks import fail_on
-from kafka_io import cluster_time, offset_key, read_topics
+from kafka_io import offset_key, read_topics
 from workload import canonical_id, canonical_json
 
 SHAPES = ("envelope", "document")
@@ -293,18 +293,7 @@ def connect_sink_problems(kafka_libs, records):
 
 def wait_streaming(pipeline, process, connectors, timeout_s=60):
     """Waits until every connector's task has committed a position: its change stream is open."""
-    keys = [offset_key(c["name"], pipeline.db, c["coll"]) for c in connectors]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        committed = pipeline.committed()
-        missing = [k for k in keys if not cluster_time(committed.get(k))]
-        if not missing:
-            return
-        if not process.alive():
-            raise AssertionError(f"{process.name} exited before streaming:\n{process.tail()}")
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{len(missing)} connectors never committed a position:\n{process.tail()}")
-        time.sleep(0.5)
+    pipeline.wait_committed(process, [offset_key(c["name"], pipeline.db, c["coll"]) for c in connectors], timeout_s)
 
 
 def test_every_shape_and_format_is_read_by_its_consumer(pipeline, mongo, kafka_libs, record_property):
