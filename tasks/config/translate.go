@@ -224,24 +224,35 @@ func (t *translation) credentials() {
 		}
 		hosts = info + "@" + hosts
 	}
-	if hasAuthSource && authSource != "" {
+	// Debezium authenticates mongodb.user against mongodb.authsource, admin when it is not set,
+	// whatever the connection string says (its credential replaces the string's); the driver
+	// reads the string's authSource, else the database its path names, else admin.
+	source := authSource
+	if hasUser && !hasAuthSource {
+		source = "admin"
+	}
+	if source != "" {
 		path, query, _ := strings.Cut(tail, "?")
 		params, err := url.ParseQuery(query)
 		switch {
 		case err != nil:
 			t.problems = append(t.problems, Problem{Key: "mongodb.connection.string", Message: fmt.Sprintf("has an options part that does not parse (%v), so mongodb.authsource cannot be added to it", err)})
 			return
-		case params.Has("authSource") && params.Get("authSource") != authSource:
+		case params.Has("authSource") && params.Get("authSource") != source && hasAuthSource:
 			t.problems = append(t.problems, Problem{Key: "mongodb.authsource", Value: authSource, Message: fmt.Sprintf(
 				"means authSource=%s, but mongodb.connection.string has authSource=%s: keep only one", authSource, params.Get("authSource"))})
 			return
-		case !params.Has("authSource"):
+		case params.Has("authSource") && params.Get("authSource") != source:
+			t.problems = append(t.problems, Problem{Key: "mongodb.user", Value: user, Message: fmt.Sprintf(
+				"is authenticated against mongodb.authsource, admin when not set, as in Debezium, but mongodb.connection.string has authSource=%s: set mongodb.authsource=%s, or remove the connection string's",
+				params.Get("authSource"), params.Get("authSource"))})
+			return
+		case !params.Has("authSource") && (hasAuthSource || path != ""):
 			if query != "" {
 				query += "&"
 			}
-			query += "authSource=" + url.QueryEscape(authSource)
+			tail = path + "?" + query + "authSource=" + url.QueryEscape(source)
 		}
-		tail = path + "?" + query
 	}
 	translated := scheme + "://" + hosts + "/" + tail
 	t.native["mongodb.connection.string"] = translated

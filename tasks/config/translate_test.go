@@ -244,12 +244,14 @@ func TestMongoKafkaNamespaceMapsRouteWithoutAPrefix(t *testing.T) {
 }
 
 // TestDebeziumCredentialsGoIntoTheConnectionString: mongodb.user, mongodb.password and
-// mongodb.authsource become the connection string's userinfo and authSource, percent-encoded;
+// mongodb.authsource (Debezium's default: admin) become the connection string's userinfo and
+// authSource, percent-encoded;
 // credentials given both ways are refused naming both, and a change never shows the password.
 func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
 	const bare = "mongodb://db1:27017,db2:27017/?replicaSet=rs0"
 	for _, tc := range []struct {
 		name    string
+		uri     string // the connection string given; bare when empty
 		kv      []string
 		want    string // the translated connection string; "" for a refusal
 		refusal string
@@ -259,9 +261,24 @@ func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
 		{name: "with an authentication database", kv: []string{"mongodb.user", "cdc", "mongodb.password", "pw", "mongodb.authsource", "admin"},
 			want: "mongodb://cdc:pw@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"},
 		{name: "a password alone", kv: []string{"mongodb.password", "pw"}, refusal: "without mongodb.user"},
+		// Debezium's mongodb.authsource defaults to admin; the driver's authSource to the path's database.
+		{name: "a database in the path is not where the user is", uri: "mongodb://db1:27017/inventory?replicaSet=rs0", kv: []string{"mongodb.user", "cdc", "mongodb.password", "pw"},
+			want: "mongodb://cdc:pw@db1:27017/inventory?replicaSet=rs0&authSource=admin"},
+		{name: "a database in the path, without options", uri: "mongodb://db1:27017/inventory", kv: []string{"mongodb.user", "cdc"},
+			want: "mongodb://cdc@db1:27017/inventory?authSource=admin"},
+		{name: "the connection string's authSource=admin agrees", uri: bare + "&authSource=admin", kv: []string{"mongodb.user", "cdc"},
+			want: "mongodb://cdc@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"},
+		{name: "the connection string's authSource, which Debezium ignores", uri: bare + "&authSource=users", kv: []string{"mongodb.user", "cdc"},
+			refusal: "set mongodb.authsource=users"},
+		{name: "mongodb.authsource against the connection string's", uri: bare + "&authSource=users", kv: []string{"mongodb.user", "cdc", "mongodb.authsource", "admin"},
+			refusal: "keep only one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			given := debezium(append([]string{"mongodb.connection.string", bare}, tc.kv...)...)
+			uri := tc.uri
+			if uri == "" {
+				uri = bare
+			}
+			given := debezium(append([]string{"mongodb.connection.string", uri}, tc.kv...)...)
 			native, changes, problems := translate(given)
 			if tc.refusal != "" {
 				if len(problems) == 0 || !strings.Contains(problems[0].String(), tc.refusal) {
