@@ -171,6 +171,11 @@ func (t *translation) filtersMatchMode() {
 			if !given {
 				continue
 			}
+			if strings.Contains(list, "${") {
+				// Quoting happens before references are resolved, and would quote the reference.
+				t.refuse("filters.match.mode", mode, fmt.Sprintf("cannot quote the names of %s, which holds a config provider reference: write it as regular expressions and remove filters.match.mode", key))
+				continue
+			}
 			var names []string
 			for _, name := range strings.Split(list, ",") {
 				if name = strings.TrimSpace(name); name != "" {

@@ -176,7 +176,10 @@ func TestUntranslatableValuesAreRefused(t *testing.T) {
 			"transforms.unwrap.delete.handling.mode", "not supported yet"},
 		{"a converter with no format", debezium("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"), "value.converter", "not supported yet"},
 		{"a filters.match.mode Debezium lacks", debezium("filters.match.mode", "glob"), "filters.match.mode", "not one of regex, literal"},
+		{"literal names held by a reference", debezium("filters.match.mode", "literal", "collection.include.list", "${env:MR_TEST_COLLECTIONS}"),
+			"filters.match.mode", "config provider reference"},
 	}
+	t.Setenv("MR_TEST_COLLECTIONS", "shop.orders")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			problems := problemsOf(t, tt.given)
