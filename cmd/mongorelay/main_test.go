@@ -130,14 +130,23 @@ func TestConfigTranslateShowsWhatItChanged(t *testing.T) {
 		{"../../e2e/python/dropin/debezium-mongodb.json", []string{
 			"native config:",
 			`"mongodb.connection.string": "mongodb://192.168.99.100:27017/?replicaSet=rs0"`,
+			`"collection.include.list": "inventory[.]*"`, // as given: matched as Debezium matches it
 			`"document.mode": "json"`,
 			`connector.class="io.debezium.connector.mongodb.MongoDbConnector" -> document.mode="json" (Debezium writes before and after as Extended JSON strings)`,
+			"warnings (these keys do nothing in mongorelay):\n  none",
+		}},
+		{"../../e2e/python/dropin/debezium-tutorial-mongodb.json", []string{
+			`"mongodb.connection.string": "mongodb://debezium:[hidden]@mongodb:27017/?replicaSet=rs0"`,
+			`mongodb.user="debezium" -> mongodb.connection.string="mongodb://debezium:[hidden]@mongodb:27017/?replicaSet=rs0"`,
+			`mongodb.password="[hidden]" -> mongodb.connection.string=`,
+			`"database.include.list": "inventory"`,
+			`"tasks.max": "1"`,
 			"warnings (these keys do nothing in mongorelay):\n  none",
 		}},
 		{"../../e2e/python/dropin/mongodb-kafka-source.json", []string{
 			`connection.uri="mongodb://mongo1" -> mongodb.connection.string="mongodb://mongo1"`,
 			`database="Tutorial1" -> not used (read with collection)`,
-			`collection="orders" -> collection.include.list="Tutorial1\\.orders"`,
+			`collection="orders" -> collection.include.list="(?-i:Tutorial1\\.orders)"`,
 			`connector.class="com.mongodb.kafka.connect.MongoSourceConnector" -> snapshot.mode="never"`,
 			`-> value.format="json"`,
 			`-> key.format="json"`,

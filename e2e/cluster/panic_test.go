@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
+	"github.com/mongorelay/mongorelay/e2e/internal/relaybin"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -26,19 +26,10 @@ import (
 // panics converting the document whose string _id it names.
 const panicIDEnv = "MONGORELAY_TEST_PANIC_ID"
 
-// testhooksBin builds, once, the mongorelay binary with the testhooks tag.
+// testhooksBin builds, once, the mongorelay binary with the testhooks tag, beside the plain one
+// (so that TestMain removes it too).
 var testhooksBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "mongorelay-e2e-testhooks-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "mongorelay")
-	build := exec.Command("go", "build", "-tags", "testhooks", "-trimpath", "-o", bin, "../../cmd/mongorelay")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build mongorelay -tags testhooks: %w\n%s", err, out)
-	}
-	return bin, nil
+	return relaybin.Build(filepath.Dir(mongorelayBin), "testhooks")
 })
 
 // TestAPanicFailsItsTaskOnly feeds one task of a node a document that makes it panic (a
@@ -50,7 +41,6 @@ func TestAPanicFailsItsTaskOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(bin)) })
 	run := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
 	db, prefix, name := "e2ep_"+run, "e2ep"+run, "poisoned"
 	poison := "poison-" + run

@@ -4,15 +4,13 @@ package contract
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/mongorelay/mongorelay/e2e/internal/relaybin"
 )
 
-// mongorelayBin is the binary the tests run, built once by TestMain without -race, as the
-// other end-to-end suites build it.
+// mongorelayBin is the mongorelay binary the tests run, built once by TestMain.
 var mongorelayBin string
 
 // via lists what the contract and the bad inputs go through: follower (a follower of a 3-node
@@ -21,23 +19,5 @@ var via = flag.String("contract.via", "follower", "comma-separated: follower, le
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "mongorelay-contract-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "contract: temp dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	mongorelayBin = filepath.Join(dir, "mongorelay")
-	build := exec.Command("go", "build", "-trimpath", "-o", mongorelayBin, "../../cmd/mongorelay")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "contract: build mongorelay:", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(relaybin.Run(m, &mongorelayBin))
 }

@@ -126,11 +126,12 @@ def mongo_jar():
 
 @pytest.fixture
 def private_mongo(mongo_jar, processes, tmp_path):
-    """Starts a private MongoDB stand-in with its own oplog bound; returns its connection string."""
-    def start(oplog_max_entries):
+    """Starts a private MongoDB stand-in with its own oplog bound and, given users ("name:password"
+    each), authentication on; returns its connection string (without credentials)."""
+    def start(oplog_max_entries=1_000_000, users=()):
         process = Process(f"mongo-standin-{len(processes)}", [
             "java", "-Xms64m", "-Xmx512m", "-jar", mongo_jar, "--bind", "127.0.0.1", "--port", "0",
-            "--oplog-max-entries", str(oplog_max_entries)], tmp_path)
+            "--oplog-max-entries", str(oplog_max_entries), *(arg for user in users for arg in ("--user", user))], tmp_path)
         processes.append(process)
         line = process.wait_for_line(r"mongo-standin listening on 127\.0\.0\.1:\d+", timeout_s=60)
         port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)

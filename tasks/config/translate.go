@@ -147,7 +147,49 @@ func (t *translation) debezium() {
 	if v, ok := t.get("predicates"); ok {
 		t.refuse("predicates", v, "not supported yet: mongorelay runs no single message transforms, so no predicates; remove the key")
 	}
+	t.filtersMatchMode()
 	t.credentials()
+}
+
+// filtersMatchMode translates Debezium's filters.match.mode. Debezium's default, regex, is what
+// the include and exclude lists mean here: regular expressions that must match the whole name
+// (the database's, or <database>.<collection>) case-insensitively, as its Predicates.includes
+// compiles them (Pattern.CASE_INSENSITIVE) and matches them (Matcher.matches). With literal,
+// Debezium compares each comma-separated name, trimmed, with the whole name, both lowercased:
+// here each becomes a regular expression matching just that name.
+func (t *translation) filtersMatchMode() {
+	mode, ok := t.get("filters.match.mode")
+	if !ok {
+		return
+	}
+	switch strings.ToLower(mode) {
+	case "regex":
+		t.ignore("filters.match.mode", mode, "the lists are regular expressions here too, each matching the whole name case-insensitively, as Debezium matches them", false)
+	case "literal":
+		for _, key := range []string{"database.include.list", "database.exclude.list", "collection.include.list", "collection.exclude.list"} {
+			list, given := t.native[key]
+			if !given {
+				continue
+			}
+			if strings.Contains(list, "${") {
+				// Quoting happens before references are resolved, and would quote the reference.
+				t.refuse("filters.match.mode", mode, fmt.Sprintf("cannot quote the names of %s, which holds a config provider reference: write it as regular expressions and remove filters.match.mode", key))
+				continue
+			}
+			var names []string
+			for _, name := range strings.Split(list, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					// A backslash as \x5c, not \\: "\," in a list is an escaped comma (splitList).
+					names = append(names, strings.ReplaceAll(regexp.QuoteMeta(name), `\\`, `\x5c`))
+				}
+			}
+			t.native[key], t.by[key] = strings.Join(names, ","), "filters.match.mode"
+			t.changes = append(t.changes, Change{From: "filters.match.mode", FromValue: mode, To: key, ToValue: t.native[key],
+				Why: "each name of " + key + " literally, as a regular expression matching just it"})
+		}
+	default:
+		t.refuse("filters.match.mode", mode, fmt.Sprintf("%q is not one of regex, literal", mode))
+	}
 }
 
 // credentials puts Debezium's mongodb.user, mongodb.password and mongodb.authsource into the
@@ -187,24 +229,35 @@ func (t *translation) credentials() {
 		}
 		hosts = info + "@" + hosts
 	}
-	if hasAuthSource && authSource != "" {
+	// Debezium authenticates mongodb.user against mongodb.authsource, admin when it is not set,
+	// whatever the connection string says (its credential replaces the string's); the driver
+	// reads the string's authSource, else the database its path names, else admin.
+	source := authSource
+	if hasUser && !hasAuthSource {
+		source = "admin"
+	}
+	if source != "" {
 		path, query, _ := strings.Cut(tail, "?")
 		params, err := url.ParseQuery(query)
 		switch {
 		case err != nil:
 			t.problems = append(t.problems, Problem{Key: "mongodb.connection.string", Message: fmt.Sprintf("has an options part that does not parse (%v), so mongodb.authsource cannot be added to it", err)})
 			return
-		case params.Has("authSource") && params.Get("authSource") != authSource:
+		case params.Has("authSource") && params.Get("authSource") != source && hasAuthSource:
 			t.problems = append(t.problems, Problem{Key: "mongodb.authsource", Value: authSource, Message: fmt.Sprintf(
 				"means authSource=%s, but mongodb.connection.string has authSource=%s: keep only one", authSource, params.Get("authSource"))})
 			return
-		case !params.Has("authSource"):
+		case params.Has("authSource") && params.Get("authSource") != source:
+			t.problems = append(t.problems, Problem{Key: "mongodb.user", Value: user, Message: fmt.Sprintf(
+				"is authenticated against mongodb.authsource, admin when not set, as in Debezium, but mongodb.connection.string has authSource=%s: set mongodb.authsource=%s, or remove the connection string's",
+				params.Get("authSource"), params.Get("authSource"))})
+			return
+		case !params.Has("authSource") && (hasAuthSource || path != ""):
 			if query != "" {
 				query += "&"
 			}
-			query += "authSource=" + url.QueryEscape(authSource)
+			tail = path + "?" + query + "authSource=" + url.QueryEscape(source)
 		}
-		tail = path + "?" + query
 	}
 	translated := scheme + "://" + hosts + "/" + tail
 	t.native["mongodb.connection.string"] = translated
@@ -237,10 +290,10 @@ func (t *translation) mongoKafka() {
 		t.refuse("collection", coll, "names a collection without a database: set database too, as the MongoDB Kafka Connector requires")
 	case hasColl && coll != "":
 		t.ignore("database", db, "read with collection", false)
-		t.set("collection", coll, "collection.include.list", regexp.QuoteMeta(db)+`\.`+regexp.QuoteMeta(coll),
-			"the one collection database.collection, as a regular expression")
+		t.set("collection", coll, "collection.include.list", exactly(regexp.QuoteMeta(db)+`\.`+regexp.QuoteMeta(coll)),
+			"the one collection database.collection, as a case-sensitive regular expression")
 	case hasDB && db != "":
-		t.set("database", db, "database.include.list", regexp.QuoteMeta(db), "the one database, as a regular expression")
+		t.set("database", db, "database.include.list", exactly(regexp.QuoteMeta(db)), "the one database, as a case-sensitive regular expression")
 	}
 	if v, ok := t.get("copy.existing"); ok {
 		switch strings.ToLower(v) {
@@ -318,6 +371,13 @@ func (t *translation) mongoKafka() {
 	if v, ok := t.get("topic.suffix"); ok && v != "" {
 		t.refuse("topic.suffix", v, "not supported yet: topic names end with the collection; remove the key")
 	}
+}
+
+// exactly makes a regular expression case-sensitive inside a list that is matched
+// case-insensitively: the MongoDB Kafka Connector watches the one namespace its database and
+// collection name, and a database may hold collections whose names differ only in case.
+func exactly(expr string) string {
+	return "(?-i:" + expr + ")"
 }
 
 // captureMode translates change.stream.full.document and its .before.change companion into
@@ -558,7 +618,7 @@ func translatedKeys() []string {
 	return []string{"connection.uri", "database", "collection", "copy.existing", "startup.mode",
 		"publish.full.document.only", "publish.full.document.only.tombstone.on.delete", "change.stream.full.document",
 		"change.stream.full.document.before.change", "output.format.value", "output.format.key", "poll.await.time.ms",
-		"batch.size", "topic.separator", "mongodb.user", "mongodb.password", "mongodb.authsource", "topic.suffix", "transforms", "predicates",
+		"batch.size", "topic.separator", "filters.match.mode", "mongodb.user", "mongodb.password", "mongodb.authsource", "topic.suffix", "transforms", "predicates",
 		"key.converter", "value.converter", "key.converter.schemas.enable", "value.converter.schemas.enable",
 		"key.converter.schema.registry.url", "value.converter.schema.registry.url"}
 }

@@ -31,9 +31,11 @@ func TestEachForeignKeyBecomesItsNativeKey(t *testing.T) {
 		{"connection.uri is the connection string", mkc(), map[string]string{"mongodb.connection.string": goodURI}},
 		{"MKC defaults to startup.mode=latest, JSON values and keys, no tombstones", mkc(),
 			map[string]string{"snapshot.mode": "never", "value.format": "json", "key.format": "json", "tombstones.on.delete": "false"}},
-		{"database alone selects that database", mkc("database", "shop.v1"), map[string]string{"database.include.list": `shop\.v1`}},
+		{"database alone selects that database", mkc("database", "shop.v1"), map[string]string{"database.include.list": `(?-i:shop\.v1)`}},
 		{"database and collection select one collection", mkc("database", "shop", "collection", "orders"),
-			map[string]string{"collection.include.list": `shop\.orders`}},
+			map[string]string{"collection.include.list": `(?-i:shop\.orders)`}},
+		{"filters.match.mode=literal quotes each name", debezium("filters.match.mode", "literal", "collection.include.list", ` shop.orders,a\b `),
+			map[string]string{"collection.include.list": `shop\.orders,a\x5cb`}},
 		{"copy.existing=true copies first", mkc("copy.existing", "true"), map[string]string{"snapshot.mode": "initial"}},
 		{"copy.existing=false streams only", mkc("copy.existing", "false"), map[string]string{"snapshot.mode": "never"}},
 		{"startup.mode=copy_existing copies first", mkc("startup.mode", "copy_existing"), map[string]string{"snapshot.mode": "initial"}},
@@ -173,7 +175,11 @@ func TestUntranslatableValuesAreRefused(t *testing.T) {
 		{"deletes rewritten", debezium("transforms", "unwrap", "transforms.unwrap.type", unwrap, "transforms.unwrap.delete.handling.mode", "rewrite"),
 			"transforms.unwrap.delete.handling.mode", "not supported yet"},
 		{"a converter with no format", debezium("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"), "value.converter", "not supported yet"},
+		{"a filters.match.mode Debezium lacks", debezium("filters.match.mode", "glob"), "filters.match.mode", "not one of regex, literal"},
+		{"literal names held by a reference", debezium("filters.match.mode", "literal", "collection.include.list", "${env:MR_TEST_COLLECTIONS}"),
+			"filters.match.mode", "config provider reference"},
 	}
+	t.Setenv("MR_TEST_COLLECTIONS", "shop.orders")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			problems := problemsOf(t, tt.given)
@@ -241,12 +247,14 @@ func TestMongoKafkaNamespaceMapsRouteWithoutAPrefix(t *testing.T) {
 }
 
 // TestDebeziumCredentialsGoIntoTheConnectionString: mongodb.user, mongodb.password and
-// mongodb.authsource become the connection string's userinfo and authSource, percent-encoded;
+// mongodb.authsource (Debezium's default: admin) become the connection string's userinfo and
+// authSource, percent-encoded;
 // credentials given both ways are refused naming both, and a change never shows the password.
 func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
 	const bare = "mongodb://db1:27017,db2:27017/?replicaSet=rs0"
 	for _, tc := range []struct {
 		name    string
+		uri     string // the connection string given; bare when empty
 		kv      []string
 		want    string // the translated connection string; "" for a refusal
 		refusal string
@@ -256,9 +264,24 @@ func TestDebeziumCredentialsGoIntoTheConnectionString(t *testing.T) {
 		{name: "with an authentication database", kv: []string{"mongodb.user", "cdc", "mongodb.password", "pw", "mongodb.authsource", "admin"},
 			want: "mongodb://cdc:pw@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"},
 		{name: "a password alone", kv: []string{"mongodb.password", "pw"}, refusal: "without mongodb.user"},
+		// Debezium's mongodb.authsource defaults to admin; the driver's authSource to the path's database.
+		{name: "a database in the path is not where the user is", uri: "mongodb://db1:27017/inventory?replicaSet=rs0", kv: []string{"mongodb.user", "cdc", "mongodb.password", "pw"},
+			want: "mongodb://cdc:pw@db1:27017/inventory?replicaSet=rs0&authSource=admin"},
+		{name: "a database in the path, without options", uri: "mongodb://db1:27017/inventory", kv: []string{"mongodb.user", "cdc"},
+			want: "mongodb://cdc@db1:27017/inventory?authSource=admin"},
+		{name: "the connection string's authSource=admin agrees", uri: bare + "&authSource=admin", kv: []string{"mongodb.user", "cdc"},
+			want: "mongodb://cdc@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"},
+		{name: "the connection string's authSource, which Debezium ignores", uri: bare + "&authSource=users", kv: []string{"mongodb.user", "cdc"},
+			refusal: "set mongodb.authsource=users"},
+		{name: "mongodb.authsource against the connection string's", uri: bare + "&authSource=users", kv: []string{"mongodb.user", "cdc", "mongodb.authsource", "admin"},
+			refusal: "keep only one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			given := debezium(append([]string{"mongodb.connection.string", bare}, tc.kv...)...)
+			uri := tc.uri
+			if uri == "" {
+				uri = bare
+			}
+			given := debezium(append([]string{"mongodb.connection.string", uri}, tc.kv...)...)
 			native, changes, problems := translate(given)
 			if tc.refusal != "" {
 				if len(problems) == 0 || !strings.Contains(problems[0].String(), tc.refusal) {
@@ -308,6 +331,64 @@ func TestMongoKafkaUpdatesCarryWhatChanged(t *testing.T) {
 			}
 			if c.CaptureMode != tc.want {
 				t.Errorf("capture.mode %s, want %s", c.CaptureMode, tc.want)
+			}
+		})
+	}
+}
+
+// TestIncludeListsMatchAsThePeersDo pins which collections a peer's include lists select, as
+// the peer selects them. Debezium (2.x and 3.x, filters.match.mode=regex, its default) compiles
+// each comma-separated expression with Pattern.CASE_INSENSITIVE (Strings.setOfRegex, called by
+// Predicates.includes) and keeps a collection when one matches the whole of <db>.<collection>
+// (Matcher.matches, in Predicates.matchedByPattern; its MongoDB documentation says "anchored"
+// and "does not match substrings"). The change stream pipeline's unanchored $regex on the
+// namespace only pre-filters: every event still passes EventDispatcher's filter, the same
+// Predicates.includes. So the example configuration of its documentation,
+// collection.include.list=inventory[.]* ("inventory" and then dots only), selects no
+// collection there, nor here. With filters.match.mode=literal Debezium compares the trimmed
+// names, lowercased, with the whole lowercased name. The MongoDB Kafka Connector watches
+// exactly the database and collection it names, case and all.
+func TestIncludeListsMatchAsThePeersDo(t *testing.T) {
+	tests := []struct {
+		name     string
+		given    map[string]string
+		included []string // namespaces db.coll selected
+		excluded []string // and not
+	}{
+		{"Debezium's documented example selects nothing", debezium("collection.include.list", "inventory[.]*"),
+			nil, []string{"inventory.customers", "inventory.orders", "inventory..x"}},
+		{"a collection expression matches the whole namespace", debezium("collection.include.list", "inventory[.].*"),
+			[]string{"inventory.customers", "inventory.orders"}, []string{"inventory2.customers", "shop.inventory"}},
+		{"a database name alone is no prefix of a namespace", debezium("collection.include.list", "inventory"),
+			nil, []string{"inventory.customers"}},
+		{"a collection name alone matches no namespace", debezium("collection.include.list", "customers"),
+			nil, []string{"inventory.customers"}},
+		{"expressions match case-insensitively", debezium("collection.include.list", `INVENTORY\.Customers`),
+			[]string{"inventory.customers", "Inventory.CUSTOMERS"}, []string{"inventory.customers2"}},
+		{"the tutorial's database.include.list matches the whole database name", debezium("database.include.list", "inventory"),
+			[]string{"inventory.customers", "Inventory.orders"}, []string{"inventory_archive.customers", "old_inventory.customers"}},
+		{"filters.match.mode=regex is the default", debezium("filters.match.mode", "regex", "collection.include.list", "inventory[.]*"),
+			nil, []string{"inventory.customers"}},
+		{"filters.match.mode=literal compares whole names, case-insensitively",
+			debezium("filters.match.mode", "literal", "collection.include.list", "inventory.customers, Shop.Orders"),
+			[]string{"inventory.customers", "INVENTORY.Customers", "shop.orders"}, []string{"inventoryXcustomers.x", "shop.orders2", "inventory.customer"}},
+		{"filters.match.mode=literal database names", debezium("filters.match.mode", "literal", "database.exclude.list", "inventory"),
+			[]string{"inventory2.x", "shop.x"}, []string{"inventory.customers", "Inventory.x"}},
+		{"the MongoDB Kafka Connector's database and collection, case and all", mkc("database", "Tutorial1", "collection", "orders"),
+			[]string{"Tutorial1.orders"}, []string{"Tutorial1.Orders", "tutorial1.orders", "Tutorial1.orders2"}},
+		{"the MongoDB Kafka Connector's database, case and all", mkc("database", "Tutorial1"),
+			[]string{"Tutorial1.orders", "Tutorial1.Orders"}, []string{"tutorial1.orders", "Tutorial10.orders"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.given)
+			for want, namespaces := range map[bool][]string{true: tt.included, false: tt.excluded} {
+				for _, ns := range namespaces {
+					db, coll, _ := strings.Cut(ns, ".")
+					if got := c.Includes(db, coll); got != want {
+						t.Errorf("Includes(%q, %q) = %v, want %v", db, coll, got, want)
+					}
+				}
 			}
 		})
 	}

@@ -18,12 +18,14 @@ import de.bwaldvogel.mongo.wire.message.MessageHeader;
 import de.bwaldvogel.mongo.wire.message.MongoMessage;
 import de.bwaldvogel.mongo.wire.message.MongoQuery;
 import de.bwaldvogel.mongo.wire.message.MongoReply;
+import io.mongorelay.standin.auth.Authentication;
+import io.mongorelay.standin.auth.Users;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
 
 /**
- * Runs the commands of one connection against the backend and writes the replies, each stamped
- * with operationTime and $clusterTime as a replica set member stamps them (drivers gossip the
+ * Runs the commands of one connection against the backend, once its Authentication lets them
+ * through, and writes the replies, each stamped with operationTime and $clusterTime as a replica set member stamps them (drivers gossip the
  * cluster time back, and a change stream without them cannot resume or checkpoint while idle).
  *
  * <p>Takes the place of the library's MongoDatabaseHandler, which logs every failed command with
@@ -39,12 +41,14 @@ final class CommandHandler extends SimpleChannelInboundHandler<ClientRequest> {
     private final MongoBackend backend;
     private final ClusterClock clock;
     private final ExecutorService commands;
+    private final Authentication authentication;
     /** Used on the commands thread only. */
     private int replyId;
 
-    CommandHandler(MongoBackend backend, ClusterClock clock, ThreadFactory threads) {
+    CommandHandler(MongoBackend backend, ClusterClock clock, Users users, ThreadFactory threads) {
         this.backend = backend;
         this.clock = clock;
+        this.authentication = new Authentication(users);
         this.commands = Executors.newSingleThreadExecutor(threads);
     }
 
@@ -89,7 +93,13 @@ final class CommandHandler extends SimpleChannelInboundHandler<ClientRequest> {
         Document reply;
         try {
             String name = command.keySet().iterator().next();
-            reply = backend.handleCommand(ctx.channel(), database, name, command);
+            reply = authentication.handle(database, name, command);
+            if (reply == null) {
+                reply = backend.handleCommand(ctx.channel(), database, name, command);
+            }
+            if (name.equalsIgnoreCase("hello") || name.equalsIgnoreCase("isMaster")) {
+                authentication.describeMechanisms(command, reply);
+            }
         } catch (MongoServerException e) {
             reply = error(e);
         } catch (RuntimeException e) {

@@ -3,6 +3,7 @@ package io.mongorelay.standin;
 import java.net.InetSocketAddress;
 import java.util.List;
 
+import io.mongorelay.standin.auth.Users;
 import io.mongorelay.standin.oplog.BoundedOplogBackend;
 
 /**
@@ -38,7 +39,7 @@ public final class Main {
         } else {
             backend = new BoundedOplogBackend(clock, options.oplogMaxEntries());
         }
-        StandinServer server = new StandinServer(backend, clock);
+        StandinServer server = new StandinServer(backend, clock, Users.of(options.users()));
         InetSocketAddress address;
         try {
             address = server.bind(options.bind(), options.port());

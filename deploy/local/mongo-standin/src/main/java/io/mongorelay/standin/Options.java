@@ -1,6 +1,10 @@
 package io.mongorelay.standin;
 
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+
+import io.mongorelay.standin.auth.Users;
 
 /**
  * The launcher's command line.
@@ -10,13 +14,15 @@ import java.util.List;
  * @param oplog "bounded" (our oplog, see BoundedOplogBackend) or "stock" (the library's, kept
  *     for before/after measurements only)
  * @param oplogMaxEntries how many entries the bounded oplog keeps before dropping the oldest
+ * @param users the admin database's users (name to password); none, the default, turns
+ *     authentication off
  */
-record Options(String bind, int port, String oplog, int oplogMaxEntries) {
+record Options(String bind, int port, String oplog, int oplogMaxEntries, Map<String, String> users) {
 
     static final String USAGE = """
         usage: java -jar mongo-standin.jar [--bind 127.0.0.1] [--port 27017]
                                            [--oplog bounded|stock] [--oplog-max-entries 1000000]
-                                           [--backend memory]
+                                           [--backend memory] [--user NAME:PASSWORD]...
         """;
 
     static boolean wantsHelp(List<String> args) {
@@ -29,6 +35,7 @@ record Options(String bind, int port, String oplog, int oplogMaxEntries) {
         int port = 27017;
         String oplog = "bounded";
         int maxEntries = 1_000_000;
+        Map<String, String> users = new HashMap<>();
         for (int i = 0; i < args.size(); i++) {
             String flag = args.get(i);
             if (i + 1 >= args.size()) {
@@ -52,10 +59,19 @@ record Options(String bind, int port, String oplog, int oplogMaxEntries) {
                         throw new IllegalArgumentException("--backend must be memory (h2 is not supported), not " + value);
                     }
                 }
+                case "--user" -> {
+                    int colon = value.indexOf(':');
+                    String name = colon < 0 ? "" : value.substring(0, colon);
+                    String password = colon < 0 ? "" : value.substring(colon + 1);
+                    if (!Users.printableAscii(name) || !Users.printableAscii(password)) {
+                        throw new IllegalArgumentException("--user must be NAME:PASSWORD, both printable ASCII");
+                    }
+                    users.put(name, password);
+                }
                 default -> throw new IllegalArgumentException("unknown flag " + flag);
             }
         }
-        return new Options(bind, port, oplog, maxEntries);
+        return new Options(bind, port, oplog, maxEntries, Map.copyOf(users));
     }
 
     private static int number(String flag, String value, int min, int max) {

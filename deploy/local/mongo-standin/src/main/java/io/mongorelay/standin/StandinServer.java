@@ -8,6 +8,7 @@ import de.bwaldvogel.mongo.wire.MongoExceptionHandler;
 import de.bwaldvogel.mongo.wire.MongoWireMessageEncoder;
 import de.bwaldvogel.mongo.wire.MongoWireProtocolHandler;
 import de.bwaldvogel.mongo.wire.MongoWireReplyEncoder;
+import io.mongorelay.standin.auth.Users;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -32,11 +33,13 @@ final class StandinServer {
     private final DefaultThreadFactory commandThreads = new DefaultThreadFactory("mongo-standin-connection", true);
     private final MongoBackend backend;
     private final ClusterClock clock;
+    private final Users users;
     private Channel listener;
 
-    StandinServer(MongoBackend backend, ClusterClock clock) {
+    StandinServer(MongoBackend backend, ClusterClock clock, Users users) {
         this.backend = backend;
         this.clock = clock;
+        this.users = users;
     }
 
     /**
@@ -56,7 +59,7 @@ final class StandinServer {
                         .addLast(new MongoWireReplyEncoder())
                         .addLast(new MongoWireMessageEncoder())
                         .addLast(new MongoWireProtocolHandler())
-                        .addLast(new CommandHandler(backend, clock, commandThreads))
+                        .addLast(new CommandHandler(backend, clock, users, commandThreads))
                         .addLast(new MongoExceptionHandler());
                 }
             });
