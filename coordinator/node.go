@@ -446,6 +446,11 @@ func (n *Node) RefusedCommand() string {
 	return ""
 }
 
+// Refused is closed once this node has refused a committed Raft command (RefusedCommand says
+// which). From then on its state lags the cluster's for good: its owner stops it, and it
+// refuses the same command again on every restart until it runs a newer build.
+func (n *Node) Refused() <-chan struct{} { return n.fsm.refusedCh }
+
 func storeMax(v *atomic.Int64, t time.Time) {
 	ns := t.UnixNano()
 	for {
