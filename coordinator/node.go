@@ -199,6 +199,11 @@ func (n *Node) open(ctx context.Context) error {
 		return fmt.Errorf("raft config: %w", err)
 	}
 
+	if !cfg.InMemory {
+		if err := n.recoverFromPeersFile(rc, snaps); err != nil {
+			return err
+		}
+	}
 	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
