@@ -39,8 +39,11 @@ const (
 	sessionTimeout = 6 * time.Second
 	// fenceSlack is how late after worker.lease a cut-off node may log that it fenced itself:
 	// it counts the lease from its last contact with the leader (a leader: from when Raft last
-	// saw a quorum, which it learns when it steps down), and checks every 100 ms.
-	fenceSlack = 500 * time.Millisecond
+	// saw a quorum, which it learns when it steps down) and checks every 100 ms. The majority
+	// elects a leader no sooner than Raft's election timeout (750 ms) after the cut, which then
+	// waits worker.lease before it moves a silent node's tasks: a fence within this slack still
+	// comes first.
+	fenceSlack = 750 * time.Millisecond
 	// bound is the failover bound the cluster suite holds every step to: a task is never
 	// without a running owner for longer.
 	bound = 15 * time.Second
@@ -65,13 +68,15 @@ type bed struct {
 // node is one worker process in its namespace, restartable with the same flags and data dir.
 // Each start logs to a file of its own, <id>.<start>.log.
 type node struct {
-	id     string
-	host   *netns.Host
-	http   string
-	args   []string
-	logDir string
-	starts int
-	p      *proc.Proc
+	id      string
+	host    *netns.Host
+	http    string
+	raft    string
+	dataDir string
+	args    []string
+	logDir  string
+	starts  int
+	p       *proc.Proc
 }
 
 // newBed builds the network, starts the servers and the nodes and the connector, and
@@ -144,13 +149,14 @@ func newBed(ctx context.Context, t *testing.T) *bed {
 
 	var peers []string
 	for i, h := range b.lab.Hosts {
-		n := &node{id: fmt.Sprintf("n%d", i+1), host: h, http: net.JoinHostPort(h.Addr, "8083"), logDir: b.logDir}
-		peers = append(peers, n.id+"="+net.JoinHostPort(h.Addr, "8300")+"="+n.http)
+		n := &node{id: fmt.Sprintf("n%d", i+1), host: h, http: net.JoinHostPort(h.Addr, "8083"), raft: net.JoinHostPort(h.Addr, "8300"),
+			dataDir: t.TempDir(), logDir: b.logDir}
+		peers = append(peers, n.id+"="+n.raft+"="+n.http)
 		b.nodes = append(b.nodes, n)
 	}
 	for i, n := range b.nodes {
-		n.args = []string{"--node-id", n.id, "--data-dir", t.TempDir(), "--cluster-id", "hosts",
-			"--http-listen", n.http, "--raft-listen", net.JoinHostPort(n.host.Addr, "8300"),
+		n.args = []string{"--node-id", n.id, "--data-dir", n.dataDir, "--cluster-id", "hosts",
+			"--http-listen", n.http, "--raft-listen", n.raft,
 			"--http-auth-insecure", "--kafka", b.srv.KafkaAddr, "--peers", strings.Join(peers, ",")}
 		if i == 0 {
 			n.args = append(n.args, "--bootstrap")
@@ -163,7 +169,7 @@ func newBed(ctx context.Context, t *testing.T) *bed {
 		}
 	})
 	leader := b.leader(60*time.Second, b.nodes...)
-	t.Logf("leader %s elected %s after the nodes started", leader.id, time.Since(start).Round(time.Millisecond))
+	t.Logf("leader %s elected, %s after the start", leader.id, time.Since(start).Round(time.Millisecond))
 
 	config := clusterapi.ConnectorConfig(b.srv.MongoURI, db, connector, shards)
 	config["shard.filter"] = "client" // the stand-in lacks $toHashedIndexKey

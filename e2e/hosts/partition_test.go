@@ -16,7 +16,7 @@ import (
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 )
 
-// TestPartitionsAndRollingRestart runs 3 nodes on 3 hosts of their own (network namespaces on
+// TestThreeHostsThroughPartitionsRestartsAndALostMajority runs 3 nodes on 3 hosts of their own (network namespaces on
 // one bridge) under a steady 1,000 writes/s, and, one after another: cuts a follower off (its
 // link down), then the leader, then only the link between the two followers, healing each
 // before the next; then restarts every node in turn (SIGTERM, start, healthy, next). After
@@ -24,8 +24,10 @@ import (
 // A cut-off node must fence itself within worker.lease of the cut, the others must run its
 // tasks, and once healed it must rejoin and hold tasks again; severing two followers must
 // change nothing; during the rolling restart no task may be without a running owner for
-// longer than the failover bound. The figures measured go to the log, gathered at the end.
-func TestPartitionsAndRollingRestart(t *testing.T) {
+// longer than the failover bound. Last, two nodes die for good, and the survivor, recovered
+// from a peers.json, runs every task alone. The figures measured go to the log, gathered at
+// the end.
+func TestThreeHostsThroughPartitionsRestartsAndALostMajority(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	began := time.Now()
@@ -41,6 +43,7 @@ func TestPartitionsAndRollingRestart(t *testing.T) {
 	})
 	t.Run("sever two followers", func(t *testing.T) { b.severFollowers(ctx, t, sum) })
 	t.Run("rolling restart", func(t *testing.T) { b.rollingRestart(ctx, t, sum) })
+	t.Run("lose a majority and recover", func(t *testing.T) { b.loseMajority(ctx, t, sum) })
 
 	t.Logf("measured (worker.lease %s, worker.session.timeout %s, %d tasks, %d writes/s):", lease, sessionTimeout, totalTasks, writeRate)
 	for _, l := range sum.lines {
