@@ -40,7 +40,7 @@ const (
 	// fenceSlack is how late after worker.lease a cut-off node may log that it fenced itself:
 	// it counts the lease from its last contact with the leader (a leader: from when Raft last
 	// saw a quorum, which it learns when it steps down) and checks every 100 ms. The majority
-	// elects a leader no sooner than Raft's election timeout (750 ms) after the cut, which then
+	// elects a leader no sooner than Raft's heartbeat timeout (750 ms) after the cut, which then
 	// waits worker.lease before it moves a silent node's tasks: a fence within this slack still
 	// comes first.
 	fenceSlack = 750 * time.Millisecond
