@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -115,10 +117,13 @@ func newBed(ctx context.Context, t *testing.T) *bed {
 	})
 	t.Logf("network: bridge at %s, hosts %s, %s, %s", b.lab.HostAddr, b.lab.Hosts[0].Addr, b.lab.Hosts[1].Addr, b.lab.Hosts[2].Addr)
 
-	b.logDir = filepath.Join(root, ".cache", "test-logs", "e2e-hosts")
-	if err := os.RemoveAll(b.logDir); err != nil {
+	// Each run keeps its logs and its servers' data in a directory named after its lab, until a
+	// later run finds that lab gone and removes it: runs side by side keep theirs.
+	logs := filepath.Join(root, ".cache", "test-logs", "e2e-hosts")
+	if err := removeFinishedRuns(logs); err != nil {
 		t.Fatal(err)
 	}
+	b.logDir = filepath.Join(logs, b.lab.Tag)
 	if err := os.MkdirAll(b.logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +205,26 @@ func newBed(ctx context.Context, t *testing.T) *bed {
 	b.mark = b.w.mark()
 	t.Logf("streaming %d tasks at %d writes/s, %s after the start", totalTasks, writeRate, time.Since(start).Round(time.Millisecond))
 	return b
+}
+
+// removeFinishedRuns removes the directories under logs of runs whose network is gone.
+func removeFinishedRuns(logs string) error {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return fmt.Errorf("list network namespaces: %w", err)
+	}
+	entries, err := os.ReadDir(logs)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.Contains(string(out), e.Name()+"-") {
+			if err := os.RemoveAll(filepath.Join(logs, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // start starts n's process in its namespace.

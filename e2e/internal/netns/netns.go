@@ -30,8 +30,9 @@ type Lab struct {
 	// there.
 	HostAddr string
 	Hosts    []*Host
+	// Tag starts the name of everything the lab made.
+	Tag string
 
-	tag    string
 	bridge string
 	subnet string // the first three octets, "10.77.x"
 }
@@ -49,8 +50,8 @@ func New(ctx context.Context, n int) (_ *Lab, err error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	l := &Lab{tag: "mr" + hex.EncodeToString(b)}
-	l.bridge = l.tag + "b"
+	l := &Lab{Tag: "mr" + hex.EncodeToString(b)}
+	l.bridge = l.Tag + "b"
 	if l.subnet, err = freeSubnet(ctx); err != nil {
 		return nil, err
 	}
@@ -60,13 +61,13 @@ func New(ctx context.Context, n int) (_ *Lab, err error) {
 			err = errors.Join(err, l.Close())
 		}
 	}()
-	if err := ip(ctx, "netns", "add", l.tag+"-probe"); err != nil {
+	if err := ip(ctx, "netns", "add", l.Tag+"-probe"); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || strings.Contains(err.Error(), "not permitted") || strings.Contains(err.Error(), "Permission denied") {
 			return nil, fmt.Errorf("%w: %v", ErrNotPermitted, err)
 		}
 		return nil, err
 	}
-	if err := ip(ctx, "netns", "del", l.tag+"-probe"); err != nil {
+	if err := ip(ctx, "netns", "del", l.Tag+"-probe"); err != nil {
 		return nil, err
 	}
 	steps := [][]string{
@@ -80,8 +81,8 @@ func New(ctx context.Context, n int) (_ *Lab, err error) {
 		}
 	}
 	for i := 1; i <= n; i++ {
-		h := &Host{Name: fmt.Sprintf("%s-h%d", l.tag, i), Addr: fmt.Sprintf("%s.%d", l.subnet, 10+i), veth: fmt.Sprintf("%sh%d", l.tag, i)}
-		inner := fmt.Sprintf("%sp%d", l.tag, i)
+		h := &Host{Name: fmt.Sprintf("%s-h%d", l.Tag, i), Addr: fmt.Sprintf("%s.%d", l.subnet, 10+i), veth: fmt.Sprintf("%sh%d", l.Tag, i)}
+		inner := fmt.Sprintf("%sp%d", l.Tag, i)
 		l.Hosts = append(l.Hosts, h)
 		steps := [][]string{
 			{"netns", "add", h.Name},
@@ -121,8 +122,8 @@ func (l *Lab) Close() error {
 	if exists(ctx, "link", "show", l.bridge) {
 		errs = append(errs, ip(ctx, "link", "del", l.bridge))
 	}
-	if exists(ctx, "netns", "pids", l.tag+"-probe") {
-		errs = append(errs, ip(ctx, "netns", "del", l.tag+"-probe"))
+	if exists(ctx, "netns", "pids", l.Tag+"-probe") {
+		errs = append(errs, ip(ctx, "netns", "del", l.Tag+"-probe"))
 	}
 	return errors.Join(errs...)
 }

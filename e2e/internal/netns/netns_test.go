@@ -102,7 +102,7 @@ func TestLabCutsAndHeals(t *testing.T) {
 	}
 	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
 	ns, _ := exec.Command("ip", "netns", "list").CombinedOutput()
-	if strings.Contains(string(out)+string(ns), l.tag) {
-		t.Errorf("the lab %s is still there after Close:\n%s\n%s", l.tag, out, ns)
+	if strings.Contains(string(out)+string(ns), l.Tag) {
+		t.Errorf("the lab %s is still there after Close:\n%s\n%s", l.Tag, out, ns)
 	}
 }
