@@ -139,9 +139,27 @@ func (l *Lab) Cut(ctx context.Context, h *Host) error {
 	return ip(ctx, "link", "set", h.veth, "down")
 }
 
-// Heal brings h's link up again.
+// Heal brings h's link up again, and returns once both of its ends say they are up.
 func (l *Lab) Heal(ctx context.Context, h *Host) error {
-	return ip(ctx, "link", "set", h.veth, "up")
+	if err := ip(ctx, "link", "set", h.veth, "up"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		outer, _ := exec.CommandContext(ctx, "ip", "-o", "link", "show", "dev", h.veth).Output()
+		inner, _ := exec.CommandContext(ctx, "ip", "-n", h.Name, "-o", "link", "show", "dev", "eth0").Output()
+		if strings.Contains(string(outer), "state UP") && strings.Contains(string(inner), "state UP") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the link of %s is not up 10 s after it was brought up: %s%s", h.Name, outer, inner)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Sever drops what a and b send each other (a blackhole route to the other in each
