@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -326,9 +325,9 @@ func (b *bed) leader(timeout time.Duration, among ...*node) *node {
 	return leader
 }
 
-// settled waits until, as the nodes of among see it, every task runs on one of them, each of
-// them holding at least one when all is set, and the assignments have not changed for a
-// second. It returns how long it took until they were first seen so.
+// settled waits until, as the nodes of among see it, every task runs on one of them, all (when
+// not nil) holds of the assignments, and they have not changed for a second. It returns how
+// long it took until they were first seen so.
 func (b *bed) settled(timeout time.Duration, among []*node, all func(clusterapi.Overview) (bool, string)) time.Duration {
 	b.t.Helper()
 	start := time.Now()
@@ -429,14 +428,11 @@ func (b *bed) delivered(t *testing.T, timeout time.Duration) {
 		len(want), took.Round(time.Millisecond), b.cons.duplicates(want), b.w.failures())
 }
 
-// summary collects the measured figures of every step for one table at the end.
+// summary collects the measured figures of every step, for one list at the end.
 type summary struct {
-	mu    sync.Mutex
 	lines []string
 }
 
 func (s *summary) add(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.lines = append(s.lines, fmt.Sprintf(format, args...))
 }

@@ -129,7 +129,7 @@ func (b *bed) cutOff(ctx context.Context, t *testing.T, sum *summary, role strin
 		r, ok := b.cons.firstAfter(t0, func(r record) bool { return held[r.task] && !strings.HasPrefix(r.writer, victim.id+"/") })
 		if ok {
 			first = fmt.Sprintf("%s (%s by %s)", r.at.Sub(t0).Round(time.Millisecond), r.task, r.writer)
-			// What makes two owners impossible: the new owner started after the old one stopped.
+			// No two owners: the old owner had stopped before the first record of a new one arrived.
 			if r.at.Sub(t0) <= fenced {
 				t.Errorf("%s wrote a record of a task of %s %s after the cut, before %s fenced itself (%s)",
 					r.writer, victim.id, r.at.Sub(t0).Round(time.Millisecond), victim.id, fenced.Round(time.Millisecond))
@@ -186,13 +186,13 @@ func (b *bed) severFollowers(ctx context.Context, t *testing.T, sum *summary) {
 		switch {
 		case !ok:
 			bad++
-			firstBad = cmp(firstBad, fmt.Sprintf("after %s: %s", time.Since(t0).Round(time.Millisecond), why))
+			firstBad = firstOf(firstBad, fmt.Sprintf("after %s: %s", time.Since(t0).Round(time.Millisecond), why))
 		case ov.Leader != leader.id:
 			bad++
-			firstBad = cmp(firstBad, fmt.Sprintf("after %s: leader %s, was %s", time.Since(t0).Round(time.Millisecond), ov.Leader, leader.id))
+			firstBad = firstOf(firstBad, fmt.Sprintf("after %s: leader %s, was %s", time.Since(t0).Round(time.Millisecond), ov.Leader, leader.id))
 		case !sameOwners(ov.Owners(), before.Owners()):
 			bad++
-			firstBad = cmp(firstBad, fmt.Sprintf("after %s: tasks moved: %v", time.Since(t0).Round(time.Millisecond), ov.PerNode()))
+			firstBad = firstOf(firstBad, fmt.Sprintf("after %s: tasks moved: %v", time.Since(t0).Round(time.Millisecond), ov.PerNode()))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -217,8 +217,8 @@ func (b *bed) severFollowers(ctx context.Context, t *testing.T, sum *summary) {
 	sum.add("sever the followers %s and %s for %s: no fencing, no task moved, no election (%d samples); lost 0", f[0].id, f[1].id, 2*sessionTimeout, samples)
 }
 
-// cmp keeps the first of two explanations.
-func cmp(first, next string) string {
+// firstOf keeps the first of two explanations.
+func firstOf(first, next string) string {
 	if first != "" {
 		return first
 	}
