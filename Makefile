@@ -43,7 +43,9 @@ env-down: ## stop the test environment, leaving no process behind
 # the integration tests also run the Python client checks), then the checks of the deployment
 # files (deploy/check, a module of its own: each file and a broken copy of it through the
 # real tool's parser; the compose file's workers as processes), then the Go end-to-end suites
-# (build tag e2e: real worker processes killed and restarted, built without -race; their output
+# (build tag e2e: real worker processes killed and restarted, built without -race; e2e/hosts runs
+# 3 of them in network namespaces of their own, on a bridge, with a private Kafka and stand-in on
+# it, and cuts their links: it needs root, and skips without it unless CI=true; their output
 # joins go-test.log and the summary), a short chaos run (one seed, 10,000 operations,
 # exactly-once: lost, duplicated and reordered must all be 0), then the end-to-end suite in e2e/python against
 # bin/mongorelay (real processes, third-party clients), and brings the environment down

@@ -24,6 +24,8 @@ type fsm struct {
 	// none: from then on this node's state lacks what the command changed, until a newer
 	// build replays the log.
 	refused atomic.Pointer[unsupportedCommandError]
+	// refusedCh is closed when refused is set: the node must stop (Node.Refused).
+	refusedCh chan struct{}
 }
 
 // published is a State and a channel closed when a newer one replaces it.
@@ -33,7 +35,7 @@ type published struct {
 }
 
 func newFSM(log *slog.Logger) *fsm {
-	f := &fsm{log: log}
+	f := &fsm{log: log, refusedCh: make(chan struct{})}
 	f.cur.Store(&published{st: emptyState(), changed: make(chan struct{})})
 	return f
 }
@@ -60,7 +62,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case errors.As(res.err, &unsupported):
 		// Every other node applied what this one cannot read: say so as loudly as we can,
 		// since the node's view of the cluster is now behind theirs.
-		f.refused.CompareAndSwap(nil, unsupported)
+		if f.refused.CompareAndSwap(nil, unsupported) {
+			close(f.refusedCh)
+		}
 		f.log.Error("this node refused a Raft command newer than its build: upgrade this node to the build the other nodes run",
 			"index", l.Index, "command", string(unsupported.Type), "version", unsupported.Version)
 	case res.err != nil:

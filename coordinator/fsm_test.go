@@ -484,7 +484,8 @@ func TestApplyRules(t *testing.T) {
 
 // TestNewerCommandRefusedLoudly: a committed command of a type or version this build does not
 // know leaves the state as it was, logs an ERROR naming the command and its version and saying
-// to upgrade the node, and stays reported by RefusedCommand (the node's /health).
+// to upgrade the node, stays reported by RefusedCommand (the node's /health), and tells the
+// node to stop (Refused), once however many such commands follow.
 func TestNewerCommandRefusedLoudly(t *testing.T) {
 	payload, _ := json.Marshal(deleteConnectorV1{Name: "a"})
 	tests := []struct {
@@ -501,6 +502,11 @@ func TestNewerCommandRefusedLoudly(t *testing.T) {
 			var logs bytes.Buffer
 			f := newFSM(slog.New(slog.NewTextHandler(&logs, nil)))
 			f.Apply(&raft.Log{Index: 1, Data: mustEncode(t, &putConnectorV1{Name: "a", Config: map[string]string{}})})
+			select {
+			case <-f.refusedCh:
+				t.Fatal("the node must stop before it refused anything")
+			default:
+			}
 			res := f.Apply(&raft.Log{Index: 2, Data: mustJSON(t, tt.env)}).(applyResult)
 			if !errors.Is(res.err, ErrUnsupportedCommand) {
 				t.Fatalf("err %v, want ErrUnsupportedCommand", res.err)
@@ -518,6 +524,11 @@ func TestNewerCommandRefusedLoudly(t *testing.T) {
 			refused := f.refused.Load()
 			if refused == nil || string(refused.Type) != tt.wantCommand {
 				t.Fatalf("refused = %v, want the %s command", refused, tt.wantCommand)
+			}
+			select {
+			case <-f.refusedCh:
+			default:
+				t.Fatal("refused a command, but the node is not told to stop")
 			}
 			f.Apply(&raft.Log{Index: 3, Data: mustJSON(t, envelope{Type: "later", Version: 9, Payload: payload})})
 			if f.refused.Load() != refused {

@@ -199,6 +199,11 @@ func (n *Node) open(ctx context.Context) error {
 		return fmt.Errorf("raft config: %w", err)
 	}
 
+	if !cfg.InMemory {
+		if err := n.recoverFromPeersFile(rc, snaps); err != nil {
+			return err
+		}
+	}
 	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
@@ -445,6 +450,11 @@ func (n *Node) RefusedCommand() string {
 	}
 	return ""
 }
+
+// Refused is closed once this node has refused a committed Raft command (RefusedCommand says
+// which). From then on its state lags the cluster's for good: its owner stops it, and it
+// refuses the same command again on every restart until it runs a newer build.
+func (n *Node) Refused() <-chan struct{} { return n.fsm.refusedCh }
 
 func storeMax(v *atomic.Int64, t time.Time) {
 	ns := t.UnixNano()

@@ -117,8 +117,14 @@ func NewStandalone(cfg Config, conns []Connector, log *slog.Logger, version, com
 
 func (n *Node) standalone() bool { return n.files != nil }
 
+// ErrOutdatedBuild means the cluster committed a Raft command this node's build cannot read:
+// a node of a newer build wrote it, during a rolling upgrade. The node stops, and refuses the
+// command again on every start, until it runs that newer build.
+var ErrOutdatedBuild = errors.New("this node's build is older than the cluster's")
+
 // Run starts the node and blocks until ctx ends, then stops cleanly. It returns nil, or why
-// the node could not start or go on: a cluster node removed from the cluster (ErrRemoved), a
+// the node could not start or go on: a cluster node removed from the cluster (ErrRemoved) or
+// one whose build cannot read what the cluster committed (ErrOutdatedBuild), a
 // standalone process one of whose tasks had FAILED (the others go on running until the stop,
 // as in Kafka Connect), so that a supervisor sees the failure in the exit status.
 func (n *Node) Run(ctx context.Context) (err error) {
@@ -383,6 +389,13 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	case err = <-removed:
 		n.log.Error("stopping", "err", err)
 	case err = <-join.refusals():
+		n.log.Error("stopping", "err", err)
+	case <-n.node.Refused():
+		// Its state lags the cluster's from here on: its tasks move to nodes that read it
+		// all, as after any clean stop.
+		clean = true
+		err = fmt.Errorf("%w: it cannot read a command the cluster committed (%s): upgrade this node to the build the other nodes run, then start it again",
+			ErrOutdatedBuild, n.node.RefusedCommand())
 		n.log.Error("stopping", "err", err)
 	}
 	if clean {

@@ -49,6 +49,8 @@ install_tools() {
 	python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 	# systemd-analyze verifies deploy/systemd's unit (deploy/check).
 	command -v systemd-analyze >/dev/null || apt_install systemd
+	# ip (network namespaces, veth pairs, a bridge) builds the multi-host test's network.
+	command -v ip >/dev/null || apt_install iproute2
 }
 
 # install_browser installs Debian's chromium, which the status page's end-to-end test drives

@@ -1,6 +1,7 @@
 // Package testservers starts a private Apache Kafka broker (KRaft, one combined node), a second
-// one reachable only over SASL_SSL when asked, and a MongoDB stand-in on free loopback ports, for harnesses that must neither disturb nor be
-// disturbed by the shared test environment (the benchmark, the chaos test). It runs the jars
+// one reachable only over SASL_SSL when asked, and a MongoDB stand-in on free ports (loopback
+// unless Config.Host says otherwise), for harnesses that must neither disturb nor be disturbed
+// by the shared test environment (the benchmark, the chaos test, the multi-host test). It runs the jars
 // deploy/local/env.sh installs under .cache/ with that script's broker settings.
 package testservers
 
@@ -34,8 +35,20 @@ type Config struct {
 	// Secure starts a second broker too, Servers.Secure: SASL_SSL its only listener, with the
 	// first one's JVM and log settings.
 	Secure bool
+	// Host is the address the broker's client listener and the stand-in bind and advertise;
+	// "": 127.0.0.1. A harness whose clients sit in other network namespaces gives the address
+	// of its bridge.
+	Host string
 	// Logf prints progress lines; nil prints nothing.
 	Logf func(format string, args ...any)
+}
+
+// host is the address the servers serve clients on.
+func (cfg Config) host() string {
+	if cfg.Host == "" {
+		return "127.0.0.1"
+	}
+	return cfg.Host
 }
 
 // Servers are the running broker and stand-in. They are private to the run (own ports, own data
@@ -158,11 +171,11 @@ func (s *Servers) startKafka(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	props := fmt.Sprintf(`listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
+	props := fmt.Sprintf(`listeners=PLAINTEXT://%[3]s:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=PLAINTEXT://%[3]s:%[1]d
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-`, port, cport) + brokerSettings(cport, filepath.Join(dir, "data"), 5) + segmentSetting
+`, port, cport, cfg.host()) + brokerSettings(cport, filepath.Join(dir, "data"), 5) + segmentSetting
 	propsFile := filepath.Join(dir, "server.properties")
 	if err := os.WriteFile(propsFile, []byte(props), 0o644); err != nil {
 		return err
@@ -175,7 +188,7 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 	if err := formatStorage(ctx, java, strings.TrimSpace(string(out)), propsFile); err != nil {
 		return err
 	}
-	s.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.KafkaAddr = net.JoinHostPort(cfg.host(), fmt.Sprint(port))
 	s.kafkaArgv, s.kafkaDir = append(java, "kafka.Kafka", propsFile), dir
 	return s.StartKafka(ctx)
 }
@@ -244,7 +257,7 @@ func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Regist
 	}
 	s.Standin, err = reg.Start("mongo-standin", filepath.Join(cfg.Work, "mongo-standin.log"), proc.Options{Lines: true},
 		"java", "-Xms1g", "-Xmx"+cfg.StandinHeap, "-XX:+UseG1GC", "-jar", s.StandinJar,
-		"--bind", "127.0.0.1", "--port", "0", "--oplog-max-entries", fmt.Sprint(cfg.OplogEntries))
+		"--bind", cfg.host(), "--port", "0", "--oplog-max-entries", fmt.Sprint(cfg.OplogEntries))
 	if err != nil {
 		return err
 	}
