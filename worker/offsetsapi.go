@@ -171,12 +171,14 @@ type publicOffset struct {
 	ClusterTime *offsets.ClusterTime `json:"cluster_time,omitempty"`
 	TxnOpIndex  int                  `json:"txn_op_index,omitempty"`
 	Snapshot    *offsets.Snapshot    `json:"snapshot,omitempty"`
-	UpdatedMs   int64                `json:"updated_ms,omitempty"`
+	// KafkaOffset is a sink's next offset to read (Kafka Connect's sink offset).
+	KafkaOffset *int64 `json:"kafka_offset,omitempty"`
+	UpdatedMs   int64  `json:"updated_ms,omitempty"`
 }
 
 // shownOffset is v as the offsets API shows it.
 func shownOffset(v *offsets.Value) publicOffset {
-	p := publicOffset{Version: v.Version, TxnOpIndex: v.TxnOpIndex, Snapshot: v.Snapshot, UpdatedMs: v.UpdatedMs}
+	p := publicOffset{Version: v.Version, TxnOpIndex: v.TxnOpIndex, Snapshot: v.Snapshot, KafkaOffset: v.KafkaOffset, UpdatedMs: v.UpdatedMs}
 	switch {
 	case v.ResumeToken != nil:
 		p.ResumeToken, _ = json.Marshal(v.ResumeToken)
