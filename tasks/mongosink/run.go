@@ -1,0 +1,346 @@
+package mongosink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
+)
+
+// partition is one topic partition a task runs: where it writes, and the transactional
+// producer whose id (stable per partition, never per node or task grouping) fences every
+// earlier owner of the partition.
+type partition struct {
+	unit     taskid.Spec
+	key      offsets.Key
+	coll     *mongo.Collection
+	producer *kgo.Client
+}
+
+// run is one run of a task.
+type run struct {
+	k     *Kind
+	t     connector.Task
+	cfg   *Config
+	conv  *converter
+	dlq   *deadLetters
+	log   *slog.Logger
+	parts map[string]map[int32]*partition
+}
+
+// Run runs one task until ctx ends or it fails.
+//
+// A partition's records are written in offset order, a batch at a time: the batch's offset
+// record (the next offset to read) and its dead letters are produced in a transaction of the
+// partition's producer and flushed, which fails if a newer owner has fenced the producer;
+// then the batch is one bulk write with majority write concern; then the transaction commits,
+// making the offset visible to read_committed readers. So an offset is committed only once the
+// writes before it are acknowledged, and a run whose partition has moved stops at its next
+// batch instead of overwriting the new owner's writes. (A run that is fenced between its flush
+// and its bulk write's arrival at the server still writes that one batch: the single-writer
+// lease bounds how long such a run can go on, DESIGN.md 3.) Every write is keyed by _id, so
+// the batch a new owner writes again converges to the same documents.
+func (k *Kind) Run(ctx context.Context, t connector.Task) error {
+	cfg, err := Parse(t.Connector, t.Config)
+	if err != nil {
+		return connector.Permanent(fmt.Errorf("connector %s: %w", t.Connector, err))
+	}
+	if k.env.Offsets == nil {
+		return connector.Permanent(errors.New("the sink needs the process's offsets store"))
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(cfg.ConnectionString).SetWriteConcern(writeconcern.Majority()))
+	if err != nil {
+		return connector.Permanent(fmt.Errorf("connector %s: config %q: %w", t.Connector, "mongodb.connection.string", err))
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
+	avro, err := k.avroFor(cfg)
+	if err != nil {
+		return connector.Permanent(err)
+	}
+	r := &run{k: k, t: t, cfg: cfg, log: k.env.Logger.With("connector", t.Connector, "task", t.Spec.Name()),
+		conv:  &converter{cfg: cfg, dec: &decoder{format: cfg.ValueFormat, avro: avro}},
+		parts: map[string]map[int32]*partition{}}
+	r.dlq = &deadLetters{cfg: cfg, kafka: k.env.Kafka, task: t.Spec.Name()}
+	defer r.close()
+	db := client.Database(cfg.Database)
+	for _, u := range t.Spec.Units() {
+		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
+		opts := append(append([]kgo.Opt(nil), k.env.KafkaOpts...), kgo.TransactionalID(id), kgo.ProducerLinger(0))
+		if k.env.TransactionTimeout > 0 {
+			opts = append(opts, kgo.TransactionTimeout(k.env.TransactionTimeout))
+		}
+		if t.KafkaClient != nil {
+			opts = append(opts, t.KafkaClient(id)...)
+		}
+		producer, err := kgo.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("transactional producer %s: %w", id, err)
+		}
+		p := &partition{unit: u, key: offsets.PartitionKey(t.Connector, u.Topic, u.Partition),
+			coll: db.Collection(cfg.CollectionOf(u.Topic)), producer: producer}
+		if r.parts[u.Topic] == nil {
+			r.parts[u.Topic] = map[int32]*partition{}
+		}
+		r.parts[u.Topic][u.Partition] = p
+		// Initialising the id fences every earlier owner of the partition and aborts the
+		// transaction it left open, so the offsets read next are all it committed.
+		if _, _, err := producer.ProducerID(ctx); err != nil {
+			return r.stopErr(ctx, fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err))
+		}
+	}
+	if err := k.env.Offsets.Refresh(ctx); err != nil {
+		return r.stopErr(ctx, fmt.Errorf("read the offsets other nodes committed: %w", err))
+	}
+	start := map[string]map[int32]kgo.Offset{}
+	for topic, ps := range r.parts {
+		start[topic] = map[int32]kgo.Offset{}
+		for n, p := range ps {
+			at := kgo.NewOffset().AtStart()
+			v, err := k.env.Offsets.Get(p.key)
+			if err == nil && v.KafkaOffset != nil {
+				at = kgo.NewOffset().At(*v.KafkaOffset)
+			}
+			start[topic][n] = at
+		}
+	}
+	consumer, err := kgo.NewClient(append(append([]kgo.Opt(nil), k.env.KafkaOpts...),
+		kgo.ConsumePartitions(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		return fmt.Errorf("consumer of %s: %w", t.Spec.Name(), err)
+	}
+	defer consumer.Close()
+	r.log.Info("sink task started", "partitions", len(t.Spec.Units()))
+	for {
+		fetches := consumer.PollRecords(ctx, r.batchSize()*len(t.Spec.Units()))
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, fe := range fetches.Errors() {
+			if errors.Is(fe.Err, context.Canceled) {
+				return nil
+			}
+			r.t.ReportDegraded(fmt.Sprintf("reading %s[%d]: %v", fe.Topic, fe.Partition, fe.Err))
+		}
+		var werr error
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if werr != nil || len(fp.Records) == 0 {
+				return
+			}
+			p := r.parts[fp.Topic][fp.Partition]
+			for recs := fp.Records; len(recs) > 0 && werr == nil; {
+				n := min(len(recs), r.batchSize())
+				werr = r.write(ctx, p, recs[:n])
+				recs = recs[n:]
+			}
+		})
+		if werr != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return r.stopErr(ctx, werr)
+		}
+		r.t.ReportDegraded("")
+	}
+}
+
+func (r *run) batchSize() int {
+	if r.cfg.MaxBatchSize > 0 {
+		return r.cfg.MaxBatchSize
+	}
+	return defaultBatch
+}
+
+// stopErr marks err Fenced when a newer owner's producer fenced one of the task's.
+func (r *run) stopErr(_ context.Context, err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return connector.Fenced(err)
+	}
+	return err
+}
+
+func (r *run) close() {
+	for _, ps := range r.parts {
+		for _, p := range ps {
+			p.producer.Close()
+		}
+	}
+}
+
+// recordError names a record in an error, as every sink error does.
+func recordError(rec *kgo.Record, err error) error {
+	return fmt.Errorf("record %s[%d] at offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+}
+
+// write writes one batch of a partition's records and commits the offset after it.
+func (r *run) write(ctx context.Context, p *partition, recs []*kgo.Record) error {
+	var b batch
+	var dead []deadLetter
+	for _, rec := range recs {
+		o, err := r.conv.convert(ctx, rec)
+		if err != nil {
+			if !errors.Is(err, errBadRecord) {
+				return recordError(rec, err) // the registry unreachable, say: retried
+			}
+			if !r.cfg.Tolerate() {
+				return connector.Permanent(recordError(rec, fmt.Errorf("%w (errors.tolerance=all sends such records to the dead letter topic)", err)))
+			}
+			dead = append(dead, deadLetter{rec: rec, err: err})
+			continue
+		}
+		b.add(o, rec)
+	}
+	if err := p.producer.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin the transaction of %s: %w", p.unit.Name(), err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = p.producer.AbortBufferedRecords(actx)
+			_ = p.producer.EndTransaction(actx, kgo.TryAbort)
+		}
+	}()
+	next := recs[len(recs)-1].Offset + 1
+	offsetRec := r.k.env.Offsets.Record(p.key, &offsets.Value{KafkaOffset: &next})
+	p.producer.Produce(ctx, offsetRec, nil)
+	r.dlq.produce(ctx, p.producer, dead, r.t.Connector)
+	if err := p.producer.Flush(ctx); err != nil {
+		return fmt.Errorf("flush the offset of %s before writing (a newer owner fences this one here): %w", p.unit.Name(), err)
+	}
+	if err := r.bulkWrite(ctx, p, b); err != nil {
+		return err
+	}
+	if err := p.producer.Flush(ctx); err != nil {
+		return fmt.Errorf("flush the dead letters of %s: %w", p.unit.Name(), err)
+	}
+	if err := p.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit the offset %d of %s: %w", next, p.unit.Name(), err)
+	}
+	committed = true
+	if err := r.k.env.Offsets.Apply(offsetRec); err != nil {
+		r.log.Warn("committed offset not recorded in memory", "err", err)
+	}
+	if t := r.t.Metrics; t != nil {
+		t.Unit(p.unit.Name()).AddEvents(int64(len(recs)))
+	}
+	return nil
+}
+
+// bulkWrite writes b with one bulk write, then again from after each write the server
+// refused when the write is ordered. A refused write fails the task, or goes to the dead
+// letter topic (produced in the open transaction) with errors.tolerance=all.
+func (r *run) bulkWrite(ctx context.Context, p *partition, b batch) error {
+	opts := options.BulkWrite().SetOrdered(r.cfg.Ordered)
+	for len(b.models) > 0 {
+		_, err := p.coll.BulkWrite(ctx, b.models, opts)
+		if err == nil {
+			return nil
+		}
+		failures, err := splitBulkError(err)
+		if err != nil {
+			return fmt.Errorf("bulk write of %d records of %s from offset %d to %s.%s: %w",
+				len(b.models), p.unit.Name(), b.recs[0].Offset, r.cfg.Database, p.coll.Name(), err)
+		}
+		var dead []deadLetter
+		for _, f := range failures {
+			rec := b.recs[f.index]
+			if !r.cfg.Tolerate() {
+				return connector.Permanent(recordError(rec, fmt.Errorf("write to %s.%s: %w (errors.tolerance=all sends such records to the dead letter topic)",
+					r.cfg.Database, p.coll.Name(), f.err)))
+			}
+			r.log.Warn("record not written", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", f.err)
+			dead = append(dead, deadLetter{rec: rec, err: f.err})
+		}
+		r.dlq.produce(ctx, p.producer, dead, r.t.Connector)
+		if !r.cfg.Ordered {
+			return nil
+		}
+		// An ordered bulk write stops at its first failure: write what follows it.
+		rest := failures[0].index + 1
+		b = batch{models: b.models[rest:], recs: b.recs[rest:]}
+	}
+	return nil
+}
+
+// Name of the header that says where a dead letter came from, as Kafka Connect's.
+const (
+	headerTopic     = "__connect.errors.topic"
+	headerPartition = "__connect.errors.partition"
+	headerOffset    = "__connect.errors.offset"
+	headerConnector = "__connect.errors.connector.name"
+	headerTask      = "__connect.errors.task.id"
+	headerStage     = "__connect.errors.stage"
+	headerClass     = "__connect.errors.class.name"
+	headerException = "__connect.errors.exception.class.name"
+	headerMessage   = "__connect.errors.exception.message"
+)
+
+// deadLetter is a record that could not be written, and why.
+type deadLetter struct {
+	rec *kgo.Record
+	err error
+}
+
+// deadLetters writes records that could not be written to errors.deadletterqueue.topic.name.
+type deadLetters struct {
+	cfg   *Config
+	kafka *kgo.Client
+	task  string
+}
+
+// produce writes dead letters through the partition's producer, in its open transaction, so
+// that they are committed with the offset that passes them. Without a dead letter topic they
+// are only logged (errors.tolerance=all skips them).
+func (d *deadLetters) produce(ctx context.Context, producer *kgo.Client, dead []deadLetter, connectorName string) {
+	if d.cfg.DLQTopic == "" {
+		return
+	}
+	for _, dl := range dead {
+		out := &kgo.Record{Topic: d.cfg.DLQTopic, Key: dl.rec.Key, Value: dl.rec.Value, Headers: append([]kgo.RecordHeader(nil), dl.rec.Headers...)}
+		if d.cfg.DLQHeaders {
+			stage := "TASK_PUT"
+			if errors.Is(dl.err, errNotRead) {
+				stage = "VALUE_CONVERTER"
+			}
+			out.Headers = append(out.Headers,
+				kgo.RecordHeader{Key: headerTopic, Value: []byte(dl.rec.Topic)},
+				kgo.RecordHeader{Key: headerPartition, Value: []byte(strconv.Itoa(int(dl.rec.Partition)))},
+				kgo.RecordHeader{Key: headerOffset, Value: []byte(strconv.FormatInt(dl.rec.Offset, 10))},
+				kgo.RecordHeader{Key: headerConnector, Value: []byte(connectorName)},
+				kgo.RecordHeader{Key: headerTask, Value: []byte(d.task)},
+				kgo.RecordHeader{Key: headerStage, Value: []byte(stage)},
+				kgo.RecordHeader{Key: headerClass, Value: []byte("mongorelay.mongosink")},
+				kgo.RecordHeader{Key: headerException, Value: []byte(exceptionClass(dl.err))},
+				kgo.RecordHeader{Key: headerMessage, Value: []byte(dl.err.Error())},
+			)
+		}
+		producer.Produce(ctx, out, nil)
+	}
+}
+
+// exceptionClass names an error as Kafka Connect's header would, by the Java exception a
+// Connect sink raises for the same failure.
+func exceptionClass(err error) string {
+	if errors.Is(err, errNotRead) {
+		return "org.apache.kafka.connect.errors.DataException"
+	}
+	return "org.apache.kafka.connect.errors.ConnectException"
+}
