@@ -206,6 +206,9 @@ func keys() []key {
 			"including topics created while the connector runs (picked up within the leader's expand interval). "+
 			"Give this or topics, not both.",
 			func(c *Config, v string) string {
+				if v == "" {
+					return ""
+				}
 				re, err := regexp.Compile("^(?:" + v + ")$")
 				if err != nil {
 					return fmt.Sprintf("is not a regular expression: %v", err)
@@ -216,8 +219,8 @@ func keys() []key {
 		{def: connector.ConfigKey{Name: "database", Type: "STRING", Required: true, Importance: "HIGH",
 			Documentation: "The database written to."},
 			set: func(c *Config, v string) string { c.Database = strings.TrimSpace(v); return "" }},
-		str("collection", "", "The collection every topic is written to, unless topic.override.<topic>.collection "+
-			"names another; empty (the default) writes each topic to the collection of its name.",
+		str("collection", "", "The collection every topic is written to; empty (the default) writes each topic to "+
+			"the collection of its name. topic.override.<topic>.collection names the collection of one topic.",
 			func(c *Config, v string) string { c.Collection = strings.TrimSpace(v); return "" }),
 		choice("document.id.strategy", IDDefault, "How a document's _id is found. default: the value's _id if it has "+
 			"one, else the record key's id field, or the key itself. provided-in-value and provided-in-key require "+
@@ -285,6 +288,15 @@ func keys() []key {
 		{def: connector.ConfigKey{Name: connector.RetryDelayMaxKey, Type: "LONG", Default: strconv.Itoa(connector.DefaultRetryDelayMaxMs),
 			Importance: "LOW", Documentation: connector.RetryDelayMaxDoc}, set: func(*Config, string) string { return "" }},
 	}
+}
+
+// groups places each key in a section of the reference page and a UI's form.
+var groups = map[string]string{
+	connector.ClassKey: "Connection", "mongodb.connection.string": "Connection", "schema.registry.url": "Connection",
+	"tasks.max": "Connection", connector.RetryTimeoutKey: "Connection", connector.RetryDelayMaxKey: "Connection",
+	"topics": "Topics", "topics.regex": "Topics", "database": "Topics", "collection": "Topics",
+	"errors.tolerance": "Errors", "errors.deadletterqueue.topic.name": "Errors",
+	"errors.deadletterqueue.context.headers.enable": "Errors", "errors.deadletterqueue.topic.replication.factor": "Errors",
 }
 
 // defaultBatch bounds a bulk write when max.batch.size is 0.
@@ -422,6 +434,10 @@ func distance(a, b string) int {
 func configDef() []connector.ConfigKey {
 	var out []connector.ConfigKey
 	for _, k := range keys() {
+		k.def.Group = groups[k.def.Name]
+		if k.def.Group == "" {
+			k.def.Group = "Writes"
+		}
 		out = append(out, k.def)
 	}
 	return out

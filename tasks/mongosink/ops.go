@@ -110,14 +110,12 @@ func (c *converter) apply(doc bson.D, key any, r *kgo.Record) (op, error) {
 }
 
 // recognise names the handler of a value in change.data.capture.handler=auto: mongorelay's
-// and Debezium's envelopes share their field names (op, before, after, updateDescription,
-// source); a MongoDB change event has operationType and documentKey; mongorelay's document
+// and Debezium's envelopes share their field names (op, source, after, updateDescription); a MongoDB change event has operationType and documentKey; mongorelay's document
 // shape has __op.
 func recognise(doc bson.D) string {
 	op, hasOp := lookup(doc, "op")
 	_, hasSource := lookup(doc, "source")
-	_, hasAfter := lookup(doc, "after")
-	if s, ok := op.(string); hasOp && ok && len(s) == 1 && strings.Contains("cruwd", s) && hasSource && hasAfter {
+	if s, ok := op.(string); hasOp && ok && len(s) == 1 && strings.Contains("crud", s) && hasSource {
 		return HandlerDebezium
 	}
 	if _, ok := lookup(doc, "operationType"); ok {
@@ -241,12 +239,17 @@ func envelope(doc bson.D, key any) (op, error) {
 	if err != nil {
 		return op{}, err
 	}
-	id, hasID := idOfKey(key)
-	if !hasID && hasAfter {
+	// The documents' _id is exact; the key's is Extended JSON text read back.
+	var id any
+	var hasID bool
+	if hasAfter {
 		id, hasID = lookup(after, "_id")
 	}
 	if !hasID && hasBefore {
 		id, hasID = lookup(before, "_id")
+	}
+	if !hasID {
+		id, hasID = idOfKey(key)
 	}
 	if !hasID {
 		if filter, ok, _ := field(doc, "filter"); ok { // Debezium 1.x

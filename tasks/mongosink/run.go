@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -76,7 +77,10 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	r := &run{k: k, t: t, cfg: cfg, log: k.env.Logger.With("connector", t.Connector, "task", t.Spec.Name()),
 		conv:  &converter{cfg: cfg, dec: &decoder{format: cfg.ValueFormat, avro: avro}},
 		parts: map[string]map[int32]*partition{}}
-	r.dlq = &deadLetters{cfg: cfg, kafka: k.env.Kafka, task: t.Spec.Name()}
+	r.dlq = &deadLetters{cfg: cfg, task: t.Spec.Name()}
+	if err := r.dlq.create(ctx, k.env.Kafka); err != nil {
+		return err
+	}
 	defer r.close()
 	db := client.Database(cfg.Database)
 	for _, u := range t.Spec.Units() {
@@ -101,11 +105,11 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 		// Initialising the id fences every earlier owner of the partition and aborts the
 		// transaction it left open, so the offsets read next are all it committed.
 		if _, _, err := producer.ProducerID(ctx); err != nil {
-			return r.stopErr(ctx, fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err))
+			return r.stopErr(fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err))
 		}
 	}
 	if err := k.env.Offsets.Refresh(ctx); err != nil {
-		return r.stopErr(ctx, fmt.Errorf("read the offsets other nodes committed: %w", err))
+		return r.stopErr(fmt.Errorf("read the offsets other nodes committed: %w", err))
 	}
 	start := map[string]map[int32]kgo.Offset{}
 	for topic, ps := range r.parts {
@@ -154,7 +158,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return r.stopErr(ctx, werr)
+			return r.stopErr(werr)
 		}
 		r.t.ReportDegraded("")
 	}
@@ -168,7 +172,7 @@ func (r *run) batchSize() int {
 }
 
 // stopErr marks err Fenced when a newer owner's producer fenced one of the task's.
-func (r *run) stopErr(_ context.Context, err error) error {
+func (r *run) stopErr(err error) error {
 	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
 		return connector.Fenced(err)
 	}
@@ -238,9 +242,10 @@ func (r *run) write(ctx context.Context, p *partition, recs []*kgo.Record) error
 	if err := r.k.env.Offsets.Apply(offsetRec); err != nil {
 		r.log.Warn("committed offset not recorded in memory", "err", err)
 	}
-	if t := r.t.Metrics; t != nil {
-		t.Unit(p.unit.Name()).AddEvents(int64(len(recs)))
-	}
+	now := time.Now()
+	unit := r.t.Metrics.Unit(p.unit.Name())
+	unit.Batch(now, len(recs), len(recs)-len(b.models), recs[len(recs)-1].Timestamp.UnixMilli(), false)
+	unit.Committed(now)
 	return nil
 }
 
@@ -301,9 +306,23 @@ type deadLetter struct {
 
 // deadLetters writes records that could not be written to errors.deadletterqueue.topic.name.
 type deadLetters struct {
-	cfg   *Config
-	kafka *kgo.Client
-	task  string
+	cfg  *Config
+	task string
+}
+
+// create creates the dead letter topic if it is missing.
+func (d *deadLetters) create(ctx context.Context, kafka *kgo.Client) error {
+	if d.cfg.DLQTopic == "" || kafka == nil {
+		return nil
+	}
+	resp, err := kadm.NewClient(kafka).CreateTopic(ctx, -1, int16(d.cfg.DLQReplication), nil, d.cfg.DLQTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create the dead letter topic %s: %w", d.cfg.DLQTopic, err)
+	}
+	return nil
 }
 
 // produce writes dead letters through the partition's producer, in its open transaction, so
