@@ -318,7 +318,10 @@ func updateDescription(doc bson.D, id any) (op, error) {
 		for _, t := range arr {
 			td, _ := t.(bson.D)
 			f, _ := lookup(td, "field")
-			n, _ := lookup(td, "newSize")
+			n, ok := lookup(td, "newSize")
+			if !ok {
+				n, _ = lookup(td, "size") // Debezium's name
+			}
 			name, ok1 := f.(string)
 			size, ok2 := asInt32(n)
 			if !ok1 || !ok2 {
