@@ -59,7 +59,7 @@ func (c *converter) convert(ctx context.Context, r *kgo.Record) (op, error) {
 	if r.Key != nil {
 		k, err := c.dec.value(ctx, r.Key)
 		if err != nil {
-			return op{}, fmt.Errorf("%w: key %w", errBadRecord, err)
+			return op{}, readError("key", err)
 		}
 		key = k
 	}
@@ -75,7 +75,7 @@ func (c *converter) convert(ctx context.Context, r *kgo.Record) (op, error) {
 	}
 	v, err := c.dec.value(ctx, r.Value)
 	if err != nil {
-		return op{}, fmt.Errorf("%w: value %w", errBadRecord, err)
+		return op{}, readError("value", err)
 	}
 	doc, ok := v.(bson.D)
 	if !ok {
@@ -89,6 +89,16 @@ func (c *converter) convert(ctx context.Context, r *kgo.Record) (op, error) {
 		return op{}, err
 	}
 	return o, nil
+}
+
+// readError says what could not be read: a key or value in no format it may have is a bad
+// record; anything else (the schema registry unreachable, or not knowing an id yet while its
+// cluster elects a leader) is retried.
+func readError(what string, err error) error {
+	if errors.Is(err, errNotRead) {
+		return fmt.Errorf("%w: %s %w", errBadRecord, what, err)
+	}
+	return fmt.Errorf("read the %s: %w", what, err)
 }
 
 // apply chooses the handler of a document value.
