@@ -183,7 +183,8 @@ func keys() []key {
 			set: func(*Config, string) string { return "" }},
 		{def: connector.ConfigKey{Name: "mongodb.connection.string", Type: "PASSWORD", Required: true, Importance: "HIGH",
 			Documentation: "The MongoDB deployment written to, as a connection string (mongodb:// or mongodb+srv://). " +
-				"Writes use majority write concern whatever it says, since offsets are committed after them."},
+				"Writes use majority write concern whatever it says, since offsets are committed after them. " +
+				"connection.uri, the MongoDB Kafka Connector's name, is accepted for it."},
 			aliases: []string{"connection.uri"}, secret: true,
 			set: func(c *Config, v string) string {
 				if !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
