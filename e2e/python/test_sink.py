@@ -65,8 +65,9 @@ def test_seed_shape_last_version_of_every_id_per_topic(pipeline, mongo, env):
     topics = [f"{pipeline.prefix}.{t}" for t in TOPICS]
     early, late = topics[:4], topics[4:]
     create_topics(env.kafka, early, partitions=2)
+    # 12 partitions shared by 3 tasks; the late topics' partitions join them as they appear.
     process = pipeline.start(sink_connector(pipeline, {
-        "topics.regex": rf"{pipeline.prefix}\.t[1-8]"}), "sink")
+        "topics.regex": rf"{pipeline.prefix}\.t[1-8]", "tasks.max": "3"}), "sink")
 
     expected = {t: {} for t in topics}
 
@@ -83,19 +84,21 @@ def test_seed_shape_last_version_of_every_id_per_topic(pipeline, mongo, env):
                     records.append((topic, doc["_id"].encode(), json.dumps(doc).encode()))
         produce(env.kafka, records)
 
-    write(early, versions=3)
-    create_topics(env.kafka, late, partitions=1)
-    write(late, versions=2)
-    write(early + late, versions=1)
-
-    def converged():
+    def converged(topics):
         for topic in topics:
             got = {d["_id"]: d for d in mongo[pipeline.db][topic].find()}
             if got != expected[topic]:
                 wrong = [i for i in expected[topic] if got.get(i) != expected[topic][i]]
                 return f"{topic}: {len(got)} documents, {len(wrong)} not at their last version (e.g. {wrong[:3]})"
         return True
-    wait_for("every topic's last versions in MongoDB", converged, process)
+
+    write(early, versions=3)
+    # The connector has listed its topics and runs: the late ones are new to it.
+    wait_for("the early topics' last versions in MongoDB", lambda: converged(early), process)
+    create_topics(env.kafka, late, partitions=1)
+    write(late, versions=2)
+    write(early + late, versions=1)
+    wait_for("every topic's last versions in MongoDB", lambda: converged(topics), process)
 
 
 def debezium(op, after=None, update=None, ts=0):
@@ -156,9 +159,18 @@ def test_debezium_envelope_applied_exactly_and_bad_records_dead_lettered(pipelin
         (None, b"\xff\xfenot json"),
     ]
     produce(env.kafka, [(topic, k, v) for k, v in records])
-    process = pipeline.start(sink_connector(pipeline, {
+    # insert-one, ordered: the server refuses a duplicate _id; the writes after it still happen.
+    inserts, insert_dlq = f"{pipeline.prefix}.inserts", f"{pipeline.prefix}.inserts-dlq"
+    create_topics(env.kafka, [inserts], partitions=1)
+    produce(env.kafka, [(inserts, None, json.dumps(d).encode()) for d in
+                        ({"_id": 1, "v": "first"}, {"_id": 1, "v": "again"}, {"_id": 2, "v": "after"})])
+    insert_sink = sink_connector(pipeline, {
+        "topics": inserts, "collection": "inserts", "writemodel.strategy": "insert-one",
+        "errors.tolerance": "all", "errors.deadletterqueue.topic.name": insert_dlq})
+    insert_sink["name"] += "-inserts"
+    process = pipeline.start([sink_connector(pipeline, {
         "topics": topic, "collection": "customers", "errors.tolerance": "all",
-        "errors.deadletterqueue.topic.name": dlq}), "sink")
+        "errors.deadletterqueue.topic.name": dlq}), insert_sink], "sink")
 
     want = {
         Int64(1004): {**anne, "first_name": "Anne Marie"},
@@ -171,15 +183,7 @@ def test_debezium_envelope_applied_exactly_and_bad_records_dead_lettered(pipelin
     wait_for("the Debezium changes applied", applied, process)
     assert isinstance(mongo[pipeline.db]["customers"].find_one({"_id": 1004})["_id"], Int64)
 
-    consumer = Consumer({"bootstrap.servers": env.kafka, "group.id": pipeline.name + "-dlq",
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
-    consumer.subscribe([dlq])
-    dead, deadline = [], time.monotonic() + 30
-    while len(dead) < 2 and time.monotonic() < deadline:
-        msg = consumer.poll(1.0)
-        if msg is not None and not msg.error():
-            dead.append(msg)
-    consumer.close()
+    dead = dead_letters(env.kafka, dlq, 2)
     assert [m.value() for m in dead] == [records[8][1], records[9][1]]
     for msg, offset in zip(dead, (8, 9)):
         headers = {k: v.decode() for k, v in msg.headers()}
@@ -188,3 +192,26 @@ def test_debezium_envelope_applied_exactly_and_bad_records_dead_lettered(pipelin
         assert headers["__connect.errors.offset"] == str(offset)
         assert headers["__connect.errors.exception.message"]
     assert "no _id can be derived" in dict(dead[0].headers())["__connect.errors.exception.message"].decode()
+
+    wait_for("the inserts written around the refused one",
+             lambda: True if list(mongo[pipeline.db]["inserts"].find(sort=[("_id", 1)])) == [
+                 {"_id": 1, "v": "first"}, {"_id": 2, "v": "after"}] else "not yet", process)
+    [refused] = dead_letters(env.kafka, insert_dlq, 1)
+    headers = {k: v.decode() for k, v in refused.headers()}
+    assert json.loads(refused.value()) == {"_id": 1, "v": "again"}
+    assert headers["__connect.errors.offset"] == "1"
+    assert "MongoDB refused the write (code 11000)" in headers["__connect.errors.exception.message"], headers
+
+
+def dead_letters(kafka, topic, count, timeout_s=30):
+    """The first count records of a dead letter topic, read as a Connect user would."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": topic + "-reader",
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.subscribe([topic])
+    dead, deadline = [], time.monotonic() + timeout_s
+    while len(dead) < count and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            dead.append(msg)
+    consumer.close()
+    return dead
