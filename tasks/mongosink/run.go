@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -77,7 +75,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	r := &run{k: k, t: t, cfg: cfg, log: k.env.Logger.With("connector", t.Connector, "task", t.Spec.Name()),
 		conv:  &converter{cfg: cfg, dec: &decoder{format: cfg.ValueFormat, avro: avro}},
 		parts: map[string]map[int32]*partition{}}
-	r.dlq = &deadLetters{cfg: cfg, task: t.Spec.Name()}
+	r.dlq = &deadLetters{cfg: cfg, connector: t.Connector, task: t.Spec.Name()}
 	if err := r.dlq.create(ctx, k.env.Kafka); err != nil {
 		return err
 	}
@@ -205,6 +203,7 @@ func (r *run) write(ctx context.Context, p *partition, recs []*kgo.Record) error
 			if !r.cfg.Tolerate() {
 				return connector.Permanent(recordError(rec, fmt.Errorf("%w (errors.tolerance=all sends such records to the dead letter topic)", err)))
 			}
+			r.log.Warn("record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			dead = append(dead, deadLetter{rec: rec, err: err})
 			continue
 		}
@@ -224,16 +223,17 @@ func (r *run) write(ctx context.Context, p *partition, recs []*kgo.Record) error
 	}()
 	next := recs[len(recs)-1].Offset + 1
 	offsetRec := r.k.env.Offsets.Record(p.key, &offsets.Value{KafkaOffset: &next})
-	p.producer.Produce(ctx, offsetRec, nil)
-	r.dlq.produce(ctx, p.producer, dead, r.t.Connector)
-	if err := p.producer.Flush(ctx); err != nil {
-		return fmt.Errorf("flush the offset of %s before writing (a newer owner fences this one here): %w", p.unit.Name(), err)
+	// Acknowledged only while this run's producer epoch is the partition's newest: a newer
+	// owner fences this run here, before it writes to MongoDB.
+	if err := p.producer.ProduceSync(ctx, append([]*kgo.Record{offsetRec}, r.dlq.records(dead)...)...).FirstErr(); err != nil {
+		return fmt.Errorf("write the offset of %s before writing to MongoDB: %w", p.unit.Name(), err)
 	}
-	if err := r.bulkWrite(ctx, p, b); err != nil {
+	refused, err := r.bulkWrite(ctx, p, b)
+	if err != nil {
 		return err
 	}
-	if err := p.producer.Flush(ctx); err != nil {
-		return fmt.Errorf("flush the dead letters of %s: %w", p.unit.Name(), err)
+	if err := p.producer.ProduceSync(ctx, r.dlq.records(refused)...).FirstErr(); err != nil {
+		return fmt.Errorf("write the dead letters of %s: %w", p.unit.Name(), err)
 	}
 	if err := p.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit the offset %d of %s: %w", next, p.unit.Name(), err)
@@ -250,116 +250,36 @@ func (r *run) write(ctx context.Context, p *partition, recs []*kgo.Record) error
 }
 
 // bulkWrite writes b with one bulk write, then again from after each write the server
-// refused when the write is ordered. A refused write fails the task, or goes to the dead
-// letter topic (produced in the open transaction) with errors.tolerance=all.
-func (r *run) bulkWrite(ctx context.Context, p *partition, b batch) error {
+// refused when the write is ordered. A refused write fails the task, or with
+// errors.tolerance=all is returned, for the dead letter topic.
+func (r *run) bulkWrite(ctx context.Context, p *partition, b batch) ([]deadLetter, error) {
 	opts := options.BulkWrite().SetOrdered(r.cfg.Ordered)
+	var refused []deadLetter
 	for len(b.models) > 0 {
 		_, err := p.coll.BulkWrite(ctx, b.models, opts)
 		if err == nil {
-			return nil
+			return refused, nil
 		}
 		failures, err := splitBulkError(err)
 		if err != nil {
-			return fmt.Errorf("bulk write of %d records of %s from offset %d to %s.%s: %w",
+			return nil, fmt.Errorf("bulk write of %d records of %s from offset %d to %s.%s: %w",
 				len(b.models), p.unit.Name(), b.recs[0].Offset, r.cfg.Database, p.coll.Name(), err)
 		}
-		var dead []deadLetter
 		for _, f := range failures {
 			rec := b.recs[f.index]
 			if !r.cfg.Tolerate() {
-				return connector.Permanent(recordError(rec, fmt.Errorf("write to %s.%s: %w (errors.tolerance=all sends such records to the dead letter topic)",
+				return nil, connector.Permanent(recordError(rec, fmt.Errorf("write to %s.%s: %w (errors.tolerance=all sends such records to the dead letter topic)",
 					r.cfg.Database, p.coll.Name(), f.err)))
 			}
 			r.log.Warn("record not written", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", f.err)
-			dead = append(dead, deadLetter{rec: rec, err: f.err})
+			refused = append(refused, deadLetter{rec: rec, err: f.err})
 		}
-		r.dlq.produce(ctx, p.producer, dead, r.t.Connector)
 		if !r.cfg.Ordered {
-			return nil
+			return refused, nil
 		}
 		// An ordered bulk write stops at its first failure: write what follows it.
 		rest := failures[0].index + 1
 		b = batch{models: b.models[rest:], recs: b.recs[rest:]}
 	}
-	return nil
-}
-
-// Name of the header that says where a dead letter came from, as Kafka Connect's.
-const (
-	headerTopic     = "__connect.errors.topic"
-	headerPartition = "__connect.errors.partition"
-	headerOffset    = "__connect.errors.offset"
-	headerConnector = "__connect.errors.connector.name"
-	headerTask      = "__connect.errors.task.id"
-	headerStage     = "__connect.errors.stage"
-	headerClass     = "__connect.errors.class.name"
-	headerException = "__connect.errors.exception.class.name"
-	headerMessage   = "__connect.errors.exception.message"
-)
-
-// deadLetter is a record that could not be written, and why.
-type deadLetter struct {
-	rec *kgo.Record
-	err error
-}
-
-// deadLetters writes records that could not be written to errors.deadletterqueue.topic.name.
-type deadLetters struct {
-	cfg  *Config
-	task string
-}
-
-// create creates the dead letter topic if it is missing.
-func (d *deadLetters) create(ctx context.Context, kafka *kgo.Client) error {
-	if d.cfg.DLQTopic == "" || kafka == nil {
-		return nil
-	}
-	resp, err := kadm.NewClient(kafka).CreateTopic(ctx, -1, int16(d.cfg.DLQReplication), nil, d.cfg.DLQTopic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create the dead letter topic %s: %w", d.cfg.DLQTopic, err)
-	}
-	return nil
-}
-
-// produce writes dead letters through the partition's producer, in its open transaction, so
-// that they are committed with the offset that passes them. Without a dead letter topic they
-// are only logged (errors.tolerance=all skips them).
-func (d *deadLetters) produce(ctx context.Context, producer *kgo.Client, dead []deadLetter, connectorName string) {
-	if d.cfg.DLQTopic == "" {
-		return
-	}
-	for _, dl := range dead {
-		out := &kgo.Record{Topic: d.cfg.DLQTopic, Key: dl.rec.Key, Value: dl.rec.Value, Headers: append([]kgo.RecordHeader(nil), dl.rec.Headers...)}
-		if d.cfg.DLQHeaders {
-			stage := "TASK_PUT"
-			if errors.Is(dl.err, errNotRead) {
-				stage = "VALUE_CONVERTER"
-			}
-			out.Headers = append(out.Headers,
-				kgo.RecordHeader{Key: headerTopic, Value: []byte(dl.rec.Topic)},
-				kgo.RecordHeader{Key: headerPartition, Value: []byte(strconv.Itoa(int(dl.rec.Partition)))},
-				kgo.RecordHeader{Key: headerOffset, Value: []byte(strconv.FormatInt(dl.rec.Offset, 10))},
-				kgo.RecordHeader{Key: headerConnector, Value: []byte(connectorName)},
-				kgo.RecordHeader{Key: headerTask, Value: []byte(d.task)},
-				kgo.RecordHeader{Key: headerStage, Value: []byte(stage)},
-				kgo.RecordHeader{Key: headerClass, Value: []byte("mongorelay.mongosink")},
-				kgo.RecordHeader{Key: headerException, Value: []byte(exceptionClass(dl.err))},
-				kgo.RecordHeader{Key: headerMessage, Value: []byte(dl.err.Error())},
-			)
-		}
-		producer.Produce(ctx, out, nil)
-	}
-}
-
-// exceptionClass names an error as Kafka Connect's header would, by the Java exception a
-// Connect sink raises for the same failure.
-func exceptionClass(err error) string {
-	if errors.Is(err, errNotRead) {
-		return "org.apache.kafka.connect.errors.DataException"
-	}
-	return "org.apache.kafka.connect.errors.ConnectException"
+	return refused, nil
 }
