@@ -93,10 +93,13 @@ func TestConvertAppliesEachShapeAsItsOperation(t *testing.T) {
 }
 
 func TestConvertRefusesRecordsItCannotWrite(t *testing.T) {
-	big := `{"_id": 1, "s": "` + strings.Repeat("x", maxDocument) + `"}`
+	big, err := bson.Marshal(bson.D{{Key: "_id", Value: 1}, {Key: "b", Value: bson.Binary{Data: make([]byte, maxDocument)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, tt := range map[string]struct{ key, value string }{
 		"no id anywhere":         {"", `{"a": 1}`},
-		"over 16 MiB":            {"", big},
+		"BSON over 16 MiB":       {"", string(big)},
 		"not a document":         {"", `[1, 2]`},
 		"binary garbage":         {"", "\xff\xfe"},
 		"a delete naming no _id": {"", `{"op": "d", "after": null, "source": {}}`},
