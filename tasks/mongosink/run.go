@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,15 +43,16 @@ type run struct {
 // Run runs one task until ctx ends or it fails.
 //
 // A partition's records are written in offset order, a batch at a time: the batch's offset
-// record (the next offset to read) and its dead letters are produced in a transaction of the
-// partition's producer and flushed, which fails if a newer owner has fenced the producer;
-// then the batch is one bulk write with majority write concern; then the transaction commits,
-// making the offset visible to read_committed readers. So an offset is committed only once the
-// writes before it are acknowledged, and a run whose partition has moved stops at its next
-// batch instead of overwriting the new owner's writes. (A run that is fenced between its flush
-// and its bulk write's arrival at the server still writes that one batch: the single-writer
-// lease bounds how long such a run can go on, DESIGN.md 3.) Every write is keyed by _id, so
-// the batch a new owner writes again converges to the same documents.
+// record (the next offset to read) and its dead letters are produced, and acknowledged, in a
+// transaction of the partition's producer, which the brokers refuse once a newer owner has
+// initialised the producer's transactional id; then the batch is one bulk write with majority
+// write concern; then the transaction commits, making the offset visible to read_committed
+// readers. So an offset is committed only once the writes before it are acknowledged, and a
+// run whose partition has moved stops at its next batch instead of overwriting the new owner's
+// writes. (A run fenced between its offset's acknowledgement and its bulk write's arrival at
+// the server still writes that one batch: the single-writer lease bounds how long such a run
+// can go on, DESIGN.md 3.) Every write is keyed by _id, so the batch a new owner writes again
+// converges to the same documents.
 func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	cfg, err := Parse(t.Connector, t.Config)
 	if err != nil {
@@ -74,77 +76,56 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	}
 	r := &run{k: k, t: t, cfg: cfg, log: k.env.Logger.With("connector", t.Connector, "task", t.Spec.Name()),
 		conv:  &converter{cfg: cfg, dec: &decoder{format: cfg.ValueFormat, avro: avro}},
+		dlq:   &deadLetters{cfg: cfg, connector: t.Connector, task: t.Spec.Name()},
 		parts: map[string]map[int32]*partition{}}
-	r.dlq = &deadLetters{cfg: cfg, connector: t.Connector, task: t.Spec.Name()}
-	if err := r.dlq.create(ctx, k.env.Kafka); err != nil {
+	defer r.close()
+	err = r.run(ctx, client.Database(cfg.Database))
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
+		return connector.Fenced(err)
+	}
+	return err
+}
+
+// run fences the partitions' earlier owners, then reads and writes until ctx ends or a write
+// fails.
+func (r *run) run(ctx context.Context, db *mongo.Database) error {
+	if err := r.dlq.create(ctx, r.k.env.Kafka); err != nil {
 		return err
 	}
-	defer r.close()
-	db := client.Database(cfg.Database)
-	for _, u := range t.Spec.Units() {
-		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
-		opts := append(append([]kgo.Opt(nil), k.env.KafkaOpts...), kgo.TransactionalID(id), kgo.ProducerLinger(0))
-		if k.env.TransactionTimeout > 0 {
-			opts = append(opts, kgo.TransactionTimeout(k.env.TransactionTimeout))
-		}
-		if t.KafkaClient != nil {
-			opts = append(opts, t.KafkaClient(id)...)
-		}
-		producer, err := kgo.NewClient(opts...)
+	for _, u := range r.t.Spec.Units() {
+		p, err := r.open(ctx, db, u)
 		if err != nil {
-			return fmt.Errorf("transactional producer %s: %w", id, err)
+			return err
 		}
-		p := &partition{unit: u, key: offsets.PartitionKey(t.Connector, u.Topic, u.Partition),
-			coll: db.Collection(cfg.CollectionOf(u.Topic)), producer: producer}
 		if r.parts[u.Topic] == nil {
 			r.parts[u.Topic] = map[int32]*partition{}
 		}
 		r.parts[u.Topic][u.Partition] = p
-		// Initialising the id fences every earlier owner of the partition and aborts the
-		// transaction it left open, so the offsets read next are all it committed.
-		if _, _, err := producer.ProducerID(ctx); err != nil {
-			return r.stopErr(fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err))
-		}
 	}
-	if err := k.env.Offsets.Refresh(ctx); err != nil {
-		return r.stopErr(fmt.Errorf("read the offsets other nodes committed: %w", err))
+	if err := r.k.env.Offsets.Refresh(ctx); err != nil {
+		return fmt.Errorf("read the offsets other nodes committed: %w", err)
 	}
-	start := map[string]map[int32]kgo.Offset{}
-	for topic, ps := range r.parts {
-		start[topic] = map[int32]kgo.Offset{}
-		for n, p := range ps {
-			at := kgo.NewOffset().AtStart()
-			v, err := k.env.Offsets.Get(p.key)
-			if err == nil && v.KafkaOffset != nil {
-				at = kgo.NewOffset().At(*v.KafkaOffset)
-			}
-			start[topic][n] = at
-		}
-	}
-	consumer, err := kgo.NewClient(append(append([]kgo.Opt(nil), k.env.KafkaOpts...),
-		kgo.ConsumePartitions(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	consumer, err := kgo.NewClient(append(slices.Clone(r.k.env.KafkaOpts),
+		kgo.ConsumePartitions(r.startOffsets()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", t.Spec.Name(), err)
+		return fmt.Errorf("consumer of %s: %w", r.t.Spec.Name(), err)
 	}
 	defer consumer.Close()
-	r.log.Info("sink task started", "partitions", len(t.Spec.Units()))
+	r.log.Info("sink task started", "partitions", len(r.t.Spec.Units()))
 	for {
-		fetches := consumer.PollRecords(ctx, r.batchSize()*len(t.Spec.Units()))
+		fetches := consumer.PollRecords(ctx, r.batchSize()*len(r.t.Spec.Units()))
 		if ctx.Err() != nil {
 			return nil
 		}
 		for _, fe := range fetches.Errors() {
-			if errors.Is(fe.Err, context.Canceled) {
-				return nil
-			}
 			r.t.ReportDegraded(fmt.Sprintf("reading %s[%d]: %v", fe.Topic, fe.Partition, fe.Err))
 		}
 		var werr error
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if werr != nil || len(fp.Records) == 0 {
-				return
-			}
 			p := r.parts[fp.Topic][fp.Partition]
 			for recs := fp.Records; len(recs) > 0 && werr == nil; {
 				n := min(len(recs), r.batchSize())
@@ -153,13 +134,54 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			}
 		})
 		if werr != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return r.stopErr(werr)
+			return werr
 		}
-		r.t.ReportDegraded("")
+		if len(fetches.Errors()) == 0 {
+			r.t.ReportDegraded("")
+		}
 	}
+}
+
+// open creates the producer of partition u and initialises its transactional id, which fences
+// every earlier owner of the partition and aborts the transaction it left open, so that the
+// offsets read next are all it committed.
+func (r *run) open(ctx context.Context, db *mongo.Database, u taskid.Spec) (*partition, error) {
+	id := taskid.TransactionalID(r.k.env.ClusterID, r.t.Connector, u.Name())
+	opts := append(slices.Clone(r.k.env.KafkaOpts), kgo.TransactionalID(id), kgo.ProducerLinger(0))
+	if r.k.env.TransactionTimeout > 0 {
+		opts = append(opts, kgo.TransactionTimeout(r.k.env.TransactionTimeout))
+	}
+	if r.t.KafkaClient != nil {
+		opts = append(opts, r.t.KafkaClient(id)...)
+	}
+	producer, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("transactional producer %s: %w", id, err)
+	}
+	p := &partition{unit: u, key: offsets.PartitionKey(r.t.Connector, u.Topic, u.Partition),
+		coll: db.Collection(r.cfg.CollectionOf(u.Topic)), producer: producer}
+	if _, _, err := producer.ProducerID(ctx); err != nil {
+		producer.Close()
+		return nil, fmt.Errorf("initialise transactional id %s (fencing earlier owners): %w", id, err)
+	}
+	return p, nil
+}
+
+// startOffsets are where the partitions are read from: their committed offsets, or the start
+// of those without one.
+func (r *run) startOffsets() map[string]map[int32]kgo.Offset {
+	start := map[string]map[int32]kgo.Offset{}
+	for topic, ps := range r.parts {
+		start[topic] = map[int32]kgo.Offset{}
+		for n, p := range ps {
+			at := kgo.NewOffset().AtStart()
+			if v, err := r.k.env.Offsets.Get(p.key); err == nil && v.KafkaOffset != nil {
+				at = kgo.NewOffset().At(*v.KafkaOffset)
+			}
+			start[topic][n] = at
+		}
+	}
+	return start
 }
 
 func (r *run) batchSize() int {
@@ -167,14 +189,6 @@ func (r *run) batchSize() int {
 		return r.cfg.MaxBatchSize
 	}
 	return defaultBatch
-}
-
-// stopErr marks err Fenced when a newer owner's producer fenced one of the task's.
-func (r *run) stopErr(err error) error {
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
-		return connector.Fenced(err)
-	}
-	return err
 }
 
 func (r *run) close() {
