@@ -140,9 +140,8 @@ func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) (
 
 var _ connector.TopicNamer = (*Kind)(nil)
 
-// Topics returns the topic a sink task writes: its dead letter topic aside, none. A sink
-// reads topics; GET /connectors/{name}/topics lists what it reads, as Kafka Connect does for
-// a sink.
+// Topics returns the topics a sink task reads: for a sink, GET /connectors/{name}/topics lists
+// the topics it consumes, as Kafka Connect's does (its dead letter topic is not one).
 func (k *Kind) Topics(_ string, _ map[string]string, spec taskid.Spec) ([]string, error) {
 	var out []string
 	for _, u := range spec.Units() {
