@@ -102,6 +102,8 @@ type Config struct {
 	DLQHeaders        bool
 	DLQReplication    int
 	SchemaRegistryURL string
+	// Ignored are the MongoDB Kafka Connector's keys given that do nothing here.
+	Ignored []string
 }
 
 // Tolerate reports errors.tolerance=all.
@@ -312,6 +314,25 @@ var connectKeys = []string{"name", "key.converter", "value.converter", "header.c
 	"key.converter.schemas.enable", "value.converter.schemas.enable", "value.converter.schema.registry.url",
 	"key.converter.schema.registry.url", "errors.log.enable", "errors.log.include.messages"}
 
+// The MongoDB Kafka Connector's sink keys mongorelay does not implement. Those that tune how it
+// retries or paces writes are accepted and do nothing here (Validate logs them); those that
+// change what is written are refused, so that a config never writes other documents than the
+// user expects.
+var (
+	mkcIgnored = []string{"rate.limiting.every.n", "rate.limiting.timeout", "max.num.retries", "retries.defer.timeout",
+		"mongo.errors.tolerance", "mongo.errors.log.enable", "server.api.version", "server.api.deprecation.errors",
+		"server.api.strict", "document.id.strategy.uuid.format"}
+	mkcRefused = []string{"post.processor.chain", "key.projection.list", "key.projection.type", "value.projection.list",
+		"value.projection.type", "field.renamer.mapping", "field.renamer.regexp", "delete.writemodel.strategy",
+		"document.id.strategy.overwrite.existing", "document.id.strategy.partial.key.projection.list",
+		"document.id.strategy.partial.key.projection.type", "document.id.strategy.partial.value.projection.list",
+		"document.id.strategy.partial.value.projection.type", "namespace.mapper", "namespace.mapper.key.database.field",
+		"namespace.mapper.key.collection.field", "namespace.mapper.value.database.field",
+		"namespace.mapper.value.collection.field", "namespace.mapper.error.if.invalid", "timeseries.timefield",
+		"timeseries.metafield", "timeseries.timefield.auto.convert", "timeseries.timefield.auto.convert.date.format",
+		"timeseries.timefield.auto.convert.locale", "timeseries.expire.after.seconds", "timeseries.granularity"}
+)
+
 // Parse reads a sink connector's config, config provider references resolved, and reports
 // every problem at once.
 func Parse(name string, raw map[string]string) (*Config, error) {
@@ -345,6 +366,11 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 			given[def.def.Name] = resolved
 		case overridePattern.MatchString(k):
 			c.Overrides[overridePattern.FindStringSubmatch(k)[1]] = strings.TrimSpace(v)
+		case slices.Contains(mkcIgnored, k):
+			c.Ignored = append(c.Ignored, k)
+		case slices.Contains(mkcRefused, k):
+			add(k, v, "is the MongoDB Kafka Connector's and not implemented yet in mongorelay's sink: remove it "+
+				"(mongorelay would write other documents than the connector does with it)")
 		case k == "transforms" && strings.TrimSpace(v) != "":
 			add(k, v, "is not implemented yet: single message transforms do not run in mongorelay; remove it")
 		case slices.Contains(connectKeys, k) || k == "transforms":

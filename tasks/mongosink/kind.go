@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -66,16 +67,17 @@ func (k *Kind) Plugin() connector.Plugin {
 // ConfigDef lists the kind's config keys.
 func (k *Kind) ConfigDef() []connector.ConfigKey { return configDef() }
 
-// Validate parses the config and returns it as given.
+// Validate parses the config and returns it as given. Kafka Connect has no field for warnings
+// in its responses, so the MongoDB Kafka Connector's keys that do nothing here are logged.
 func (k *Kind) Validate(name string, raw map[string]string) (map[string]string, error) {
-	if _, err := Parse(name, raw); err != nil {
+	cfg, err := Parse(name, raw)
+	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(raw))
-	for key, v := range raw {
-		out[key] = v
+	for _, key := range cfg.Ignored {
+		k.env.Logger.Warn("connector config key does nothing in mongorelay's sink", "connector", name, "key", key)
 	}
-	return out, nil
+	return maps.Clone(raw), nil
 }
 
 // Redact returns a stored config as it may be shown.

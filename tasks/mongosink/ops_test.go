@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,7 +130,15 @@ func TestParseNamesEveryBadKeyAndItsFix(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	cfg := mustParse(t, map[string]string{"topic.override.t.collection": "c2", "connection.uri": "mongodb://h"})
+	_, err = Parse("s", map[string]string{"connector.class": ClassAlias, "connection.uri": "mongodb://h", "topics": "t",
+		"database": "d", "value.projection.list": "a"})
+	if err == nil || !strings.Contains(err.Error(), `"value.projection.list": is the MongoDB Kafka Connector's and not implemented yet`) {
+		t.Errorf("a key that changes what MKC writes: %v", err)
+	}
+	cfg := mustParse(t, map[string]string{"topic.override.t.collection": "c2", "connection.uri": "mongodb://h", "max.num.retries": "3"})
+	if !slices.Equal(cfg.Ignored, []string{"max.num.retries"}) {
+		t.Errorf("Ignored = %v, want MKC's retry key", cfg.Ignored)
+	}
 	if got := cfg.CollectionOf("t"); got != "c2" {
 		t.Errorf("CollectionOf(t) = %q, want the override", got)
 	}
