@@ -280,8 +280,11 @@ func keys() []key {
 			Importance: "LOW", Documentation: "The replication factor of the dead letter topic when it is created; " +
 				"-1 (the default) is the brokers' default."},
 			set: func(c *Config, v string) string { return intValue(v, -1, 32767, &c.DLQReplication) }},
-		str("schema.registry.url", "", "The schema registry Avro values are read through; empty (the default) is the "+
-			"cluster's built-in one.", func(c *Config, v string) string { c.SchemaRegistryURL = strings.TrimSpace(v); return "" }),
+		{def: connector.ConfigKey{Name: "schema.registry.url", Type: "STRING", Importance: "MEDIUM",
+			Documentation: "The schema registry Avro values are read through; empty (the default) is the cluster's " +
+				"built-in one. Kafka Connect's value.converter.schema.registry.url is accepted for it."},
+			aliases: []string{"value.converter.schema.registry.url"},
+			set:     func(c *Config, v string) string { c.SchemaRegistryURL = strings.TrimSpace(v); return "" }},
 		{def: connector.ConfigKey{Name: "tasks.max", Type: "INT", Default: "0", Importance: "HIGH",
 			Documentation: "The most tasks the connector runs: its topic partitions are shared among them. 0 (the " +
 				"default) is a task per partition."},
@@ -309,10 +312,12 @@ const defaultBatch = 1000
 // MongoDB Kafka Connector are refused as not implemented.
 var overridePattern = regexp.MustCompile(`^topic\.override\.(.+)\.collection$`)
 
-// connectKeys are Kafka Connect's own keys, which the runtime or Connect reads, not the kind.
+// connectKeys are Kafka Connect's own keys that say how Connect would read records: the sink
+// reads them as value.format says (auto recognises every converter's output), so they are
+// accepted and do nothing.
 var connectKeys = []string{"name", "key.converter", "value.converter", "header.converter",
-	"key.converter.schemas.enable", "value.converter.schemas.enable", "value.converter.schema.registry.url",
-	"key.converter.schema.registry.url", "errors.log.enable", "errors.log.include.messages"}
+	"key.converter.schemas.enable", "value.converter.schemas.enable", "key.converter.schema.registry.url",
+	"errors.log.enable", "errors.log.include.messages"}
 
 // The MongoDB Kafka Connector's sink keys mongorelay does not implement. Those that tune how it
 // retries or paces writes are accepted and do nothing here (Validate logs them); those that
