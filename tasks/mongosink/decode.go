@@ -78,11 +78,12 @@ func (d *decoder) value(ctx context.Context, b []byte) (any, error) {
 
 // sniff guesses the format of b for value.format=auto.
 func sniff(b []byte) string {
+	// BSON first: a document whose length's low byte is 0 starts like the wire format.
 	switch {
-	case len(b) >= 5 && b[0] == 0:
-		return FormatAvro
 	case isBSON(b):
 		return FormatBSON
+	case len(b) >= 5 && b[0] == 0:
+		return FormatAvro
 	}
 	t := bytes.TrimSpace(b)
 	if len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] == '"') {

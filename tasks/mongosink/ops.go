@@ -108,10 +108,13 @@ func (c *converter) apply(doc bson.D, key any, r *kgo.Record) (op, error) {
 		handler = recognise(doc)
 	}
 	switch handler {
-	case HandlerMongoRelay, HandlerDebezium:
-		if _, isDocShape := lookup(doc, "__op"); isDocShape && handler == HandlerMongoRelay {
-			return c.documentShape(doc, key, r)
+	case HandlerMongoRelay:
+		// mongorelay writes its envelope, or in output.shape=document the document itself.
+		if recognise(doc) == HandlerDebezium {
+			return envelope(doc, key)
 		}
+		return c.documentShape(doc, key, r)
+	case HandlerDebezium:
 		return envelope(doc, key)
 	case HandlerMongoDB:
 		return changeEvent(doc)

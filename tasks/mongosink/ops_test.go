@@ -27,6 +27,11 @@ func mustParse(t *testing.T, extra map[string]string) *Config {
 
 func TestConvertAppliesEachShapeAsItsOperation(t *testing.T) {
 	oid := bson.NewObjectID()
+	// 256 bytes long: the length's first byte is 0, as the Confluent wire format's magic byte.
+	bsonValue, err := bson.Marshal(bson.D{{Key: "_id", Value: int32(1)}, {Key: "s", Value: strings.Repeat("x", 234)}})
+	if err != nil || len(bsonValue) != 256 {
+		t.Fatalf("BSON value of %d bytes: %v", len(bsonValue), err)
+	}
 	oidKey := `{"id":"{\"$oid\":\"` + oid.Hex() + `\"}"}`
 	tests := []struct {
 		name       string
@@ -68,6 +73,10 @@ func TestConvertAppliesEachShapeAsItsOperation(t *testing.T) {
 		{"handler none writes an envelope as a document", map[string]string{"change.data.capture.handler": HandlerNone}, "",
 			`{"_id": 5, "op": "d", "source": {}}`, false,
 			op{kind: opReplace, id: int32(5), doc: bson.D{{Key: "_id", Value: int32(5)}, {Key: "op", Value: "d"}, {Key: "source", Value: bson.D{}}}}},
+		{"a BSON value is read as BSON, not Avro", nil, "", string(bsonValue), false,
+			op{kind: opReplace, id: int32(1), doc: bson.D{{Key: "_id", Value: int32(1)}, {Key: "s", Value: strings.Repeat("x", 234)}}}},
+		{"handler mongorelay writes a plain document as its document shape", map[string]string{"change.data.capture.handler": HandlerMongoRelay},
+			"", `{"_id": 6, "w": 1}`, false, op{kind: opReplace, id: int32(6), doc: bson.D{{Key: "_id", Value: int32(6)}, {Key: "w", Value: int32(1)}}}},
 		{"kafka-metadata ids", map[string]string{"document.id.strategy": "com.mongodb.kafka.connect.sink.processor.id.strategy.KafkaMetaDataStrategy"},
 			"", `{"_id": 1}`, false, op{kind: opReplace, id: "t-2-7", doc: bson.D{{Key: "_id", Value: "t-2-7"}}}},
 	}
