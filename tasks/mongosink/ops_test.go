@@ -155,3 +155,25 @@ func TestParseNamesEveryBadKeyAndItsFix(t *testing.T) {
 		t.Errorf("CollectionOf(u) = %q, want the topic's name", got)
 	}
 }
+
+// BenchmarkConvert measures the hot path of a sink task: a record of about 1 KB of JSON (the
+// bench's sink workload's shape) read into its write.
+func BenchmarkConvert(b *testing.B) {
+	value := []byte(`{"_id": 12345, "customer": "c000042", "status": "paid", "total": 1234.56, "created": "2024-03-13T10:00:00Z", ` +
+		`"address": {"city": "Oslo", "zip": "01500", "lines": ["Street 1", "Floor 2"]}, "items": [` +
+		strings.Repeat(`{"sku": "sku-00042", "qty": 3, "price": 12.5, "note": "`+strings.Repeat("x", 60)+`"}, `, 5) +
+		`{"sku": "sku-00043", "qty": 1, "price": 99.99, "note": "last"}], "tags": ["gift", "b2b"]}`)
+	cfg, err := Parse("s", map[string]string{"connector.class": Class, "mongodb.connection.string": "mongodb://h", "topics": "t", "database": "d"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &converter{cfg: cfg, dec: &decoder{format: cfg.ValueFormat}}
+	r := &kgo.Record{Key: []byte("12345"), Value: value}
+	b.SetBytes(int64(len(value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.convert(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
