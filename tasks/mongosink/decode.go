@@ -106,6 +106,9 @@ func looksLikeObject(b []byte) bool {
 // parseJSON reads a JSON text as relaxed Extended JSON: an object into a bson.D, anything else
 // into its value.
 func parseJSON(b []byte) (any, error) {
+	if v, ok, err := parsePlainJSON(b); ok {
+		return v, err
+	}
 	wrapped := make([]byte, 0, len(b)+6)
 	wrapped = append(append(append(wrapped, `{"v":`...), b...), '}')
 	var doc bson.D

@@ -177,3 +177,32 @@ func BenchmarkConvert(b *testing.B) {
 		}
 	}
 }
+
+// TestPlainJSONReadsAsTheDriverDoes checks the hot path's JSON reader against the driver's
+// relaxed Extended JSON reader, value for value and type for type.
+func TestPlainJSONReadsAsTheDriverDoes(t *testing.T) {
+	for _, text := range []string{
+		`{"a": 1, "b": -2147483648, "c": 2147483648, "d": -9223372036854775808, "e": 1.5, "f": 1e3, "g": -0, "h": 0.0}`,
+		`{"s": "x\"y\\u00e9\n", "t": true, "f": false, "n": null, "nested": {"z": [1, "two", {"three": [3.25]}], "y": {}}, "arr": []}`,
+		`{"z": 1, "a": 2, "m": {"k2": 1, "k1": 2}}`,
+		`[1, {"a": null}]`, `"text"`, `42`, `12345678901`,
+	} {
+		got, ok, err := parsePlainJSON([]byte(text))
+		if !ok || err != nil {
+			t.Fatalf("parsePlainJSON(%s) = %v, %v", text, ok, err)
+		}
+		var want bson.D
+		if err := bson.UnmarshalExtJSON([]byte(`{"v":`+text+`}`), false, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want[0].Value) {
+			t.Errorf("%s:\n got  %#v\n want %#v", text, got, want[0].Value)
+		}
+	}
+	if _, ok, _ := parsePlainJSON([]byte(`{"_id": {"$oid": "65f1a2b3c4d5e6f708192a3b"}}`)); ok {
+		t.Error("Extended JSON read by the plain reader")
+	}
+	if _, _, err := parsePlainJSON([]byte(`{"a": 1} {"b": 2}`)); err == nil {
+		t.Error("two values read as one")
+	}
+}
