@@ -21,8 +21,8 @@ type Spec struct {
 	// are then zero.
 	Topic     string `json:"topic,omitempty"`
 	Partition int32  `json:"partition,omitempty"`
-	// Members are the collection shards of a task that runs several; the fields above are
-	// then zero. A member has no members.
+	// Members are the units of a task that runs several; the fields above are then zero. A
+	// member has no members.
 	Members []Spec `json:"members,omitempty"`
 }
 
@@ -115,9 +115,9 @@ func (s Spec) isPartition() bool {
 var errNoUnit = errors.New("not one collection shard (a database, a collection and 0 <= shard < shards) " +
 	"nor one topic partition (a topic and a partition >= 0)")
 
-// TransactionalID is the Kafka transactional.id of one collection shard's producer (DESIGN.md
-// 6): stable per shard, never per node or per task grouping, so that whichever process runs
-// the shard next fences the one before.
+// TransactionalID is the Kafka transactional.id of one unit's producer, a collection shard's
+// or a sink's topic partition's (DESIGN.md 6): stable per unit, never per node or per task
+// grouping, so that whichever process runs the unit next fences the one before.
 func TransactionalID(clusterID, connector, shard string) string {
 	return clusterID + "-" + connector + "-" + shard
 }
