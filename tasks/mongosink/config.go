@@ -370,6 +370,10 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 			}
 			given[def.def.Name] = resolved
 		case overridePattern.MatchString(k):
+			if strings.TrimSpace(v) == "" {
+				add(k, v, "is empty: name the topic's collection, or remove the key to use collection or the topic's name")
+				continue
+			}
 			c.Overrides[overridePattern.FindStringSubmatch(k)[1]] = strings.TrimSpace(v)
 		case slices.Contains(mkcIgnored, k):
 			c.Ignored = append(c.Ignored, k)
