@@ -31,6 +31,7 @@ import (
 	"github.com/mongorelay/mongorelay/registry/replicated"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/mongosink"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
@@ -187,7 +188,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		TransactionTimeout: cfg.TransactionTimeout, Logger: n.log,
 	})
 	defer mongo.Close() // after the coordinator's shutdown: the leader lists tasks with it
-	if n.catalog, err = connector.NewCatalog(mongo); err != nil {
+	sink := mongosink.New(mongosink.Env{
+		Kafka: n.kafka, KafkaOpts: n.kafkaOpts, Offsets: n.offsets, Registry: n.registry, ClusterID: cfg.ClusterID,
+		TransactionTimeout: cfg.TransactionTimeout, Logger: n.log,
+	})
+	if n.catalog, err = connector.NewCatalog(mongo, sink); err != nil {
 		return err
 	}
 	for _, c := range n.files {

@@ -123,6 +123,9 @@ func (a nodeAPI) changeOffsets(ctx context.Context, name string, entries func(*o
 // offsetEntry reads one offset of a PATCH: a partition naming a collection shard or a
 // snapshot range, and an offset that is null (deleting it) or as takenOffset reads it.
 func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
+	if e, ok, err := sinkOffsetEntry(connector, o); ok {
+		return e, err
+	}
 	var p struct {
 		DB       string  `json:"db"`
 		Coll     string  `json:"coll"`
@@ -159,6 +162,39 @@ func offsetEntry(connector string, o api.Offset) (offsets.Entry, error) {
 	return offsets.Entry{Key: k, Value: v}, nil
 }
 
+// sinkOffsetEntry reads one offset of a PATCH when its partition is a sink's topic partition,
+// as Kafka Connect takes it: {"kafka_topic": "..", "kafka_partition": N} and an offset that is
+// null (deleting it) or {"kafka_offset": N}, the next offset to read (with the v and
+// updated_ms GET shows, or without). ok is false for any other partition.
+func sinkOffsetEntry(connector string, o api.Offset) (e offsets.Entry, ok bool, err error) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(o.Partition, &fields) != nil || fields["kafka_topic"] == nil {
+		return offsets.Entry{}, false, nil
+	}
+	const want = `want {"kafka_topic": "..", "kafka_partition": N}`
+	var p struct {
+		Topic     string `json:"kafka_topic"`
+		Partition *int32 `json:"kafka_partition"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(o.Partition))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil || p.Topic == "" || p.Partition == nil || *p.Partition < 0 {
+		return offsets.Entry{}, true, fmt.Errorf("partition %s: %s", o.Partition, want)
+	}
+	k := offsets.PartitionKey(connector, p.Topic, *p.Partition)
+	if raw := bytes.TrimSpace(o.Offset); len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return offsets.Entry{Key: k}, true, nil // deletes it
+	}
+	var v publicOffset
+	dec = json.NewDecoder(bytes.NewReader(o.Offset))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || v.KafkaOffset == nil || *v.KafkaOffset < 0 || v.ResumeToken != nil ||
+		v.ClusterTime != nil || v.Snapshot != nil || v.TxnOpIndex != 0 {
+		return offsets.Entry{}, true, fmt.Errorf(`offset of %s: want {"kafka_offset": N}, N >= 0`, o.Partition)
+	}
+	return offsets.Entry{Key: k, Value: &offsets.Value{Version: offsets.FormatVersion, KafkaOffset: v.KafkaOffset}}, true, nil
+}
+
 // publicOffset is an offset as the offsets API shows and takes it, so that GET's output is
 // valid PATCH input (KIP-875). Its cluster_time is always the position *after which* the
 // stream resumes: with a resume token, the time of the event the token names (the stream
@@ -171,12 +207,14 @@ type publicOffset struct {
 	ClusterTime *offsets.ClusterTime `json:"cluster_time,omitempty"`
 	TxnOpIndex  int                  `json:"txn_op_index,omitempty"`
 	Snapshot    *offsets.Snapshot    `json:"snapshot,omitempty"`
-	UpdatedMs   int64                `json:"updated_ms,omitempty"`
+	// KafkaOffset is a sink's next offset to read (Kafka Connect's sink offset).
+	KafkaOffset *int64 `json:"kafka_offset,omitempty"`
+	UpdatedMs   int64  `json:"updated_ms,omitempty"`
 }
 
 // shownOffset is v as the offsets API shows it.
 func shownOffset(v *offsets.Value) publicOffset {
-	p := publicOffset{Version: v.Version, TxnOpIndex: v.TxnOpIndex, Snapshot: v.Snapshot, UpdatedMs: v.UpdatedMs}
+	p := publicOffset{Version: v.Version, TxnOpIndex: v.TxnOpIndex, Snapshot: v.Snapshot, KafkaOffset: v.KafkaOffset, UpdatedMs: v.UpdatedMs}
 	switch {
 	case v.ResumeToken != nil:
 		p.ResumeToken, _ = json.Marshal(v.ResumeToken)

@@ -37,6 +37,7 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 		wantTS                  uint32 // the value's cluster time; 0 with no error: a tombstone
 		wantToken               string
 		wantAt                  *offsets.ClusterTime // the stored start (inclusive), where it matters
+		wantKafka               int64                // a sink's kafka_offset, where wantKey is a topic partition
 		wantErr                 string
 	}{
 		{name: "a resume token object", partition: shard, offset: `{"resume_token":{"_data":"` + token + `"}}`,
@@ -85,7 +86,17 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 		{name: "a bad token", partition: shard, offset: `{"resume_token":"zz"}`, wantErr: `resume_token "zz"`},
 		{name: "a bad shard", partition: `{"db":"shop","coll":"orders","shard":"2-of-2"}`, offset: `null`, wantErr: "0 <= i < n"},
 		{name: "no collection", partition: `{"db":"shop","shard":"0-of-1"}`, offset: `null`, wantErr: "want"},
-		{name: "a partition of another kind", partition: `{"kafka_topic":"t","kafka_partition":0}`, offset: `null`, wantErr: "want"},
+		{name: "a partition of another kind", partition: `{"kafka_topic":"t"}`, offset: `null`, wantErr: "want"},
+		{name: "a sink's partition may be deleted", partition: `{"kafka_topic":"t","kafka_partition":3}`, offset: `null`,
+			wantKey: offsets.PartitionKey("c", "t", 3)},
+		{name: "a sink's partition as GET shows it", partition: `{"kafka_topic":"t","kafka_partition":3}`,
+			offset: `{"v":1,"kafka_offset":42,"updated_ms":1}`, wantKey: offsets.PartitionKey("c", "t", 3), wantKafka: 42},
+		{name: "a sink's partition as Kafka Connect takes it", partition: `{"kafka_topic":"t","kafka_partition":0}`,
+			offset: `{"kafka_offset":0}`, wantKey: offsets.PartitionKey("c", "t", 0), wantKafka: 0},
+		{name: "a sink's partition with a resume token", partition: `{"kafka_topic":"t","kafka_partition":0}`,
+			offset: `{"resume_token":"` + token + `"}`, wantErr: "kafka_offset"},
+		{name: "a negative sink offset", partition: `{"kafka_topic":"t","kafka_partition":0}`,
+			offset: `{"kafka_offset":-1}`, wantErr: "kafka_offset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := offsetEntry("c", api.Offset{Partition: json.RawMessage(tc.partition), Offset: json.RawMessage(tc.offset)})
@@ -97,6 +108,15 @@ func TestOffsetEntryReadsWhatPATCHAccepts(t *testing.T) {
 			}
 			if err != nil || e.Key != tc.wantKey {
 				t.Fatalf("offsetEntry = %+v, %v; want key %s", e, err, tc.wantKey)
+			}
+			if tc.wantKey.KafkaTopic != "" {
+				switch {
+				case tc.offset == "null" && e.Value != nil:
+					t.Errorf("value %+v, want a tombstone", e.Value)
+				case tc.offset != "null" && (e.Value == nil || e.Value.KafkaOffset == nil || *e.Value.KafkaOffset != tc.wantKafka):
+					t.Errorf("value %+v, want kafka_offset %d", e.Value, tc.wantKafka)
+				}
+				return
 			}
 			switch {
 			case tc.wantTS == 0 && e.Value != nil:

@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/mongorelay/mongorelay/tasks/connector"
+	"github.com/mongorelay/mongorelay/tasks/mongosink"
 	"github.com/mongorelay/mongorelay/tasks/mongosource"
 )
 
 // Kinds returns the connector kinds this build has, without the services their tasks need:
 // enough to validate, show and describe configs.
 func Kinds() *connector.Catalog {
-	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}))
+	catalog, err := connector.NewCatalog(mongosource.New(mongosource.Env{}), mongosink.New(mongosink.Env{}))
 	if err != nil {
 		panic(err) // the kinds compiled in claim distinct classes
 	}

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# make demo: a standalone connector captures a "shop" database that a generator keeps writing
-# to, and `mongorelay consume` prints the decoded records as they arrive. Ctrl-C stops the demo.
+# make demo shows both directions. A standalone process runs two connectors: a source capturing
+# a "shop" database that a generator keeps writing to (`mongorelay consume` prints the decoded
+# records as they arrive), and a sink writing the JSON messages a script sends to the topic
+# demo.feedback into MongoDB's demo_sink.feedback (the script prints each one as it lands).
+# Ctrl-C stops the demo.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -20,6 +23,16 @@ cat >"$DEMO/connector.json" <<JSON
 }}
 JSON
 
+cat >"$DEMO/sink.json" <<JSON
+{"name": "demo-sink", "config": {
+  "connector.class": "mongodb-sink",
+  "mongodb.connection.string": "$MONGORELAY_TEST_MONGO",
+  "topics": "demo.feedback",
+  "database": "demo_sink",
+  "collection": "feedback"
+}}
+JSON
+
 pids=()
 cleanup() {
 	trap - INT TERM EXIT
@@ -33,16 +46,21 @@ trap cleanup INT TERM EXIT
 
 # The collections exist before the connector starts, so its first scan finds them at once.
 "$MONGORELAY_TEST_PYTHON" deploy/demo/generate.py --count 1 >/dev/null
+# The sink's topic too, so its first listing finds it.
+"$MONGORELAY_TEST_PYTHON" deploy/demo/feedback.py --create-topic
 
 bin/mongorelay standalone --kafka "$MONGORELAY_TEST_KAFKA" --registry-listen "$REGISTRY" \
-	--offsets-topic demo-offsets --schemas-topic demo-schemas "$DEMO/connector.json" \
+	--offsets-topic demo-offsets --schemas-topic demo-schemas "$DEMO/connector.json" "$DEMO/sink.json" \
 	2>"$DEMO/standalone.log" &
 pids+=($!)
 
 "$MONGORELAY_TEST_PYTHON" deploy/demo/generate.py --rate 5 >"$DEMO/generator.log" 2>&1 &
 pids+=($!)
+"$MONGORELAY_TEST_PYTHON" deploy/demo/feedback.py --rate 0.5 &
+pids+=($!)
 
 echo "capturing database 'shop' on $MONGORELAY_TEST_MONGO into topics demo.shop.* (registry http://$REGISTRY)"
+echo "and the JSON messages sent to topic demo.feedback into MongoDB's demo_sink.feedback (lines 'sink: ...')"
 echo "decoded records follow; press Ctrl-C to stop the demo."
 echo
 bin/mongorelay consume --kafka "$MONGORELAY_TEST_KAFKA" --registry "http://$REGISTRY" \

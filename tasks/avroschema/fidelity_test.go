@@ -50,7 +50,7 @@ func unqualified(name string) string { return name[strings.LastIndexByte(name, '
 // logical types and "mongodb.type" hints.
 func sameBranch(a, b avro.Schema) bool {
 	a, b = deref(a), deref(b)
-	if typeName(a) != typeName(b) {
+	if unionBranchName(a) != unionBranchName(b) {
 		return false
 	}
 	pa, aok := a.(*avro.PrimitiveSchema)
@@ -65,9 +65,9 @@ func describe(s avro.Schema) string {
 	}
 	s = deref(s)
 	if p, ok := s.(*avro.PrimitiveSchema); ok && p.Prop(propType) != nil {
-		return fmt.Sprintf("%s (%s %v)", typeName(s), propType, p.Prop(propType))
+		return fmt.Sprintf("%s (%s %v)", unionBranchName(s), propType, p.Prop(propType))
 	}
-	return typeName(s)
+	return unionBranchName(s)
 }
 
 // checkResolvable fails unless every branch of every union of writer resolves, by first

@@ -11,9 +11,10 @@ import (
 	"unicode/utf8"
 )
 
-// Key names one offset: a shard's stream position, or one range of a
-// collection's snapshot. Its encoding is exact bytes (see Bytes), because
-// compaction only merges records whose keys are byte-for-byte equal.
+// Key names one offset: a shard's stream position, one range of a
+// collection's snapshot, or a sink's topic partition. Its encoding is exact
+// bytes (see Bytes), because compaction only merges records whose keys are
+// byte-for-byte equal.
 type Key struct {
 	Connector string
 	DB        string
@@ -23,6 +24,15 @@ type Key struct {
 	Snapshot bool
 	// Index is i (or r), counted from 0; Count is n (or m).
 	Index, Count int
+	// KafkaTopic and KafkaPartition name a sink's topic partition, Kafka
+	// Connect's sink offset key; the other fields are then zero.
+	KafkaTopic     string
+	KafkaPartition int32
+}
+
+// PartitionKey is the key of a sink's topic partition.
+func PartitionKey(connector, topic string, partition int32) Key {
+	return Key{Connector: connector, KafkaTopic: topic, KafkaPartition: partition}
 }
 
 // ShardKey is the key of shard i of n of a collection's stream.
@@ -39,6 +49,7 @@ func SnapshotKey(connector, db, coll string, r, m int) Key {
 //
 //	["<connector>",{"db":"<db>","coll":"<coll>","shard":"<i>-of-<n>"}]
 //	["<connector>",{"db":"<db>","coll":"<coll>","snapshot":"<r>-of-<m>"}]
+//	["<connector>",{"kafka_topic":"<topic>","kafka_partition":<partition>}]
 //
 // Strings are escaped exactly as encoding/json does with HTML escaping off:
 // `"` and `\` with a backslash, \b \f \n \r \t by name, other control
@@ -50,6 +61,13 @@ func (k Key) Bytes() []byte {
 	b := make([]byte, 0, 48+len(k.Connector)+len(k.DB)+len(k.Coll))
 	b = append(b, '[')
 	b = appendString(b, k.Connector)
+	if k.KafkaTopic != "" {
+		b = append(b, `,{"kafka_topic":`...)
+		b = appendString(b, k.KafkaTopic)
+		b = append(b, `,"kafka_partition":`...)
+		b = strconv.AppendInt(b, int64(k.KafkaPartition), 10)
+		return append(b, `}]`...)
+	}
 	b = append(b, `,{"db":`...)
 	b = appendString(b, k.DB)
 	b = append(b, `,"coll":`...)
@@ -84,15 +102,27 @@ func ParseKey(b []byte) (Key, error) {
 		return Key{}, fmt.Errorf("offset key %q: connector: %w", b, err)
 	}
 	var fields struct {
-		DB       string  `json:"db"`
-		Coll     string  `json:"coll"`
-		Shard    *string `json:"shard"`
-		Snapshot *string `json:"snapshot"`
+		DB             string  `json:"db"`
+		Coll           string  `json:"coll"`
+		Shard          *string `json:"shard"`
+		Snapshot       *string `json:"snapshot"`
+		KafkaTopic     *string `json:"kafka_topic"`
+		KafkaPartition *int32  `json:"kafka_partition"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(parts[1]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fields); err != nil {
 		return Key{}, fmt.Errorf("offset key %q: %w", b, err)
+	}
+	if fields.KafkaTopic != nil || fields.KafkaPartition != nil {
+		if fields.KafkaTopic == nil || fields.KafkaPartition == nil || *fields.KafkaTopic == "" {
+			return Key{}, fmt.Errorf("offset key %q: want both kafka_topic and kafka_partition", b)
+		}
+		k.KafkaTopic, k.KafkaPartition = *fields.KafkaTopic, *fields.KafkaPartition
+		if !bytes.Equal(k.Bytes(), b) {
+			return Key{}, fmt.Errorf("offset key %q is not in canonical form (want %s)", b, k.Bytes())
+		}
+		return k, nil
 	}
 	k.DB, k.Coll = fields.DB, fields.Coll
 	slice := fields.Shard

@@ -36,6 +36,8 @@ func TestKeyBytes(t *testing.T) {
 			`["c",{"db":"db.x","coll":"system.$cmd","shard":"0-of-1"}]`},
 		{"empty names", ShardKey("", "", "", 0, 1),
 			`["",{"db":"","coll":"","shard":"0-of-1"}]`},
+		{"sink topic partition", PartitionKey("sink", "t1", 7),
+			`["sink",{"kafka_topic":"t1","kafka_partition":7}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,9 +77,16 @@ func referenceKey(t testing.TB, k Key) string {
 		Coll     string `json:"coll"`
 		Snapshot string `json:"snapshot"`
 	}
+	type partition struct {
+		Topic     string `json:"kafka_topic"`
+		Partition int32  `json:"kafka_partition"`
+	}
 	slice := strings.Join([]string{itoa(k.Index), "of", itoa(k.Count)}, "-")
 	var second any = shard{k.DB, k.Coll, slice}
-	if k.Snapshot {
+	switch {
+	case k.KafkaTopic != "":
+		second = partition{k.KafkaTopic, k.KafkaPartition}
+	case k.Snapshot:
 		second = snapshot{k.DB, k.Coll, slice}
 	}
 	var buf bytes.Buffer
@@ -96,17 +105,20 @@ func itoa(i int) string {
 
 func TestParseKeyRejects(t *testing.T) {
 	for name, in := range map[string]string{
-		"not JSON":               `nope`,
-		"a map, spaces":          `["c", {"db":"d","coll":"c","shard":"0-of-1"}]`,
-		"fields reordered":       `["c",{"coll":"c","db":"d","shard":"0-of-1"}]`,
-		"unknown field":          `["c",{"db":"d","coll":"c","shard":"0-of-1","x":1}]`,
-		"both shard and range":   `["c",{"db":"d","coll":"c","shard":"0-of-1","snapshot":"0-of-1"}]`,
-		"neither":                `["c",{"db":"d","coll":"c"}]`,
-		"bad slice":              `["c",{"db":"d","coll":"c","shard":"0of1"}]`,
-		"three elements":         `["c",{"db":"d","coll":"c","shard":"0-of-1"},1]`,
-		"escaped differently":    `["\u0063",{"db":"d","coll":"c","shard":"0-of-1"}]`,
-		"HTML-escaped":           `["\u003ca",{"db":"d","coll":"c","shard":"0-of-1"}]`,
-		"connector not a string": `[1,{"db":"d","coll":"c","shard":"0-of-1"}]`,
+		"not JSON":                `nope`,
+		"a map, spaces":           `["c", {"db":"d","coll":"c","shard":"0-of-1"}]`,
+		"fields reordered":        `["c",{"coll":"c","db":"d","shard":"0-of-1"}]`,
+		"unknown field":           `["c",{"db":"d","coll":"c","shard":"0-of-1","x":1}]`,
+		"both shard and range":    `["c",{"db":"d","coll":"c","shard":"0-of-1","snapshot":"0-of-1"}]`,
+		"neither":                 `["c",{"db":"d","coll":"c"}]`,
+		"bad slice":               `["c",{"db":"d","coll":"c","shard":"0of1"}]`,
+		"three elements":          `["c",{"db":"d","coll":"c","shard":"0-of-1"},1]`,
+		"escaped differently":     `["\u0063",{"db":"d","coll":"c","shard":"0-of-1"}]`,
+		"HTML-escaped":            `["\u003ca",{"db":"d","coll":"c","shard":"0-of-1"}]`,
+		"connector not a string":  `[1,{"db":"d","coll":"c","shard":"0-of-1"}]`,
+		"partition without topic": `["c",{"kafka_partition":1}]`,
+		"partition reordered":     `["c",{"kafka_partition":1,"kafka_topic":"t"}]`,
+		"partition and shard":     `["c",{"kafka_topic":"t","kafka_partition":1,"shard":"0-of-1"}]`,
 	} {
 		if k, err := ParseKey([]byte(in)); err == nil {
 			t.Errorf("%s: ParseKey(%s) = %+v, want an error", name, in, k)

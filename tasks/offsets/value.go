@@ -24,6 +24,7 @@ const FormatVersion = 1
 //	 "cluster_time":{"t":1666193824,"i":1} | null,
 //	 "txn_op_index":0,
 //	 "snapshot":{"min_id":"..","max_id":"..","last_id":"..","copied":0,"done":false} | null,
+//	 "kafka_offset":42,  (a sink's key only)
 //	 "updated_ms":1721140162914}
 //
 // A shard key holds its committed stream position; cluster_time and
@@ -38,6 +39,9 @@ type Value struct {
 	ClusterTime *ClusterTime `json:"cluster_time"`
 	TxnOpIndex  int          `json:"txn_op_index"`
 	Snapshot    *Snapshot    `json:"snapshot"`
+	// KafkaOffset is a sink's topic partition's next offset to read (Kafka
+	// Connect's sink offset); absent in a source's offsets.
+	KafkaOffset *int64 `json:"kafka_offset,omitempty"`
 	// UpdatedMs is the wall-clock time of the write, in Unix milliseconds.
 	UpdatedMs int64 `json:"updated_ms"`
 }
@@ -145,6 +149,10 @@ func (v *Value) clone() *Value {
 	if v.Snapshot != nil {
 		s := *v.Snapshot
 		c.Snapshot = &s
+	}
+	if v.KafkaOffset != nil {
+		o := *v.KafkaOffset
+		c.KafkaOffset = &o
 	}
 	return &c
 }

@@ -8,7 +8,9 @@
 // exactly.once=false), relay-1-tls (relay-1 through a SASL_SSL-only broker, SCRAM over TLS),
 // mkc-json and mkc-schema (the MongoDB Kafka Connector, schema-less JSON and inferred schemas as
 // JSON with schemas), dbz-json (Debezium's MongoDB connector), the last three on Apache Kafka
-// Connect in distributed mode. Workloads: insert, mix, copy, latency. See bench/README.md.
+// Connect in distributed mode; ceiling-bulk (the Go driver alone writing the sink workload's
+// documents). Workloads: insert, mix, copy, latency, and sink (Kafka → MongoDB: mongorelay's
+// sink and the MongoDB Kafka Connector's). See bench/README.md.
 package main
 
 import (
@@ -64,8 +66,8 @@ type config struct {
 	profile        bool
 }
 
-var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
-var allWorkloads = []string{"insert", "mix", "copy", "latency"}
+var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json", "ceiling-bulk"}
+var allWorkloads = []string{"insert", "mix", "copy", "latency", "sink"}
 
 // relay-1's variants: each runs exactly as relay-1 but for one difference, alternately with it
 // when both run (see alternates), and is compared with it (see comparisons).
@@ -200,6 +202,8 @@ type runner struct {
 	relay4 string
 	micro  string
 	prof   *profileResult
+	// sinkBytes is the size of the sink workload's record values.
+	sinkBytes int64
 }
 
 func run(ctx context.Context) error {
@@ -311,6 +315,15 @@ func (r *runner) measureAll(ctx context.Context) error {
 		r.loads["latency"] = &prepared{name: "latency", coll: "lat", expected: n,
 			preloadNote: fmt.Sprintf("none: each system starts streaming from now, then %d inserts are written at %d/s", n, cfg.latencyRate)}
 	}
+	if r.wants("sink") {
+		logf("pre-loading the sink workload (%d records)", cfg.events)
+		p, err := r.preloadSink(ctx)
+		if err != nil {
+			return err
+		}
+		logf("  %.1f s", p.preload.Seconds())
+		r.loads["sink"] = p
+	}
 	if err := r.warmUp(ctx); err != nil {
 		return err
 	}
@@ -360,6 +373,11 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 		// The quick systems run several times and keep the median: one run of a second or
 		// two is at the mercy of whatever else the machine does at that moment.
 		reps := 1
+		if (wl == "sink") != slices.Contains(sinkSystems, sys) || (wl != "sink" && sys == "ceiling-bulk") {
+			r.record(&measurement{system: sys, workload: wl, status: notApplicable + map[bool]string{
+				true: "a sink workload", false: "a source workload"}[wl == "sink"]})
+			continue
+		}
 		if wl != "latency" && !strings.HasPrefix(sys, "mkc-") && !strings.HasPrefix(sys, "dbz-") {
 			reps = max(1, r.cfg.repeat)
 		}

@@ -49,6 +49,10 @@ func (r *runner) writeResults(started time.Time) (string, error) {
 		p("\n### Workload %s\n\n%s.\n\n", wl, r.workloadLine(wl))
 		r.throughputTable(&b, wl)
 	}
+	if r.wants("sink") {
+		p("\n### Workload sink (Kafka → MongoDB)\n\n%s. Each system writes every document into a collection of its own; the clock stops when the collection holds them all. Ceiling = ceiling-bulk, the Go driver alone writing the same documents (parsed beforehand) with replaceOne upserts by _id in ordered bulk writes of 1,000, majority write concern. mongorelay: `mongodb-sink`, its defaults (replace-one upserts, bulk writes of up to 1,000, each partition's offset committed in a Kafka transaction after its bulk write). MongoDB Kafka Connector: its sink with JsonConverter (schemas.enable=false), ProvidedInValueStrategy ids, replace-one upserts, w=majority, 1 task. MB/s counts the JSON values.\n\n", r.workloadLine("sink"))
+		r.throughputTable(&b, "sink")
+	}
 	if r.wants("latency") {
 		p("\n### Workload latency\n\n%s; percentiles over the sends after the warm-up.\n\n", r.loads["latency"].preloadNote)
 		r.latencyTable(&b)
@@ -178,6 +182,12 @@ func (r *runner) jarHash() string {
 // ceilings returns the throughput ceiling (min of A and B events/s) and the CPU floor (A+B
 // CPU-s per million) of a workload, 0 when unknown.
 func (r *runner) ceilings(wl string) (eps, cpu float64) {
+	if wl == "sink" {
+		if c := r.find("ceiling-bulk", wl); c != nil && c.ok() {
+			return c.eventsPerSec(), c.cpuPerMillion()
+		}
+		return 0, 0
+	}
 	a, b := r.find("ceiling-a", wl), r.find("ceiling-b", wl)
 	if a == nil || b == nil || !a.ok() || !b.ok() {
 		return 0, 0
@@ -207,7 +217,7 @@ func (r *runner) throughputTable(b *strings.Builder, wl string) {
 	ceilEPS, ceilCPU := r.ceilings(wl)
 	for _, sys := range r.cfg.systems {
 		m := r.find(sys, wl)
-		if m == nil {
+		if m == nil || strings.HasPrefix(m.status, notApplicable) {
 			continue
 		}
 		if !m.ok() {

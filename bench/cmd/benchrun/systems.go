@@ -53,7 +53,8 @@ func (m *measurement) ok() bool { return m.status == "" }
 // final says whether m ends its system's runs on its workload: skipped for the budget, or not
 // available in this build.
 func (m *measurement) final() bool {
-	return strings.HasPrefix(m.status, "skipped") || strings.HasPrefix(m.status, "not yet available")
+	return strings.HasPrefix(m.status, "skipped") || strings.HasPrefix(m.status, "not yet available") ||
+		strings.HasPrefix(m.status, notApplicable)
 }
 
 func (m *measurement) eventsPerSec() float64 {
@@ -197,6 +198,10 @@ func (r *runner) awaitCount(ctx context.Context, w *window, c *counter, m *measu
 
 // measure runs system sys on workload wl into m.
 func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, worker *connectWorker) {
+	if wl == "sink" {
+		r.sink(ctx, sys, m, worker)
+		return
+	}
 	switch sys {
 	case "ceiling-a":
 		r.ceilingA(ctx, wl, m)
