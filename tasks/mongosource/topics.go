@@ -13,11 +13,15 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
-// createTopics creates a task's topic, and its connector's dead letter and heartbeat topics if
-// it has them, when missing, and returns the topic's max.message.bytes
+// createTopics creates a task's topic (none when ""), and its connector's dead letter and
+// heartbeat topics if it has them, when missing, and returns the topic's max.message.bytes
 // (tasks.Spec.TopicMaxBytes).
 func createTopics(ctx context.Context, kafka *kgo.Client, c *config.Config, topic string) (int, error) {
-	maxBytes, err := createTopic(ctx, kafka, c, topic)
+	var maxBytes int
+	var err error
+	if topic != "" {
+		maxBytes, err = createTopic(ctx, kafka, c, topic)
+	}
 	for _, other := range []string{c.DeadLetterTopic, c.HeartbeatTopic} {
 		if err == nil && other != "" {
 			_, err = createTopic(ctx, kafka, c, other)
