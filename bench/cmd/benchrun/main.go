@@ -64,8 +64,24 @@ type config struct {
 	profile        bool
 }
 
-var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
-var allWorkloads = []string{"insert", "mix", "copy", "latency"}
+var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, dbSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json"}
+var allWorkloads = []string{"insert", "mix", "copy", collsWorkload, "latency"}
+
+// collsWorkload spreads inserts over collsCount collections of one database: it compares
+// capture.scope=collection (relay-1, one task and stream per collection) with database
+// (dbSystem, one of each), and only those two measure it.
+const (
+	collsWorkload = "colls"
+	collsCount    = 50
+)
+
+// measures reports whether system sys measures workload wl.
+func measures(sys, wl string) bool {
+	if wl == collsWorkload || sys == dbSystem {
+		return wl == collsWorkload && (sys == "relay-1" || sys == dbSystem)
+	}
+	return true
+}
 
 // relay-1's variants: each runs exactly as relay-1 but for one difference, alternately with it
 // when both run (see alternates), and is compared with it (see comparisons).
@@ -78,9 +94,12 @@ const (
 	// tlsSystem is relay-1 writing to the run's second broker, whose only listener is
 	// SASL_SSL, as SCRAM-SHA-512 user over TLS.
 	tlsSystem = "relay-1-tls"
+	// dbSystem is relay-1 with capture.scope=database: one stream for the database's
+	// collections. It measures collsWorkload only.
+	dbSystem = "relay-1-db"
 )
 
-var relayVariants = []string{baseSystem, aloSystem, tlsSystem}
+var relayVariants = []string{baseSystem, aloSystem, tlsSystem, dbSystem}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -306,6 +325,15 @@ func (r *runner) measureAll(ctx context.Context) error {
 		logf("  %.1f s (%.0f ops/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
 		r.loads["mix"] = p
 	}
+	if r.wants(collsWorkload) {
+		logf("pre-loading the %s workload (%d documents over %d collections)", collsWorkload, cfg.events, collsCount)
+		p, err := preloadCollections(ctx, r.db, collsCount, cfg.events, cfg.seed+3000)
+		if err != nil {
+			return err
+		}
+		logf("  %.1f s (%.0f docs/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
+		r.loads[collsWorkload] = p
+	}
 	if r.wants("latency") {
 		n := int64(cfg.latencyRate * cfg.latencySeconds)
 		r.loads["latency"] = &prepared{name: "latency", coll: "lat", expected: n,
@@ -367,7 +395,7 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 		runs := make([][]*measurement, len(group))
 		for rep := range reps {
 			for i, s := range group {
-				if n := len(runs[i]); n > 0 && runs[i][n-1].final() {
+				if n := len(runs[i]); (n > 0 && runs[i][n-1].final()) || !measures(s, wl) {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -377,6 +405,9 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 			}
 		}
 		for _, sr := range runs {
+			if len(sr) == 0 {
+				continue // the workload is not the system's
+			}
 			r.runs = append(r.runs, sr...)
 			r.results = append(r.results, median(sr))
 		}
