@@ -1,6 +1,7 @@
-// Package tasks runs tasks: each streams one shard of one MongoDB collection, after copying its
-// existing documents when asked, into a Kafka topic as Avro records, and commits the position
-// it has reached once everything before it is acknowledged.
+// Package tasks runs tasks: each streams one shard of one MongoDB collection (or, with
+// capture.scope, of a database or the deployment: scope.go, routes.go), after copying its
+// existing documents when asked, into Kafka topics as Avro records, and commits the position it
+// has reached once everything before it is acknowledged.
 //
 // A task is a small state machine (this file) over three parts: the resume planner decides
 // where to start from the offsets (planner.go, reshard.go); the sources, the snapshot copy

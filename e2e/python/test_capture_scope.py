@@ -66,7 +66,7 @@ def test_database_scope_four_shards_fifty_collections(pipeline, private_mongo, r
     assert namespaces == [f"{pipeline.db}.$cmd.aggregate"], f"cursors on {namespaces}, want the database's"
     assert open_cursors(client) == SHARDS, f"serverStatus counts {open_cursors(client)} open cursors"
 
-    load = MixedLoad(db, 10_000, load_seed(record_property), batch_size=50, shapes=shapes)
+    load = MixedLoad(db, 10_000, load_seed(record_property), batch_size=100, shapes=shapes)
     started = time.monotonic()
     log = load.run()
     db["skipped"].insert_many([{"_id": i} for i in range(100)])

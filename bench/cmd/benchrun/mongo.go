@@ -253,7 +253,7 @@ func preloadCollections(ctx context.Context, db *mongo.Database, k, n int, seed 
 	}
 	p.preload = time.Since(start)
 	p.preloadNote = fmt.Sprintf("%d inserts of a ~1 KB document over %d collections of one database (%s…%s), insertMany batches of %d to each collection in turn; "+
-		"relay-1 captures them with capture.scope=collection (%[2]d tasks), %s with capture.scope=database (1 task)",
-		n, k, collName(0), collName(k-1), preloadBatch, dbSystem)
+		"relay-1 captures them with capture.scope=collection (%d tasks), %s with capture.scope=database (1 task)",
+		n, k, collName(0), collName(k-1), preloadBatch, k, dbSystem)
 	return p, nil
 }
