@@ -73,7 +73,7 @@ def test_database_scope_four_shards_fifty_collections(pipeline, private_mongo, r
     record_property("load_seconds", round(time.monotonic() - started, 1))
 
     expected = sum(log.expected_records(c) for c in names)
-    changes, problems = read_changes(pipeline, names, min_records=expected, timeout_s=240, running=relay)
+    changes, problems = read_changes(pipeline, names, min_records=expected, timeout_s=360, running=relay)
     record_property("records", sum(len(c) for c in changes.values()))
     record_property("seconds_to_read", round(time.monotonic() - started, 1))
     for coll in names:
