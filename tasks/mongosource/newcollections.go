@@ -89,9 +89,10 @@ func operationTime(ctx context.Context, cl *mongo.Client) (bson.Timestamp, error
 	return bson.Timestamp{T: t, I: i}, nil
 }
 
-// streamNewCollections gives the shards of every collection of nss absent from prev (or, for
-// scope tasks, of every database: {db, "*"}), and with no position yet, prev's time as their stream position (inclusive: startAtOperationTime),
-// so that their tasks stream them from before their creation.
+// streamNewCollections gives the shards of every collection of nss absent from prev (of
+// every database, {db, "*"}, for capture.scope=database), and with no position yet, prev's
+// time as their stream position (inclusive: startAtOperationTime), so that their tasks stream
+// them from before their creation.
 func streamNewCollections(ctx context.Context, store *offsets.Store, connector string, shards int,
 	prev listing, nss []namespace, log *slog.Logger) error {
 	var entries []offsets.Entry
