@@ -63,7 +63,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			createRouted = func(ctx context.Context, topic string) (int, error) {
 				created := reportSlow(report, tasks.StallAfter, "Kafka to create the topic "+topic)
 				defer created()
-				return createTopic(ctx, k.env.Kafka, cfg, topic)
+				return createRoutedTopic(ctx, k.env.Kafka, cfg, topic)
 			}
 		}
 		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
