@@ -26,7 +26,9 @@ import (
 // Every shard then streams from the oldest of S and the plans' start points, and drops each
 // collection's events at or before its own plan's start point, which its copy holds
 // (scopeFilter). A collection created after the listing has no plan: it streams from S, before
-// its creation.
+// its creation. Each shard lists the collections again to find the plans, so a collection
+// dropped between shard 0's listing and another shard's leaves that shard's ranges of it
+// uncopied, and the shards that copy it wait for them until the connector is restarted.
 
 // scopeCollections is what a scope task reads of its scope's collections: the reader of the
 // scope's stream (scopeReader) lists them and reads each as a collection's task would.
