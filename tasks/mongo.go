@@ -142,6 +142,16 @@ func (s scopeReader) collections(ctx context.Context) ([]namespace, error) {
 	return out, nil
 }
 
+// exists reports whether collection ns exists. The names are filtered here rather than by the
+// server: the stand-in ignores listCollections' filter.
+func (s scopeReader) exists(ctx context.Context, ns namespace) (bool, error) {
+	names, err := s.mc.Database(ns.db).ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return false, fmt.Errorf("look for collection %s: %w", ns, err)
+	}
+	return slices.Contains(names, ns.coll), nil
+}
+
 // collection reads one collection of the scope.
 func (s scopeReader) collection(ns namespace) mongoReader {
 	return collectionReader{coll: s.mc.Database(ns.db).Collection(ns.coll), splitLargeEvents: s.splitLargeEvents}

@@ -26,14 +26,14 @@ import (
 // Every shard then streams from the oldest of S and the plans' start points, and drops each
 // collection's events at or before its own plan's start point, which its copy holds
 // (scopeFilter). A collection created after the listing has no plan: it streams from S, before
-// its creation. Each shard lists the collections again to find the plans, so a collection
-// dropped between shard 0's listing and another shard's leaves that shard's ranges of it
-// uncopied, and the shards that copy it wait for them until the connector is restarted.
+// its creation. Each shard lists the collections again to find the plans; a collection dropped
+// meanwhile may miss some shard's listing, so its ranges are waited for only while it exists.
 
 // scopeCollections is what a scope task reads of its scope's collections: the reader of the
 // scope's stream (scopeReader) lists them and reads each as a collection's task would.
 type scopeCollections interface {
 	collections(ctx context.Context) ([]namespace, error)
+	exists(ctx context.Context, ns namespace) (bool, error)
 	collection(ns namespace) mongoReader
 }
 
@@ -74,7 +74,7 @@ func (t *Task) copyScope(ctx context.Context) (*offsets.Value, error) {
 		if err := t.collectionSnapshot(sc, ns).copyRanges(ctx, sp); err != nil {
 			return nil, fmt.Errorf("copy %s: %w", ns, err)
 		}
-		if sp, err = p.awaitDone(ctx, sp); err != nil {
+		if sp, err = t.awaitCopied(ctx, sc, p, ns, sp); err != nil {
 			return nil, fmt.Errorf("copy %s: %w", ns, err)
 		}
 		v := sp.start()
@@ -90,6 +90,29 @@ func (t *Task) copyScope(ctx context.Context) (*offsets.Value, error) {
 	// stream's token, and events at it that were copied are dropped by the scope filter.
 	return &offsets.Value{Version: offsets.FormatVersion,
 		ClusterTime: &offsets.ClusterTime{T: startPos.ClusterTime.T, I: startPos.ClusterTime.I}}, nil
+}
+
+// awaitCopied waits until every range of collection ns's plan sp is done, by any shard, as
+// resumePlanner.awaitDone does, or until the collection is gone: a shard whose listing missed
+// it never copies its ranges. It returns the plan as it is then.
+func (t *Task) awaitCopied(ctx context.Context, sc scopeCollections, p *resumePlanner, ns namespace, sp plan) (plan, error) {
+	for !sp.done() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(snapshotPoll):
+		}
+		if sp = p.loadPlan(); sp == nil {
+			return nil, errors.New("the snapshot plan disappeared while waiting for it")
+		}
+		if exists, err := sc.exists(ctx, ns); err != nil || !exists {
+			if err == nil {
+				t.log.Info("a collection was dropped during the scope's copy: not waiting for the rest of it", "ns", ns.String())
+			}
+			return sp, err
+		}
+	}
+	return sp, nil
 }
 
 // planScope records the scope's stream start point, plans every collection of the scope that
