@@ -92,8 +92,7 @@ func (w *kafkaWriter) writeHeartbeat(ctx context.Context, g *ackGroup[checkpoint
 	if !w.heartbeat.due(now) {
 		return nil
 	}
-	r := w.record()
-	r.Topic = w.heartbeat.topic
+	r := w.record(w.heartbeat.topic)
 	r.Key = append(r.Key, w.heartbeat.key...)
 	r.Value = w.heartbeat.appendValue(r.Value, now)
 	r.Timestamp = now

@@ -77,7 +77,10 @@ func (p *resumePlanner) resume() (*resumePoint, error) {
 		return nil, err
 	}
 	rp := &resumePoint{handover: h}
-	sp := p.loadPlan()
+	var sp plan
+	if !p.spec.scoped() { // a scope's collections have the plans (scope.go)
+		sp = p.loadPlan()
+	}
 	switch {
 	case sp != nil && !sp.done():
 		rp.action, rp.plan = resumeSnapshot, sp
@@ -167,6 +170,11 @@ func (p plan) start() *offsets.Value {
 // written. When keys of more than one plan exist (a crash while replacing one), the newest
 // complete one wins.
 func (p *resumePlanner) loadPlan() plan {
+	return loadPlan(p.offsets, p.cfg.Name, p.spec.DB, p.spec.Coll)
+}
+
+// loadPlan returns the snapshot plan of collection coll of db, as resumePlanner.loadPlan.
+func loadPlan(store OffsetStore, connector, db, coll string) plan {
 	var best, cur plan
 	consider := func() {
 		if len(cur) > 0 && len(cur) == cur[0].Key.Count &&
@@ -175,7 +183,7 @@ func (p *resumePlanner) loadPlan() plan {
 		}
 	}
 	// Ordered by range count, then index: each count's ranges are consecutive.
-	for _, e := range p.offsets.SnapshotRanges(p.cfg.Name, p.spec.DB, p.spec.Coll) {
+	for _, e := range store.SnapshotRanges(connector, db, coll) {
 		if len(cur) > 0 && cur[0].Key.Count != e.Key.Count {
 			consider()
 			cur = nil

@@ -63,11 +63,11 @@ var ErrRecordTooLarge = errors.New("record too large for its topic")
 // oversize handles a record larger than the topic accepts, as oversize.handling says: the task
 // fails with the document key (fail), or a reference without the body goes to the dead letter
 // topic (skip).
-func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], ev *envelope.Event, size int) error {
-	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, w.topic, w.maxRecordBytes+recordOverhead)
+func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], rt *route, ev *envelope.Event, size int) error {
+	msg := fmt.Sprintf("record of %d bytes for %s exceeds the %d bytes the topic accepts (max.message.bytes)", size, rt.topic, rt.maxRecordBytes+recordOverhead)
 	if w.cfg.OversizeHandling != config.OversizeSkip {
 		return fmt.Errorf("document %s in %s.%s: %w: %s; set oversize.handling=skip to skip such records (a reference goes to the dead letter topic) or raise the topic's max.message.bytes",
-			ev.ID().String(), w.spec.DB, w.spec.Coll, ErrRecordTooLarge, msg)
+			ev.ID().String(), rt.db, rt.coll, ErrRecordTooLarge, msg)
 	}
 	w.metrics.Oversize.Add(1)
 	w.log.Warn("oversize record skipped (oversize.handling=skip)", "id", ev.ID().String(), "bytes", size)
@@ -84,8 +84,8 @@ func (w *kafkaWriter) oversize(ctx context.Context, g *ackGroup[checkpoint], ev 
 		Bytes       int    `json:"bytes"`
 		Limit       int    `json:"limit"`
 		ResumeToken string `json:"resume_token,omitempty"`
-	}{"oversize", w.topic, w.spec.DB, w.spec.Coll, ev.ID().String(), ev.Op.String(), size,
-		w.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
+	}{"oversize", rt.topic, rt.db, rt.coll, ev.ID().String(), ev.Op.String(), size,
+		rt.maxRecordBytes + recordOverhead, string(ev.ResumeToken)})
 	return w.deadLetter(ctx, g, ev, ref, "oversize", "RecordTooLargeException", msg)
 }
 
@@ -93,8 +93,7 @@ func (w *kafkaWriter) deadLetter(ctx context.Context, g *ackGroup[checkpoint], e
 	if err := w.beforeProduce(ctx); err != nil {
 		return err
 	}
-	r := w.record()
-	r.Topic = w.cfg.DeadLetterTopic
+	r := w.record(w.cfg.DeadLetterTopic)
 	r.Key = append(r.Key[:0], ev.ID().String()...)
 	r.Value = append(r.Value[:0], value...)
 	r.Headers = []kgo.RecordHeader{
@@ -102,7 +101,7 @@ func (w *kafkaWriter) deadLetter(ctx context.Context, g *ackGroup[checkpoint], e
 		{Key: headerErrorMessage, Value: []byte(message)},
 		{Key: headerConnector, Value: []byte(w.cfg.Name)},
 		{Key: headerTask, Value: []byte(w.spec.Name())},
-		{Key: headerCollection, Value: []byte(w.spec.DB + "." + w.spec.Coll)},
+		{Key: headerCollection, Value: []byte(w.namespaceOf(ev))},
 		{Key: headerResumeToken, Value: append([]byte(nil), ev.ResumeToken...)},
 		{Key: headerReason, Value: []byte(reason)},
 	}

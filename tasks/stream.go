@@ -32,6 +32,8 @@ type streamSource struct {
 	retire  func(ctx context.Context, h *handover) (bool, error)
 	stalls  *stalls
 	metrics *taskmetrics.Unit
+	// scope filters a scope task's events by collection (scope.go); nil for a collection's task.
+	scope *scopeFilter
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -95,7 +97,11 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
 	s.metrics.Streaming(time.Now(), true)
 	defer func() { s.metrics.Streaming(time.Now(), false) }()
-	s.log.Info("streaming", "topic", s.cfg.Topic(s.spec.DB, s.spec.Coll), "resume", start.Position.String())
+	if s.spec.scoped() {
+		s.log.Info("streaming", "scope", s.spec.DB+"."+s.spec.Coll, "resume", start.Position.String())
+	} else {
+		s.log.Info("streaming", "topic", s.cfg.Topic(s.spec.DB, s.spec.Coll), "resume", start.Position.String())
+	}
 	last := start.Position
 	past := h == nil // past every earlier shard generation's position
 	var lastRetire time.Time
@@ -141,6 +147,12 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 				filtered++
 				s.log.Info("change event without a record", "operationType", string(ev.OperationType))
 				return nil
+			}
+			if s.scope != nil {
+				if keep, err := s.scope.keep(&ev); err != nil || !keep {
+					filtered++
+					return err
+				}
 			}
 			n++
 			seen++

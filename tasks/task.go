@@ -1,6 +1,7 @@
-// Package tasks runs tasks: each streams one shard of one MongoDB collection, after copying its
-// existing documents when asked, into a Kafka topic as Avro records, and commits the position
-// it has reached once everything before it is acknowledged.
+// Package tasks runs tasks: each streams one shard of one MongoDB collection (or, with
+// capture.scope, of a database or the deployment: scope.go, routes.go), after copying its
+// existing documents when asked, into Kafka topics as Avro records, and commits the position it
+// has reached once everything before it is acknowledged.
 //
 // A task is a small state machine (this file) over three parts: the resume planner decides
 // where to start from the offsets (planner.go, reshard.go); the sources, the snapshot copy
@@ -35,7 +36,8 @@ type OffsetStore interface {
 	ShardOffsets(connector, db, coll string) []offsets.Entry
 }
 
-// Spec names a task's slice of work: one collection, one shard.
+// Spec names a task's slice of work: one collection, one shard; or, for capture.scope=database,
+// every collection of DB (Coll "*"), one shard; for deployment, DB "*" too.
 type Spec struct {
 	Connector *config.Config
 	DB        string
@@ -96,6 +98,11 @@ type Deps struct {
 	MongoErrors *LastError
 	// Metrics counts what the task does, for the node's /metrics; nil counts for no one.
 	Metrics *taskmetrics.Unit
+	// CreateTopic creates a topic when missing and returns its max.message.bytes (0: Kafka's
+	// default). A scope task (capture.scope=database or deployment) calls it before its first
+	// record to each collection's topic; a collection's task has its topic made before it runs
+	// (Spec.TopicMaxBytes).
+	CreateTopic func(ctx context.Context, topic string) (int, error)
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -103,6 +110,9 @@ const WriterHeader = "mongorelay.writer"
 
 // New prepares the task of spec.
 func New(spec Spec, deps Deps) *Task {
+	if spec.scoped() {
+		return newTask(spec, deps, newScopeReader(deps.Mongo, spec, deps.SplitLargeEvents))
+	}
 	return newTask(spec, deps, collectionReader{
 		coll:             deps.Mongo.Database(spec.DB).Collection(spec.Coll),
 		splitLargeEvents: deps.SplitLargeEvents,
@@ -122,6 +132,10 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	w := newKafkaWriter(spec, deps, log, st)
 	st.pending = w.acks.Progress
 	p := &resumePlanner{spec: spec, cfg: cfg, offsets: deps.Offsets, mongo: m, log: log, streamKey: streamKey, stalls: st}
+	var scope *scopeFilter
+	if spec.scoped() {
+		scope = newScopeFilter(cfg, deps.Offsets)
+	}
 	return &Task{
 		spec:    spec,
 		cfg:     cfg,
@@ -132,12 +146,12 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st,
 			metrics: deps.Metrics},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics},
+			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, scope: scope},
 	}
 }
 
 // Topic is the Kafka topic the task writes.
-func (t *Task) Topic() string { return t.writer.topic }
+func (t *Task) Topic() string { return t.cfg.Topic(t.spec.DB, t.spec.Coll) }
 
 // ErrNoTransactional is returned by Run for a task built without Deps.Transactional.
 var ErrNoTransactional = errors.New("tasks: Deps.Transactional is required (every task writes through its own transactional producer)")
@@ -192,6 +206,9 @@ func (t *Task) run(ctx context.Context) error {
 		if t.cfg.OffsetLostPolicy != config.OffsetLostResnapshot && t.cfg.SnapshotMode != config.SnapshotWhenNeeded {
 			return err
 		}
+		if t.spec.scoped() {
+			return errors.Join(err, errScopeHistoryLost)
+		}
 		t.log.Warn("change stream history lost: copying the collection again as offset.lost.policy says", "err", err)
 		if err := t.planner.restart(ctx, lost.Committed); err != nil {
 			return err
@@ -207,12 +224,14 @@ func (t *Task) prepare(ctx context.Context) (*changestream.Start, *handover, err
 		return nil, nil, err
 	}
 	p := rp.plan
-	switch rp.action {
-	case resumeStream:
+	switch {
+	case rp.action == resumeStream:
 		return rp.start, rp.handover, nil
-	case resumePlanSnapshot:
+	case t.spec.scoped():
+		return t.prepareScope(ctx, rp.handover)
+	case rp.action == resumePlanSnapshot:
 		p, err = t.planner.createPlan(ctx)
-	case resumeAwaitSnapshot:
+	case rp.action == resumeAwaitSnapshot:
 		p, err = t.planner.awaitPlan(ctx, resumetoken.Position{})
 	}
 	if err != nil {
@@ -232,4 +251,17 @@ func (t *Task) prepare(ctx context.Context) (*changestream.Start, *handover, err
 	}
 	start, err := startFrom(p.start())
 	return start, rp.handover, err
+}
+
+// prepareScope copies the scope's collections (copyScope), and returns where its stream
+// starts; nil with snapshot.mode=initial_only.
+func (t *Task) prepareScope(ctx context.Context, h *handover) (*changestream.Start, *handover, error) {
+	t.writer.metrics.SnapshotStarted(time.Now())
+	v, err := t.copyScope(ctx)
+	t.writer.metrics.SnapshotEnded(time.Now(), err == nil)
+	if err != nil || t.cfg.SnapshotMode == config.SnapshotInitialOnly {
+		return nil, h, err
+	}
+	start, err := startFrom(v)
+	return start, h, err
 }

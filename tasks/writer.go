@@ -34,7 +34,11 @@ type kafkaWriter struct {
 	offsets offsetCommitter
 	reg     SchemaRegistry
 	log     *slog.Logger
-	topic   string
+	// single is the one collection's route of a collection-scope task, set by open; a scope
+	// task (capture.scope=database or deployment) routes each event by its namespace
+	// instead, through routes.
+	single *route
+	routes routes
 
 	// headers go on every change record: the shard that wrote it (and the writer). Shared by
 	// all records, never mutated. snapshotHeaders[j] is the same for shard j: a snapshot range
@@ -42,11 +46,8 @@ type kafkaWriter struct {
 	headers         []kgo.RecordHeader
 	snapshotHeaders [][]kgo.RecordHeader
 
-	// maxRecordBytes is the largest key+value+headers that fits the topic, overhead deducted.
-	maxRecordBytes int
-	metrics        *taskmetrics.Unit
+	metrics *taskmetrics.Unit
 
-	enc *recordEncoder
 	// heartbeat writes heartbeat.topic's records; nil without one.
 	heartbeat *heartbeat
 	acks      *ackTracker[checkpoint]
@@ -87,7 +88,6 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger, st *stalls) *kafkaWr
 		offsets:         deps.Offsets,
 		reg:             deps.Registry,
 		log:             log,
-		topic:           cfg.Topic(spec.DB, spec.Coll),
 		headers:         []kgo.RecordHeader{shard.Header(spec.Shard, spec.Shards)},
 		transactional:   deps.Transactional,
 		evolutions:      deps.Evolutions,
@@ -97,11 +97,7 @@ func newKafkaWriter(spec Spec, deps Deps, log *slog.Logger, st *stalls) *kafkaWr
 	}
 	w.records.New = func() any { return new(kgo.Record) }
 	w.txnOffsets, _ = deps.Offsets.(txnOffsets)
-	w.maxRecordBytes = min(spec.TopicMaxBytes, defaultMaxMessageBytes)
-	if w.maxRecordBytes <= 0 {
-		w.maxRecordBytes = defaultMaxMessageBytes
-	}
-	w.maxRecordBytes -= recordOverhead
+	w.routes = routes{byNS: map[string]map[string]*route{}, createTopic: deps.CreateTopic}
 	w.acks = newAckTracker[checkpoint](func(r *kgo.Record) { w.records.Put(r) })
 	w.metrics.SetQueue(maxBufferedRecords, w.acks.Pending)
 	// Records are produced with the task's context, so that a stop never waits on a full
@@ -133,16 +129,16 @@ func (w *kafkaWriter) open(ctx context.Context) error {
 	if err := w.openTxn(ctx, w.transactional); err != nil {
 		return err
 	}
-	w.stalls.begin(waitRegistry)
-	enc, err := newRecordEncoder(ctx, w.reg, w.cfg, w.spec.DB, w.spec.Coll)
-	w.stalls.end(waitRegistry)
-	if err != nil {
-		_ = w.closeTxn(ctx, false)
-		return err
+	if !w.spec.scoped() {
+		rt, err := w.newRoute(ctx, w.spec.DB, w.spec.Coll, w.spec.TopicMaxBytes)
+		if err != nil {
+			_ = w.closeTxn(ctx, false)
+			return err
+		}
+		w.single = rt
 	}
-	enc.evolutions, enc.stalls = w.evolutions, w.stalls
-	w.enc = enc
 	w.stalls.begin(waitRegistry)
+	var err error
 	w.heartbeat, err = newHeartbeat(ctx, w.reg, w.cfg)
 	w.stalls.end(waitRegistry)
 	if err != nil {
@@ -206,13 +202,16 @@ func (w *kafkaWriter) openGroup() *ackGroup[checkpoint] { return w.acks.Open() }
 // goes where errors.tolerance and oversize.handling say.
 func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bson.Raw, ev *envelope.Event, now time.Time) error {
 	conversionHook(ev)
-	r := w.record()
-	var err error
-	if r.Key, err = w.enc.appendKey(r.Key[:0], ev); err != nil {
+	rt, err := w.routeOf(ctx, ev)
+	if err != nil {
+		return err
+	}
+	r := w.record(rt.topic)
+	if r.Key, err = rt.enc.appendKey(r.Key[:0], ev); err != nil {
 		w.records.Put(r)
 		return w.reject(ctx, g, raw, ev, err)
 	}
-	if r.Value, err = w.enc.appendValue(ctx, r.Value[:0], ev, now.UnixMilli()); err != nil {
+	if r.Value, err = rt.enc.appendValue(ctx, r.Value[:0], ev, now.UnixMilli()); err != nil {
 		switch {
 		case errors.Is(err, envelope.ErrTombstone) && w.cfg.TombstonesOnDelete:
 			r.Value = nil // output.shape=document: the delete's record is its tombstone
@@ -230,9 +229,9 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 			return err
 		}
 	}
-	if size := len(r.Key) + len(r.Value) + headersLen(w.headers); size > w.maxRecordBytes {
+	if size := len(r.Key) + len(r.Value) + headersLen(w.headers); size > rt.maxRecordBytes {
 		w.records.Put(r)
-		return w.oversize(ctx, g, ev, size+recordOverhead)
+		return w.oversize(ctx, g, rt, ev, size+recordOverhead)
 	}
 	r.Timestamp = eventTime(ev, now)
 	r.Headers = w.headers
@@ -248,7 +247,7 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 	// and handed out again by w.record().
 	var tomb *kgo.Record
 	if ev.Op == envelope.OpDelete && w.cfg.TombstonesOnDelete && r.Value != nil {
-		tomb = w.record()
+		tomb = w.record(rt.topic)
 		tomb.Key = append(tomb.Key[:0], r.Key...)
 		tomb.Value = nil
 		tomb.Timestamp = r.Timestamp
@@ -276,8 +275,8 @@ func (w *kafkaWriter) write(ctx context.Context, g *ackGroup[checkpoint], raw bs
 
 func (w *kafkaWriter) recordError(ev *envelope.Event, err error) error {
 	id := ev.ID()
-	return fmt.Errorf("document %s in %s.%s %w: %w (errors.tolerance=none stops the task; fix the document or set errors.tolerance=all with a dead letter topic)",
-		id.String(), w.spec.DB, w.spec.Coll, ErrDocumentRejected, err)
+	return fmt.Errorf("document %s in %s %w: %w (errors.tolerance=none stops the task; fix the document or set errors.tolerance=all with a dead letter topic)",
+		id.String(), w.namespaceOf(ev), ErrDocumentRejected, err)
 }
 
 func headersLen(hs []kgo.RecordHeader) int {
@@ -288,10 +287,10 @@ func headersLen(hs []kgo.RecordHeader) int {
 	return n
 }
 
-// record returns a record to fill, reusing the buffers of an acked one.
-func (w *kafkaWriter) record() *kgo.Record {
+// record returns a record to fill for topic, reusing the buffers of an acked one.
+func (w *kafkaWriter) record(topic string) *kgo.Record {
 	r := w.records.Get().(*kgo.Record)
-	*r = kgo.Record{Topic: w.topic, Key: r.Key[:0], Value: r.Value[:0]}
+	*r = kgo.Record{Topic: topic, Key: r.Key[:0], Value: r.Value[:0]}
 	return r
 }
 

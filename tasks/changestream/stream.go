@@ -1,6 +1,7 @@
-// Package changestream reads one collection's MongoDB change stream in server batches, from a
-// committed resume point, putting events the server split (over 16 MB) back together, and
-// classifies the server's errors into conditions a task acts on.
+// Package changestream reads one MongoDB change stream (a collection's, a database's or the
+// deployment's) in server batches, from a committed resume point, putting events the server
+// split (over 16 MB) back together, and classifies the server's errors into conditions a task
+// acts on.
 package changestream
 
 import (
@@ -64,9 +65,14 @@ type Stream struct {
 	splits bool
 }
 
-// Open opens the change stream of coll at start.
-func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start) (*Stream, error) {
-	ns := coll.Database().Name() + "." + coll.Name()
+// Watcher is what a change stream watches: a *mongo.Collection, a *mongo.Database (every
+// collection of it) or a *mongo.Client (the whole deployment).
+type Watcher interface {
+	Watch(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
+}
+
+// Open opens the change stream of w, named ns in errors, at start.
+func Open(ctx context.Context, w Watcher, ns string, opts Options, start Start) (*Stream, error) {
 	pipeline := opts.pipeline()
 	csOpts := baseOptions(opts)
 	switch {
@@ -75,7 +81,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	case start.AtOperationTime != nil:
 		csOpts.SetStartAtOperationTime(start.AtOperationTime)
 	}
-	cs, err := coll.Watch(ctx, pipeline, csOpts)
+	cs, err := w.Watch(ctx, pipeline, csOpts)
 	if err == nil {
 		return &Stream{cs: cs, batchSize: int(opts.BatchSize), splits: opts.SplitLargeEvents}, nil
 	}
@@ -86,7 +92,7 @@ func Open(ctx context.Context, coll *mongo.Collection, opts Options, start Start
 	// DESIGN.md 5: error 280 is not loss (a pipeline edit changes which events exist, so the
 	// token may not be found); the history is still there from the token's cluster time on.
 	at := start.Position.StartAtOperationTime()
-	cs, err = coll.Watch(ctx, pipeline, baseOptions(opts).SetStartAtOperationTime(&at))
+	cs, err = w.Watch(ctx, pipeline, baseOptions(opts).SetStartAtOperationTime(&at))
 	if err != nil {
 		return nil, fmt.Errorf("reopen change stream on %s at %v after its resume token was not found: %w",
 			ns, at, Classify(err))

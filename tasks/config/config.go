@@ -41,6 +41,16 @@ const (
 	CaptureUpdateFullWithPreImage CaptureMode = "change_streams_update_full_with_pre_image"
 )
 
+// CaptureScope is capture.scope.
+type CaptureScope string
+
+// capture.scope values.
+const (
+	ScopeCollection CaptureScope = "collection"
+	ScopeDatabase   CaptureScope = "database"
+	ScopeDeployment CaptureScope = "deployment"
+)
+
 // SnapshotMode is snapshot.mode.
 type SnapshotMode string
 
@@ -129,6 +139,7 @@ type Config struct {
 	ShardFilter       ShardFilter
 	TasksMax          int // 0: no cap
 	CaptureMode       CaptureMode
+	CaptureScope      CaptureScope
 	SnapshotMode      SnapshotMode
 	Pipeline          []bson.D
 	HeartbeatInterval time.Duration
@@ -412,6 +423,15 @@ func (c *Config) conflicts() []Problem {
 	if c.OutputShape == ShapeDocument && (c.CaptureMode == CaptureChangeStreams || c.CaptureMode == CaptureWithPreImage) {
 		out = append(out, Problem{Key: "output.shape", Value: string(c.OutputShape),
 			Message: fmt.Sprintf("document needs each update's document, which capture.mode=%s does not look up: set capture.mode=change_streams_update_full (the default)", c.CaptureMode)})
+	}
+	if c.CaptureScope != ScopeCollection && (c.OffsetLostPolicy == OffsetLostResnapshot || c.SnapshotMode == SnapshotWhenNeeded) {
+		key, value := "offset.lost.policy", string(c.OffsetLostPolicy)
+		if c.SnapshotMode == SnapshotWhenNeeded {
+			key, value = "snapshot.mode", string(c.SnapshotMode)
+		}
+		out = append(out, Problem{Key: key, Value: value,
+			Message: notImplemented(true, "copying a database or deployment again after its history was lost (capture.scope="+string(c.CaptureScope)+")",
+				"use capture.scope=collection, or offset.lost.policy=fail and another snapshot.mode")})
 	}
 	if len(c.DocumentFields) > 0 && c.OutputShape != ShapeDocument {
 		out = append(out, Problem{Key: "output.document.add.fields", Value: c.raw["output.document.add.fields"],

@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		Shards:                 1,
 		ShardFilter:            ShardFilterAuto,
 		CaptureMode:            CaptureUpdateFull,
+		CaptureScope:           ScopeCollection,
 		SnapshotMode:           SnapshotInitial,
 		Pipeline:               []bson.D{},
 		HeartbeatInterval:      10 * time.Second,

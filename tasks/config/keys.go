@@ -131,7 +131,7 @@ func Keys() []Key {
 			set: setTopicPrefix},
 		{Name: "shards", Type: TypeInt,
 			Group: "Sharding", Importance: ImportanceMedium, Display: "Shards per collection", Dependents: []string{"shard.filter", "tasks.max"}, Default: "1", Min: 1, Max: 1024,
-			Doc: "How many shards (tasks) each collection's change stream is split into, by the hash of _id. Changing it later neither loses nor repeats changes.",
+			Doc: "How many shards (tasks) each collection's change stream (with capture.scope=database or deployment: each database's or the deployment's) is split into, by the hash of _id. Changing it later neither loses nor repeats changes.",
 			set: func(c *Config, v string) string { c.Shards = atoi(v); return "" }},
 		{Name: "shard.filter", Type: TypeString,
 			Group: "Sharding", Importance: ImportanceLow, Display: "Shard filter", Default: string(ShardFilterAuto),
@@ -147,6 +147,13 @@ func Keys() []Key {
 			Allowed: []string{string(CaptureChangeStreams), string(CaptureUpdateFull), string(CaptureWithPreImage), string(CaptureUpdateFullWithPreImage)},
 			Doc:     "What an update event carries: change_streams (the update description only), change_streams_update_full (also the full document after it), and the _with_pre_image variants (also the document before it; needs changeStreamPreAndPostImages on the collection, MongoDB 6.0+).",
 			set:     func(c *Config, v string) string { c.CaptureMode = CaptureMode(v); return "" }},
+		{Name: "capture.scope", Type: TypeString,
+			Group: "Change stream", Importance: ImportanceMedium, Display: "Capture scope", Dependents: []string{"shards"}, Default: string(ScopeCollection),
+			Allowed: []string{string(ScopeCollection), string(ScopeDatabase), string(ScopeDeployment)},
+			Doc: "What one change stream watches: collection (one stream per collection shard), database (one per database shard: db.watch()) or deployment (one per shard for the whole deployment: client.watch()). " +
+				"A database or deployment stream is filtered on the server to the included collections and fans out to each collection's topic; a collection created in its scope arrives in it from its first operation. " +
+				"Fewer cursors, but one slow collection delays the others of its stream and they share one resume token (docs/capture-scope.md).",
+			set: func(c *Config, v string) string { c.CaptureScope = CaptureScope(v); return "" }},
 		{Name: "snapshot.mode", Type: TypeString,
 			Group: "Snapshot", Importance: ImportanceHigh, Display: "Snapshot mode", Dependents: []string{"snapshot.max.documents.per.second", "offset.lost.policy"}, Default: string(SnapshotInitial),
 			Allowed: []string{string(SnapshotInitial), string(SnapshotNever), string(SnapshotWhenNeeded), string(SnapshotInitialOnly)},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // connectMongo connects to a connector's MongoDB deployment and checks that it answers, so
@@ -21,7 +22,11 @@ import (
 // reason quotes.
 func connectMongo(ctx context.Context, c *config.Config, errs *tasks.LastError) (*mongo.Client, error) {
 	monitor := &event.ServerMonitor{ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) { errs.Set(e.Failure) }}
-	mc, err := mongo.Connect(options.Client().ApplyURI(c.ConnectionString.Reveal()).SetAppName("mongorelay").SetServerMonitor(monitor))
+	opts := options.Client().ApplyURI(c.ConnectionString.Reveal()).SetServerMonitor(monitor)
+	if opts.AppName == nil { // the connection string's appName, if any, names the connector's clients on the server
+		opts.SetAppName("mongorelay")
+	}
+	mc, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: config %q: %w", c.Name, "mongodb.connection.string", err)
 	}
@@ -60,4 +65,23 @@ func collectionsOf(ctx context.Context, mc *mongo.Client, c *config.Config) ([]n
 		}
 	}
 	return out, nil
+}
+
+// scopeUnits are what a connector's tasks stream, given its collections nss (sorted): the
+// collections themselves (capture.scope=collection), each database that has one (database,
+// as {db, "*"}), or the deployment (deployment, {"*", "*"}, even with no collection yet).
+func scopeUnits(scope config.CaptureScope, nss []namespace) []namespace {
+	switch scope {
+	case config.ScopeDatabase:
+		var out []namespace
+		for _, ns := range nss {
+			if len(out) == 0 || out[len(out)-1].DB != ns.DB {
+				out = append(out, namespace{DB: ns.DB, Coll: taskid.AllCollections})
+			}
+		}
+		return out
+	case config.ScopeDeployment:
+		return []namespace{{DB: taskid.AllCollections, Coll: taskid.AllCollections}}
+	}
+	return nss
 }

@@ -97,7 +97,9 @@ var _ connector.TopicNamer = (*Kind)(nil)
 
 // Topics returns the topics a task writes: the topic of each collection shard it runs
 // (config.Config.Topic, where topic.namespace.map routes it), the topic the run creates and
-// writes, and heartbeat.topic when set.
+// writes, and heartbeat.topic when set. A database's or the deployment's task
+// (capture.scope) writes the topics of the collections its stream meets, known only while it
+// runs: connector.ErrNoTopics.
 func (k *Kind) Topics(name string, raw map[string]string, spec taskid.Spec) ([]string, error) {
 	cfg, err := config.Parse(name, raw)
 	if err != nil {
@@ -105,6 +107,9 @@ func (k *Kind) Topics(name string, raw map[string]string, spec taskid.Spec) ([]s
 	}
 	var out []string
 	for _, u := range spec.Units() {
+		if u.Coll == taskid.AllCollections {
+			return nil, connector.ErrNoTopics
+		}
 		out = append(out, cfg.Topic(u.DB, u.Coll))
 	}
 	if cfg.HeartbeatTopic != "" {
@@ -132,8 +137,9 @@ func (k *Kind) Check(ctx context.Context, name string, raw map[string]string) er
 	return nil
 }
 
-// Expand lists a connector's tasks: one per shard of every collection its config selects, in
-// a stable order. (The runtime groups them when tasks.max is lower.)
+// Expand lists a connector's tasks: one per shard of every collection its config selects (of
+// every database that has one, with capture.scope=database; of the deployment, with
+// deployment), in a stable order. (The runtime groups them when tasks.max is lower.)
 func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) ([]taskid.Spec, error) {
 	cfg, err := config.Parse(name, raw)
 	if err != nil {
@@ -150,16 +156,19 @@ func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) (
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", name, err)
 	}
+	// A scope task's unit is its database (or the deployment): a new one is streamed from the
+	// last listing's time as a new collection is; its new collections arrive in its stream.
+	units := scopeUnits(cfg.CaptureScope, nss)
 	if k.env.Offsets != nil {
 		fp := configFingerprint(raw)
 		if prev, ok := k.listings.previous(name, fp); ok {
-			if err := streamNewCollections(ctx, k.env.Offsets, name, cfg.Shards, prev, nss, k.env.Logger); err != nil {
+			if err := streamNewCollections(ctx, k.env.Offsets, name, cfg.Shards, prev, units, k.env.Logger); err != nil {
 				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
 		}
 		if atErr == nil {
-			colls := make(map[namespace]bool, len(nss))
-			for _, ns := range nss {
+			colls := make(map[namespace]bool, len(units))
+			for _, ns := range units {
 				colls[ns] = true
 			}
 			k.listings.record(name, listing{config: fp, at: at, colls: colls})
@@ -167,8 +176,8 @@ func (k *Kind) Expand(ctx context.Context, name string, raw map[string]string) (
 			k.env.Logger.Warn("new collections are compared with the listing before this one", "connector", name, "err", atErr)
 		}
 	}
-	specs := make([]taskid.Spec, 0, len(nss)*cfg.Shards)
-	for _, ns := range nss {
+	specs := make([]taskid.Spec, 0, len(units)*cfg.Shards)
+	for _, ns := range units {
 		for i := range cfg.Shards {
 			specs = append(specs, taskid.Spec{DB: ns.DB, Coll: ns.Coll, Shard: i, Shards: cfg.Shards})
 		}

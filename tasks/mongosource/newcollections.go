@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongorelay/mongorelay/tasks/offsets"
+	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
 // A collection that appears while a connector runs is streamed from its first operation
@@ -88,9 +89,10 @@ func operationTime(ctx context.Context, cl *mongo.Client) (bson.Timestamp, error
 	return bson.Timestamp{T: t, I: i}, nil
 }
 
-// streamNewCollections gives the shards of every collection of nss absent from prev, and
-// with no position yet, prev's time as their stream position (inclusive: startAtOperationTime),
-// so that their tasks stream them from before their creation.
+// streamNewCollections gives the shards of every collection of nss absent from prev (of
+// every database, {db, "*"}, for capture.scope=database), and with no position yet, prev's
+// time as their stream position (inclusive: startAtOperationTime), so that their tasks stream
+// them from before their creation.
 func streamNewCollections(ctx context.Context, store *offsets.Store, connector string, shards int,
 	prev listing, nss []namespace, log *slog.Logger) error {
 	var entries []offsets.Entry
@@ -109,8 +111,11 @@ func streamNewCollections(ctx context.Context, store *offsets.Store, connector s
 			entries = append(entries, offsets.Entry{Key: k, Value: &offsets.Value{
 				Version: offsets.FormatVersion, ClusterTime: &offsets.ClusterTime{T: prev.at.T, I: prev.at.I}}})
 		}
-		log.Info("a new collection: streaming it from the cluster time it was last seen absent, not copying it",
-			"connector", connector, "db", ns.DB, "collection", ns.Coll, "from_t", prev.at.T, "from_i", prev.at.I)
+		what := "a new collection: streaming it from the cluster time it was last seen absent, not copying it"
+		if ns.Coll == taskid.AllCollections {
+			what = "a new database: streaming it from the cluster time it was last seen absent, not copying it"
+		}
+		log.Info(what, "connector", connector, "db", ns.DB, "collection", ns.Coll, "from_t", prev.at.T, "from_i", prev.at.I)
 	}
 	if len(entries) == 0 {
 		return nil

@@ -45,13 +45,27 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 	err = runUnits(ctx, units, func(ctx context.Context, u taskid.Spec) error {
 		spec := tasks.Spec{Connector: cfg, DB: u.DB, Coll: u.Coll, Shard: u.Shard, Shards: u.Shards}
 		report := degraded.unit(u.Name())
-		created := reportSlow(report, tasks.StallAfter, "Kafka to create the topic "+cfg.Topic(spec.DB, spec.Coll))
-		maxBytes, err := createTopics(ctx, k.env.Kafka, cfg, cfg.Topic(spec.DB, spec.Coll))
+		// A scope task's topics are its collections', made as their first records come.
+		scoped := u.Coll == taskid.AllCollections
+		topic := cfg.Topic(spec.DB, spec.Coll)
+		if scoped {
+			topic = ""
+		}
+		created := reportSlow(report, tasks.StallAfter, "Kafka to create the task's topics")
+		maxBytes, err := createTopics(ctx, k.env.Kafka, cfg, topic)
 		created()
 		if err != nil {
 			return err
 		}
 		spec.TopicMaxBytes = maxBytes
+		var createRouted func(context.Context, string) (int, error)
+		if scoped {
+			createRouted = func(ctx context.Context, topic string) (int, error) {
+				created := reportSlow(report, tasks.StallAfter, "Kafka to create the topic "+topic)
+				defer created()
+				return createRoutedTopic(ctx, k.env.Kafka, cfg, topic)
+			}
+		}
 		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
 		var instrument []kgo.Opt
 		if t.KafkaClient != nil {
@@ -81,6 +95,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			Degraded:    report,
 			MongoErrors: conn.errs,
 			Metrics:     t.Metrics.Unit(u.Name()),
+			CreateTopic: createRouted,
 		})
 		return task.Run(ctx)
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,11 +14,15 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
-// createTopics creates a task's topic, and its connector's dead letter and heartbeat topics if
-// it has them, when missing, and returns the topic's max.message.bytes
+// createTopics creates a task's topic (none when ""), and its connector's dead letter and
+// heartbeat topics if it has them, when missing, and returns the topic's max.message.bytes
 // (tasks.Spec.TopicMaxBytes).
 func createTopics(ctx context.Context, kafka *kgo.Client, c *config.Config, topic string) (int, error) {
-	maxBytes, err := createTopic(ctx, kafka, c, topic)
+	var maxBytes int
+	var err error
+	if topic != "" {
+		maxBytes, err = createTopic(ctx, kafka, c, topic)
+	}
 	for _, other := range []string{c.DeadLetterTopic, c.HeartbeatTopic} {
 		if err == nil && other != "" {
 			_, err = createTopic(ctx, kafka, c, other)
@@ -53,4 +58,44 @@ func createTopic(ctx context.Context, kafka *kgo.Client, c *config.Config, topic
 		}
 	}
 	return 0, nil
+}
+
+// createRoutedTopic creates a scope task's collection topic when missing, as createTopic does,
+// and waits until the brokers' metadata has a leader for each of its partitions: the task
+// produces to it at once, and a producer whose first metadata read misses a topic created
+// a moment before fails the record (UNKNOWN_TOPIC_OR_PARTITION) after a few retries.
+func createRoutedTopic(ctx context.Context, kafka *kgo.Client, c *config.Config, topic string) (int, error) {
+	maxBytes, err := createTopic(ctx, kafka, c, topic)
+	if err != nil {
+		return 0, err
+	}
+	adm := kadm.NewClient(kafka)
+	for {
+		if ready, err := topicReady(ctx, adm, topic); err != nil || ready {
+			return maxBytes, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("wait for topic %s in the brokers' metadata: %w", topic, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// topicReady reports whether the metadata has topic with a leader for every partition.
+func topicReady(ctx context.Context, adm *kadm.Client, topic string) (bool, error) {
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return false, fmt.Errorf("read the metadata of topic %s: %w", topic, err)
+	}
+	d, ok := topics[topic]
+	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return false, nil
+	}
+	for _, p := range d.Partitions {
+		if p.Leader < 0 || p.Err != nil {
+			return false, nil
+		}
+	}
+	return true, nil
 }

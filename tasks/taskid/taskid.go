@@ -26,6 +26,11 @@ type Spec struct {
 	Members []Spec `json:"members,omitempty"`
 }
 
+// AllCollections stands for every collection in a scope task's Coll (capture.scope=database:
+// every collection of DB), and for every database in its DB as well (deployment), as in the
+// scope's offset key (DESIGN.md 5).
+const AllCollections = "*"
+
 // ShardName is a collection shard's name in offsets, logs and transactional ids:
 // <db>.<coll>#<i>-of-<n>.
 func ShardName(db, coll string, shard, shards int) string {

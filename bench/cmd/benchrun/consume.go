@@ -38,11 +38,16 @@ type latencySample struct{ sent, received time.Time }
 
 // newCounter starts counting topic of b.
 func newCounter(b *broker, topic string, expected int64, latency bool) (*counter, error) {
-	cl, err := kgo.NewClient(b.clientOpts(kgo.ConsumeTopics(topic),
+	return newCounterOf(b, expected, latency, kgo.ConsumeTopics(topic))
+}
+
+// newCounterOf starts counting the topics of b that consume names.
+func newCounterOf(b *broker, expected int64, latency bool, consume ...kgo.Opt) (*counter, error) {
+	cl, err := kgo.NewClient(b.clientOpts(append(consume,
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MetadataMinAge(250*time.Millisecond))...)
+		kgo.MetadataMinAge(250*time.Millisecond))...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,30 @@ type config struct {
 	profile        bool
 }
 
-var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json", "ceiling-bulk"}
-var allWorkloads = []string{"insert", "mix", "copy", "latency", "sink"}
+var allSystems = []string{"ceiling-a", "relay-1", aloSystem, tlsSystem, dbSystem, "relay-4", "ceiling-b", "ceiling-ab", "mkc-json", "mkc-schema", "dbz-json", "ceiling-bulk"}
+var allWorkloads = []string{"insert", "mix", "copy", collsWorkload, "latency", "sink"}
+
+// collsWorkload spreads inserts over collsCount collections of one database: it compares
+// capture.scope=collection (relay-1, one task and stream per collection) with database
+// (dbSystem, one of each), and only those two measure it.
+const (
+	collsWorkload = "colls"
+	collsCount    = 50
+)
+
+// measures reports whether system sys measures workload wl: the sink workload only the
+// sinkSystems, the colls workload only relay-1 and dbSystem, and ceiling-bulk nothing else.
+func measures(sys, wl string) bool {
+	switch {
+	case wl == "sink":
+		return slices.Contains(sinkSystems, sys)
+	case sys == "ceiling-bulk":
+		return false
+	case wl == collsWorkload || sys == dbSystem:
+		return wl == collsWorkload && (sys == "relay-1" || sys == dbSystem)
+	}
+	return true
+}
 
 // relay-1's variants: each runs exactly as relay-1 but for one difference, alternately with it
 // when both run (see alternates), and is compared with it (see comparisons).
@@ -80,9 +102,12 @@ const (
 	// tlsSystem is relay-1 writing to the run's second broker, whose only listener is
 	// SASL_SSL, as SCRAM-SHA-512 user over TLS.
 	tlsSystem = "relay-1-tls"
+	// dbSystem is relay-1 with capture.scope=database: one stream for the database's
+	// collections. It measures collsWorkload only.
+	dbSystem = "relay-1-db"
 )
 
-var relayVariants = []string{baseSystem, aloSystem, tlsSystem}
+var relayVariants = []string{baseSystem, aloSystem, tlsSystem, dbSystem}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -310,6 +335,15 @@ func (r *runner) measureAll(ctx context.Context) error {
 		logf("  %.1f s (%.0f ops/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
 		r.loads["mix"] = p
 	}
+	if r.wants(collsWorkload) {
+		logf("pre-loading the %s workload (%d documents over %d collections)", collsWorkload, cfg.events, collsCount)
+		p, err := preloadCollections(ctx, r.db, collsCount, cfg.events, cfg.seed+3000)
+		if err != nil {
+			return err
+		}
+		logf("  %.1f s (%.0f docs/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
+		r.loads[collsWorkload] = p
+	}
 	if r.wants("latency") {
 		n := int64(cfg.latencyRate * cfg.latencySeconds)
 		r.loads["latency"] = &prepared{name: "latency", coll: "lat", expected: n,
@@ -373,7 +407,7 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 		// The quick systems run several times and keep the median: one run of a second or
 		// two is at the mercy of whatever else the machine does at that moment.
 		reps := 1
-		if (wl == "sink") != slices.Contains(sinkSystems, sys) || (wl != "sink" && sys == "ceiling-bulk") {
+		if (wl == "sink" || sys == "ceiling-bulk") && !measures(sys, wl) {
 			r.record(&measurement{system: sys, workload: wl, status: notApplicable + map[bool]string{
 				true: "a sink workload", false: "a source workload"}[wl == "sink"]})
 			continue
@@ -385,7 +419,7 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 		runs := make([][]*measurement, len(group))
 		for rep := range reps {
 			for i, s := range group {
-				if n := len(runs[i]); n > 0 && runs[i][n-1].final() {
+				if n := len(runs[i]); (n > 0 && runs[i][n-1].final()) || !measures(s, wl) {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -395,6 +429,9 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 			}
 		}
 		for _, sr := range runs {
+			if len(sr) == 0 {
+				continue // the workload is not the system's
+			}
 			r.runs = append(r.runs, sr...)
 			r.results = append(r.results, median(sr))
 		}

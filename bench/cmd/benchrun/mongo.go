@@ -18,8 +18,11 @@ const benchDB = "benchdb"
 
 // prepared is a workload written to MongoDB once and read by every system.
 type prepared struct {
-	name     string // insert, mix, copy, latency
-	coll     string
+	name string // insert, mix, copy, colls, latency
+	coll string
+	// colls is the number of collections of the colls workload (collName(0) … collName(colls-1));
+	// 0 for the others, which write coll only.
+	colls    int
 	expected int64 // records every system must deliver
 	// The start point of a streaming workload: the marker event written just before the
 	// pre-load. Every system starts right after it (resumeAfter its token, or, for the MongoDB
@@ -220,4 +223,37 @@ func (r *runner) pacedWindow(ctx context.Context, pid int, coll *mongo.Collectio
 	w := r.begin(pid)
 	rate, err := pacedInserts(ctx, coll, int(n), r.cfg.latencyRate, r.cfg.seed+7)
 	return w, rate, err
+}
+
+// collName is collection i of the colls workload.
+func collName(i int) string { return fmt.Sprintf("sc%02d", i) }
+
+// preloadCollections writes the colls workload: a marker in the first of k collections, then n
+// inserts of the insert workload's documents, insertMany batches going to the k collections in
+// turn.
+func preloadCollections(ctx context.Context, db *mongo.Database, k, n int, seed uint64) (*prepared, error) {
+	gen := workload.New(seed)
+	p := &prepared{name: collsWorkload, coll: collName(0), colls: k, expected: int64(n)}
+	var err error
+	if p.token, p.at, err = writeMarker(ctx, db.Collection(collName(0)), gen); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	docs := make([]any, 0, preloadBatch)
+	for written, batch := 0, 0; written < n; batch++ {
+		docs = docs[:0]
+		for len(docs) < preloadBatch && written+len(docs) < n {
+			docs = append(docs, gen.Doc(time.Now()))
+		}
+		coll := db.Collection(collName(batch % k))
+		if _, err := coll.InsertMany(ctx, docs); err != nil {
+			return nil, fmt.Errorf("pre-load %s after %d documents: %w", coll.Name(), written, err)
+		}
+		written += len(docs)
+	}
+	p.preload = time.Since(start)
+	p.preloadNote = fmt.Sprintf("%d inserts of a ~1 KB document over %d collections of one database (%s…%s), insertMany batches of %d to each collection in turn; "+
+		"relay-1 captures them with capture.scope=collection (%d tasks), %s with capture.scope=database (1 task)",
+		n, k, collName(0), collName(k-1), preloadBatch, k, dbSystem)
+	return p, nil
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mongorelay/mongorelay/bench/internal/procstat"
 	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
@@ -209,7 +211,7 @@ func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, wo
 		r.ceilingB(ctx, wl, m)
 	case "ceiling-ab":
 		r.ceilingAB(ctx, wl, m)
-	case "relay-1", aloSystem, tlsSystem:
+	case "relay-1", aloSystem, tlsSystem, dbSystem:
 		r.relay(ctx, wl, m, 1)
 	case baseSystem:
 		r.relayRun(ctx, wl, m, 1, r.cfg.baseline, nil)
@@ -443,13 +445,17 @@ func (r *runner) find(sys, wl string) *measurement {
 
 var taskRE = regexp.MustCompile(`task=\S+#\d+-of-(\d+)`)
 
-// relayConnector writes sys's standalone connector file and returns its path.
-func (r *runner) relayConnector(sys, prefix, coll, snapshotMode string, shards int) (string, error) {
+// relayConnector writes sys's standalone connector file for workload p and returns its path.
+func (r *runner) relayConnector(sys, prefix string, p *prepared, snapshotMode string, shards int) (string, error) {
+	include := regexp.QuoteMeta(benchDB + "." + p.coll)
+	if p.colls > 0 {
+		include = regexp.QuoteMeta(benchDB+".") + `sc[0-9]+`
+	}
 	conf := map[string]string{
 		"connector.class":           "mongodb",
 		"mongodb.connection.string": r.srv.MongoURI,
 		"database.include.list":     benchDB,
-		"collection.include.list":   regexp.QuoteMeta(benchDB + "." + coll),
+		"collection.include.list":   include,
 		"topic.prefix":              prefix,
 		"snapshot.mode":             snapshotMode,
 		"max.batch.size":            "2048",
@@ -460,6 +466,9 @@ func (r *runner) relayConnector(sys, prefix, coll, snapshotMode string, shards i
 	// Only aloSystem names the key: relay-1 and an older -baseline binary run their default.
 	if sys == aloSystem {
 		conf["exactly.once"] = "false"
+	}
+	if sys == dbSystem {
+		conf["capture.scope"] = "database"
 	}
 	if shards > 1 {
 		conf["shards"] = fmt.Sprint(shards)
@@ -476,8 +485,10 @@ func (r *runner) relayConnector(sys, prefix, coll, snapshotMode string, shards i
 
 // seedOffsets writes, into a fresh offsets topic on b, a stream offset at the marker for each
 // shard: the task resumes after the marker, as if it had committed it. This is the project's own
-// offsets.Store, so the record is exactly what a task would have written.
-func (r *runner) seedOffsets(ctx context.Context, b *broker, topic string, p *prepared, shards int) error {
+// offsets.Store, so the record is exactly what a task would have written. For the colls
+// workload, each collection's task (scope: a database task with its "*" key) starts at the
+// cluster time right after the marker instead: the marker's token is another collection's.
+func (r *runner) seedOffsets(ctx context.Context, b *broker, topic string, p *prepared, shards int, scope bool) error {
 	st, err := offsets.Open(ctx, []string{b.addr}, topic, offsets.ClientOptions(b.opts...),
 		offsets.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
@@ -487,6 +498,24 @@ func (r *runner) seedOffsets(ctx context.Context, b *broker, topic string, p *pr
 	v, err := offsets.ResumeAt(p.token)
 	if err != nil {
 		return err
+	}
+	if p.colls > 0 {
+		start := p.streamStart()
+		at := &offsets.Value{Version: offsets.FormatVersion, ClusterTime: &offsets.ClusterTime{T: start.T, I: start.I}}
+		colls := []string{"*"}
+		if !scope {
+			colls = colls[:0]
+			for i := range p.colls {
+				colls = append(colls, collName(i))
+			}
+		}
+		for _, coll := range colls {
+			at.UpdatedMs = time.Now().UnixMilli()
+			if err := st.Commit(ctx, offsets.ShardKey("bench", benchDB, coll, 0, 1), at); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	for i := range shards {
 		v.UpdatedMs = time.Now().UnixMilli()
@@ -510,27 +539,38 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 	topic := topicOf(prefix, p.coll)
 	m.topic = topic
 	b := r.brokerOf(m.system)
-	if err := b.createTopic(ctx, topic); err != nil {
-		m.status = err.Error()
-		return
+	topics := []string{topic}
+	consume := kgo.ConsumeTopics(topic)
+	if p.colls > 0 {
+		topics = topics[:0]
+		for i := range p.colls {
+			topics = append(topics, topicOf(prefix, collName(i)))
+		}
+		consume = kgo.ConsumeTopics(topics...)
+	}
+	for _, t := range topics {
+		if err := b.createTopic(ctx, t); err != nil {
+			m.status = err.Error()
+			return
+		}
 	}
 	offsetsTopic, schemasTopic := "bench-offsets-"+prefix, "bench-schemas-"+prefix
 	snapshotMode := "never"
 	switch wl {
-	case "insert", "mix":
-		if err := r.seedOffsets(ctx, b, offsetsTopic, p, shards); err != nil {
+	case "insert", "mix", collsWorkload:
+		if err := r.seedOffsets(ctx, b, offsetsTopic, p, shards, m.system == dbSystem); err != nil {
 			m.status = "seed offsets: " + err.Error()
 			return
 		}
 	case "copy":
 		snapshotMode = "initial"
 	}
-	file, err := r.relayConnector(m.system, prefix, p.coll, snapshotMode, shards)
+	file, err := r.relayConnector(m.system, prefix, p, snapshotMode, shards)
 	if err != nil {
 		m.status = err.Error()
 		return
 	}
-	c, err := newCounter(b, topic, p.expected, wl == "latency")
+	c, err := newCounterOf(b, p.expected, wl == "latency", consume)
 	if err != nil {
 		m.status = err.Error()
 		return
