@@ -24,6 +24,7 @@ const FormatVersion = 1
 //	 "cluster_time":{"t":1666193824,"i":1} | null,
 //	 "txn_op_index":0,
 //	 "snapshot":{"min_id":"..","max_id":"..","last_id":"..","copied":0,"done":false} | null,
+//	 "incremental":{"handled":3,"request":4,"last_id":"..","copied":0},
 //	 "updated_ms":1721140162914}
 //
 // A shard key holds its committed stream position; cluster_time and
@@ -31,13 +32,16 @@ const FormatVersion = 1
 // startAtOperationTime when the token itself is refused. A snapshot key holds
 // the range's copy progress and, in resume_token/cluster_time, the stream
 // start point recorded before the copy began (a cluster time alone when the
-// start point was an operation time rather than a token).
+// start point was an operation time rather than a token). A shard key's
+// incremental holds the progress of the ad-hoc snapshots of its collection
+// copied while it streams (absent before the shard's first stream commit).
 type Value struct {
 	Version     int          `json:"v"`
 	ResumeToken *ResumeToken `json:"resume_token"`
 	ClusterTime *ClusterTime `json:"cluster_time"`
 	TxnOpIndex  int          `json:"txn_op_index"`
 	Snapshot    *Snapshot    `json:"snapshot"`
+	Incremental *Incremental `json:"incremental,omitempty"`
 	// UpdatedMs is the wall-clock time of the write, in Unix milliseconds.
 	UpdatedMs int64 `json:"updated_ms"`
 }
@@ -67,6 +71,22 @@ type Snapshot struct {
 	Copied int64 `json:"copied"`
 	// Done is set once the whole range is copied.
 	Done bool `json:"done"`
+}
+
+// Incremental is a shard's progress through the ad-hoc snapshot requests of
+// its connector (POST /connectors/{name}/snapshot, the signal collection),
+// which it copies in chunks while it streams.
+type Incremental struct {
+	// Handled is the id of the newest request this shard is done with: a
+	// request with a greater id naming its collection is still to copy.
+	Handled uint64 `json:"handled"`
+	// Request is the id of the request being copied; 0 when none is.
+	Request uint64 `json:"request,omitempty"`
+	// LastID is the _id (EncodeID) of the last document of the last chunk
+	// delivered; empty before the first.
+	LastID string `json:"last_id,omitempty"`
+	// Copied counts the documents of this shard the request has delivered.
+	Copied int64 `json:"copied,omitempty"`
 }
 
 // ResumeAt returns the value of a stream position: the token's _data, with
@@ -145,6 +165,10 @@ func (v *Value) clone() *Value {
 	if v.Snapshot != nil {
 		s := *v.Snapshot
 		c.Snapshot = &s
+	}
+	if v.Incremental != nil {
+		inc := *v.Incremental
+		c.Incremental = &inc
 	}
 	return &c
 }
