@@ -11,12 +11,14 @@ import (
 )
 
 // mongoReader is everything a task reads from MongoDB: its collection's change stream, the
-// split points of a snapshot, and snapshot pages. It is the state machine's seam to MongoDB;
+// split points of a snapshot, snapshot pages, and incremental snapshot chunks. It is the state machine's seam to MongoDB;
 // collectionReader is the real one.
 type mongoReader interface {
 	watch(ctx context.Context, opts changestream.Options, start changestream.Start) (changeStream, error)
 	splits(ctx context.Context, m int) ([]bson.RawValue, error)
 	pages(ctx context.Context, rng snapshot.Range, after bson.RawValue, pageSize int) (pageReader, error)
+	// chunk reads an incremental snapshot's chunk (snapshot.Chunk).
+	chunk(ctx context.Context, after bson.RawValue, limit int) ([]bson.Raw, bson.Timestamp, error)
 }
 
 // changeStream is an open change stream; *changestream.Stream is one.
@@ -60,4 +62,8 @@ func (c collectionReader) pages(ctx context.Context, rng snapshot.Range, after b
 		return nil, err
 	}
 	return r, nil
+}
+
+func (c collectionReader) chunk(ctx context.Context, after bson.RawValue, limit int) ([]bson.Raw, bson.Timestamp, error) {
+	return snapshot.Chunk(ctx, c.coll, after, limit)
 }

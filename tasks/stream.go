@@ -32,6 +32,9 @@ type streamSource struct {
 	retire  func(ctx context.Context, h *handover) (bool, error)
 	stalls  *stalls
 	metrics *taskmetrics.Unit
+	// inc copies the collection again while it streams when asked (incremental.go); nil:
+	// the task takes no ad-hoc snapshot requests.
+	inc *incrementalSnapshot
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -99,9 +102,21 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 	last := start.Position
 	past := h == nil // past every earlier shard generation's position
 	var lastRetire time.Time
+	if s.inc != nil {
+		if err := s.inc.load(); err != nil {
+			return err
+		}
+	}
 	for {
 		if err := s.w.err(); err != nil {
 			return err
+		}
+		if s.inc != nil {
+			// Between batches: every change read so far is written, so the stream's position
+			// is the chunk's low watermark.
+			if err := s.inc.open(ctx, time.Now(), s.cfg.MaxBatchSize); err != nil {
+				return err
+			}
 		}
 		g := s.w.openGroup()
 		now := time.Now()
@@ -137,6 +152,11 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 				seen++
 				return s.w.reject(ctx, g, raw, &ev, fmt.Errorf("parse change event: %w", err))
 			}
+			if s.inc != nil {
+				if err := s.inc.observe(ctx, s.w, g, &ev, now); err != nil {
+					return err
+				}
+			}
 			if ev.Kind() != envelope.KindRecord {
 				filtered++
 				s.log.Info("change event without a record", "operationType", string(ev.OperationType))
@@ -170,6 +190,17 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		}
 		if pos, err := v.Position(); err == nil {
 			last = pos
+		}
+		if s.inc != nil {
+			delivered, err := s.inc.passed(ctx, s.w, g, v, cs.CaughtUp(), now)
+			if err != nil {
+				g.SealEmpty()
+				return err
+			}
+			if delivered {
+				n++
+			}
+			v.Incremental = s.inc.state()
 		}
 		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: n == 0}, true, n == 0 || cs.CaughtUp()); err != nil {
 			return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
@@ -96,6 +97,9 @@ type Deps struct {
 	MongoErrors *LastError
 	// Metrics counts what the task does, for the node's /metrics; nil counts for no one.
 	Metrics *taskmetrics.Unit
+	// SnapshotRequests returns the connector's ad-hoc snapshot requests
+	// (connector.Task.SnapshotRequests); nil: the task takes none.
+	SnapshotRequests func() []connector.SnapshotRequest
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -122,6 +126,11 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	w := newKafkaWriter(spec, deps, log, st)
 	st.pending = w.acks.Progress
 	p := &resumePlanner{spec: spec, cfg: cfg, offsets: deps.Offsets, mongo: m, log: log, streamKey: streamKey, stalls: st}
+	var inc *incrementalSnapshot
+	if deps.SnapshotRequests != nil {
+		inc = &incrementalSnapshot{spec: spec, mongo: m, requests: deps.SnapshotRequests, offsets: deps.Offsets, key: streamKey,
+			log: log, stalls: st, metrics: deps.Metrics}
+	}
 	return &Task{
 		spec:    spec,
 		cfg:     cfg,
@@ -132,7 +141,7 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st,
 			metrics: deps.Metrics},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics},
+			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, inc: inc},
 	}
 }
 

@@ -77,10 +77,11 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 				},
 				Instrument: instrument,
 			},
-			WriterID:    t.WriterID,
-			Degraded:    report,
-			MongoErrors: conn.errs,
-			Metrics:     t.Metrics.Unit(u.Name()),
+			WriterID:         t.WriterID,
+			Degraded:         report,
+			MongoErrors:      conn.errs,
+			Metrics:          t.Metrics.Unit(u.Name()),
+			SnapshotRequests: t.SnapshotRequests,
 		})
 		return task.Run(ctx)
 	})
