@@ -425,12 +425,12 @@ func TestApplyRules(t *testing.T) {
 			cmd: &requestSnapshotV1{Connector: "a"}, wantErr: ErrInvalid,
 		},
 		{
-			name: "a snapshot request for a stopped connector is refused",
+			name:    "a snapshot request for a stopped connector is refused",
 			prepare: append(slices.Clone(withTasks), &setTargetStateV1{Name: "a", State: StateStopped}),
 			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}}, wantErr: ErrStopped,
 		},
 		{
-			name: "only the newest snapshot requests are kept",
+			name:    "only the newest snapshot requests are kept",
 			prepare: append(slices.Clone(withTasks), slices.Repeat([]any{&requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}}}, maxSnapshotRequests)...),
 			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.d"}},
 			check: func(t *testing.T, st *State) {

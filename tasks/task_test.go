@@ -54,8 +54,8 @@ type fakeMongo struct {
 	docs    []bson.Raw // the collection, for snapshots
 	// chunkHigh is the operationTime of every incremental snapshot chunk read.
 	chunkHigh bson.Timestamp
-	watched []changestream.Start
-	mu      sync.Mutex
+	watched   []changestream.Start
+	mu        sync.Mutex
 }
 
 type fakeBatch struct {

@@ -102,10 +102,10 @@ type SnapshotMarker uint8
 
 // Snapshot markers, as Debezium writes them.
 const (
-	SnapshotFalse SnapshotMarker = iota // streamed change
-	SnapshotTrue                        // snapshot read
-	SnapshotLast                        // the last read of the snapshot
-	SnapshotIncremental                 // a read of an incremental (ad-hoc) snapshot
+	SnapshotFalse       SnapshotMarker = iota // streamed change
+	SnapshotTrue                              // snapshot read
+	SnapshotLast                              // the last read of the snapshot
+	SnapshotIncremental                       // a read of an incremental (ad-hoc) snapshot
 )
 
 var snapshotNames = [...]string{SnapshotFalse: "false", SnapshotTrue: "true", SnapshotLast: "last", SnapshotIncremental: "incremental"}
