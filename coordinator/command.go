@@ -145,6 +145,9 @@ type setLogLevelV1 struct {
 type requestSnapshotV1 struct {
 	Connector   string   `json:"connector"`
 	Collections []string `json:"collections"`
+	// Signal, when set, identifies the execute-snapshot signal that asked: a signal already
+	// among the connector's requests is not recorded again.
+	Signal string `json:"signal,omitempty"`
 }
 
 // typeOf names a payload's command type; the version is 1 for all.

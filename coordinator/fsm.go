@@ -204,8 +204,13 @@ func (s *State) requestSnapshot(p *requestSnapshotV1, index uint64) applyResult 
 	case old.State == StateStopped:
 		return applyResult{err: fmt.Errorf("%w: %q", ErrStopped, p.Connector)}
 	}
+	if p.Signal != "" {
+		if i := slices.IndexFunc(old.Snapshots, func(r SnapshotRequest) bool { return r.Signal == p.Signal }); i >= 0 {
+			return applyResult{value: old.Snapshots[i].ID}
+		}
+	}
 	c := old.clone()
-	c.Snapshots = append(c.Snapshots, SnapshotRequest{ID: index, Collections: slices.Clone(p.Collections)})
+	c.Snapshots = append(c.Snapshots, SnapshotRequest{ID: index, Collections: slices.Clone(p.Collections), Signal: p.Signal})
 	if n := len(c.Snapshots); n > maxSnapshotRequests {
 		c.Snapshots = slices.Delete(c.Snapshots, 0, n-maxSnapshotRequests)
 	}

@@ -77,6 +77,7 @@ func history() []any {
 		&restartV1{Connector: "a", Tasks: []int{0, 2}},
 		&restartV1{Connector: "b"},
 		&requestSnapshotV1{Connector: "a", Collections: []string{"db.c1"}},
+		&requestSnapshotV1{Connector: "a", Collections: []string{"db.c2"}, Signal: `{"$oid":"6512bd43d9caa6e02c990b0a"}`},
 		&registryAppendV1{ExpectSeq: 0, Changes: []registryChangeV1{
 			{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"string"`},
 			{Kind: "config", Level: registry.Compatibility("FULL")},
@@ -413,6 +414,16 @@ func TestApplyRules(t *testing.T) {
 				c, _ := st.Connector("a")
 				if len(c.Snapshots) != 1 || c.Snapshots[0].ID != st.Index() || !slices.Equal(c.Snapshots[0].Collections, []string{"db.c"}) {
 					t.Fatalf("snapshots %+v at index %d", c.Snapshots, st.Index())
+				}
+			},
+		},
+		{
+			name:    "a signal is recorded once",
+			prepare: append(slices.Clone(withTasks), &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}, Signal: `"s1"`}),
+			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}, Signal: `"s1"`},
+			check: func(t *testing.T, st *State) {
+				if c, _ := st.Connector("a"); len(c.Snapshots) != 1 {
+					t.Fatalf("snapshots %+v, want the signal's one", c.Snapshots)
 				}
 			},
 		},

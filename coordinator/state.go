@@ -81,6 +81,9 @@ type SnapshotRequest struct {
 	ID uint64 `json:"id"`
 	// Collections are "<db>.<collection>" names.
 	Collections []string `json:"collections"`
+	// Signal identifies the execute-snapshot signal that asked; "" for a
+	// REST request.
+	Signal string `json:"signal,omitempty"`
 }
 
 // maxSnapshotRequests bounds a connector's kept snapshot requests: a task

@@ -85,8 +85,10 @@ func (n *Node) RestartTasks(ctx context.Context, name string, ids ...int) error 
 // to be copied again while they stream (POST /connectors/{name}/snapshot):
 // each task of a named collection polls the connector's requests and copies
 // it once. It returns the request's id; ErrStopped for a STOPPED connector.
-func (n *Node) RequestSnapshot(ctx context.Context, name string, collections []string) (uint64, error) {
-	res, err := n.apply(ctx, &requestSnapshotV1{Connector: name, Collections: collections})
+// signal, when not "", identifies the execute-snapshot signal that asks: a
+// signal recorded already returns its request's id.
+func (n *Node) RequestSnapshot(ctx context.Context, name string, collections []string, signal string) (uint64, error) {
+	res, err := n.apply(ctx, &requestSnapshotV1{Connector: name, Collections: collections, Signal: signal})
 	if err != nil {
 		return 0, fmt.Errorf("request a snapshot of %v for connector %q: %w", collections, name, err)
 	}

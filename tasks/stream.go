@@ -35,6 +35,9 @@ type streamSource struct {
 	// inc copies the collection again while it streams when asked (incremental.go); nil:
 	// the task takes no ad-hoc snapshot requests.
 	inc *incrementalSnapshot
+	// signal records an execute-snapshot signal (signal.go); nil unless the task streams its
+	// connector's signal collection.
+	signal func(ctx context.Context, collections []string, signal string) error
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -154,6 +157,11 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			}
 			if s.inc != nil {
 				if err := s.inc.observe(ctx, s.w, g, &ev, now); err != nil {
+					return err
+				}
+			}
+			if s.signal != nil {
+				if err := s.readSignal(ctx, &ev); err != nil {
 					return err
 				}
 			}

@@ -100,6 +100,9 @@ type Deps struct {
 	// SnapshotRequests returns the connector's ad-hoc snapshot requests
 	// (connector.Task.SnapshotRequests); nil: the task takes none.
 	SnapshotRequests func() []connector.SnapshotRequest
+	// SnapshotSignal records an execute-snapshot signal read from the connector's signal
+	// collection (connector.Task.SnapshotSignal); nil: signals are not read.
+	SnapshotSignal func(ctx context.Context, collections []string, signal string) error
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -131,6 +134,10 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		inc = &incrementalSnapshot{spec: spec, mongo: m, requests: deps.SnapshotRequests, offsets: deps.Offsets, key: streamKey,
 			log: log, stalls: st, metrics: deps.Metrics}
 	}
+	var signal func(context.Context, []string, string) error
+	if cfg.SignalCollection == spec.DB+"."+spec.Coll {
+		signal = deps.SnapshotSignal
+	}
 	return &Task{
 		spec:    spec,
 		cfg:     cfg,
@@ -141,7 +148,7 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st,
 			metrics: deps.Metrics},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, inc: inc},
+			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, inc: inc, signal: signal},
 	}
 }
 

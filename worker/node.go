@@ -493,27 +493,12 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded func(string)) error {
 	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded,
 		Metrics:     n.taskMetrics.Task(taskmetrics.Key{Connector: a.Connector, Task: a.TaskID}, a.Config["topic.prefix"]),
-		KafkaClient: n.metrics.KafkaClient, SnapshotRequests: n.snapshotRequests(a.Connector)}
+		KafkaClient: n.metrics.KafkaClient, SnapshotRequests: n.snapshotRequests(a.Connector),
+		SnapshotSignal: n.snapshotSignals(a.Connector)}
 	if !n.standalone() {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}
 	return n.catalog.Run(ctx, t)
-}
-
-// snapshotRequests returns how a task of the connector name reads its ad-hoc snapshot
-// requests: from the cluster state this node has applied.
-func (n *Node) snapshotRequests(name string) func() []connector.SnapshotRequest {
-	return func() []connector.SnapshotRequest {
-		cn, ok := n.node.State().Connector(name)
-		if !ok {
-			return nil
-		}
-		out := make([]connector.SnapshotRequest, len(cn.Snapshots))
-		for i, r := range cn.Snapshots {
-			out[i] = connector.SnapshotRequest{ID: r.ID, Collections: r.Collections}
-		}
-		return out
-	}
 }
 
 // fenceWait bounds the fencing of a connector's transactional ids.

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/mongorelay/mongorelay/api"
@@ -96,38 +93,8 @@ func (a nodeAPI) RestartTasks(ctx context.Context, name string, ids []int) error
 	return apiError(a.c.node.RestartTasks(ctx, name, ids...))
 }
 
-// RequestSnapshot refuses a collection none of the connector's tasks streams: nothing would
-// copy it.
 func (a nodeAPI) RequestSnapshot(ctx context.Context, name string, collections []string) (uint64, error) {
-	n := a.c.node
-	if !n.IsLeader() {
-		return 0, notLeader(n)
-	}
-	cn, ok := n.State().Connector(name)
-	if !ok {
-		return 0, fmt.Errorf("%w: connector %q", api.ErrNotFound, name)
-	}
-	streamed := map[string]bool{}
-	for _, t := range cn.Tasks {
-		for _, u := range t.Spec.Units() {
-			streamed[u.DB+"."+u.Coll] = true
-		}
-	}
-	var missing []string
-	for _, ns := range collections {
-		if !streamed[ns] {
-			missing = append(missing, ns)
-		}
-	}
-	if len(missing) > 0 {
-		return 0, fmt.Errorf("%w: connector %q streams no collection %s (its tasks stream %s)", api.ErrBadRequest, name,
-			strings.Join(missing, ", "), strings.Join(slices.Sorted(maps.Keys(streamed)), ", "))
-	}
-	id, err := n.RequestSnapshot(ctx, name, collections)
-	if err == nil {
-		a.c.log.Info("ad-hoc snapshot requested", "connector", name, "request", id, "collections", collections)
-	}
-	return id, apiError(err)
+	return a.c.requestSnapshot(ctx, name, collections, "")
 }
 
 // ConnectorStatus needs the task reports, which only the leader has.

@@ -151,6 +151,9 @@ type Config struct {
 	// SnapshotMaxRate is the most documents a task copies per second; 0 means no limit.
 	SnapshotMaxRate int
 	PollMaxWait     time.Duration
+	// SignalCollection is where execute-snapshot signals are inserted ("<db>.<coll>"); "":
+	// none.
+	SignalCollection string
 	// TopicPartitions and TopicReplicationFactor are -1 for the broker's
 	// default.
 	TopicPartitions        int32
@@ -412,6 +415,10 @@ func (c *Config) conflicts() []Problem {
 	if c.OutputShape == ShapeDocument && (c.CaptureMode == CaptureChangeStreams || c.CaptureMode == CaptureWithPreImage) {
 		out = append(out, Problem{Key: "output.shape", Value: string(c.OutputShape),
 			Message: fmt.Sprintf("document needs each update's document, which capture.mode=%s does not look up: set capture.mode=change_streams_update_full (the default)", c.CaptureMode)})
+	}
+	if db, coll, ok := strings.Cut(c.SignalCollection, "."); ok && db != "" && coll != "" && !c.Includes(db, coll) {
+		out = append(out, Problem{Key: "signal.data.collection", Value: c.SignalCollection,
+			Message: "is a collection the connector does not capture, so no task reads its signals: add it to the include list (or take it off the exclude list)"})
 	}
 	if len(c.DocumentFields) > 0 && c.OutputShape != ShapeDocument {
 		out = append(out, Problem{Key: "output.document.add.fields", Value: c.raw["output.document.add.fields"],

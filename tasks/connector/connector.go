@@ -65,6 +65,11 @@ type Task struct {
 	// SnapshotRequests, when not nil, returns the connector's ad-hoc snapshot requests as the
 	// node last applied them, oldest first. A source task polls it while it streams.
 	SnapshotRequests func() []SnapshotRequest
+	// SnapshotSignal, when not nil, records an execute-snapshot signal the task read from its
+	// connector's signal collection as a snapshot request of collections, once per signal
+	// (its document's _id as extended JSON). An error is one to retry: the task fails, and
+	// reads the signal again when it restarts.
+	SnapshotSignal func(ctx context.Context, collections []string, signal string) error
 }
 
 // SnapshotRequest asks for collections of a running connector to be copied again while they

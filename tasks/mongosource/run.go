@@ -82,6 +82,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			MongoErrors:      conn.errs,
 			Metrics:          t.Metrics.Unit(u.Name()),
 			SnapshotRequests: t.SnapshotRequests,
+			SnapshotSignal:   t.SnapshotSignal,
 		})
 		return task.Run(ctx)
 	})
