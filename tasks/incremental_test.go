@@ -142,4 +142,3 @@ func TestSnapshotSignalReadsDebeziumsSignal(t *testing.T) {
 		})
 	}
 }
-
