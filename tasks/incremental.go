@@ -37,20 +37,20 @@ type incrementalSnapshot struct {
 	stalls   *stalls
 	metrics  *taskmetrics.Unit
 
-	loaded    bool
 	progress  offsets.Incremental
+	changed   bool // progress moved since state last returned it
 	window    *incremental.Window
 	chunkLast string // the _id (offsets.EncodeID) of the last document of the window's chunk
 	polled    time.Time
 }
 
-// load reads the progress the stream's offset holds, once. A shard that has none (it has
-// never streamed with it) is done with every request made so far: its own snapshot, or the
-// stream since its collection was created, has delivered the documents they asked for.
+// load reads the progress the stream's offset holds, as the stream (re)starts from it; a
+// window left open by a stream that stopped is read again from its chunk's start. A shard
+// whose offset has none (it has never streamed with it) is done with every request made so
+// far: its own snapshot, or the stream since its collection was created, has delivered the
+// documents they asked for.
 func (s *incrementalSnapshot) load() error {
-	if s.loaded {
-		return nil
-	}
+	s.progress, s.window, s.changed = offsets.Incremental{}, nil, true
 	v, err := s.offsets.Get(s.key)
 	switch {
 	case errors.Is(err, offsets.ErrNotFound):
@@ -64,14 +64,15 @@ func (s *incrementalSnapshot) load() error {
 			s.progress.Handled = reqs[len(reqs)-1].ID
 		}
 	}
-	s.loaded = true
 	return nil
 }
 
-// state is the progress to commit with the stream's next checkpoint.
-func (s *incrementalSnapshot) state() *offsets.Incremental {
-	p := s.progress
-	return &p
+// state is the progress to commit with the stream's next checkpoint, and whether it moved
+// since the last call (a checkpoint that moves it is not an idle one).
+func (s *incrementalSnapshot) state() (*offsets.Incremental, bool) {
+	p, changed := s.progress, s.changed
+	s.changed = false
+	return &p, changed
 }
 
 // next picks the oldest request after the last one handled that names the collection, at
@@ -88,6 +89,7 @@ func (s *incrementalSnapshot) next(now time.Time) bool {
 	for _, r := range s.requests() {
 		if r.ID > s.progress.Handled && slices.Contains(r.Collections, ns) {
 			s.progress.Request, s.progress.LastID, s.progress.Copied = r.ID, "", 0
+			s.changed = true
 			s.log.Info("incremental snapshot requested: copying the collection while it streams", "request", r.ID)
 			return true
 		}
@@ -116,7 +118,7 @@ func (s *incrementalSnapshot) open(ctx context.Context, now time.Time, limit int
 	}
 	if len(docs) == 0 {
 		s.log.Info("incremental snapshot copied", "request", s.progress.Request, "documents", s.progress.Copied)
-		s.progress = offsets.Incremental{Handled: s.progress.Request}
+		s.progress, s.changed = offsets.Incremental{Handled: s.progress.Request}, true
 		return nil
 	}
 	last, err := offsets.EncodeID(docs[len(docs)-1].Lookup("_id"))
@@ -137,7 +139,7 @@ func (s *incrementalSnapshot) open(ctx context.Context, now time.Time, limit int
 		mine = append(mine, d)
 	}
 	if len(mine) == 0 {
-		s.progress.LastID = last
+		s.progress.LastID, s.changed = last, true
 		return nil
 	}
 	if s.window, err = incremental.Open(high, mine); err != nil {
@@ -166,17 +168,17 @@ func (s *incrementalSnapshot) observe(ctx context.Context, w recordWriter, g *ac
 	return nil
 }
 
-// passed delivers the open window's rows into g when the batch's post-batch resume token tok
-// is past its high watermark, and reports whether it did.
-func (s *incrementalSnapshot) passed(ctx context.Context, w recordWriter, g *ackGroup[checkpoint], v *offsets.Value, caughtUp bool, now time.Time) (bool, error) {
+// passed delivers the open window's rows into g when the batch's post-batch resume token, the
+// position of v, is past its high watermark.
+func (s *incrementalSnapshot) passed(ctx context.Context, w recordWriter, g *ackGroup[checkpoint], v *offsets.Value, caughtUp bool, now time.Time) error {
 	if s.window == nil {
-		return false, nil
+		return nil
 	}
 	pos, err := v.Position()
 	if err != nil || !s.window.PassedBy(pos, caughtUp) {
-		return false, nil
+		return nil
 	}
-	return true, s.deliver(ctx, w, g, now)
+	return s.deliver(ctx, w, g, now)
 }
 
 // deliver writes the open window's rows into g as op "r" events and closes it.
@@ -198,5 +200,6 @@ func (s *incrementalSnapshot) deliver(ctx context.Context, w recordWriter, g *ac
 	s.metrics.RowsScanned.Add(int64(len(rows)))
 	s.progress.LastID = s.chunkLast
 	s.progress.Copied += int64(len(rows))
+	s.changed = true
 	return nil
 }

@@ -199,18 +199,17 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		if pos, err := v.Position(); err == nil {
 			last = pos
 		}
+		idle := n == 0
 		if s.inc != nil {
-			delivered, err := s.inc.passed(ctx, s.w, g, v, cs.CaughtUp(), now)
-			if err != nil {
+			if err := s.inc.passed(ctx, s.w, g, v, cs.CaughtUp(), now); err != nil {
 				g.SealEmpty()
 				return err
 			}
-			if delivered {
-				n++
-			}
-			v.Incremental = s.inc.state()
+			var moved bool
+			v.Incremental, moved = s.inc.state()
+			idle = idle && !moved
 		}
-		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: n == 0}, true, n == 0 || cs.CaughtUp()); err != nil {
+		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: idle}, true, n == 0 || cs.CaughtUp()); err != nil {
 			return err
 		}
 		if h != nil && s.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {

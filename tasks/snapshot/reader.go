@@ -230,9 +230,12 @@ func Splits(ctx context.Context, coll *mongo.Collection, m int) ([]bson.RawValue
 }
 
 // Chunk reads up to limit documents of coll in _id order, after the document whose _id is
-// after (from the first when after is unset), and returns copies of them with high, the
-// cluster time MongoDB stamped on the read's last reply: no change after high is in the chunk
-// (package incremental's high watermark).
+// after (from the first when after is unset), and returns copies of them with high, a cluster
+// time no change in the chunk is after (package incremental's high watermark): the
+// operationTime MongoDB stamps on a reply received once the read is over. It is a ping's, not
+// the read's last reply's: a server whose reads are not isolated from writes (the test
+// stand-in) can show a read a write before stamping the write's cluster time, and a reply
+// taken after the read's is later than every write the read saw.
 func Chunk(ctx context.Context, coll *mongo.Collection, after bson.RawValue, limit int) (docs []bson.Raw, high bson.Timestamp, err error) {
 	sess, err := coll.Database().Client().StartSession()
 	if err != nil {
@@ -255,6 +258,9 @@ func Chunk(ctx context.Context, coll *mongo.Collection, after bson.RawValue, lim
 	}
 	if err := cur.Err(); err != nil {
 		return nil, high, fmt.Errorf("read a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	if err := coll.Database().RunCommand(sctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return nil, high, fmt.Errorf("read the cluster time after a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
 	}
 	t := sess.OperationTime()
 	if t == nil {
