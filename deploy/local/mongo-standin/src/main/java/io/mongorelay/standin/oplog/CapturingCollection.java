@@ -1,14 +1,9 @@
 package io.mongorelay.standin.oplog;
 
-import java.util.ArrayList;
-import java.util.List;
-
 import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.ArrayFilters;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
-import de.bwaldvogel.mongo.backend.QueryParameters;
-import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.oplog.Oplog;
@@ -42,24 +37,6 @@ final class CapturingCollection extends MemoryCollection {
             return document.cloneDeeply();
         }
         return null;
-    }
-
-    /**
-     * Reads under the collection's monitor, as writes are made, and answers copies of the
-     * documents read. A read then shows a write only together with its oplog entry, so a reply
-     * stamped after it has an operationTime at or after the cluster time of every change the read
-     * shows, as a real server's snapshot reads do (an incremental snapshot's high watermark
-     * relies on it). The library reads without the monitor and answers the stored documents
-     * themselves, which an update then changes in place while the reply is being encoded.
-     */
-    @Override
-    public synchronized QueryResult handleQuery(QueryParameters parameters) {
-        QueryResult result = super.handleQuery(parameters);
-        List<Document> copies = new ArrayList<>();
-        for (Document document : result) {
-            copies.add(document.cloneDeeply());
-        }
-        return new QueryResult(copies, result.getCursorId());
     }
 
     @Override
