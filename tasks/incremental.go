@@ -26,7 +26,9 @@ const requestPoll = time.Second
 // of max.batch.size documents), each chunk's rows of this shard delivered as op "r" events
 // (source.snapshot "incremental") when its watermark window closes (package incremental).
 // Its progress rides in the stream's checkpoints (offsets.Incremental), so a restarted task
-// goes on from the last chunk delivered.
+// goes on from the last chunk delivered. With shards > 1 every shard reads each chunk whole and
+// keeps its own documents (a hash shard cannot be range-scanned), so that each document's
+// read goes through the task that streams its changes.
 type incrementalSnapshot struct {
 	spec     Spec
 	mongo    mongoReader

@@ -248,7 +248,7 @@ func Keys() []Key {
 			set: retryKey},
 		{Name: "max.batch.size", Type: TypeInt,
 			Group: "Change stream", Importance: ImportanceLow, Display: "Maximum batch size", Default: "2048", Min: 1, Max: 100_000,
-			Doc: "Most events a task reads per change stream batch.",
+			Doc: "Most events a task reads per change stream batch, and documents per chunk of an incremental snapshot (POST /connectors/{name}/snapshot, signal.data.collection).",
 			set: func(c *Config, v string) string { c.MaxBatchSize = atoi(v); return "" }},
 		{Name: "poll.max.wait.ms", Type: TypeInt,
 			Group: "Change stream", Importance: ImportanceLow, Display: "Poll wait (ms)", Default: "500", Min: 1, Max: 60_000,
