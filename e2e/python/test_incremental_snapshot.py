@@ -71,8 +71,8 @@ def test_an_adhoc_snapshot_under_load_keeps_every_documents_order(pipeline, mong
     relay = pipeline.start(pipeline.connector(COLLECTIONS, {"max.batch.size": "100"}), "relay")
     pipeline.wait_streaming(relay, COLLECTIONS)
 
-    load = MixedLoad(db, 8_000, load_seed(record_property))
-    load.run(until=2_500)  # documents to copy
+    load = MixedLoad(db, 6_000, load_seed(record_property))
+    load.run(until=2_000)  # documents to copy
     writer = threading.Thread(target=load.run)  # the rest at full speed, while they are copied
     writer.start()
     try:
@@ -117,8 +117,8 @@ def test_a_signal_document_asks_for_a_snapshot_and_the_api_refuses_what_it_canno
                                    {"signal.data.collection": f"{pipeline.db}.{signals}", "max.batch.size": "50"})
     relay = pipeline.start(connector, "relay")
     pipeline.wait_streaming(relay, [*COLLECTIONS, signals])
-    load = MixedLoad(db, 3_000, load_seed(record_property))
-    load.run(until=1_500)
+    load = MixedLoad(db, 2_000, load_seed(record_property))
+    load.run(until=1_000)
     writer = threading.Thread(target=load.run)
     writer.start()
     try:
