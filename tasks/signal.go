@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/mongorelay/mongorelay/tasks/envelope"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 )
@@ -16,7 +18,8 @@ const executeSnapshot = "execute-snapshot"
 //
 //	{_id: <any>, type: "execute-snapshot", data: {"data-collections": ["db.coll", ...], type: "incremental"}}
 //
-// and returns its collections and its _id as extended JSON (the signal's identity). ok is false
+// (data may also be that object as a JSON string, as Debezium's signal tables hold it) and
+// returns its collections and its _id as extended JSON (the signal's identity). ok is false
 // for an event that is no such signal: not an insert, or another type. A signal without
 // collections is an error, for the caller to log. Debezium's "blocking" snapshots, which pause
 // the stream, are copied as incremental ones: the stream never pauses.
@@ -32,6 +35,11 @@ func snapshotSignal(ev *envelope.Event) (collections []string, id string, ok boo
 		return nil, "", true, err
 	}
 	data, _ := doc.Lookup("data").DocumentOK()
+	if text, isString := doc.Lookup("data").StringValueOK(); isString {
+		if err := bson.UnmarshalExtJSON([]byte(text), false, &data); err != nil {
+			return nil, id, true, fmt.Errorf("signal %s: data is not a JSON object: %w", id, err)
+		}
+	}
 	list, _ := data.Lookup("data-collections").ArrayOK()
 	values, _ := list.Values()
 	for _, v := range values {
