@@ -38,6 +38,11 @@ type Cluster interface {
 	RestartConnector(ctx context.Context, name string) error
 	// RestartTasks restarts the connector's tasks with ids, wherever they run.
 	RestartTasks(ctx context.Context, name string, ids []int) error
+	// RequestSnapshot asks for collections ("<db>.<collection>") of a connector to be copied
+	// again while they stream, and returns the request's id: ErrNotFound when there is no
+	// such connector, ErrBadRequest for a collection it does not capture, ErrConflict while
+	// it is STOPPED. On the leader only.
+	RequestSnapshot(ctx context.Context, name string, collections []string) (uint64, error)
 	// ConnectorStatus returns the connector's and its tasks' states; on the leader only,
 	// which hears every node's task states in their heartbeats.
 	ConnectorStatus(ctx context.Context, name string) (ConnectorStatus, error)

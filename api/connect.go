@@ -154,6 +154,7 @@ func (s *Server) routes() {
 	e.PUT("/connectors/:name/stop", h(lead(s.setState(StateStopped, http.StatusNoContent))))
 	e.POST("/connectors/:name/restart", h(lead(s.restart)))
 	e.POST("/connectors/:name/tasks/:id/restart", h(lead(s.restartTask)))
+	e.POST("/connectors/:name/snapshot", h(jsonBody(lead(s.requestSnapshot))))
 	e.GET("/connectors/:name/offsets", h(s.getOffsets))
 	e.DELETE("/connectors/:name/offsets", h(lead(s.resetOffsets)))
 	e.PATCH("/connectors/:name/offsets", h(jsonBody(lead(s.alterOffsets))))

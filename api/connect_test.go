@@ -30,6 +30,7 @@ type fakeCluster struct {
 	calls      int      // writes attempted
 	fail       error    // what every write returns on the leader, when not nil
 	restarts   []string // connectors and tasks restarted: "name", "name/0"
+	snapshots  []string // snapshot requests: "name:db.a,db.b"
 	health     Health
 	offsets    map[string][]Offset
 	logLevels  map[string]string // set with scope=cluster, by logger
@@ -151,6 +152,28 @@ func (f *fakeCluster) RestartTasks(_ context.Context, name string, ids []int) er
 		}
 		return nil
 	})
+}
+
+// RequestSnapshot answers as a node does: a STOPPED connector refuses, and so does a
+// collection outside "db".
+func (f *fakeCluster) RequestSnapshot(_ context.Context, name string, collections []string) (uint64, error) {
+	err := f.write(func() error {
+		c, ok := f.connectors[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("snapshot %q: %w", name, ErrNotFound)
+		case c.State == StateStopped:
+			return fmt.Errorf("%w: connector %q is stopped", ErrConflict, name)
+		}
+		for _, ns := range collections {
+			if !strings.HasPrefix(ns, "db.") {
+				return fmt.Errorf("%w: connector %q streams no collection %s", ErrBadRequest, name, ns)
+			}
+		}
+		f.snapshots = append(f.snapshots, name+":"+strings.Join(collections, ","))
+		return nil
+	})
+	return uint64(len(f.snapshots)), err
 }
 
 func (f *fakeCluster) ConnectorStatus(_ context.Context, name string) (ConnectorStatus, error) {

@@ -36,6 +36,7 @@ const (
 	cmdCompleteOffsetReset commandType = "complete_offset_reset"
 	cmdSetClusterID        commandType = "set_cluster_id"
 	cmdSetLogLevel         commandType = "set_log_level"
+	cmdRequestSnapshot     commandType = "request_snapshot"
 )
 
 type envelope struct {
@@ -139,6 +140,16 @@ type setLogLevelV1 struct {
 	AtMs   int64  `json:"at_ms"`
 }
 
+// requestSnapshotV1 asks for collections of a connector to be copied again while they stream
+// (POST /connectors/{name}/snapshot).
+type requestSnapshotV1 struct {
+	Connector   string   `json:"connector"`
+	Collections []string `json:"collections"`
+	// Signal, when set, identifies the execute-snapshot signal that asked: a signal already
+	// among the connector's requests is not recorded again.
+	Signal string `json:"signal,omitempty"`
+}
+
 // typeOf names a payload's command type; the version is 1 for all.
 func typeOf(payload any) (commandType, error) {
 	switch payload.(type) {
@@ -168,6 +179,8 @@ func typeOf(payload any) (commandType, error) {
 		return cmdSetClusterID, nil
 	case *setLogLevelV1:
 		return cmdSetLogLevel, nil
+	case *requestSnapshotV1:
+		return cmdRequestSnapshot, nil
 	}
 	return "", fmt.Errorf("%w: payload %T", ErrUnsupportedCommand, payload)
 }
@@ -227,6 +240,8 @@ func decodeCommand(data []byte) (any, error) {
 		p = new(setClusterIDV1)
 	case cmdSetLogLevel:
 		p = new(setLogLevelV1)
+	case cmdRequestSnapshot:
+		p = new(requestSnapshotV1)
 	default:
 		return nil, &unsupportedCommandError{Type: env.Type, Version: env.Version}
 	}

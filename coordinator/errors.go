@@ -18,6 +18,9 @@ var (
 	ErrConnectorExists = errors.New("connector already exists")
 	// ErrTaskNotFound means the connector has no task with the id.
 	ErrTaskNotFound = errors.New("task not found")
+	// ErrStopped means the request needs the connector's tasks, and the
+	// connector is STOPPED.
+	ErrStopped = errors.New("connector is stopped")
 	// ErrNotStopped means the connector's offsets may change only while it
 	// is STOPPED (Kafka Connect's rule).
 	ErrNotStopped = errors.New("connector is not stopped")

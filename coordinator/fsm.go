@@ -49,7 +49,7 @@ func (f *fsm) publish(st *State) {
 type applyResult struct {
 	err     error
 	created bool   // put_connector: a new connector
-	value   uint64 // registry_append: the new sequence; request_offset_reset: the request id
+	value   uint64 // registry_append: the new sequence; request_offset_reset, request_snapshot: the request id
 }
 
 // Apply applies one committed command. It only computes and publishes state:
@@ -151,6 +151,8 @@ func (s *State) apply(index uint64, payload any) applyResult {
 		}
 		s.logLevels = maps.Clone(s.logLevels)
 		s.logLevels[p.Logger] = LogLevel{Logger: p.Logger, Level: p.Level, ModifiedMs: p.AtMs}
+	case *requestSnapshotV1:
+		return s.requestSnapshot(p, index)
 	case *completeOffsetResetV1:
 		if r, ok := s.resets[p.Connector]; ok && r.ID == p.ID {
 			s.resets = maps.Clone(s.resets)
@@ -194,6 +196,31 @@ func (s *State) putConnector(p *putConnectorV1, index uint64) applyResult {
 	}
 	s.connectors[p.Name] = &Connector{Name: p.Name, Config: config, State: state, Created: index, Generation: 1}
 	return applyResult{created: true}
+}
+
+func (s *State) requestSnapshot(p *requestSnapshotV1, index uint64) applyResult {
+	old, ok := s.connectors[p.Connector]
+	switch {
+	case !ok:
+		return applyResult{err: fmt.Errorf("%w: %q", ErrConnectorNotFound, p.Connector)}
+	case len(p.Collections) == 0:
+		return applyResult{err: fmt.Errorf("%w: a snapshot request names no collection", ErrInvalid)}
+	case old.State == StateStopped:
+		return applyResult{err: fmt.Errorf("%w: %q", ErrStopped, p.Connector)}
+	}
+	if p.Signal != "" {
+		if i := slices.IndexFunc(old.Snapshots, func(r SnapshotRequest) bool { return r.Signal == p.Signal }); i >= 0 {
+			return applyResult{value: old.Snapshots[i].ID}
+		}
+	}
+	c := old.clone()
+	c.Snapshots = append(c.Snapshots, SnapshotRequest{ID: index, Collections: slices.Clone(p.Collections), Signal: p.Signal})
+	if n := len(c.Snapshots); n > maxSnapshotRequests {
+		c.Snapshots = slices.Delete(c.Snapshots, 0, n-maxSnapshotRequests)
+	}
+	s.connectors = maps.Clone(s.connectors)
+	s.connectors[p.Connector] = c
+	return applyResult{value: index}
 }
 
 func (s *State) setTargetState(p *setTargetStateV1) applyResult {

@@ -76,6 +76,8 @@ func history() []any {
 		}},
 		&restartV1{Connector: "a", Tasks: []int{0, 2}},
 		&restartV1{Connector: "b"},
+		&requestSnapshotV1{Connector: "a", Collections: []string{"db.c1"}},
+		&requestSnapshotV1{Connector: "a", Collections: []string{"db.c2"}, Signal: `{"$oid":"6512bd43d9caa6e02c990b0a"}`},
 		&registryAppendV1{ExpectSeq: 0, Changes: []registryChangeV1{
 			{Kind: "version", Subject: "s", Version: 1, ID: 1, Schema: `"string"`},
 			{Kind: "config", Level: registry.Compatibility("FULL")},
@@ -404,6 +406,50 @@ func TestApplyRules(t *testing.T) {
 		{
 			name: "restart of an unknown task refused", prepare: withTasks,
 			cmd: &restartV1{Connector: "a", Tasks: []int{1, 7}}, wantErr: ErrTaskNotFound,
+		},
+		{
+			name: "a snapshot request is kept with its index as id", prepare: withTasks,
+			cmd: &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}},
+			check: func(t *testing.T, st *State) {
+				c, _ := st.Connector("a")
+				if len(c.Snapshots) != 1 || c.Snapshots[0].ID != st.Index() || !slices.Equal(c.Snapshots[0].Collections, []string{"db.c"}) {
+					t.Fatalf("snapshots %+v at index %d", c.Snapshots, st.Index())
+				}
+			},
+		},
+		{
+			name:    "a signal is recorded once",
+			prepare: append(slices.Clone(withTasks), &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}, Signal: `"s1"`}),
+			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}, Signal: `"s1"`},
+			check: func(t *testing.T, st *State) {
+				if c, _ := st.Connector("a"); len(c.Snapshots) != 1 {
+					t.Fatalf("snapshots %+v, want the signal's one", c.Snapshots)
+				}
+			},
+		},
+		{
+			name: "a snapshot request for an unknown connector is refused", prepare: withTasks,
+			cmd: &requestSnapshotV1{Connector: "zz", Collections: []string{"db.c"}}, wantErr: ErrConnectorNotFound,
+		},
+		{
+			name: "a snapshot request without collections is refused", prepare: withTasks,
+			cmd: &requestSnapshotV1{Connector: "a"}, wantErr: ErrInvalid,
+		},
+		{
+			name:    "a snapshot request for a stopped connector is refused",
+			prepare: append(slices.Clone(withTasks), &setTargetStateV1{Name: "a", State: StateStopped}),
+			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}}, wantErr: ErrStopped,
+		},
+		{
+			name:    "only the newest snapshot requests are kept",
+			prepare: append(slices.Clone(withTasks), slices.Repeat([]any{&requestSnapshotV1{Connector: "a", Collections: []string{"db.c"}}}, maxSnapshotRequests)...),
+			cmd:     &requestSnapshotV1{Connector: "a", Collections: []string{"db.d"}},
+			check: func(t *testing.T, st *State) {
+				c, _ := st.Connector("a")
+				if len(c.Snapshots) != maxSnapshotRequests || c.Snapshots[len(c.Snapshots)-1].Collections[0] != "db.d" {
+					t.Fatalf("%d snapshots, the last %+v", len(c.Snapshots), c.Snapshots[len(c.Snapshots)-1])
+				}
+			},
 		},
 		{
 			name: "offset reset needs a stopped connector", prepare: withTasks,

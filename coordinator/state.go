@@ -69,11 +69,32 @@ type Connector struct {
 	TasksGeneration uint64 `json:"tasks_generation"`
 	// Tasks, by ID.
 	Tasks []Task `json:"tasks"`
+	// Snapshots are the newest ad-hoc snapshot requests (RequestSnapshot),
+	// oldest first, at most maxSnapshotRequests.
+	Snapshots []SnapshotRequest `json:"snapshots,omitempty"`
 }
+
+// SnapshotRequest asks for collections of a connector to be copied again
+// while they stream. Each task of a named collection copies it once.
+type SnapshotRequest struct {
+	// ID is the request's Raft index: later requests have greater ids.
+	ID uint64 `json:"id"`
+	// Collections are "<db>.<collection>" names.
+	Collections []string `json:"collections"`
+	// Signal identifies the execute-snapshot signal that asked; "" for a
+	// REST request.
+	Signal string `json:"signal,omitempty"`
+}
+
+// maxSnapshotRequests bounds a connector's kept snapshot requests: a task
+// polls them every second, so one that has not seen the oldest of that many
+// has missed a burst of requests, not one.
+const maxSnapshotRequests = 32
 
 func (c *Connector) clone() *Connector {
 	d := *c
 	d.Tasks = slices.Clone(c.Tasks)
+	d.Snapshots = slices.Clone(c.Snapshots)
 	return &d
 }
 

@@ -81,6 +81,20 @@ func (n *Node) RestartTasks(ctx context.Context, name string, ids ...int) error 
 	return nil
 }
 
+// RequestSnapshot asks for collections ("<db>.<collection>") of a connector
+// to be copied again while they stream (POST /connectors/{name}/snapshot):
+// each task of a named collection polls the connector's requests and copies
+// it once. It returns the request's id; ErrStopped for a STOPPED connector.
+// signal, when not "", identifies the execute-snapshot signal that asks: a
+// signal recorded already returns its request's id.
+func (n *Node) RequestSnapshot(ctx context.Context, name string, collections []string, signal string) (uint64, error) {
+	res, err := n.apply(ctx, &requestSnapshotV1{Connector: name, Collections: collections, Signal: signal})
+	if err != nil {
+		return 0, fmt.Errorf("request a snapshot of %v for connector %q: %w", collections, name, err)
+	}
+	return res.value, nil
+}
+
 // RequestOffsetReset asks for a STOPPED connector's offsets to be reset
 // (DELETE .../offsets), or returns ErrNotStopped. The request stays in the
 // state until CompleteOffsetReset; a newer request replaces it.

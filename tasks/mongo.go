@@ -15,12 +15,14 @@ import (
 )
 
 // mongoReader is everything a task reads from MongoDB: its collection's change stream, the
-// split points of a snapshot, and snapshot pages. It is the state machine's seam to MongoDB;
+// split points of a snapshot, snapshot pages, and incremental snapshot chunks. It is the state machine's seam to MongoDB;
 // collectionReader is the real one.
 type mongoReader interface {
 	watch(ctx context.Context, opts changestream.Options, start changestream.Start) (changeStream, error)
 	splits(ctx context.Context, m int) ([]bson.RawValue, error)
 	pages(ctx context.Context, rng snapshot.Range, after bson.RawValue, pageSize int) (pageReader, error)
+	// chunk reads an incremental snapshot's chunk (snapshot.Chunk).
+	chunk(ctx context.Context, after bson.RawValue, limit int) ([]bson.Raw, bson.Timestamp, error)
 }
 
 // changeStream is an open change stream; *changestream.Stream is one.
@@ -116,6 +118,12 @@ func (s scopeReader) pages(context.Context, snapshot.Range, bson.RawValue, int) 
 	return nil, errScopeRanges
 }
 
+// chunk refuses: incremental snapshots copy one collection's task's collection, and a scope
+// task takes no snapshot requests (newTask).
+func (s scopeReader) chunk(context.Context, bson.RawValue, int) ([]bson.Raw, bson.Timestamp, error) {
+	return nil, bson.Timestamp{}, errScopeRanges
+}
+
 // collections lists the connector's collections in the scope, sorted by database, then name.
 func (s scopeReader) collections(ctx context.Context) ([]namespace, error) {
 	dbs := []string{s.db}
@@ -161,3 +169,7 @@ func (s scopeReader) collection(ns namespace) mongoReader {
 type namespace struct{ db, coll string }
 
 func (n namespace) String() string { return n.db + "." + n.coll }
+
+func (c collectionReader) chunk(ctx context.Context, after bson.RawValue, limit int) ([]bson.Raw, bson.Timestamp, error) {
+	return snapshot.Chunk(ctx, c.coll, after, limit)
+}

@@ -34,6 +34,12 @@ type streamSource struct {
 	metrics *taskmetrics.Unit
 	// scope filters a scope task's events by collection (scope.go); nil for a collection's task.
 	scope *scopeFilter
+	// inc copies the collection again while it streams when asked (incremental.go); nil:
+	// the task takes no ad-hoc snapshot requests.
+	inc *incrementalSnapshot
+	// signal records an execute-snapshot signal (signal.go); nil unless the task streams its
+	// connector's signal collection.
+	signal func(ctx context.Context, collections []string, signal string) error
 }
 
 func streamOptions(cfg *config.Config) changestream.Options {
@@ -105,9 +111,21 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 	last := start.Position
 	past := h == nil // past every earlier shard generation's position
 	var lastRetire time.Time
+	if s.inc != nil {
+		if err := s.inc.load(); err != nil {
+			return err
+		}
+	}
 	for {
 		if err := s.w.err(); err != nil {
 			return err
+		}
+		if s.inc != nil {
+			// Between batches: every change read so far is written, so the stream's position
+			// is the chunk's low watermark.
+			if err := s.inc.open(ctx, time.Now(), s.cfg.MaxBatchSize); err != nil {
+				return err
+			}
 		}
 		g := s.w.openGroup()
 		now := time.Now()
@@ -142,6 +160,16 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 			if err != nil {
 				seen++
 				return s.w.reject(ctx, g, raw, &ev, fmt.Errorf("parse change event: %w", err))
+			}
+			if s.inc != nil {
+				if err := s.inc.observe(ctx, s.w, g, &ev, now); err != nil {
+					return err
+				}
+			}
+			if s.signal != nil {
+				if err := s.readSignal(ctx, &ev); err != nil {
+					return err
+				}
 			}
 			if ev.Kind() != envelope.KindRecord {
 				filtered++
@@ -183,7 +211,17 @@ func (s *streamSource) run(ctx context.Context, start changestream.Start, h *han
 		if pos, err := v.Position(); err == nil {
 			last = pos
 		}
-		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: n == 0}, true, n == 0 || cs.CaughtUp()); err != nil {
+		idle := n == 0
+		if s.inc != nil {
+			if err := s.inc.passed(ctx, s.w, g, v, cs.CaughtUp(), now); err != nil {
+				g.SealEmpty()
+				return err
+			}
+			var moved bool
+			v.Incremental, moved = s.inc.state()
+			idle = idle && !moved
+		}
+		if err := s.w.seal(ctx, g, checkpoint{key: s.streamKey, value: v, idle: idle}, true, n == 0 || cs.CaughtUp()); err != nil {
 			return err
 		}
 		if h != nil && s.spec.Shard == 0 && time.Since(lastRetire) >= retirePoll {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/tasks/changestream"
 	"github.com/mongorelay/mongorelay/tasks/config"
+	"github.com/mongorelay/mongorelay/tasks/connector"
 	"github.com/mongorelay/mongorelay/tasks/offsets"
 	"github.com/mongorelay/mongorelay/tasks/resumetoken"
 	"github.com/mongorelay/mongorelay/tasks/taskid"
@@ -103,6 +104,12 @@ type Deps struct {
 	// record to each collection's topic; a collection's task has its topic made before it runs
 	// (Spec.TopicMaxBytes).
 	CreateTopic func(ctx context.Context, topic string) (int, error)
+	// SnapshotRequests returns the connector's ad-hoc snapshot requests
+	// (connector.Task.SnapshotRequests); nil: the task takes none.
+	SnapshotRequests func() []connector.SnapshotRequest
+	// SnapshotSignal records an execute-snapshot signal read from the connector's signal
+	// collection (connector.Task.SnapshotSignal); nil: signals are not read.
+	SnapshotSignal func(ctx context.Context, collections []string, signal string) error
 }
 
 // WriterHeader is the header naming the owner that wrote a record.
@@ -136,6 +143,15 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 	if spec.scoped() {
 		scope = newScopeFilter(cfg, deps.Offsets)
 	}
+	var inc *incrementalSnapshot
+	if deps.SnapshotRequests != nil && !spec.scoped() {
+		inc = &incrementalSnapshot{spec: spec, mongo: m, requests: deps.SnapshotRequests, offsets: deps.Offsets, key: streamKey,
+			log: log, stalls: st, metrics: deps.Metrics}
+	}
+	var signal func(context.Context, []string, string) error
+	if cfg.SignalCollection == spec.DB+"."+spec.Coll {
+		signal = deps.SnapshotSignal
+	}
 	return &Task{
 		spec:    spec,
 		cfg:     cfg,
@@ -146,7 +162,7 @@ func newTask(spec Spec, deps Deps, m mongoReader) *Task {
 		snapshot: &snapshotSource{spec: spec, cfg: cfg, mongo: m, w: w, offsets: deps.Offsets, log: log, stalls: st,
 			metrics: deps.Metrics},
 		stream: &streamSource{spec: spec, cfg: cfg, mongo: m, w: w, log: log, streamKey: streamKey,
-			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, scope: scope},
+			retire: p.retireOldKeys, stalls: st, metrics: deps.Metrics, scope: scope, inc: inc, signal: signal},
 	}
 }
 

@@ -52,8 +52,10 @@ type fakeMongo struct {
 	now     bson.Raw // the post-batch token of a stream opened at the present
 	batches []fakeBatch
 	docs    []bson.Raw // the collection, for snapshots
-	watched []changestream.Start
-	mu      sync.Mutex
+	// chunkHigh is the operationTime of every incremental snapshot chunk read.
+	chunkHigh bson.Timestamp
+	watched   []changestream.Start
+	mu        sync.Mutex
 }
 
 type fakeBatch struct {
@@ -73,6 +75,18 @@ func (m *fakeMongo) splits(context.Context, int) ([]bson.RawValue, error) { retu
 
 func (m *fakeMongo) pages(context.Context, snapshot.Range, bson.RawValue, int) (pageReader, error) {
 	return &fakePages{docs: m.docs}, nil
+}
+
+func (m *fakeMongo) chunk(_ context.Context, after bson.RawValue, limit int) ([]bson.Raw, bson.Timestamp, error) {
+	var out []bson.Raw
+	for _, d := range m.docs {
+		if id := d.Lookup("_id"); after.Type == 0 || id.Int32() > after.Int32() {
+			if len(out) < limit {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, m.chunkHigh, nil
 }
 
 type fakeStream struct {

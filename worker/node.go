@@ -511,7 +511,8 @@ func (n *Node) expand(ctx context.Context, name string, config map[string]string
 func (n *Node) runTask(ctx context.Context, a coordinator.Assignment, degraded func(string)) error {
 	t := connector.Task{Connector: a.Connector, Config: a.Config, Spec: a.Spec, Degraded: degraded,
 		Metrics:     n.taskMetrics.Task(taskmetrics.Key{Connector: a.Connector, Task: a.TaskID}, a.Config["topic.prefix"]),
-		KafkaClient: n.metrics.KafkaClient}
+		KafkaClient: n.metrics.KafkaClient, SnapshotRequests: n.snapshotRequests(a.Connector),
+		SnapshotSignal: n.snapshotSignals(a.Connector)}
 	if !n.standalone() {
 		t.WriterID = writerID(n.id, a.Epoch)
 	}

@@ -93,6 +93,10 @@ func (a nodeAPI) RestartTasks(ctx context.Context, name string, ids []int) error
 	return apiError(a.c.node.RestartTasks(ctx, name, ids...))
 }
 
+func (a nodeAPI) RequestSnapshot(ctx context.Context, name string, collections []string) (uint64, error) {
+	return a.c.requestSnapshot(ctx, name, collections, "")
+}
+
 // ConnectorStatus needs the task reports, which only the leader has.
 func (a nodeAPI) ConnectorStatus(_ context.Context, name string) (api.ConnectorStatus, error) {
 	n := a.c.node
@@ -179,6 +183,7 @@ func apiError(err error) error {
 		{coordinator.ErrConnectorExists, api.ErrExists},
 		{coordinator.ErrInvalid, api.ErrBadRequest},
 		{coordinator.ErrNotStopped, api.ErrNotStopped},
+		{coordinator.ErrStopped, api.ErrConflict},
 	} {
 		if errors.Is(err, m.from) {
 			return fmt.Errorf("%w: %v", m.to, err)

@@ -94,6 +94,14 @@ func (p *Client) RegistryWrite(ctx context.Context, addr string, call registry.C
 	return res, err
 }
 
+// SnapshotSignal has the leader at addr record an execute-snapshot signal. It is sent as a
+// forwarded request: if addr no longer leads it answers *forward.NotLeaderError.
+func (p *Client) SnapshotSignal(ctx context.Context, addr string, s SnapshotSignal) (SnapshotSignalAnswer, error) {
+	var res SnapshotSignalAnswer
+	err := p.call(ctx, http.MethodPost, addr, signalPath, s, &res, true)
+	return res, err
+}
+
 func (p *Client) call(ctx context.Context, method, addr, path string, in, out any, forwarded bool) error {
 	var body io.Reader
 	if in != nil {

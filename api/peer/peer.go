@@ -1,7 +1,8 @@
 // Package peer is what the nodes of a cluster say to each other over HTTP, under /internal/ on
 // the REST listener: the wire types, the sender (Client) and the receiver (Mount). A node
 // heartbeats to the leader with its tasks' states, asks any member to be added (which forwards
-// to the leader), and a follower's schema registry sends its writes to the leader.
+// to the leader), a follower's schema registry sends its writes to the leader, and a task that
+// reads an execute-snapshot signal has the leader record it.
 package peer
 
 import "errors"
@@ -63,4 +64,21 @@ type JoinRequest struct {
 type JoinResponse struct {
 	NodeID string `json:"node_id"`
 	Voter  bool   `json:"voter"`
+}
+
+// SnapshotSignal is an execute-snapshot signal a task read from its connector's signal
+// collection (signal.data.collection), for the leader to record as a snapshot request.
+type SnapshotSignal struct {
+	Connector   string   `json:"connector"`
+	Collections []string `json:"collections"`
+	// Signal identifies the signal (its document's _id): the leader records each once.
+	Signal string `json:"signal"`
+}
+
+// SnapshotSignalAnswer is the leader's answer: the request's id, or why the cluster refuses
+// the signal for good (Refused: a collection the connector does not stream, a STOPPED
+// connector), which the sender logs rather than trying again.
+type SnapshotSignalAnswer struct {
+	ID      uint64 `json:"id,omitempty"`
+	Refused string `json:"refused,omitempty"`
 }

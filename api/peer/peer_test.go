@@ -62,6 +62,17 @@ func (f *fakeNode) RegistryWrite(ctx context.Context, call registry.Call) (regis
 	return registry.Apply(ctx, f.registry, call)
 }
 
+// SnapshotSignal refuses a signal naming no collection, as a node refuses one it cannot take.
+func (f *fakeNode) SnapshotSignal(_ context.Context, s SnapshotSignal) (SnapshotSignalAnswer, error) {
+	if !f.leads {
+		return SnapshotSignalAnswer{}, f.notLeader()
+	}
+	if len(s.Collections) == 0 {
+		return SnapshotSignalAnswer{Refused: "no collection"}, nil
+	}
+	return SnapshotSignalAnswer{ID: 7}, nil
+}
+
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func serveNode(t *testing.T, n *fakeNode, c *Client) string {
@@ -100,6 +111,16 @@ func TestClientAndReceiver(t *testing.T) {
 	}
 	if res, err := p.Join(ctx, followerAddr, JoinRequest{NodeID: "n4", RaftAddr: "r:1"}); err != nil || res.NodeID != "n4" {
 		t.Errorf("join through a follower: %+v, %v", res, err)
+	}
+
+	if ans, err := p.SnapshotSignal(ctx, leaderAddr, SnapshotSignal{Connector: "c", Collections: []string{"db.a"}, Signal: `"s"`}); err != nil || ans.ID != 7 {
+		t.Errorf("snapshot signal on the leader: %+v, %v", ans, err)
+	}
+	if ans, err := p.SnapshotSignal(ctx, leaderAddr, SnapshotSignal{Connector: "c", Signal: `"s"`}); err != nil || ans.Refused == "" {
+		t.Errorf("a refused snapshot signal: %+v, %v, want the refusal in the answer", ans, err)
+	}
+	if _, err := p.SnapshotSignal(ctx, followerAddr, SnapshotSignal{Connector: "c", Collections: []string{"db.a"}}); !errors.Is(err, forward.ErrNotLeader) {
+		t.Errorf("snapshot signal to a follower: %v, want NotLeaderError (signals are sent to the leader)", err)
 	}
 
 	schema := `{"type":"record","name":"r","fields":[{"name":"a","type":"int"}]}`

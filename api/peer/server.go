@@ -22,6 +22,7 @@ const (
 	heartbeatPath = Prefix + "heartbeat"
 	joinPath      = Prefix + "join"
 	registryPath  = Prefix + "registry"
+	signalPath    = Prefix + "snapshot-signal"
 )
 
 // maxRequest bounds a request body on every route: a heartbeat lists a node's tasks with their
@@ -38,6 +39,8 @@ type Node interface {
 	Join(ctx context.Context, req JoinRequest) (JoinResponse, error)
 	// RegistryWrite applies a follower registry's write, on the leader.
 	RegistryWrite(ctx context.Context, call registry.Call) (registry.Result, error)
+	// SnapshotSignal records an execute-snapshot signal as a snapshot request, on the leader.
+	SnapshotSignal(ctx context.Context, s SnapshotSignal) (SnapshotSignalAnswer, error)
 }
 
 // Prefix is the path every receiving end is under, for a node to route to NewHandler.
@@ -56,6 +59,7 @@ func NewHandler(n Node, c *Client, secret *httpauth.Secret, forwardWait time.Dur
 	e.POST(heartbeatPath, r.heartbeat)
 	e.POST(joinPath, r.join)
 	e.POST(registryPath, r.registryWrite)
+	e.POST(signalPath, r.snapshotSignal)
 	return e
 }
 
@@ -118,6 +122,19 @@ func (r *receiver) registryWrite(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, registry.EncodeError(http.StatusBadRequest, err))
 	}
 	return r.fail(c, err)
+}
+
+// snapshotSignal records a task's execute-snapshot signal on the leader.
+func (r *receiver) snapshotSignal(c echo.Context) error {
+	var s SnapshotSignal
+	if !decode(c, &s) {
+		return nil
+	}
+	res, err := r.n.SnapshotSignal(c.Request().Context(), s)
+	if err != nil {
+		return r.fail(c, err)
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
 // fail answers err: 421 naming the leader, 410 for a node that is not a member, 403 for a

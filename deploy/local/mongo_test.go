@@ -543,3 +543,84 @@ func TestMongoStandinRefusesWhatItLacks(t *testing.T) {
 		t.Errorf("collection holds %d documents (err %v) after the refused writes, want 1", n, err)
 	}
 }
+
+// TestMongoStandinReadsShowNoWriteAfterTheirOperationTime: while one client updates a document
+// as fast as it can, each find's reply is stamped (operationTime) at or after the cluster time
+// of the change that made the state it shows, as a real server's snapshot reads are; an
+// incremental snapshot's high watermark rests on it.
+func TestMongoStandinReadsShowNoWriteAfterTheirOperationTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := newMongoClient(t, testenv.Mongo(t))
+	coll := testCollection(t, client)
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	cs := watch(t, ctx, coll, options.ChangeStream())
+	defer cs.Close(context.Background())
+
+	const updates = 2000
+	wrote := make(chan error, 1)
+	go func() {
+		for n := 1; n <= updates; n++ {
+			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: n}}}}); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	type read struct {
+		n  int32
+		at bson.Timestamp
+	}
+	var reads []read
+	for done := false; !done; {
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Fatalf("update: %v", err)
+			}
+			done = true
+		default:
+		}
+		sess, err := client.StartSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			N int32 `bson:"n"`
+		}
+		err = coll.FindOne(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "_id", Value: 1}}).Decode(&doc)
+		at := sess.OperationTime()
+		sess.EndSession(ctx)
+		if err != nil || at == nil {
+			t.Fatalf("find: %v, operationTime %v", err, at)
+		}
+		reads = append(reads, read{doc.N, *at})
+	}
+	madeAt := map[int32]bson.Timestamp{}
+	for len(madeAt) < updates && cs.Next(ctx) {
+		var ev struct {
+			ClusterTime bson.Timestamp `bson:"clusterTime"`
+			Update      struct {
+				Fields struct {
+					N int32 `bson:"n"`
+				} `bson:"updatedFields"`
+			} `bson:"updateDescription"`
+		}
+		if err := cs.Decode(&ev); err != nil {
+			t.Fatal(err)
+		}
+		madeAt[ev.Update.Fields.N] = ev.ClusterTime
+	}
+	if len(madeAt) < updates {
+		t.Fatalf("%d update events of %d (%v)", len(madeAt), updates, cs.Err())
+	}
+	for _, r := range reads {
+		if made, ok := madeAt[r.n]; r.n > 0 && (!ok || made.After(r.at)) {
+			t.Fatalf("a read stamped %v shows n=%d, which the change at %v made: the read saw a write after its operationTime", r.at, r.n, made)
+		}
+	}
+	t.Logf("%d reads during %d updates", len(reads), updates)
+}

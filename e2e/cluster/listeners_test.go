@@ -167,7 +167,7 @@ func TestSecuredListeners(t *testing.T) {
 	reads := []string{"/", "/connectors", "/connectors?expand=status", c, c + "/config", c + "/status", c + "/tasks", c + "/tasks/0/status", "/cluster"}
 	writes := [][2]string{{http.MethodPost, "/connectors"}, {http.MethodPut, c + "/config"}, {http.MethodPut, c + "/pause"},
 		{http.MethodPut, c + "/resume"}, {http.MethodPut, c + "/stop"}, {http.MethodPost, c + "/restart"},
-		{http.MethodPost, c + "/tasks/0/restart"}, {http.MethodDelete, c}, {http.MethodDelete, "/cluster/nodes/nobody"}}
+		{http.MethodPost, c + "/tasks/0/restart"}, {http.MethodPost, c + "/snapshot"}, {http.MethodDelete, c}, {http.MethodDelete, "/cluster/nodes/nobody"}}
 	for _, n := range []*node{follower, leader} {
 		// The probes answer without credentials (503, or 500 from /health, while a node has
 		// not yet reached the leader).

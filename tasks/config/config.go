@@ -162,6 +162,9 @@ type Config struct {
 	// SnapshotMaxRate is the most documents a task copies per second; 0 means no limit.
 	SnapshotMaxRate int
 	PollMaxWait     time.Duration
+	// SignalCollection is where execute-snapshot signals are inserted ("<db>.<coll>"); "":
+	// none.
+	SignalCollection string
 	// TopicPartitions and TopicReplicationFactor are -1 for the broker's
 	// default.
 	TopicPartitions        int32
@@ -432,6 +435,14 @@ func (c *Config) conflicts() []Problem {
 		out = append(out, Problem{Key: key, Value: value,
 			Message: notImplemented(true, "copying a database or deployment again after its history was lost (capture.scope="+string(c.CaptureScope)+")",
 				"use capture.scope=collection, or offset.lost.policy=fail and another snapshot.mode")})
+	}
+	if c.SignalCollection != "" && c.CaptureScope != ScopeCollection {
+		out = append(out, Problem{Key: "signal.data.collection", Value: c.SignalCollection,
+			Message: notImplemented(true, "ad-hoc snapshots of a database or deployment stream (capture.scope="+string(c.CaptureScope)+")",
+				"use capture.scope=collection, or leave signal.data.collection out")})
+	} else if db, coll, ok := strings.Cut(c.SignalCollection, "."); ok && db != "" && coll != "" && !c.Includes(db, coll) {
+		out = append(out, Problem{Key: "signal.data.collection", Value: c.SignalCollection,
+			Message: "is a collection the connector does not capture, so no task reads its signals: add it to the include list (or take it off the exclude list)"})
 	}
 	if len(c.DocumentFields) > 0 && c.OutputShape != ShapeDocument {
 		out = append(out, Problem{Key: "output.document.add.fields", Value: c.raw["output.document.add.fields"],

@@ -123,6 +123,7 @@ func TestGoodValues(t *testing.T) {
 		{"capture.mode", "change_streams", func(c *Config) bool { return c.CaptureMode == CaptureChangeStreams }},
 		{"snapshot.mode", "when_needed", func(c *Config) bool { return c.SnapshotMode == SnapshotWhenNeeded }},
 		{"snapshot.mode", "never", func(c *Config) bool { return c.SnapshotMode == SnapshotNever }},
+		{"signal.data.collection", "shop.signals", func(c *Config) bool { return c.SignalCollection == "shop.signals" }},
 		{"pipeline", `[{"$match": {"operationType": {"$in": ["insert", "update"]}}}, {"$project": {"fullDocument.password": 0}}]`, func(c *Config) bool {
 			return len(c.Pipeline) == 2 && c.Pipeline[0][0].Key == "$match" && c.Pipeline[1][0].Key == "$project"
 		}},
@@ -228,6 +229,7 @@ func TestBadValues(t *testing.T) {
 		{"topic.creation.default.replication.factor", "-2", `"-2" is out of range: use a whole number from -1 to 32767`},
 		{"collection.include.list", "", `is empty, which would capture nothing: remove the key (PATCH it to null) to capture every collection, or list at least one regular expression`},
 		{"database.include.list", " , ", `... to capture every database, ...`},
+		{"signal.data.collection", "signals", `must be "<database>.<collection>"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -387,6 +389,15 @@ func TestIncludeExcludeConflict(t *testing.T) {
 	if !c.Includes("shop", "orders") || c.Includes("shop", "tmp") || c.Includes("other", "orders") {
 		t.Errorf("database include with collection exclude filters wrongly")
 	}
+}
+
+func TestTheSignalCollectionMustBeCaptured(t *testing.T) {
+	problems := problemsOf(t, with("collection.include.list", `shop\.orders`, "signal.data.collection", "shop.signals"))
+	if len(problems) != 1 || problems[0].Key != "signal.data.collection" {
+		t.Fatalf("problems = %v, want one about signal.data.collection", problems)
+	}
+	assertMessage(t, problems[0].Message, "is a collection the connector does not capture, ...")
+	mustParse(t, with("collection.include.list", `shop\.orders,shop\.signals`, "signal.data.collection", "shop.signals"))
 }
 
 func TestTheDocumentShapeRefusesWhatItCannotWrite(t *testing.T) {

@@ -164,6 +164,17 @@ func Keys() []Key {
 			Group: "Snapshot", Importance: ImportanceLow, Display: "Snapshot documents per second", Default: "0", Min: 0, Max: 1_000_000_000,
 			Doc: "Most documents each task copies per second during a snapshot, to spare a busy primary; 0 (the default) copies as fast as MongoDB and Kafka allow. With shards > 1 each task has this budget. It can be changed on a restart: a resumed copy goes on at the new rate.",
 			set: func(c *Config, v string) string { c.SnapshotMaxRate = atoi(v); return "" }},
+		{Name: "signal.data.collection", Type: TypeString,
+			Group: "Snapshot", Importance: ImportanceLow, Display: "Signal collection",
+			Doc: `A collection, "<database>.<collection>", that the connector captures (its include lists select it), where inserting a document {_id: <any>, type: "execute-snapshot", data: {"data-collections": ["<database>.<collection>", ...], type: "incremental"}} asks for an ad-hoc snapshot of those collections, as Debezium's signal of that name and POST /connectors/{name}/snapshot do: each is copied again while it streams, its documents arriving as op r records (source.snapshot "incremental") in order with its changes. ` +
+				"The task that streams the signal collection reads the signal from its change stream and records the request in the cluster state once per signal _id. Only with capture.scope=collection. Default: none, signals are not read.",
+			set: func(c *Config, v string) string {
+				c.SignalCollection = v
+				if db, coll, ok := strings.Cut(v, "."); v != "" && (!ok || db == "" || coll == "") {
+					return `must be "<database>.<collection>"`
+				}
+				return ""
+			}},
 		{Name: "pipeline", Type: TypeString,
 			Group: "Change stream", Importance: ImportanceMedium, Display: "Change stream pipeline", Default: "[]",
 			Doc: `A JSON (extended JSON) array of aggregation stages applied to each change stream, e.g. [{"$match": {"operationType": {"$in": ["insert", "update"]}}}]. Only $match, $project, $addFields, $set, $unset, $replaceRoot, $replaceWith and $redact, and none may change _id, which holds the resume token.`,
@@ -244,7 +255,7 @@ func Keys() []Key {
 			set: retryKey},
 		{Name: "max.batch.size", Type: TypeInt,
 			Group: "Change stream", Importance: ImportanceLow, Display: "Maximum batch size", Default: "2048", Min: 1, Max: 100_000,
-			Doc: "Most events a task reads per change stream batch.",
+			Doc: "Most events a task reads per change stream batch, and documents per chunk of an incremental snapshot (POST /connectors/{name}/snapshot, signal.data.collection).",
 			set: func(c *Config, v string) string { c.MaxBatchSize = atoi(v); return "" }},
 		{Name: "poll.max.wait.ms", Type: TypeInt,
 			Group: "Change stream", Importance: ImportanceLow, Display: "Poll wait (ms)", Default: "500", Min: 1, Max: 60_000,

@@ -65,6 +65,7 @@ func TestCaptureScopeRefusesWhatItCannotDo(t *testing.T) {
 		{"snapshot when needed", with("capture.scope", "deployment", "snapshot.mode", "when_needed"), "snapshot.mode"},
 		{"collection scope resnapshots", with("offset.lost.policy", "resnapshot"), ""},
 		{"an unknown scope", with("capture.scope", "cluster"), "capture.scope"},
+		{"a signal collection", with("capture.scope", "database", "signal.data.collection", "shop.signals"), "signal.data.collection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,6 +62,23 @@ type Task struct {
 	// KafkaClient, when not nil, returns the options that name a Kafka client the task
 	// creates clientID and count its traffic for the node's /metrics.
 	KafkaClient func(clientID string) []kgo.Opt
+	// SnapshotRequests, when not nil, returns the connector's ad-hoc snapshot requests as the
+	// node last applied them, oldest first. A source task polls it while it streams.
+	SnapshotRequests func() []SnapshotRequest
+	// SnapshotSignal, when not nil, records an execute-snapshot signal the task read from its
+	// connector's signal collection as a snapshot request of collections, once per signal
+	// (its document's _id as extended JSON). An error is one to retry: the task fails, and
+	// reads the signal again when it restarts.
+	SnapshotSignal func(ctx context.Context, collections []string, signal string) error
+}
+
+// SnapshotRequest asks for collections of a running connector to be copied again while they
+// stream (POST /connectors/{name}/snapshot): an incremental snapshot.
+type SnapshotRequest struct {
+	// ID orders a connector's requests: a later request has a greater id.
+	ID uint64
+	// Collections are the collections to copy, as "<db>.<collection>".
+	Collections []string
 }
 
 // ReportDegraded reports reason through t.Degraded, if set ("" clears it).

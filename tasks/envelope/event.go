@@ -28,7 +28,7 @@
 //	source             mongorelay.Source
 //	                     connector, name  strings from the task's Source
 //	                     ts_ms            long: wallTime when the event has it, else clusterTime seconds × 1000
-//	                     snapshot         string "true", "last" or "false" (default "false")
+//	                     snapshot         string "true", "last", "incremental" or "false" (default "false")
 //	                     db, collection   strings
 //	                     ord              int: clusterTime increment (0 for snapshot reads)
 //	                     resume_token     null | string: _id._data of the event
@@ -102,12 +102,13 @@ type SnapshotMarker uint8
 
 // Snapshot markers, as Debezium writes them.
 const (
-	SnapshotFalse SnapshotMarker = iota // streamed change
-	SnapshotTrue                        // snapshot read
-	SnapshotLast                        // the last read of the snapshot
+	SnapshotFalse       SnapshotMarker = iota // streamed change
+	SnapshotTrue                              // snapshot read
+	SnapshotLast                              // the last read of the snapshot
+	SnapshotIncremental                       // a read of an incremental (ad-hoc) snapshot
 )
 
-var snapshotNames = [...]string{SnapshotFalse: "false", SnapshotTrue: "true", SnapshotLast: "last"}
+var snapshotNames = [...]string{SnapshotFalse: "false", SnapshotTrue: "true", SnapshotLast: "last", SnapshotIncremental: "incremental"}
 
 func (s SnapshotMarker) String() string { return snapshotNames[s] }
 

@@ -91,11 +91,13 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 				},
 				Instrument: instrument,
 			},
-			WriterID:    t.WriterID,
-			Degraded:    report,
-			MongoErrors: conn.errs,
-			Metrics:     t.Metrics.Unit(u.Name()),
-			CreateTopic: createRouted,
+			WriterID:         t.WriterID,
+			Degraded:         report,
+			MongoErrors:      conn.errs,
+			Metrics:          t.Metrics.Unit(u.Name()),
+			SnapshotRequests: t.SnapshotRequests,
+			SnapshotSignal:   t.SnapshotSignal,
+			CreateTopic:      createRouted,
 		})
 		return task.Run(ctx)
 	})

@@ -25,6 +25,7 @@ const FormatVersion = 1
 //	 "txn_op_index":0,
 //	 "snapshot":{"min_id":"..","max_id":"..","last_id":"..","copied":0,"done":false} | null,
 //	 "kafka_offset":42,  (a sink's key only)
+//	 "incremental":{"handled":3,"request":4,"last_id":"..","copied":0},
 //	 "updated_ms":1721140162914}
 //
 // A shard key holds its committed stream position; cluster_time and
@@ -32,7 +33,9 @@ const FormatVersion = 1
 // startAtOperationTime when the token itself is refused. A snapshot key holds
 // the range's copy progress and, in resume_token/cluster_time, the stream
 // start point recorded before the copy began (a cluster time alone when the
-// start point was an operation time rather than a token).
+// start point was an operation time rather than a token). A shard key's
+// incremental holds the progress of the ad-hoc snapshots of its collection
+// copied while it streams (absent before the shard's first stream commit).
 type Value struct {
 	Version     int          `json:"v"`
 	ResumeToken *ResumeToken `json:"resume_token"`
@@ -41,7 +44,8 @@ type Value struct {
 	Snapshot    *Snapshot    `json:"snapshot"`
 	// KafkaOffset is a sink's topic partition's next offset to read (Kafka
 	// Connect's sink offset); absent in a source's offsets.
-	KafkaOffset *int64 `json:"kafka_offset,omitempty"`
+	KafkaOffset *int64       `json:"kafka_offset,omitempty"`
+	Incremental *Incremental `json:"incremental,omitempty"`
 	// UpdatedMs is the wall-clock time of the write, in Unix milliseconds.
 	UpdatedMs int64 `json:"updated_ms"`
 }
@@ -71,6 +75,22 @@ type Snapshot struct {
 	Copied int64 `json:"copied"`
 	// Done is set once the whole range is copied.
 	Done bool `json:"done"`
+}
+
+// Incremental is a shard's progress through the ad-hoc snapshot requests of
+// its connector (POST /connectors/{name}/snapshot, the signal collection),
+// which it copies in chunks while it streams.
+type Incremental struct {
+	// Handled is the id of the newest request this shard is done with: a
+	// request with a greater id naming its collection is still to copy.
+	Handled uint64 `json:"handled"`
+	// Request is the id of the request being copied; 0 when none is.
+	Request uint64 `json:"request,omitempty"`
+	// LastID is the _id (EncodeID) of the last document of the last chunk
+	// delivered; empty before the first.
+	LastID string `json:"last_id,omitempty"`
+	// Copied counts the documents of this shard the request has delivered.
+	Copied int64 `json:"copied,omitempty"`
 }
 
 // ResumeAt returns the value of a stream position: the token's _data, with
@@ -153,6 +173,10 @@ func (v *Value) clone() *Value {
 	if v.KafkaOffset != nil {
 		o := *v.KafkaOffset
 		c.KafkaOffset = &o
+	}
+	if v.Incremental != nil {
+		inc := *v.Incremental
+		c.Incremental = &inc
 	}
 	return &c
 }

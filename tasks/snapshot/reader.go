@@ -228,3 +228,43 @@ func Splits(ctx context.Context, coll *mongo.Collection, m int) ([]bson.RawValue
 	}
 	return cuts, nil
 }
+
+// Chunk reads up to limit documents of coll in _id order, after the document whose _id is
+// after (from the first when after is unset), and returns copies of them with high, a cluster
+// time no change in the chunk is after (package incremental's high watermark): the
+// operationTime MongoDB stamps on a reply received once the read is over. It is a ping's, not
+// the read's last reply's: a server whose reads are not isolated from writes (the test
+// stand-in) can show a read a write before stamping the write's cluster time, and a reply
+// taken after the read's is later than every write the read saw.
+func Chunk(ctx context.Context, coll *mongo.Collection, after bson.RawValue, limit int) (docs []bson.Raw, high bson.Timestamp, err error) {
+	sess, err := coll.Database().Client().StartSession()
+	if err != nil {
+		return nil, high, fmt.Errorf("start a session to read a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	defer sess.EndSession(context.WithoutCancel(ctx))
+	filter := bson.D{}
+	if after.Type != 0 {
+		filter = AfterID(after)
+	}
+	sctx := mongo.NewSessionContext(ctx, sess)
+	cur, err := coll.Find(sctx, filter, options.Find().
+		SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)).SetBatchSize(int32(limit)))
+	if err != nil {
+		return nil, high, fmt.Errorf("read a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	for cur.Next(sctx) {
+		docs = append(docs, append(bson.Raw(nil), cur.Current...))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, high, fmt.Errorf("read a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	if err := coll.Database().RunCommand(sctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return nil, high, fmt.Errorf("read the cluster time after a chunk of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	t := sess.OperationTime()
+	if t == nil {
+		return nil, high, fmt.Errorf("read a chunk of %s.%s: the server stamped no operationTime on its reply", coll.Database().Name(), coll.Name())
+	}
+	return docs, *t, nil
+}

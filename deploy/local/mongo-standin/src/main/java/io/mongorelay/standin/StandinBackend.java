@@ -2,6 +2,7 @@ package io.mongorelay.standin;
 
 import java.net.InetSocketAddress;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 
 import de.bwaldvogel.mongo.backend.Utils;
@@ -41,12 +42,42 @@ public class StandinBackend extends MemoryBackend {
             return hello(channel, command, query);
         }
         Refusals.check(command, query);
-        Document reply = super.handleCommand(channel, databaseName, command, query);
+        Document reply = command.equalsIgnoreCase("find")
+            ? isolatedFind(channel, databaseName, query)
+            : super.handleCommand(channel, databaseName, command, query);
         if (command.equalsIgnoreCase("find") || command.equalsIgnoreCase("aggregate")
             || command.equalsIgnoreCase("getMore")) {
             ReplyBatchCap.apply(reply, getCursorRegistry());
         }
         return reply;
+    }
+
+    /**
+     * Runs a find under its collection's monitor, which every write holds while it changes a
+     * document and records it in the oplog, and answers copies of the first batch's documents.
+     * A read then shows a write only together with its oplog entry, so the operationTime of its
+     * reply, or of any later one, is at or after the cluster time of every change it shows, as a
+     * real server's snapshot reads are (an incremental snapshot's high watermark relies on it).
+     * The library reads without the monitor, and answers the stored documents themselves, which
+     * an update changes in place, maybe while the reply is being encoded.
+     */
+    private Document isolatedFind(Channel channel, String databaseName, Document query) {
+        Object collection = query.get("find") instanceof String name
+            ? resolveDatabase(databaseName).resolveCollection(name, false) : null;
+        if (collection == null) {
+            return super.handleCommand(channel, databaseName, "find", query);
+        }
+        synchronized (collection) {
+            Document reply = super.handleCommand(channel, databaseName, "find", query);
+            if (reply.get("cursor") instanceof Document cursor && cursor.get("firstBatch") instanceof List<?> batch) {
+                List<Object> copies = new ArrayList<>(batch.size());
+                for (Object document : batch) {
+                    copies.add(document instanceof Document d ? d.cloneDeeply() : document);
+                }
+                cursor.put("firstBatch", copies);
+            }
+            return reply;
+        }
     }
 
     /** The appName the connection's client sent in its handshake, or null. */
