@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mongorelay/mongorelay/internal/kafkatopic"
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
@@ -35,7 +36,12 @@ func createTopic(ctx context.Context, kafka *kgo.Client, c *config.Config, topic
 	if err == nil {
 		err = resp.Err
 	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	switch {
+	case err == nil:
+		if err := kafkatopic.AwaitLeaders(ctx, kafka, topic); err != nil {
+			return 0, err
+		}
+	case !errors.Is(err, kerr.TopicAlreadyExists):
 		return 0, fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, topic)
