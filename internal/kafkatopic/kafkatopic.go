@@ -50,26 +50,33 @@ func AwaitLeaders(ctx context.Context, cl *kgo.Client, topic string) error {
 const leaderPoll = 5 * time.Millisecond
 
 // leadersServe asks the leader of each partition of topic for its end offset once, and returns
-// the first error: of the metadata, or of a partition.
+// the first error: of the metadata, or of a partition. The metadata is asked anew: the client's
+// cache (kadm's Metadata) may hold the answer from before the topic was created for up to
+// kgo.MetadataMinAge.
 func leadersServe(ctx context.Context, cl *kgo.Client, topic string) error {
-	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	md, err := mreq.RequestWith(ctx, cl)
 	if err != nil {
 		return err
 	}
-	td, ok := md.Topics[topic]
-	switch {
-	case !ok:
+	if len(md.Topics) != 1 {
 		return kerr.UnknownTopicOrPartition
-	case td.Err != nil:
-		return td.Err
-	case len(td.Partitions) == 0:
+	}
+	td := md.Topics[0]
+	if err := kerr.ErrorForCode(td.ErrorCode); err != nil {
+		return err
+	}
+	if len(td.Partitions) == 0 {
 		return kerr.LeaderNotAvailable
 	}
 	byLeader := map[int32][]int32{}
 	for _, p := range td.Partitions {
 		switch {
-		case p.Err != nil:
-			return p.Err
+		case p.ErrorCode != 0:
+			return kerr.ErrorForCode(p.ErrorCode)
 		case p.Leader < 0:
 			return kerr.LeaderNotAvailable
 		}
