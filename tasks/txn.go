@@ -112,9 +112,9 @@ func clientAddedPartitions() *kversion.Versions {
 }
 
 // concurrentTxnBackoff is how long a task's producer waits before retrying a
-// CONCURRENT_TRANSACTIONS refusal: the previous commit's markers take a millisecond or two on
-// a healthy broker, and franz-go lengthens the backoff itself (up to 1 s) while the refusals
-// last, so a short one costs the broker a few cheap requests per commit, not a stream.
+// CONCURRENT_TRANSACTIONS refusal: the previous commit's markers take a few milliseconds on a
+// healthy broker, so a short backoff costs it a few cheap requests per commit; franz-go
+// lengthens the backoff itself (to 200 ms and up) once the refusals have lasted a second.
 const concurrentTxnBackoff = time.Millisecond
 
 // maxBufferedRecords bounds the records a task's producer holds before Kafka acknowledges
