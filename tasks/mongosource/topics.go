@@ -36,13 +36,14 @@ func createTopic(ctx context.Context, kafka *kgo.Client, c *config.Config, topic
 	if err == nil {
 		err = resp.Err
 	}
-	switch {
-	case err == nil:
-		if err := kafkatopic.AwaitLeaders(ctx, kafka, topic); err != nil {
-			return 0, err
-		}
-	case !errors.Is(err, kerr.TopicAlreadyExists):
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return 0, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	// The topic may be a moment old, created by this call or by another process (a task of
+	// another node, the operator's script): its leaders serve it before the task's producer
+	// writes to it. A topic served long since costs one round trip per leader.
+	if err := kafkatopic.AwaitLeaders(ctx, kafka, topic); err != nil {
+		return 0, err
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
