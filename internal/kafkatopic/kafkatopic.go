@@ -1,6 +1,6 @@
 // Package kafkatopic holds what the components that keep their state in a Kafka topic (the
-// offsets store, the schemas store) need when they make sure that topic exists and belongs to
-// their cluster.
+// offsets store, the schemas store) need when they make sure that topic exists, is served and
+// belongs to their cluster; a task waits with it for the topic it writes.
 package kafkatopic
 
 import (
@@ -25,7 +25,7 @@ const NewTopicWait = 10 * time.Second
 // topic: KRaft answers CreateTopics before the brokers have applied the topic, and a client
 // that asks before then is told UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_OR_FOLLOWER and
 // waits out its retry backoff (franz-go's starts at 250 ms, and a new client pays it again),
-// where this wait, asking every leaderPoll, takes the few milliseconds the brokers need. A
+// where this wait, asking every leaderPoll, ends as soon as the brokers are ready. A
 // leader is asked directly (ListOffsets), without the client's retries: the metadata names
 // it a moment before it serves the partition.
 func AwaitLeaders(ctx context.Context, cl *kgo.Client, topic string) error {
