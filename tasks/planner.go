@@ -276,21 +276,24 @@ func (p *resumePlanner) awaitPlan(ctx context.Context, notBefore resumetoken.Pos
 	}
 }
 
-// awaitDone waits until every range of the plan sp is done, by any shard, and returns the plan
-// as it is then.
-func (p *resumePlanner) awaitDone(ctx context.Context, sp plan) (plan, error) {
-	if !sp.done() {
-		p.log.Info("waiting for the other shards' snapshot ranges")
-	}
-	for !sp.done() {
+// awaitDone waits until every range of the snapshot plan is done, by any shard, and returns
+// the plan as it is then. It reads the plan before it first waits: the ranges this shard has
+// just copied are done there, and when they were all it has, nothing is left to wait for.
+func (p *resumePlanner) awaitDone(ctx context.Context) (plan, error) {
+	for waited := false; ; waited = true {
+		sp := p.loadPlan()
+		switch {
+		case sp == nil:
+			return nil, errors.New("the snapshot plan disappeared while waiting for it (replaced after a history loss?)")
+		case sp.done():
+			return sp, nil
+		case !waited:
+			p.log.Info("waiting for the other shards' snapshot ranges")
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(snapshotPoll):
 		}
-		if sp = p.loadPlan(); sp == nil {
-			return nil, errors.New("the snapshot plan disappeared while waiting for it (replaced after a history loss?)")
-		}
 	}
-	return sp, nil
 }

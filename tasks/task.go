@@ -256,7 +256,7 @@ func (t *Task) prepare(ctx context.Context) (*changestream.Start, *handover, err
 	t.writer.metrics.SnapshotStarted(time.Now())
 	err = t.snapshot.copyRanges(ctx, p)
 	if err == nil {
-		p, err = t.planner.awaitDone(ctx, p)
+		p, err = t.planner.awaitDone(ctx)
 	}
 	t.writer.metrics.SnapshotEnded(time.Now(), err == nil)
 	if err != nil {

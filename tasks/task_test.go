@@ -320,6 +320,37 @@ func TestResumePlannerRestartsTheSnapshotAfterHistoryLoss(t *testing.T) {
 	}
 }
 
+// A shard that has copied its snapshot ranges reads the plan before it waits: when every range
+// is done (it copied them all), it goes on at once rather than after a poll interval.
+func TestResumePlannerAwaitsOnlyRangesStillBeingCopied(t *testing.T) {
+	tests := []struct {
+		name     string
+		done     []bool // per range
+		finishes bool   // before the first poll
+	}{
+		{name: "every range done", done: []bool{true, true}, finishes: true},
+		{name: "a range another shard still copies", done: []bool{true, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, store := testKafka(t)
+			for i, done := range tt.done {
+				commitAll(t, store, offsets.Entry{Key: offsets.SnapshotKey("c", "db", "coll", i, len(tt.done)), Value: rangeAt(t, 100, done)})
+			}
+			p := testPlanner(t, store, &fakeMongo{}, testConfig(t, nil), 0, len(tt.done))
+			ctx, cancel := context.WithTimeout(context.Background(), snapshotPoll/2)
+			defer cancel()
+			sp, err := p.awaitDone(ctx)
+			switch {
+			case tt.finishes && (err != nil || !sp.done()):
+				t.Fatalf("awaitDone = %d ranges, %v; want the done plan before the first poll", len(sp), err)
+			case !tt.finishes && !errors.Is(err, context.DeadlineExceeded):
+				t.Fatalf("awaitDone = %d ranges, %v; want it still waiting when the context ends", len(sp), err)
+			}
+		})
+	}
+}
+
 // awaitOffset waits until store holds key at cluster time t.
 func awaitOffset(ctx context.Context, t *testing.T, store OffsetStore, key offsets.Key, at uint32) {
 	t.Helper()

@@ -143,6 +143,9 @@ func (s *Store) ensureTopic(ctx context.Context) error {
 	switch {
 	case err == nil:
 		s.cfg.log.Info("created schemas topic", "topic", topic)
+		if err := kafkatopic.AwaitLeaders(ctx, s.cl, topic); err != nil {
+			return err
+		}
 	case errors.Is(err, kerr.TopicAlreadyExists):
 	default:
 		return fmt.Errorf("create schemas topic %s: %w", topic, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mongorelay/mongorelay/internal/kafkatopic"
 	"github.com/mongorelay/mongorelay/tasks/config"
 )
 
@@ -42,6 +43,12 @@ func createTopic(ctx context.Context, kafka *kgo.Client, c *config.Config, topic
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return 0, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	// The topic may be a moment old, created by this call or by another process (a task of
+	// another node, the operator's script): its leaders serve it before the task's producer
+	// writes to it. A topic served long since costs one round trip per leader.
+	if err := kafkatopic.AwaitLeaders(ctx, kafka, topic); err != nil {
+		return 0, err
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {

@@ -158,9 +158,9 @@ func Open(ctx context.Context, brokers []string, topic string, opts ...Option) (
 			return nil, err
 		}
 	}
-	// A topic this call created holds nothing yet, and its partitions have no leaders for a
-	// moment: loading would only wait for them. Records another writer commits meanwhile are
-	// read by the next Refresh, which starts unknown partitions at 0.
+	// A topic this call created holds nothing yet: there is nothing to load. Records another
+	// writer commits meanwhile are read by the next Refresh, which starts unknown partitions
+	// at 0.
 	if created {
 		return s, nil
 	}
@@ -188,7 +188,7 @@ func (s *Store) ensureTopic(ctx context.Context, partitions int32, replication i
 		switch {
 		case err == nil:
 			s.log.Info("created the offsets topic", "partitions", resp.NumPartitions, "replication_factor", resp.ReplicationFactor)
-			return true, nil
+			return true, kafkatopic.AwaitLeaders(ctx, s.cl, s.topic)
 		case !errors.Is(err, kerr.TopicAlreadyExists): // another node won the race
 			return false, fmt.Errorf("create offsets topic %s: %w", s.topic, err)
 		}
