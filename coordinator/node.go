@@ -13,9 +13,11 @@
 // one hop (DESIGN.md section 3). The leader, after a Barrier and with a
 // context per term (leader.go), lists each connector's tasks (ExpandFunc),
 // assigns them balanced and sticky (package assign), keeps heartbeat times
-// in memory and moves the tasks of a node silent for SessionTimeout, with a
-// new epoch. Nodes run what State.Assigned lists and fence themselves
-// (Fenced) when they have not reached the leader for Lease.
+// in memory and moves, with a new epoch, the tasks of a node known to be gone
+// (its Raft connection reset, or a clean stop) at once and those of a node
+// silent for SessionTimeout then (liveness.go). Nodes run what State.Assigned
+// lists and fence themselves (Fenced) when they have not reached the leader
+// for Lease.
 package coordinator
 
 import (
@@ -58,6 +60,8 @@ const (
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
+	// observationsBuffer holds Raft's failed heartbeats until watchConnections reads them.
+	observationsBuffer = 64
 	// applyTimeout bounds a Raft round trip when the caller's context has no
 	// deadline.
 	applyTimeout = 10 * time.Second
@@ -89,8 +93,12 @@ type Node struct {
 	// beats holds the time of each node's last heartbeat to this leader.
 	beats map[string]time.Time
 	// stopped holds the nodes that said they are stopping (Stopping) and have not
-	// heartbeated since: they count as dead at once.
-	stopped map[string]bool
+	// heartbeated since, each with the time until which its tasks wait for it to
+	// restart (zero: not at all).
+	stopped map[string]time.Time
+	// resets holds the nodes whose Raft connection was refused or reset
+	// (watchConnections) and that have not heartbeated since, each with when.
+	resets map[string]time.Time
 	// httpAddrs holds HTTP addresses heard in heartbeats that the node
 	// registry does not have yet.
 	httpAddrs map[string]string
@@ -137,7 +145,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		fsm:       newFSM(log),
 		notify:    make(chan bool, 16),
 		beats:     map[string]time.Time{},
-		stopped:   map[string]bool{},
+		stopped:   map[string]time.Time{},
+		resets:    map[string]time.Time{},
 		httpAddrs: map[string]string{},
 		kick:      make(chan struct{}, 1),
 	}
@@ -209,6 +218,9 @@ func (n *Node) open(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
 	n.wg.Go(func() { n.run(runCtx) })
+	observations := make(chan raft.Observation, observationsBuffer)
+	n.raft.RegisterObserver(raft.NewObserver(observations, false, failedHeartbeats))
+	n.wg.Go(func() { n.watchConnections(runCtx, observations) })
 
 	switch {
 	case existing:
