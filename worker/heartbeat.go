@@ -34,6 +34,9 @@ type heartbeats struct {
 	node     heartbeatNode
 	httpAddr string
 	interval time.Duration
+	// restartWithin is how long this node's tasks wait for it after its farewell
+	// (worker.rebalance.delay).
+	restartWithin time.Duration
 	// send delivers a heartbeat to the leader at addr; local records one when this node leads.
 	send    func(ctx context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error)
 	local   func(ctx context.Context, hb peer.Heartbeat) (peer.HeartbeatAck, error)
@@ -123,9 +126,9 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 }
 
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
-// that they move at once. Run it after run has returned: a heartbeat after it would call the
-// node alive again. Without an answer the tasks move after the session timeout, as a dead
-// node's.
+// that they move at once, or wait restartWithin for the node to come back. Run it after run
+// has returned: a heartbeat after it would call the node alive again. Without an answer the
+// tasks move after the session timeout, as a dead node's.
 func (h *heartbeats) farewell(ctx context.Context) {
 	leader, addr := h.node.Leader()
 	if leader == "" || leader == h.node.ID() {
@@ -133,8 +136,13 @@ func (h *heartbeats) farewell(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, max(h.interval, time.Second))
 	defer cancel()
-	if _, err := h.deliver(ctx, leader, addr, peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true}); err != nil {
+	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: h.restartWithin.Milliseconds()}
+	if _, err := h.deliver(ctx, leader, addr, hb); err != nil {
 		h.log.Warn("could not tell the leader this node is stopping: its tasks move after the session timeout", "leader", leader, "err", err)
+		return
+	}
+	if h.restartWithin > 0 {
+		h.log.Info("told the leader this node is stopping to restart: its tasks wait for it", "leader", leader, "for", h.restartWithin)
 		return
 	}
 	h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,34 @@ func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 	n.applied = 9
 	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil || len(n.contact) != 2 {
 		t.Errorf("after catching up: err %v, contacts %d", err, len(n.contact))
+	}
+}
+
+func TestFarewellSaysHowLongTheTasksWait(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		leader        string
+		restartWithin time.Duration
+		want          *peer.Heartbeat
+	}{
+		{"a stop", "n1", 0, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true}},
+		{"a restart", "n1", 30 * time.Second, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: 30_000}},
+		{"the leader itself: nobody to tell", "n2", 30 * time.Second, nil},
+		{"no leader", "", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *peer.Heartbeat
+			h := newTestHeartbeats(&fakeHeartbeatNode{id: "n2", leader: tc.leader, leaderHTTP: "leader:8083"},
+				func(_ context.Context, _ string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+					got = &hb
+					return peer.HeartbeatAck{}, nil
+				})
+			h.restartWithin = tc.restartWithin
+			h.farewell(context.Background())
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("farewell sent %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
 
