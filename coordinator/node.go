@@ -42,17 +42,18 @@ import (
 )
 
 // Raft settings, tuned for loopback and LAN so that a new leader is elected
-// within 3 s of the old one's death: followers notice after 0.75–1.5 s
-// without a heartbeat (HeartbeatTimeout, randomised up to twice that), and
-// the pre-vote and vote rounds take milliseconds; a split vote costs one more
-// ElectionTimeout (0.75–1.5 s), which still fits. A leader steps down after
-// LeaderLeaseTimeout without reaching a quorum, well inside Lease; it is half
-// the heartbeat timeout, Raft's default ratio, which leader.go's grace period
-// relies on.
+// within about a second of the old one's death: followers notice after
+// 0.5–1 s without a heartbeat (HeartbeatTimeout, randomised up to twice that;
+// the leader sends one every 50–100 ms), and the pre-vote and vote rounds take
+// milliseconds; a follower whose pre-vote the other one refused, having heard
+// from the leader more recently, waits one more ElectionTimeout (0.5–1 s).
+// A leader steps down after LeaderLeaseTimeout without reaching a quorum,
+// well inside Lease; it is half the heartbeat timeout, Raft's default ratio,
+// which leader.go's grace period relies on.
 const (
-	raftHeartbeatTimeout = 750 * time.Millisecond
-	raftElectionTimeout  = 750 * time.Millisecond
-	raftLeaderLease      = 375 * time.Millisecond
+	raftHeartbeatTimeout = 500 * time.Millisecond
+	raftElectionTimeout  = 500 * time.Millisecond
+	raftLeaderLease      = 250 * time.Millisecond
 	raftCommitTimeout    = 50 * time.Millisecond
 	// inMemoryTimeout replaces the three timeouts above for a node alone in memory.
 	inMemoryTimeout   = 20 * time.Millisecond

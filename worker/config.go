@@ -393,19 +393,20 @@ func clusterSettings() []setting {
 				c.RaftSnapshotInterval, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.heartbeat.interval", def: "1s",
+		{name: "worker.heartbeat.interval", def: coordinator.DefaultHeartbeatInterval.String(),
 			doc: "how often the node tells the leader it is alive",
 			apply: func(c *Config, v string) (err error) {
 				c.HeartbeatInterval, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.session.timeout", def: "6s",
-			doc: "how long the leader waits without a heartbeat before it moves a node's tasks",
+		{name: "worker.session.timeout", def: coordinator.DefaultSessionTimeout.String(),
+			doc: "how long the leader waits without a heartbeat before it moves a node's tasks; a node whose connection " +
+				"to the leader is refused or reset (a killed process) loses them at once",
 			apply: func(c *Config, v string) (err error) {
 				c.SessionTimeout, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.lease", def: "4s",
+		{name: "worker.lease", def: coordinator.DefaultLease.String(),
 			doc: "how long a node keeps its tasks running without reaching the leader; below worker.session.timeout",
 			apply: func(c *Config, v string) (err error) {
 				c.Lease, err = parsePositiveDuration(v)
