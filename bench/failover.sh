@@ -2,8 +2,8 @@
 # Failover timing for `make bench` (issue 22): runs the cluster e2e RUNS times against the
 # environment of .cache/env/env.sh and reports min / median / max of: kill -9 of a follower and
 # of the leader to the first new record from a moved task, the election after the leader's
-# kill, a clean stop (SIGTERM) of the leader, a 2 s SIGSTOP (which must move nothing: the test
-# fails otherwise) and a 15 s one (its tasks move after the session timeout), and a rolling
+# kill, a clean stop (SIGTERM) of the leader, a 2 s SIGSTOP of a follower and of the leader
+# (which must move nothing: the test fails otherwise) and a 15 s one (its tasks move after the session timeout), and a rolling
 # restart with worker.rebalance.delay (which must move nothing either).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,8 +35,14 @@ election=$(after 'kill -9 of leader .*new leader' 'new leader n[0-9]+' | stats)
 # then move.
 sigterm=$(after 'SIGTERM of leader' 'first new record from a moved task' | stats)
 handover=$(after 'SIGTERM of leader' 'new leader n[0-9]+' | stats)
-pause2=$(grep -E 'SIGSTOP of n[0-9]+ for 2 s' "$LOG" | sed -E 's/.*its first record ([0-9.]+m?s) after SIGCONT.*/\1/' | seconds | stats)
-pause2moved=$(grep -cE 'SIGSTOP of n[0-9]+ for 2 s .*no task moved' "$LOG" || true)
+# pause WHO: a 2 s SIGSTOP's lines (WHO: "n" for the follower, "leader n" for the leader), the
+# node's first record after SIGCONT.
+pause() { grep -E "SIGSTOP of $1[0-9]+ for 2 s" "$LOG" | sed -E 's/.*its first record ([0-9.]+m?s) after SIGCONT.*/\1/' | seconds | stats; }
+unmoved() { grep -cE "SIGSTOP of $1[0-9]+ for 2 s .*no task moved" "$LOG" || true; }
+pause2=$(pause n)
+pause2moved=$(unmoved n)
+pause2leader=$(pause 'leader n')
+pause2leaderMoved=$(unmoved 'leader n')
 pause15=$(after 'SIGSTOP of n[0-9]+ \(' 'first new record from a moved task' | stats)
 rolling=$(grep -E 'restarted: every task RUNNING again' "$LOG" | sed -E 's/.*again ([0-9.]+m?s) after.*/\1/' | seconds | stats)
 rollingRuns=$(grep -c -- '--- PASS: TestClusterFailover/rolling_restart' "$LOG" || true)
@@ -55,6 +61,7 @@ rollingRuns=$(grep -c -- '--- PASS: TestClusterFailover/rolling_restart' "$LOG" 
 	echo "| SIGTERM of the leader: first new record from a moved task | $sigterm |"
 	echo "| SIGTERM of the leader: leadership handed over | $handover |"
 	echo "| SIGSTOP 2 s of the follower holding the most tasks: no task moved in $pause2moved of $RUNS runs; its first record after SIGCONT | $pause2 |"
+	echo "| SIGSTOP 2 s of the leader: no task moved in $pause2leaderMoved of $RUNS runs; its first record after SIGCONT | $pause2leader |"
 	echo "| SIGSTOP 15 s (silent, waited for up to the session timeout): first new record from a moved task | $pause15 |"
 	echo "| rolling restart with worker.rebalance.delay, no task moved in $rollingRuns of $RUNS runs: a node's SIGTERM to all tasks RUNNING again | $rolling |"
 } | tee -a "$OUT"

@@ -351,8 +351,8 @@ func (h *harness) createConnector(addr, name, db string) {
 
 // TestClusterFailover runs a 3-node cluster with 2 connectors (24 tasks) under a steady
 // 1,000 writes/s through everything a cluster must survive, in order: a node joining and
-// leaving, kill -9 of a follower and of the leader, a clean stop of the leader, a node paused
-// (SIGSTOP) for 2 s and for longer than its session, all nodes restarted at once, and a rolling
+// leaving, kill -9 of a follower and of the leader, a clean stop of the leader, a follower and
+// the leader paused (SIGSTOP) for 2 s, a node paused for longer than its session, all nodes restarted at once, and a rolling
 // restart. At the end every write made after the tasks first
 // ran must be on Kafka (at-least-once), no task's records may ever go back to an older owner,
 // and no Raft term may have had two leaders.
@@ -435,7 +435,8 @@ func TestClusterFailover(t *testing.T) {
 	t.Run("kill -9 a follower", func(t *testing.T) { h.killFollower(t, cons) })
 	t.Run("kill -9 the leader", func(t *testing.T) { h.killLeader(t, cons) })
 	t.Run("SIGTERM the leader", func(t *testing.T) { h.stopLeader(t, cons) })
-	t.Run("SIGSTOP a node for 2 s", func(t *testing.T) { h.pauseBriefly(t, cons) })
+	t.Run("SIGSTOP a follower for 2 s", func(t *testing.T) { h.pauseBriefly(t, cons, false) })
+	t.Run("SIGSTOP the leader for 2 s", func(t *testing.T) { h.pauseBriefly(t, cons, true) })
 	t.Run("SIGSTOP a node", func(t *testing.T) { h.pauseNode(t, cons) })
 	t.Run("restart every node at once", func(t *testing.T) { h.restartAll(t, cons) })
 	t.Run("rolling restart", func(t *testing.T) { h.rollingRestart(t) })
@@ -694,15 +695,19 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	}
 }
 
-// pauseBriefly SIGSTOPs the follower holding the most tasks for 2 s under load, as a long GC
-// pause would: nothing moves, it does not fence itself, and its tasks go on writing.
-func (h *harness) pauseBriefly(t *testing.T, cons *consumer) {
+// pauseBriefly SIGSTOPs for 2 s under load, as a long GC pause would, the follower holding the
+// most tasks, or the leader (the others elect a new one meanwhile): nothing moves, the node does
+// not fence itself, and its tasks go on writing.
+func (h *harness) pauseBriefly(t *testing.T, cons *consumer, ofLeader bool) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
-	var victim *node
-	for _, n := range h.running() {
-		if n != leader && (victim == nil || before.PerNode()[n.id] > before.PerNode()[victim.id]) {
-			victim = n
+	victim := leader
+	if !ofLeader {
+		victim = nil
+		for _, n := range h.running() {
+			if n != leader && (victim == nil || before.PerNode()[n.id] > before.PerNode()[victim.id]) {
+				victim = n
+			}
 		}
 	}
 	t0 := time.Now()
@@ -710,15 +715,17 @@ func (h *harness) pauseBriefly(t *testing.T, cons *consumer) {
 	time.Sleep(2 * time.Second)
 	tc := time.Now()
 	victim.signal(t, syscall.SIGCONT)
-	// Past the session timeout from the pause, the leader would have moved them by now.
+	// Past the session timeout from the pause, a leader would have moved them by now.
 	time.Sleep(time.Until(t0.Add(sessionTimeout + time.Second)))
 	after, _ := h.settled(bound)
 	if c := changed(before, after); len(c) > 0 {
 		t.Errorf("a 2 s pause of %s moved %d tasks: %v", victim.id, len(c), c)
 	}
-	for _, what := range []string{"node declared dead", "node gone"} {
-		if lines := leader.linesSince(what, t0); len(lines) > 0 {
-			t.Errorf("the leader after a 2 s pause of %s:\n%s", victim.id, strings.Join(lines, "\n"))
+	for _, n := range h.running() {
+		for _, what := range []string{"node declared dead", "node gone"} {
+			if lines := n.linesSince(what, t0); len(lines) > 0 {
+				t.Errorf("%s after a 2 s pause of %s:\n%s", n.id, victim.id, strings.Join(lines, "\n"))
+			}
 		}
 	}
 	if lines := victim.linesSince("fenced: ", t0); len(lines) > 0 {
@@ -729,8 +736,13 @@ func (h *harness) pauseBriefly(t *testing.T, cons *consumer) {
 		t.Errorf("no record from %s since SIGCONT", victim.id)
 		return
 	}
-	t.Logf("SIGSTOP of %s for 2 s (%d tasks): no task moved; its first record %s after SIGCONT", victim.id,
-		before.PerNode()[victim.id], r.at.Sub(tc).Round(time.Millisecond))
+	role := ""
+	if ofLeader {
+		role = "leader "
+	}
+	now, _ := h.leader(bound)
+	t.Logf("SIGSTOP of %s%s for 2 s (%d tasks): no task moved; its first record %s after SIGCONT; leader now %s", role, victim.id,
+		before.PerNode()[victim.id], r.at.Sub(tc).Round(time.Millisecond), now.id)
 }
 
 // changed lists the tasks whose owner or epoch differs between two overviews: a task that
