@@ -61,12 +61,13 @@ func (n *Node) Heartbeat(nodeID, httpAddr string) error {
 	return nil
 }
 
-// Stopping records, on the leader, that node is stopping cleanly, its tasks stopped and
-// their last offsets committed, until its next heartbeat. With restartWithin zero its tasks
-// move at once rather than after the session timeout. A node that restarts (worker's
-// worker.rebalance.delay) gives how long it expects to be away: its tasks stay assigned to it
-// for that long, so that a rolling restart does not move them twice (away and back), and move
-// then if it has not heartbeated again. It returns a *forward.NotLeaderError off the leader.
+// Stopping records, on the leader, that node is stopping cleanly (its tasks stopped, their
+// last offsets committed); the record holds until the node's next heartbeat. With
+// restartWithin zero its tasks move at once rather than after the session timeout. A node
+// that restarts (worker's worker.rebalance.delay) gives how long it expects to be away: its
+// tasks stay assigned to it for that long, so that a rolling restart does not move them twice
+// (away and back), and move then if it has not heartbeated again. It returns a
+// *forward.NotLeaderError off the leader.
 func (n *Node) Stopping(nodeID string, restartWithin time.Duration) error {
 	if !n.IsLeader() {
 		return n.notLeader()

@@ -128,7 +128,8 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
 // that they move at once, or wait restartWithin for the node to come back. Run it after run
 // has returned: a heartbeat after it would call the node alive again. Without an answer the
-// tasks move after the session timeout, as a dead node's.
+// tasks move as a dead node's do: when the leader finds its connection refused once this
+// process has exited, or after the session timeout if it cannot reach this node at all.
 func (h *heartbeats) farewell(ctx context.Context) {
 	leader, addr := h.node.Leader()
 	if leader == "" || leader == h.node.ID() {
@@ -138,7 +139,7 @@ func (h *heartbeats) farewell(ctx context.Context) {
 	defer cancel()
 	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: h.restartWithin.Milliseconds()}
 	if _, err := h.deliver(ctx, leader, addr, hb); err != nil {
-		h.log.Warn("could not tell the leader this node is stopping: its tasks move after the session timeout", "leader", leader, "err", err)
+		h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "leader", leader, "err", err)
 		return
 	}
 	if h.restartWithin > 0 {
