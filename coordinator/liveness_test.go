@@ -1,8 +1,11 @@
 package coordinator
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestStatusOf(t *testing.T) {
@@ -152,5 +155,47 @@ func TestRestartingNodeKeepsItsTasks(t *testing.T) {
 	})
 	if waited := time.Since(said); waited < time.Second {
 		t.Errorf("the tasks of a node restarting within 1s moved after %v", waited)
+	}
+}
+
+// TestWatchConnectionsTellsResetsFromTimeouts: a failed Raft heartbeat soon after a contact
+// is a reset (the node is gone); one that came after the transport's timeout is silence, which
+// the session timeout judges.
+func TestWatchConnectionsTellsResetsFromTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		data        any
+		lastContact time.Duration // before the observation
+		reset       bool
+	}{
+		{"refused right after a contact", raft.FailedHeartbeatObservation{PeerID: "n2"}, 100 * time.Millisecond, true},
+		{"timed out: a paused or cut-off node", raft.FailedHeartbeatObservation{PeerID: "n2"}, transportTimeout, false},
+		{"resumed", raft.ResumedHeartbeatObservation{PeerID: "n2"}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &Node{resets: map[string]time.Time{}, kick: make(chan struct{}, 1)}
+			if f, ok := tc.data.(raft.FailedHeartbeatObservation); ok {
+				f.LastContact = time.Now().Add(-tc.lastContact)
+				tc.data = f
+			}
+			observations := make(chan raft.Observation, 1)
+			observations <- raft.Observation{Data: tc.data}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				n.watchConnections(ctx, observations)
+			}()
+			for len(observations) > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done
+			_, reset := n.memory().resets["n2"]
+			woken := len(n.kick) > 0
+			if reset != tc.reset || woken != tc.reset {
+				t.Errorf("reset recorded %v, leader woken %v; want %v", reset, woken, tc.reset)
+			}
+		})
 	}
 }
