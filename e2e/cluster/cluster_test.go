@@ -352,8 +352,8 @@ func (h *harness) createConnector(addr, name, db string) {
 // TestClusterFailover runs a 3-node cluster with 2 connectors (24 tasks) under a steady
 // 1,000 writes/s through everything a cluster must survive, in order: a node joining and
 // leaving, kill -9 of a follower and of the leader, a clean stop of the leader, a follower and
-// the leader paused (SIGSTOP) for 2 s, a node paused for longer than its session, all nodes restarted at once, and a rolling
-// restart. At the end every write made after the tasks first
+// the leader paused (SIGSTOP) for 2 s, a node paused for longer than its session, all nodes
+// restarted at once, and a rolling restart. At the end every write made after the tasks first
 // ran must be on Kafka (at-least-once), no task's records may ever go back to an older owner,
 // and no Raft term may have had two leaders.
 func TestClusterFailover(t *testing.T) {
