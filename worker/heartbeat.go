@@ -127,16 +127,21 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
 // that they move at once, or wait restartWithin for the node to come back. Run it after run
-// has returned: a heartbeat after it would call the node alive again. Without an answer the
-// tasks move as a dead node's do: when the leader finds its connection refused once this
-// process has exited, or after the session timeout if it cannot reach this node at all.
+// has returned: a heartbeat after it would call the node alive again. A leader that has just
+// handed the leadership over waits to learn who has it. Without an answer the tasks move as a
+// dead node's do: when the leader finds its connection refused once this process has exited,
+// or after the session timeout if it cannot reach this node at all.
 func (h *heartbeats) farewell(ctx context.Context) {
-	leader, addr := h.node.Leader()
-	if leader == "" || leader == h.node.ID() {
-		return // no other node to hand the tasks to, or nobody to tell
-	}
 	ctx, cancel := context.WithTimeout(ctx, max(h.interval, time.Second))
 	defer cancel()
+	leader, addr := h.awaitLeader(ctx)
+	switch {
+	case leader == h.node.ID():
+		return // no other node to hand the tasks to
+	case leader == "":
+		h.log.Warn("could not tell the leader this node is stopping: no leader known; its tasks move once the leader finds it gone")
+		return
+	}
 	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: h.restartWithin.Milliseconds()}
 	if _, err := h.deliver(ctx, leader, addr, hb); err != nil {
 		h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "leader", leader, "err", err)
@@ -147,6 +152,23 @@ func (h *heartbeats) farewell(ctx context.Context) {
 		return
 	}
 	h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
+}
+
+// awaitLeader returns the leader and its HTTP address once one is known, or "" when ctx ends
+// first.
+func (h *heartbeats) awaitLeader(ctx context.Context) (id, httpAddr string) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, httpAddr = h.node.Leader(); id != "" {
+			return id, httpAddr
+		}
+		select {
+		case <-ctx.Done():
+			return "", ""
+		case <-tick.C:
+		}
+	}
 }
 
 // joiner asks members to add this node, one after another, until one of them (forwarding to

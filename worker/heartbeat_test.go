@@ -95,7 +95,7 @@ func TestFarewellSaysHowLongTheTasksWait(t *testing.T) {
 		{"a stop", "n1", 0, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true}},
 		{"a restart", "n1", 30 * time.Second, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: 30_000}},
 		{"the leader itself: nobody to tell", "n2", 30 * time.Second, nil},
-		{"no leader", "", 0, nil},
+		{"no leader within the farewell's time", "", 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got *peer.Heartbeat
@@ -110,6 +110,28 @@ func TestFarewellSaysHowLongTheTasksWait(t *testing.T) {
 				t.Errorf("farewell sent %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFarewellWaitsForTheNewLeader: a leader that has just handed the leadership over knows no
+// leader for a moment; its farewell goes to the new one once it is known.
+func TestFarewellWaitsForTheNewLeader(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2"}
+	var to string
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+		if hb.Stopping {
+			to = addr
+		}
+		return peer.HeartbeatAck{}, nil
+	})
+	time.AfterFunc(50*time.Millisecond, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.leader, n.leaderHTTP = "n1", "leader:8083"
+	})
+	h.farewell(context.Background())
+	if to != "leader:8083" {
+		t.Errorf("farewell sent to %q, want the new leader's leader:8083", to)
 	}
 }
 
