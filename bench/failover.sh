@@ -51,7 +51,7 @@ rollingRuns=$(grep -c -- '--- PASS: TestClusterFailover/rolling_restart' "$LOG" 
 	echo "## Failover, $(date -u '+%F %H:%M') UTC ($(nproc) cores)"
 	echo
 	echo "3 nodes, 24 tasks, 1,000 writes/s (e2e/cluster TestClusterFailover, $RUNS runs; worker heartbeat"
-	echo "500 ms, session timeout 4 s, lease 3 s; Raft heartbeat timeout 500 ms). Times from the signal."
+	echo "500 ms, session timeout 5 s, lease 4 s; Raft heartbeat timeout 500 ms). Times from the signal."
 	echo
 	echo "| what | min / median / max |"
 	echo "|---|---|"

@@ -16,14 +16,15 @@ import (
 
 // Defaults of Config (DESIGN.md sections 3, 6 and 9). A node known to be gone loses its tasks
 // at once whatever these are; they decide how long a silent one is waited for, and a pause
-// (GC, SIGSTOP) of 2 s must not cost a node its tasks: the heartbeats renew the lease every
-// half second, so that a node paused 2 s wakes within its lease, and the session outlasts the
-// silence such a pause makes (2 s plus a heartbeat interval) by more than a second.
+// (GC, SIGSTOP) of 2 s must not cost a node its tasks, even on a loaded machine where
+// heartbeats are answered late: the heartbeats renew the lease every half second, the lease
+// outlasts such a pause by 1.5 s more than a heartbeat interval, and the session the silence
+// it makes (2 s plus a heartbeat interval) by 2.5 s.
 const (
 	DefaultVoters            = 3
 	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultSessionTimeout    = 4 * time.Second
-	DefaultLease             = 3 * time.Second
+	DefaultSessionTimeout    = 5 * time.Second
+	DefaultLease             = 4 * time.Second
 	DefaultDeadNodeRemoval   = 10 * time.Minute
 	DefaultExpandInterval    = 10 * time.Second
 )
@@ -109,13 +110,13 @@ type Config struct {
 	// SessionTimeout is how long the leader waits without a heartbeat before
 	// it declares a node dead and moves its tasks (worker.session.timeout); a
 	// node whose Raft connection is refused or reset loses them at once.
-	// Default 4s.
+	// Default 5s.
 	SessionTimeout time.Duration
 	// Lease is how long a node keeps running its tasks without reaching the
 	// leader (worker.lease). A new leader, which has no heartbeat history,
 	// waits this long plus Raft's leader lease before it declares a node it
 	// has not heard from dead. It must be shorter than SessionTimeout, so that
-	// a silent node has stopped its tasks before they move. Default 3s.
+	// a silent node has stopped its tasks before they move. Default 4s.
 	Lease time.Duration
 	// DeadNodeRemoval is how long a node may stay silent before the leader
 	// removes it from the cluster (Raft configuration and node registry); it

@@ -31,7 +31,7 @@ func TestParseWorkerFlagsDefaults(t *testing.T) {
 	}
 	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != "127.0.0.1:8083" || c.RaftListen != ":8300" ||
 		c.RegistryListen != "127.0.0.1:8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != 500*time.Millisecond ||
-		c.SessionTimeout != 4*time.Second || c.Lease != 3*time.Second || c.RebalanceDelay != 0 || c.NodeID != "" ||
+		c.SessionTimeout != 5*time.Second || c.Lease != 4*time.Second || c.RebalanceDelay != 0 || c.NodeID != "" ||
 		c.RaftSnapshotThreshold != 8192 || c.RaftSnapshotInterval != 2*time.Minute {
 		t.Errorf("unexpected defaults %+v", c)
 	}
@@ -87,8 +87,8 @@ func TestParseWorkerFlagsErrors(t *testing.T) {
 		files map[string]string
 		want  []string
 	}{
-		{"lease not below session", []string{"--kafka", "k:1", "--worker-lease", "4s"}, nil,
-			[]string{`"worker.lease": 4s must be shorter than worker.session.timeout 4s`}},
+		{"lease not below session", []string{"--kafka", "k:1", "--worker-lease", "5s"}, nil,
+			[]string{`"worker.lease": 5s must be shorter than worker.session.timeout 5s`}},
 		{"rebalance delay negative", []string{"--kafka", "k:1", "--worker-rebalance-delay", "-1s"}, nil,
 			[]string{`"worker.rebalance.delay": "-1s" is not a duration from 0s to 10m0s`}},
 		{"rebalance delay past the dead node removal", []string{"--kafka", "k:1", "--worker-rebalance-delay", "11m"}, nil,
