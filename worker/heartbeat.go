@@ -23,6 +23,13 @@ type heartbeatNode interface {
 	WaitIndex(ctx context.Context, index uint64) error
 }
 
+// farewellTime bounds a farewell's tries, farewellRetry paces them: long enough for an
+// election, short enough not to hold a stop up for long.
+const (
+	farewellTime  = 2 * time.Second
+	farewellRetry = 50 * time.Millisecond
+)
+
 // heartbeats tells the leader, every worker.heartbeat.interval, that this node is alive and
 // how its tasks are doing. Each answered heartbeat renews the node's lease
 // (RecordLeaderContact) once this node has applied the cluster state the leader had when it
@@ -128,30 +135,39 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
 // that they move at once, or wait restartWithin for the node to come back. Run it after run
 // has returned: a heartbeat after it would call the node alive again. A leader that has just
-// handed the leadership over waits to learn who has it. Without an answer the tasks move as a
-// dead node's do: when the leader finds its connection refused once this process has exited,
-// or after the session timeout if it cannot reach this node at all.
+// handed the leadership over waits to learn who has it, and a farewell that finds an election
+// under way goes again to the next leader, for up to farewellTime. Without an answer the tasks
+// move as a dead node's do: when the leader finds its connection refused once this process has
+// exited, or after the session timeout if it cannot reach this node at all.
 func (h *heartbeats) farewell(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, max(h.interval, time.Second))
+	ctx, cancel := context.WithTimeout(ctx, max(h.interval, farewellTime))
 	defer cancel()
-	leader, addr := h.awaitLeader(ctx)
-	switch {
-	case leader == h.node.ID():
-		return // no other node to hand the tasks to
-	case leader == "":
-		h.log.Warn("could not tell the leader this node is stopping: no leader known; its tasks move once the leader finds it gone")
-		return
-	}
 	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: h.restartWithin.Milliseconds()}
-	if _, err := h.deliver(ctx, leader, addr, hb); err != nil {
-		h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "leader", leader, "err", err)
-		return
+	err := errors.New("no leader known")
+	for {
+		leader, addr := h.awaitLeader(ctx)
+		switch {
+		case leader == h.node.ID():
+			return // no other node to hand the tasks to
+		case leader == "":
+			h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "err", err)
+			return
+		}
+		if _, err = h.deliver(ctx, leader, addr, hb); err == nil {
+			if h.restartWithin > 0 {
+				h.log.Info("told the leader this node is stopping to restart: its tasks wait for it", "leader", leader, "for", h.restartWithin)
+				return
+			}
+			h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "leader", leader, "err", err)
+			return
+		case <-time.After(farewellRetry):
+		}
 	}
-	if h.restartWithin > 0 {
-		h.log.Info("told the leader this node is stopping to restart: its tasks wait for it", "leader", leader, "for", h.restartWithin)
-		return
-	}
-	h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
 }
 
 // awaitLeader returns the leader and its HTTP address once one is known, or "" when ctx ends

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/api/peer"
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // fakeHeartbeatNode records what the sender does with the coordinator.
@@ -132,6 +133,27 @@ func TestFarewellWaitsForTheNewLeader(t *testing.T) {
 	h.farewell(context.Background())
 	if to != "leader:8083" {
 		t.Errorf("farewell sent to %q, want the new leader's leader:8083", to)
+	}
+}
+
+// TestFarewellGoesAgainAfterAnElection: a farewell that reaches a node no longer leading goes
+// again to the next leader.
+func TestFarewellGoesAgainAfterAnElection(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "old:8083"}
+	var to []string
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+		to = append(to, addr)
+		if addr == "old:8083" {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.leader, n.leaderHTTP = "n3", "new:8083"
+			return peer.HeartbeatAck{}, &forward.NotLeaderError{}
+		}
+		return peer.HeartbeatAck{}, nil
+	})
+	h.farewell(context.Background())
+	if want := []string{"old:8083", "new:8083"}; !reflect.DeepEqual(to, want) {
+		t.Errorf("farewell sent to %v, want %v", to, want)
 	}
 }
 
