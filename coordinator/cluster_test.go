@@ -593,7 +593,7 @@ func TestCleanStopHandsOver(t *testing.T) {
 	}
 	c.pause(stopping, true) // its heartbeats end, as they do once a node has said farewell
 	said := time.Now()
-	if err := leader.Stopping(stopping); err != nil {
+	if err := leader.Stopping(stopping, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, testSession/2, "the stopping node's tasks on the others, before its session could end", func() bool {

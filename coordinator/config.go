@@ -14,11 +14,16 @@ import (
 	"github.com/mongorelay/mongorelay/tasks/taskid"
 )
 
-// Defaults of Config (DESIGN.md sections 3, 6 and 9).
+// Defaults of Config (DESIGN.md sections 3, 6 and 9). A node known to be gone loses its tasks
+// at once whatever these are; they decide how long a silent one is waited for, and a pause
+// (GC, SIGSTOP) of 2 s must not cost a node its tasks, even on a loaded machine where
+// heartbeats are answered late: the heartbeats renew the lease every half second, the lease
+// outlasts such a pause by 1.5 s more than a heartbeat interval, and the session the silence
+// it makes (2 s plus a heartbeat interval) by 2.5 s.
 const (
 	DefaultVoters            = 3
-	DefaultHeartbeatInterval = time.Second
-	DefaultSessionTimeout    = 6 * time.Second
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultSessionTimeout    = 5 * time.Second
 	DefaultLease             = 4 * time.Second
 	DefaultDeadNodeRemoval   = 10 * time.Minute
 	DefaultExpandInterval    = 10 * time.Second
@@ -100,18 +105,18 @@ type Config struct {
 	SnapshotInterval time.Duration
 
 	// HeartbeatInterval is how often the worker pings the leader
-	// (worker.heartbeat.interval). Default 1s.
+	// (worker.heartbeat.interval). Default 500ms.
 	HeartbeatInterval time.Duration
 	// SessionTimeout is how long the leader waits without a heartbeat before
-	// it declares a node dead and moves its tasks (worker.session.timeout).
-	// Default 6s.
+	// it declares a node dead and moves its tasks (worker.session.timeout); a
+	// node whose Raft connection is refused or reset loses them at once.
+	// Default 5s.
 	SessionTimeout time.Duration
 	// Lease is how long a node keeps running its tasks without reaching the
 	// leader (worker.lease). A new leader, which has no heartbeat history,
-	// waits this long plus 0.5s (Raft's leader lease) before it declares a
-	// node it has not heard from dead. It must be shorter than
-	// SessionTimeout, so that a node has stopped its tasks before they move.
-	// Default 4s.
+	// waits this long plus Raft's leader lease before it declares a node it
+	// has not heard from dead. It must be shorter than SessionTimeout, so that
+	// a silent node has stopped its tasks before they move. Default 4s.
 	Lease time.Duration
 	// DeadNodeRemoval is how long a node may stay silent before the leader
 	// removes it from the cluster (Raft configuration and node registry); it

@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c := valid()
 	c.setDefaults()
-	if c.Voters != 3 || c.HeartbeatInterval != time.Second || c.SessionTimeout != 6*time.Second ||
+	if c.Voters != 3 || c.HeartbeatInterval != 500*time.Millisecond || c.SessionTimeout != 5*time.Second ||
 		c.Lease != 4*time.Second || c.DeadNodeRemoval != 10*time.Minute || c.ExpandInterval != 10*time.Second {
 		t.Fatalf("defaults %+v", c)
 	}

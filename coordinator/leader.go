@@ -45,6 +45,7 @@ func (n *Node) run(ctx context.Context) {
 			n.mu.Lock()
 			clear(n.beats)
 			clear(n.stopped)
+			clear(n.resets)
 			clear(n.httpAddrs)
 			n.mu.Unlock()
 			current = n.startTerm(ctx, n.raft.CurrentTerm())
@@ -75,7 +76,7 @@ type leaderTerm struct {
 	// start is when the term's work began, after the barrier: nodes not
 	// heard from get a grace period from then before they count as dead.
 	start    time.Time
-	dead     map[string]bool // nodes declared dead, for logging transitions
+	status   map[string]status // what the leader made of each node, for logging changes
 	expanded map[string]expandKey
 	inflight map[string]bool
 	results  chan expansion
@@ -123,7 +124,7 @@ func (n *Node) lead(ctx context.Context, term uint64) {
 		n:        n,
 		log:      log,
 		start:    time.Now(),
-		dead:     map[string]bool{},
+		status:   map[string]status{},
 		expanded: map[string]expandKey{},
 		inflight: map[string]bool{},
 		results:  make(chan expansion),
@@ -168,67 +169,66 @@ func (l *leaderTerm) loop(ctx context.Context) {
 	}
 }
 
-// alive reports whether id has heartbeated within SessionTimeout. A node not
-// heard from this term counts as heard at start+grace-SessionTimeout, so it
-// is declared dead grace into the term, grace being Lease plus Raft's leader
+// timing is what statusOf needs this term. A node not heard from this term
+// counts as heard at start+grace-SessionTimeout, so that, silent, it is
+// declared dead grace into the term, grace being Lease plus Raft's leader
 // lease. By then a node that reached no leader this term has fenced itself:
 // its last answered heartbeat came at the latest from the previous leader,
 // which stepped down within two Raft leader leases of losing its quorum, and
 // followers wait as long (raftHeartbeatTimeout) before electing this one; the
 // extra leader lease is margin.
-func (l *leaderTerm) alive(id string, beats map[string]time.Time, stopped map[string]bool, now time.Time) bool {
-	if id == l.n.cfg.NodeID {
-		return true
-	}
-	if stopped[id] {
-		return false
-	}
-	last, ok := beats[id]
-	if !ok {
-		last = l.start.Add(l.n.cfg.Lease + raftLeaderLease - l.n.cfg.SessionTimeout)
-	}
-	return now.Sub(last) <= l.n.cfg.SessionTimeout
+func (l *leaderTerm) timing() timing {
+	cfg := l.n.cfg
+	return timing{self: cfg.NodeID, session: cfg.SessionTimeout, unheardSince: l.start.Add(cfg.Lease + raftLeaderLease - cfg.SessionTimeout)}
 }
 
-// beats returns the nodes' last heartbeats, and the nodes that said they are stopping.
-func (l *leaderTerm) beats() (map[string]time.Time, map[string]bool) {
-	l.n.mu.Lock()
-	defer l.n.mu.Unlock()
-	return maps.Clone(l.n.beats), maps.Clone(l.n.stopped)
-}
-
-// liveNodes returns the members that count as alive, sorted, logging those
-// that die or come back.
+// liveNodes returns the members that keep their tasks, sorted, logging each
+// change of what the leader makes of a node.
 func (l *leaderTerm) liveNodes(st *State, now time.Time) []string {
-	beats, stopped := l.beats()
+	m, t := l.n.memory(), l.timing()
 	var live []string
 	for _, id := range slices.Sorted(maps.Keys(st.nodes)) {
-		switch alive := l.alive(id, beats, stopped, now); {
-		case alive && l.dead[id]:
-			delete(l.dead, id)
-			l.log.Info("node is back", "member", id)
-		case !alive && !l.dead[id] && stopped[id]:
-			l.dead[id] = true
-			l.log.Info("node stopping: moving its tasks", "member", id)
-		case !alive && !l.dead[id]:
-			l.dead[id] = true
-			l.log.Warn("node declared dead: no heartbeat within the session timeout, moving its tasks",
-				"member", id, "last_heartbeat", beats[id], "session_timeout", l.n.cfg.SessionTimeout)
+		s := statusOf(id, m, t, now)
+		if prev := l.status[id]; s != prev {
+			l.logStatus(id, prev, s, m)
 		}
-		if !l.dead[id] {
+		l.status[id] = s
+		if s.live() {
 			live = append(live, id)
 		}
 	}
-	for id := range l.dead {
+	for id := range l.status {
 		if _, member := st.nodes[id]; !member {
-			delete(l.dead, id)
+			delete(l.status, id)
 		}
 	}
 	return live
 }
 
+// logStatus logs that node id went from prev to s.
+func (l *leaderTerm) logStatus(id string, prev, s status, m memory) {
+	switch s {
+	case statusAlive:
+		l.log.Info("node is back", "member", id)
+	case statusRestarting:
+		l.log.Info("node restarting: its tasks wait for it", "member", id, "until", m.stopped[id])
+	case statusStopped:
+		if prev == statusRestarting {
+			l.log.Warn("node did not come back in time after its restart: moving its tasks", "member", id)
+			return
+		}
+		l.log.Info("node stopping: moving its tasks", "member", id)
+	case statusGone:
+		l.log.Warn("node gone: its connection to the leader was refused or reset, moving its tasks",
+			"member", id, "at", m.resets[id], "last_heartbeat", m.beats[id])
+	case statusSilent:
+		l.log.Warn("node declared dead: no heartbeat within the session timeout, moving its tasks",
+			"member", id, "last_heartbeat", m.beats[id], "session_timeout", l.n.cfg.SessionTimeout)
+	}
+}
+
 // rebalance assigns every task of the RUNNING and PAUSED connectors to a live
-// node and moves the tasks of dead nodes, in one command and one new epoch.
+// node and moves the tasks of the others, in one command and one new epoch.
 func (l *leaderTerm) rebalance(ctx context.Context, st *State) {
 	live := l.liveNodes(st, time.Now())
 	if len(live) == 0 {
@@ -366,7 +366,7 @@ func (l *leaderTerm) reconcileMembers(ctx context.Context) {
 	servers := slices.SortedFunc(slices.Values(cf.Configuration().Servers), func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	st := l.n.State()
 	now := time.Now()
-	beats, _ := l.beats()
+	beats := l.n.memory().beats
 	l.n.mu.Lock()
 	heard := maps.Clone(l.n.httpAddrs)
 	l.n.mu.Unlock()

@@ -46,36 +46,40 @@ func (n *Node) Heartbeat(nodeID, httpAddr string) error {
 	news := httpAddr != "" && (!recorded || info.HTTPAddr != httpAddr)
 	n.mu.Lock()
 	n.beats[nodeID] = time.Now()
-	news = news || n.stopped[nodeID]
+	_, stopped := n.stopped[nodeID]
+	_, reset := n.resets[nodeID]
+	news = news || stopped || reset
 	delete(n.stopped, nodeID)
+	delete(n.resets, nodeID)
 	if news {
 		n.httpAddrs[nodeID] = httpAddr
 	}
 	n.mu.Unlock()
 	if news {
-		select {
-		case n.kick <- struct{}{}:
-		default:
-		}
+		n.wake()
 	}
 	return nil
 }
 
-// Stopping records, on the leader, that node is stopping cleanly, its tasks stopped and
-// their last offsets committed: it counts as dead at once, so that its tasks move now rather
-// than after the session timeout, until its next heartbeat (a restart). It returns a
+// Stopping records, on the leader, that node is stopping cleanly (its tasks stopped, their
+// last offsets committed); the record holds until the node's next heartbeat. With
+// restartWithin zero its tasks move at once rather than after the session timeout. A node
+// that restarts (worker's worker.rebalance.delay) gives how long it expects to be away: its
+// tasks stay assigned to it for that long, so that a rolling restart does not move them twice
+// (away and back), and move then if it has not heartbeated again. It returns a
 // *forward.NotLeaderError off the leader.
-func (n *Node) Stopping(nodeID string) error {
+func (n *Node) Stopping(nodeID string, restartWithin time.Duration) error {
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
-	n.mu.Lock()
-	n.stopped[nodeID] = true
-	n.mu.Unlock()
-	select {
-	case n.kick <- struct{}{}:
-	default:
+	var until time.Time
+	if restartWithin > 0 {
+		until = time.Now().Add(restartWithin)
 	}
+	n.mu.Lock()
+	n.stopped[nodeID] = until
+	n.mu.Unlock()
+	n.wake()
 	return nil
 }
 

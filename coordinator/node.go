@@ -13,9 +13,11 @@
 // one hop (DESIGN.md section 3). The leader, after a Barrier and with a
 // context per term (leader.go), lists each connector's tasks (ExpandFunc),
 // assigns them balanced and sticky (package assign), keeps heartbeat times
-// in memory and moves the tasks of a node silent for SessionTimeout, with a
-// new epoch. Nodes run what State.Assigned lists and fence themselves
-// (Fenced) when they have not reached the leader for Lease.
+// in memory and moves, with a new epoch, the tasks of a node known to be gone
+// (its Raft connection reset, or a clean stop) at once and those of a node
+// silent for SessionTimeout then (liveness.go). Nodes run what State.Assigned
+// lists and fence themselves (Fenced) when they have not reached the leader
+// for Lease.
 package coordinator
 
 import (
@@ -40,17 +42,18 @@ import (
 )
 
 // Raft settings, tuned for loopback and LAN so that a new leader is elected
-// within 3 s of the old one's death: followers notice after 0.75–1.5 s
-// without a heartbeat (HeartbeatTimeout, randomised up to twice that), and
-// the pre-vote and vote rounds take milliseconds; a split vote costs one more
-// ElectionTimeout (0.75–1.5 s), which still fits. A leader steps down after
-// LeaderLeaseTimeout without reaching a quorum, well inside Lease; it is half
-// the heartbeat timeout, Raft's default ratio, which leader.go's grace period
-// relies on.
+// within about a second of the old one's death: followers notice after
+// 0.5–1 s without a heartbeat (HeartbeatTimeout, randomised up to twice that;
+// the leader sends one every 50–100 ms), and the pre-vote and vote rounds take
+// milliseconds; a follower whose pre-vote the other one refused, having heard
+// from the leader more recently, waits one more ElectionTimeout (0.5–1 s).
+// A leader steps down after LeaderLeaseTimeout without reaching a quorum,
+// well inside Lease; it is half the heartbeat timeout, Raft's default ratio,
+// which leader.go's grace period relies on.
 const (
-	raftHeartbeatTimeout = 750 * time.Millisecond
-	raftElectionTimeout  = 750 * time.Millisecond
-	raftLeaderLease      = 375 * time.Millisecond
+	raftHeartbeatTimeout = 500 * time.Millisecond
+	raftElectionTimeout  = 500 * time.Millisecond
+	raftLeaderLease      = 250 * time.Millisecond
 	raftCommitTimeout    = 50 * time.Millisecond
 	// inMemoryTimeout replaces the three timeouts above for a node alone in memory.
 	inMemoryTimeout   = 20 * time.Millisecond
@@ -58,6 +61,8 @@ const (
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
+	// observationsBuffer holds Raft's failed heartbeats until watchConnections reads them.
+	observationsBuffer = 64
 	// applyTimeout bounds a Raft round trip when the caller's context has no
 	// deadline.
 	applyTimeout = 10 * time.Second
@@ -89,8 +94,12 @@ type Node struct {
 	// beats holds the time of each node's last heartbeat to this leader.
 	beats map[string]time.Time
 	// stopped holds the nodes that said they are stopping (Stopping) and have not
-	// heartbeated since: they count as dead at once.
-	stopped map[string]bool
+	// heartbeated since, each with the time until which its tasks wait for it to
+	// restart (zero: not at all).
+	stopped map[string]time.Time
+	// resets holds the nodes whose Raft connection was refused or reset
+	// (watchConnections) and that have not heartbeated since, each with when.
+	resets map[string]time.Time
 	// httpAddrs holds HTTP addresses heard in heartbeats that the node
 	// registry does not have yet.
 	httpAddrs map[string]string
@@ -137,7 +146,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		fsm:       newFSM(log),
 		notify:    make(chan bool, 16),
 		beats:     map[string]time.Time{},
-		stopped:   map[string]bool{},
+		stopped:   map[string]time.Time{},
+		resets:    map[string]time.Time{},
 		httpAddrs: map[string]string{},
 		kick:      make(chan struct{}, 1),
 	}
@@ -214,6 +224,9 @@ func (n *Node) open(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
 	n.wg.Go(func() { n.run(runCtx) })
+	observations := make(chan raft.Observation, observationsBuffer)
+	n.raft.RegisterObserver(raft.NewObserver(observations, false, failedHeartbeats))
+	n.wg.Go(func() { n.watchConnections(runCtx, observations) })
 
 	switch {
 	case existing:

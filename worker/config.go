@@ -81,6 +81,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
 	Lease             time.Duration
+	// RebalanceDelay is how long this node's tasks wait for it after a clean stop, which it
+	// tells the leader in its farewell: 0 hands them over at once.
+	RebalanceDelay time.Duration
 
 	// RaftSnapshotThreshold and RaftSnapshotInterval say when Raft compacts its log into a
 	// snapshot (coordinator.Config).
@@ -280,6 +283,10 @@ const (
 	maxTxnTimeoutMs = 900_000
 )
 
+// maxRebalanceDelay bounds worker.rebalance.delay: a node away longer than the leader's dead
+// node removal time is no longer a member to wait for.
+const maxRebalanceDelay = coordinator.DefaultDeadNodeRemoval
+
 // clusterSettings are the keys of a cluster node only (DESIGN.md 3, 6 and 9).
 func clusterSettings() []setting {
 	return []setting{
@@ -386,23 +393,37 @@ func clusterSettings() []setting {
 				c.RaftSnapshotInterval, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.heartbeat.interval", def: "1s",
+		{name: "worker.heartbeat.interval", def: coordinator.DefaultHeartbeatInterval.String(),
 			doc: "how often the node tells the leader it is alive",
 			apply: func(c *Config, v string) (err error) {
 				c.HeartbeatInterval, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.session.timeout", def: "6s",
-			doc: "how long the leader waits without a heartbeat before it moves a node's tasks",
+		{name: "worker.session.timeout", def: coordinator.DefaultSessionTimeout.String(),
+			doc: "how long the leader waits without a heartbeat before it moves a node's tasks; a node whose connection " +
+				"to the leader is refused or reset (a killed process) loses them at once",
 			apply: func(c *Config, v string) (err error) {
 				c.SessionTimeout, err = parsePositiveDuration(v)
 				return err
 			}},
-		{name: "worker.lease", def: "4s",
+		{name: "worker.lease", def: coordinator.DefaultLease.String(),
 			doc: "how long a node keeps its tasks running without reaching the leader; below worker.session.timeout",
 			apply: func(c *Config, v string) (err error) {
 				c.Lease, err = parsePositiveDuration(v)
 				return err
+			}},
+		{name: "worker.rebalance.delay", def: "0s",
+			doc: "how long this node's tasks wait for it after it stops cleanly (SIGTERM) before they move to other nodes, " +
+				"as Kafka Connect's scheduled.rebalance.max.delay.ms: set it where a stop is a restart (a rolling upgrade, " +
+				"a StatefulSet pod) to a little more than a restart takes, so that a task does not move away and back; " +
+				"0 moves them at once. The tasks of a killed node never wait",
+			apply: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 || d > maxRebalanceDelay {
+					return fmt.Errorf("%q is not a duration from 0s to %s", v, maxRebalanceDelay)
+				}
+				c.RebalanceDelay = d
+				return nil
 			}},
 	}
 }

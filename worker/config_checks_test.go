@@ -30,8 +30,8 @@ func TestParseWorkerFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DataDir != "mongorelay-data" || c.ClusterID != "mongorelay" || c.HTTPListen != "127.0.0.1:8083" || c.RaftListen != ":8300" ||
-		c.RegistryListen != "127.0.0.1:8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != time.Second ||
-		c.SessionTimeout != 6*time.Second || c.Lease != 4*time.Second || c.NodeID != "" ||
+		c.RegistryListen != "127.0.0.1:8081" || c.RaftVoters != 3 || c.Bootstrap || c.HeartbeatInterval != 500*time.Millisecond ||
+		c.SessionTimeout != 5*time.Second || c.Lease != 4*time.Second || c.RebalanceDelay != 0 || c.NodeID != "" ||
 		c.RaftSnapshotThreshold != 8192 || c.RaftSnapshotInterval != 2*time.Minute {
 		t.Errorf("unexpected defaults %+v", c)
 	}
@@ -87,8 +87,12 @@ func TestParseWorkerFlagsErrors(t *testing.T) {
 		files map[string]string
 		want  []string
 	}{
-		{"lease not below session", []string{"--kafka", "k:1", "--worker-lease", "6s"}, nil,
-			[]string{`"worker.lease": 6s must be shorter than worker.session.timeout 6s`}},
+		{"lease not below session", []string{"--kafka", "k:1", "--worker-lease", "5s"}, nil,
+			[]string{`"worker.lease": 5s must be shorter than worker.session.timeout 5s`}},
+		{"rebalance delay negative", []string{"--kafka", "k:1", "--worker-rebalance-delay", "-1s"}, nil,
+			[]string{`"worker.rebalance.delay": "-1s" is not a duration from 0s to 10m0s`}},
+		{"rebalance delay past the dead node removal", []string{"--kafka", "k:1", "--worker-rebalance-delay", "11m"}, nil,
+			[]string{`"worker.rebalance.delay": "11m" is not a duration from 0s to 10m0s`}},
 		{"bootstrap and join", []string{"--kafka", "k:1", "--bootstrap", "--join", "a:8083"}, nil,
 			[]string{`"join": a node either bootstraps`}},
 		{"every bad value named", []string{"--peers", "x", "--raft-voters", "0", "--http-listen", "nope", "--worker-heartbeat-interval", "-1s",

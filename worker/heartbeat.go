@@ -23,6 +23,13 @@ type heartbeatNode interface {
 	WaitIndex(ctx context.Context, index uint64) error
 }
 
+// farewellTime bounds a farewell's tries, farewellRetry paces them: long enough for an
+// election, short enough not to hold a stop up for long.
+const (
+	farewellTime  = 2 * time.Second
+	farewellRetry = 50 * time.Millisecond
+)
+
 // heartbeats tells the leader, every worker.heartbeat.interval, that this node is alive and
 // how its tasks are doing. Each answered heartbeat renews the node's lease
 // (RecordLeaderContact) once this node has applied the cluster state the leader had when it
@@ -34,6 +41,9 @@ type heartbeats struct {
 	node     heartbeatNode
 	httpAddr string
 	interval time.Duration
+	// restartWithin is how long this node's tasks wait for it after its farewell
+	// (worker.rebalance.delay).
+	restartWithin time.Duration
 	// send delivers a heartbeat to the leader at addr; local records one when this node leads.
 	send    func(ctx context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error)
 	local   func(ctx context.Context, hb peer.Heartbeat) (peer.HeartbeatAck, error)
@@ -123,21 +133,58 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 }
 
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
-// that they move at once. Run it after run has returned: a heartbeat after it would call the
-// node alive again. Without an answer the tasks move after the session timeout, as a dead
-// node's.
+// that they move at once, or wait restartWithin for the node to come back. Run it after run
+// has returned: a heartbeat after it would call the node alive again. A leader that has just
+// handed the leadership over waits to learn who has it, and a farewell that finds an election
+// under way goes again to the next leader, for up to farewellTime. Without an answer the tasks
+// move as a dead node's do: when the leader finds its connection refused once this process has
+// exited, or after the session timeout if it cannot reach this node at all.
 func (h *heartbeats) farewell(ctx context.Context) {
-	leader, addr := h.node.Leader()
-	if leader == "" || leader == h.node.ID() {
-		return // no other node to hand the tasks to, or nobody to tell
-	}
-	ctx, cancel := context.WithTimeout(ctx, max(h.interval, time.Second))
+	ctx, cancel := context.WithTimeout(ctx, max(h.interval, farewellTime))
 	defer cancel()
-	if _, err := h.deliver(ctx, leader, addr, peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true}); err != nil {
-		h.log.Warn("could not tell the leader this node is stopping: its tasks move after the session timeout", "leader", leader, "err", err)
-		return
+	hb := peer.Heartbeat{NodeID: h.node.ID(), HTTPAddr: h.httpAddr, Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: h.restartWithin.Milliseconds()}
+	err := errors.New("no leader known")
+	for {
+		leader, addr := h.awaitLeader(ctx)
+		switch {
+		case leader == h.node.ID():
+			return // no other node to hand the tasks to
+		case leader == "":
+			h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "err", err)
+			return
+		}
+		if _, err = h.deliver(ctx, leader, addr, hb); err == nil {
+			if h.restartWithin > 0 {
+				h.log.Info("told the leader this node is stopping to restart: its tasks wait for it", "leader", leader, "for", h.restartWithin)
+				return
+			}
+			h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.log.Warn("could not tell the leader this node is stopping: its tasks move once the leader finds it gone", "leader", leader, "err", err)
+			return
+		case <-time.After(farewellRetry):
+		}
 	}
-	h.log.Info("told the leader this node is stopping: its tasks move now", "leader", leader)
+}
+
+// awaitLeader returns the leader and its HTTP address once one is known, or "" when ctx ends
+// first.
+func (h *heartbeats) awaitLeader(ctx context.Context) (id, httpAddr string) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, httpAddr = h.node.Leader(); id != "" {
+			return id, httpAddr
+		}
+		select {
+		case <-ctx.Done():
+			return "", ""
+		case <-tick.C:
+		}
+	}
 }
 
 // joiner asks members to add this node, one after another, until one of them (forwarding to

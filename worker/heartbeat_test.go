@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mongorelay/mongorelay/api/peer"
+	"github.com/mongorelay/mongorelay/internal/forward"
 )
 
 // fakeHeartbeatNode records what the sender does with the coordinator.
@@ -81,6 +83,77 @@ func TestHeartbeatRenewsTheLeaseOnlyOnceCaughtUp(t *testing.T) {
 	n.applied = 9
 	if err := h.beat(context.Background(), n.leader, n.leaderHTTP); err != nil || len(n.contact) != 2 {
 		t.Errorf("after catching up: err %v, contacts %d", err, len(n.contact))
+	}
+}
+
+func TestFarewellSaysHowLongTheTasksWait(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		leader        string
+		restartWithin time.Duration
+		want          *peer.Heartbeat
+	}{
+		{"a stop", "n1", 0, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true}},
+		{"a restart", "n1", 30 * time.Second, &peer.Heartbeat{NodeID: "n2", HTTPAddr: "me:8083", Tasks: []peer.TaskReport{}, Stopping: true, RestartWithinMs: 30_000}},
+		{"the leader itself: nobody to tell", "n2", 30 * time.Second, nil},
+		{"no leader within the farewell's time", "", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *peer.Heartbeat
+			h := newTestHeartbeats(&fakeHeartbeatNode{id: "n2", leader: tc.leader, leaderHTTP: "leader:8083"},
+				func(_ context.Context, _ string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+					got = &hb
+					return peer.HeartbeatAck{}, nil
+				})
+			h.restartWithin = tc.restartWithin
+			h.farewell(context.Background())
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("farewell sent %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFarewellWaitsForTheNewLeader: a leader that has just handed the leadership over knows no
+// leader for a moment; its farewell goes to the new one once it is known.
+func TestFarewellWaitsForTheNewLeader(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2"}
+	var to string
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+		if hb.Stopping {
+			to = addr
+		}
+		return peer.HeartbeatAck{}, nil
+	})
+	time.AfterFunc(50*time.Millisecond, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.leader, n.leaderHTTP = "n1", "leader:8083"
+	})
+	h.farewell(context.Background())
+	if to != "leader:8083" {
+		t.Errorf("farewell sent to %q, want the new leader's leader:8083", to)
+	}
+}
+
+// TestFarewellGoesAgainAfterAnElection: a farewell that reaches a node no longer leading goes
+// again to the next leader.
+func TestFarewellGoesAgainAfterAnElection(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "old:8083"}
+	var to []string
+	h := newTestHeartbeats(n, func(_ context.Context, addr string, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
+		to = append(to, addr)
+		if addr == "old:8083" {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.leader, n.leaderHTTP = "n3", "new:8083"
+			return peer.HeartbeatAck{}, &forward.NotLeaderError{}
+		}
+		return peer.HeartbeatAck{}, nil
+	})
+	h.farewell(context.Background())
+	if want := []string{"old:8083", "new:8083"}; !reflect.DeepEqual(to, want) {
+		t.Errorf("farewell sent to %v, want %v", to, want)
 	}
 }
 

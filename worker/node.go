@@ -59,8 +59,9 @@ const offsetsRefreshInterval = 500 * time.Millisecond
 //
 // Stopping it (its context ends, on SIGTERM) stops its tasks cleanly, flushing and committing
 // what they wrote. A cluster node stays a member: a restart with the same data dir takes its
-// place again, and meanwhile its tasks move to other nodes after worker.session.timeout. To
-// take a node out of the cluster for good, run mongorelay worker leave.
+// place again, and meanwhile its tasks move to other nodes at once, or once
+// worker.rebalance.delay has passed without it back. To take a node out of the cluster for
+// good, run mongorelay worker leave.
 type Node struct {
 	cfg             Config
 	derivedTopics   bool         // the offsets topic is named after cluster.id, not by the config
@@ -367,7 +368,7 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 		wg.Go(func() { join.run(loops) })
 	}
 	hb := &heartbeats{
-		node: n.node, httpAddr: httpAddr, interval: n.cfg.HeartbeatInterval,
+		node: n.node, httpAddr: httpAddr, interval: n.cfg.HeartbeatInterval, restartWithin: n.cfg.RebalanceDelay,
 		send: n.peers.Heartbeat, local: peerNode{n}.Heartbeat, reports: n.taskReports, log: n.log,
 	}
 	if join != nil {

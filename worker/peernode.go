@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mongorelay/mongorelay/api/peer"
 	"github.com/mongorelay/mongorelay/coordinator"
@@ -21,7 +22,7 @@ var _ peer.Node = peerNode{}
 func (p peerNode) Heartbeat(_ context.Context, hb peer.Heartbeat) (peer.HeartbeatAck, error) {
 	record := func() error { return p.c.node.Heartbeat(hb.NodeID, hb.HTTPAddr) }
 	if hb.Stopping {
-		record = func() error { return p.c.node.Stopping(hb.NodeID) }
+		record = func() error { return p.c.node.Stopping(hb.NodeID, time.Duration(hb.RestartWithinMs)*time.Millisecond) }
 	}
 	if err := record(); err != nil {
 		if errors.Is(err, coordinator.ErrUnknownNode) {

@@ -23,8 +23,11 @@ type Heartbeat struct {
 	Tasks    []TaskReport `json:"tasks"`
 	// Stopping is the last heartbeat of a node stopping cleanly, sent once its tasks have
 	// stopped and committed: the leader moves them at once instead of after the session
-	// timeout.
+	// timeout, or, with RestartWithinMs, once that long has passed without the node back.
 	Stopping bool `json:"stopping,omitempty"`
+	// RestartWithinMs, on a Stopping heartbeat, is how long the node expects to be away
+	// (worker.rebalance.delay), in milliseconds: its tasks wait for it that long.
+	RestartWithinMs int64 `json:"restart_within_ms,omitempty"`
 }
 
 // HeartbeatAck is the leader's answer to a heartbeat. Index is the Raft index of the leader's

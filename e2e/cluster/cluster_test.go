@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -34,10 +35,13 @@ const (
 	// bound is the limit on every failover step (kill -9 to all tasks running elsewhere).
 	bound = 15 * time.Second
 	// lease is worker.lease (the default).
-	lease = 4 * time.Second
+	lease = coordinator.DefaultLease
 	// sessionTimeout is worker.session.timeout (the default): how long the tasks of a node
 	// that went silent wait before they move.
 	sessionTimeout = coordinator.DefaultSessionTimeout
+	// rebalanceDelay is the worker.rebalance.delay the nodes get for the rolling restart: far
+	// longer than a restart takes.
+	rebalanceDelay = 30 * time.Second
 )
 
 // harness is a cluster of worker processes and what the test knows about it.
@@ -106,6 +110,19 @@ func nodeArgs(n *node, id, kafka string, extra ...string) []string {
 		"--http-listen", n.http, "--raft-listen", n.raft, "--registry-listen", n.registry,
 		"--kafka", kafka, "--offsets-topic", id + "-offsets",
 	}, extra...)
+}
+
+// nodeByID returns the node named id.
+func (h *harness) nodeByID(id string) *node {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range h.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	h.t.Fatalf("no node %s", id)
+	return nil
 }
 
 func (h *harness) running() []*node {
@@ -334,8 +351,9 @@ func (h *harness) createConnector(addr, name, db string) {
 
 // TestClusterFailover runs a 3-node cluster with 2 connectors (24 tasks) under a steady
 // 1,000 writes/s through everything a cluster must survive, in order: a node joining and
-// leaving, kill -9 of a follower and of the leader, a node paused (SIGSTOP) for longer than its
-// session, and all nodes restarted at once. At the end every write made after the tasks first
+// leaving, kill -9 of a follower and of the leader, a clean stop of the leader, a follower and
+// the leader paused (SIGSTOP) for 2 s, a node paused for longer than its session, all nodes
+// restarted at once, and a rolling restart. At the end every write made after the tasks first
 // ran must be on Kafka (at-least-once), no task's records may ever go back to an older owner,
 // and no Raft term may have had two leaders.
 func TestClusterFailover(t *testing.T) {
@@ -417,8 +435,11 @@ func TestClusterFailover(t *testing.T) {
 	t.Run("kill -9 a follower", func(t *testing.T) { h.killFollower(t, cons) })
 	t.Run("kill -9 the leader", func(t *testing.T) { h.killLeader(t, cons) })
 	t.Run("SIGTERM the leader", func(t *testing.T) { h.stopLeader(t, cons) })
+	t.Run("SIGSTOP a follower for 2 s", func(t *testing.T) { h.pauseBriefly(t, cons, false) })
+	t.Run("SIGSTOP the leader for 2 s", func(t *testing.T) { h.pauseBriefly(t, cons, true) })
 	t.Run("SIGSTOP a node", func(t *testing.T) { h.pauseNode(t, cons) })
 	t.Run("restart every node at once", func(t *testing.T) { h.restartAll(t, cons) })
+	t.Run("rolling restart", func(t *testing.T) { h.rollingRestart(t) })
 
 	// Let the last writes through, then check them all.
 	time.Sleep(2 * time.Second)
@@ -545,13 +566,13 @@ func (h *harness) stopLeader(t *testing.T, cons *consumer) {
 	first := h.firstMovedRecord(cons, t0, held, victim.id)
 	t.Logf("SIGTERM of leader %s (%d tasks): new leader %s after %s; all tasks RUNNING elsewhere after %s; first new record from a moved task after %s",
 		victim.id, len(held), next, elected.Round(time.Millisecond), running.Round(time.Millisecond), first)
-	if running > sessionTimeout {
-		t.Errorf("the tasks of a node stopped cleanly ran elsewhere after %s, want within the %s session timeout a dead node's wait for",
-			running.Round(time.Millisecond), sessionTimeout)
-	}
 	victim.wait(t, 30*time.Second)
 	if lines := victim.logLines("told the leader this node is stopping"); len(lines) == 0 {
 		t.Errorf("%s did not tell the new leader it was stopping:\n%s", victim.id, strings.Join(victim.logLines("stopping"), "\n"))
+	}
+	// Its tasks moved on its word, not after the session timeout.
+	if lines := h.nodeByID(next).linesSince("node stopping: moving its tasks", t0); len(lines) == 0 {
+		t.Errorf("the new leader %s did not move the tasks of %s when it said it was stopping", next, victim.id)
 	}
 	victim.start(t)
 	ov, took := h.settled(30 * time.Second)
@@ -580,8 +601,14 @@ func (h *harness) failover(t *testing.T, cons *consumer, before clusterapi.Overv
 	first := h.firstMovedRecord(cons, t0, held, victim.id)
 	t.Logf("kill -9 of %s (%d tasks): all tasks RUNNING elsewhere after %s; first new record from a moved task after %s",
 		victim.id, len(held), running.Round(time.Millisecond), first)
-	if running > bound {
-		t.Errorf("tasks ran elsewhere after %s, want within %s", running.Round(time.Millisecond), bound)
+	// A killed process's connections are reset: its tasks move at once, not after the
+	// session timeout that a silent node is waited for.
+	if running > sessionTimeout {
+		t.Errorf("tasks ran elsewhere after %s, want well within the %s session timeout", running.Round(time.Millisecond), sessionTimeout)
+	}
+	leader, _ := h.leader(bound)
+	if lines := leader.linesSince("node gone: its connection to the leader was refused or reset", t0); len(lines) == 0 {
+		t.Errorf("the leader %s did not see the connection of %s reset", leader.id, victim.id)
 	}
 	victim.start(t)
 	ov, took := h.settled(30 * time.Second)
@@ -627,11 +654,11 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 		}
 	}
 	t0 := time.Now()
-	victim.signal(t, 19) // SIGSTOP
+	victim.signal(t, syscall.SIGSTOP)
 	resumed := false
 	defer func() {
 		if !resumed {
-			victim.signal(t, 18)
+			victim.signal(t, syscall.SIGCONT)
 		}
 	}()
 	asked := time.Now()
@@ -645,7 +672,7 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	}
 	time.Sleep(time.Until(t0.Add(15 * time.Second)))
 	tc := time.Now()
-	victim.signal(t, 18) // SIGCONT
+	victim.signal(t, syscall.SIGCONT)
 	resumed = true
 	// A stopped process logs nothing, so any such line after SIGSTOP came after SIGCONT (log
 	// times are cut to the millisecond: compare with the SIGSTOP time, not SIGCONT's).
@@ -668,8 +695,112 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 	}
 }
 
+// pauseBriefly SIGSTOPs for 2 s under load, as a long GC pause would, the follower holding the
+// most tasks, or the leader (the others elect a new one meanwhile): nothing moves, the node does
+// not fence itself, and its tasks go on writing.
+func (h *harness) pauseBriefly(t *testing.T, cons *consumer, ofLeader bool) {
+	before, _ := h.settled(bound)
+	leader, _ := h.leader(bound)
+	victim := leader
+	if !ofLeader {
+		victim = nil
+		for _, n := range h.running() {
+			if n != leader && (victim == nil || before.PerNode()[n.id] > before.PerNode()[victim.id]) {
+				victim = n
+			}
+		}
+	}
+	t0 := time.Now()
+	victim.signal(t, syscall.SIGSTOP)
+	time.Sleep(2 * time.Second)
+	tc := time.Now()
+	victim.signal(t, syscall.SIGCONT)
+	// Past the session timeout from the pause, a leader would have moved them by now.
+	time.Sleep(time.Until(t0.Add(sessionTimeout + time.Second)))
+	after, _ := h.settled(bound)
+	if c := changed(before, after); len(c) > 0 {
+		t.Errorf("a 2 s pause of %s moved %d tasks: %v", victim.id, len(c), c)
+	}
+	for _, n := range h.running() {
+		for _, what := range []string{"node declared dead", "node gone"} {
+			if lines := n.linesSince(what, t0); len(lines) > 0 {
+				t.Errorf("%s after a 2 s pause of %s:\n%s", n.id, victim.id, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	if lines := victim.linesSince("fenced: ", t0); len(lines) > 0 {
+		t.Errorf("%s fenced itself after a 2 s pause:\n%s", victim.id, strings.Join(lines, "\n"))
+	}
+	r, ok := cons.firstAfter(tc, func(r record) bool { return strings.HasPrefix(r.writer, victim.id+"/") })
+	if !ok {
+		t.Errorf("no record from %s since SIGCONT", victim.id)
+		return
+	}
+	role := ""
+	if ofLeader {
+		role = "leader "
+	}
+	now, _ := h.leader(bound)
+	t.Logf("SIGSTOP of %s%s for 2 s (%d tasks): no task moved; its first record %s after SIGCONT; leader now %s", role, victim.id,
+		before.PerNode()[victim.id], r.at.Sub(tc).Round(time.Millisecond), now.id)
+}
+
+// changed lists the tasks whose owner or epoch differs between two overviews: a task that
+// moved away and back has a new epoch.
+func changed(before, after clusterapi.Overview) []string {
+	type owner struct {
+		node  string
+		epoch uint64
+	}
+	was := map[string]owner{}
+	for _, a := range before.Assignments {
+		was[a.Connector+"/"+a.Task] = owner{a.Node, a.Epoch}
+	}
+	var out []string
+	for _, a := range after.Assignments {
+		k := a.Connector + "/" + a.Task
+		if b := was[k]; b != (owner{a.Node, a.Epoch}) {
+			out = append(out, fmt.Sprintf("%s %s@%d -> %s@%d", k, b.node, b.epoch, a.Node, a.Epoch))
+		}
+	}
+	return out
+}
+
+// rollingRestart restarts the nodes one after another, followers first and the leader last, as
+// an upgrade does. They run with worker.rebalance.delay (restartAll gave it to them), so each
+// one's tasks wait for it to come back: no task moves at all.
+func (h *harness) rollingRestart(t *testing.T) {
+	before, _ := h.settled(bound)
+	leader, _ := h.leader(bound)
+	nodes := h.running()
+	slices.SortFunc(nodes, func(a, b *node) int {
+		return cmp.Compare(boolInt(a == leader), boolInt(b == leader))
+	})
+	for _, n := range nodes {
+		t0 := time.Now()
+		n.stop(t, 45*time.Second)
+		if lines := n.linesSince("told the leader this node is stopping to restart", t0); len(lines) == 0 {
+			t.Errorf("%s did not tell the leader it was restarting:\n%s", n.id, strings.Join(n.linesSince("stopping", t0), "\n"))
+		}
+		n.start(t)
+		ov, _ := h.settled(45 * time.Second)
+		t.Logf("%s restarted: every task RUNNING again %s after its SIGTERM", n.id, time.Since(t0).Round(time.Millisecond))
+		if c := changed(before, ov); len(c) > 0 {
+			t.Fatalf("restarting %s moved %d tasks: %v", n.id, len(c), c)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // restartAll stops every node at once (SIGTERM) and starts them again: the connectors come
-// back, the assignments converge and streaming resumes from the committed offsets.
+// back, the assignments converge and streaming resumes from the committed offsets. The nodes
+// come back with worker.rebalance.delay, for the rolling restart that follows.
 func (h *harness) restartAll(t *testing.T, cons *consumer) {
 	before, _ := h.settled(bound)
 	nodes := h.running()
@@ -684,6 +815,7 @@ func (h *harness) restartAll(t *testing.T, cons *consumer) {
 	time.Sleep(time.Second)
 	ends := cons.ends()
 	for _, n := range nodes {
+		n.env = append(n.env, "MONGORELAY_WORKER_REBALANCE_DELAY="+rebalanceDelay.String())
 		n.start(t)
 	}
 	started := time.Now()

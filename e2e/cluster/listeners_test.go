@@ -216,6 +216,20 @@ func TestSecuredListeners(t *testing.T) {
 	}
 	cons := newConsumer(t, strings.Split(kafka, ","), []string{topic})
 	go cons.run(ctx)
+	// A task is RUNNING before its stream has opened (snapshot.mode=never streams from then
+	// on): a new document goes in until one arrives.
+	warm := map[string]string{}
+	clusterapi.WaitFor(t, 30*time.Second, "a record from the stream", func() (bool, string) {
+		if len(warm) > 0 && len(cons.missing(warm)) < len(warm) {
+			return true, ""
+		}
+		id := fmt.Sprintf("warm-%d", len(warm))
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+			t.Fatal(err)
+		}
+		warm[id] = topic
+		return false, fmt.Sprintf("%d inserted, none arrived", len(warm))
+	})
 	written := map[string]string{}
 	for i := range 3 {
 		id := fmt.Sprintf("doc-%d", i)

@@ -196,3 +196,15 @@ func (n *node) logLines(substr string) []string {
 	}
 	return out
 }
+
+// linesSince returns the lines of the node's log that contain substr and were logged at or
+// after since (log times are cut to the millisecond).
+func (n *node) linesSince(substr string, since time.Time) []string {
+	var out []string
+	for _, l := range n.logLines(substr) {
+		if at, ok := logTime(l); ok && !at.Before(since.Truncate(time.Millisecond)) {
+			out = append(out, l)
+		}
+	}
+	return out
+}

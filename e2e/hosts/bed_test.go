@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/e2e/internal/netns"
 	"github.com/mongorelay/mongorelay/internal/proc"
@@ -36,12 +37,12 @@ const (
 	totalTasks  = collections * shards
 	writeRate   = 1000 // documents per second, over both collections
 	// lease and sessionTimeout are worker.lease and worker.session.timeout (the defaults).
-	lease          = 4 * time.Second
-	sessionTimeout = 6 * time.Second
+	lease          = coordinator.DefaultLease
+	sessionTimeout = coordinator.DefaultSessionTimeout
 	// fenceSlack is how late after worker.lease a cut-off node may log that it fenced itself:
 	// it counts the lease from its last contact with the leader (a leader: from when Raft last
 	// saw a quorum, which it learns when it steps down) and checks every 100 ms. The majority
-	// elects a leader no sooner than Raft's heartbeat timeout (750 ms) after the cut, which then
+	// elects a leader no sooner than Raft's heartbeat timeout (500 ms) after the cut, which then
 	// waits worker.lease before it moves a silent node's tasks: a fence within this slack still
 	// comes first.
 	fenceSlack = 750 * time.Millisecond
