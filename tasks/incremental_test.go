@@ -69,7 +69,11 @@ func TestIncrementalSnapshotDeliversTheChunkAtTheHighWatermark(t *testing.T) {
 		if v, err := store.Get(key); err == nil && v.Incremental != nil && v.Incremental.Handled == 10 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case err := <-ran: // ended before the request was handled
+			t.Fatalf("Run ended before the request was handled: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	stop()
 	if err := <-ran; err != nil {
