@@ -23,6 +23,7 @@ import (
 
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
+	"github.com/mongorelay/mongorelay/e2e/internal/traffic"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -417,19 +418,19 @@ func TestClusterFailover(t *testing.T) {
 
 	// Traffic: a steady write load, and a consumer of every topic.
 	cons := newConsumer(t, strings.Split(h.kafka, ","), h.topics)
-	go cons.run(ctx)
-	w := newWriter(colls, h.topics, writeRate)
+	go cons.Run(ctx)
+	w := traffic.NewWriter(colls, h.topics, writeRate)
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	defer stopWriting()
-	go w.run(writeCtx)
+	go w.Run(writeCtx)
 	clusterapi.WaitFor(t, 30*time.Second, "a record from every task", func() (bool, string) {
-		seen := cons.tasksSeen()
+		seen := cons.TasksSeen()
 		return len(seen) >= totalTasks, fmt.Sprintf("%d of %d tasks seen", len(seen), totalTasks)
 	})
 	// Every task has committed an offset within a second of its first records; writes from
 	// here on must all arrive, whatever happens to the nodes.
 	time.Sleep(2 * time.Second)
-	counted := w.mark()
+	counted := w.Mark()
 
 	t.Run("join and leave", func(t *testing.T) { h.joinAndLeave(t) })
 	t.Run("kill -9 a follower", func(t *testing.T) { h.killFollower(t, cons) })
@@ -444,16 +445,16 @@ func TestClusterFailover(t *testing.T) {
 	// Let the last writes through, then check them all.
 	time.Sleep(2 * time.Second)
 	stopWriting()
-	want := w.since(counted)
+	want := w.Since(counted)
 	var missing []string
 	clusterapi.WaitFor(t, 60*time.Second, "every write on Kafka", func() (bool, string) {
-		missing = cons.missing(want)
+		missing = cons.Missing(want)
 		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
 	})
 	t.Logf("at-least-once: all %d writes made after the tasks first ran are on Kafka (%d delivered more than once, %d inserts failed and were not counted, %d records consumed; the writer kept %.0f writes/s)",
-		len(want), cons.duplicates(want), w.failed, cons.count(), w.achieved())
+		len(want), cons.Duplicates(want), w.Failures(), cons.Count(), w.Achieved())
 
-	violations, handovers := cons.writerOrder()
+	violations, handovers := cons.WriterOrder()
 	for _, v := range violations[:min(10, len(violations))] {
 		t.Errorf("writer order: %s", v)
 	}
@@ -525,7 +526,7 @@ func (h *harness) joinAndLeave(t *testing.T) {
 
 // killFollower kill -9s the follower holding the most tasks, waits for its tasks to run
 // elsewhere, and restarts it.
-func (h *harness) killFollower(t *testing.T, cons *consumer) {
+func (h *harness) killFollower(t *testing.T, cons *traffic.Consumer) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
 	var victim *node
@@ -539,7 +540,7 @@ func (h *harness) killFollower(t *testing.T, cons *consumer) {
 
 // killLeader kill -9s the leader: a new one must be elected within 3 s, and all tasks run
 // again within the bound.
-func (h *harness) killLeader(t *testing.T, cons *consumer) {
+func (h *harness) killLeader(t *testing.T, cons *traffic.Consumer) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
 	h.failover(t, cons, before, leader, true)
@@ -548,7 +549,7 @@ func (h *harness) killLeader(t *testing.T, cons *consumer) {
 // stopLeader stops the leader cleanly (SIGTERM): it hands the leadership over, stops its
 // tasks and tells the new leader, which moves them at once, well within the session timeout a
 // dead node's tasks wait for.
-func (h *harness) stopLeader(t *testing.T, cons *consumer) {
+func (h *harness) stopLeader(t *testing.T, cons *traffic.Consumer) {
 	before, _ := h.settled(bound)
 	victim, _ := h.leader(bound)
 	var held []string
@@ -579,7 +580,7 @@ func (h *harness) stopLeader(t *testing.T, cons *consumer) {
 	t.Logf("%s restarted: settled after %s, tasks per node %v", victim.id, took.Round(time.Millisecond), ov.PerNode())
 }
 
-func (h *harness) failover(t *testing.T, cons *consumer, before clusterapi.Overview, victim *node, isLeader bool) {
+func (h *harness) failover(t *testing.T, cons *traffic.Consumer, before clusterapi.Overview, victim *node, isLeader bool) {
 	var held []string
 	for k, owner := range before.Owners() {
 		if owner == victim.id {
@@ -617,7 +618,7 @@ func (h *harness) failover(t *testing.T, cons *consumer, before clusterapi.Overv
 
 // firstMovedRecord waits for the first record written after t0 by a new owner of a task that
 // victim held, and says how long after t0 it came.
-func (h *harness) firstMovedRecord(cons *consumer, t0 time.Time, held []string, victim string) string {
+func (h *harness) firstMovedRecord(cons *traffic.Consumer, t0 time.Time, held []string, victim string) string {
 	tasks := map[string]bool{}
 	for _, k := range held {
 		topic, shard := h.taskOf(k)
@@ -625,11 +626,11 @@ func (h *harness) firstMovedRecord(cons *consumer, t0 time.Time, held []string, 
 	}
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
-		r, ok := cons.firstAfter(t0, func(r record) bool {
-			return tasks[r.topic+"#"+r.shard] && !strings.HasPrefix(r.writer, victim+"/")
+		r, ok := cons.FirstAfter(t0, func(r traffic.Record) bool {
+			return tasks[r.Topic+"#"+r.Shard] && !strings.HasPrefix(r.Writer, victim+"/")
 		})
 		if ok {
-			return fmt.Sprintf("%s (%s %s by %s)", r.at.Sub(t0).Round(time.Millisecond), r.topic, r.shard, r.writer)
+			return fmt.Sprintf("%s (%s %s by %s)", r.At.Sub(t0).Round(time.Millisecond), r.Topic, r.Shard, r.Writer)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -638,7 +639,7 @@ func (h *harness) firstMovedRecord(cons *consumer, t0 time.Time, held []string, 
 
 // pauseNode SIGSTOPs the follower holding the most tasks for 15 s: its tasks move; on SIGCONT
 // it stops its own tasks within the lease and rejoins.
-func (h *harness) pauseNode(t *testing.T, cons *consumer) {
+func (h *harness) pauseNode(t *testing.T, cons *traffic.Consumer) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
 	var victim *node
@@ -698,7 +699,7 @@ func (h *harness) pauseNode(t *testing.T, cons *consumer) {
 // pauseBriefly SIGSTOPs for 2 s under load, as a long GC pause would, the follower holding the
 // most tasks, or the leader (the others elect a new one meanwhile): nothing moves, the node does
 // not fence itself, and its tasks go on writing.
-func (h *harness) pauseBriefly(t *testing.T, cons *consumer, ofLeader bool) {
+func (h *harness) pauseBriefly(t *testing.T, cons *traffic.Consumer, ofLeader bool) {
 	before, _ := h.settled(bound)
 	leader, _ := h.leader(bound)
 	victim := leader
@@ -731,7 +732,7 @@ func (h *harness) pauseBriefly(t *testing.T, cons *consumer, ofLeader bool) {
 	if lines := victim.linesSince("fenced: ", t0); len(lines) > 0 {
 		t.Errorf("%s fenced itself after a 2 s pause:\n%s", victim.id, strings.Join(lines, "\n"))
 	}
-	r, ok := cons.firstAfter(tc, func(r record) bool { return strings.HasPrefix(r.writer, victim.id+"/") })
+	r, ok := cons.FirstAfter(tc, func(r traffic.Record) bool { return strings.HasPrefix(r.Writer, victim.id+"/") })
 	if !ok {
 		t.Errorf("no record from %s since SIGCONT", victim.id)
 		return
@@ -742,7 +743,7 @@ func (h *harness) pauseBriefly(t *testing.T, cons *consumer, ofLeader bool) {
 	}
 	now, _ := h.leader(bound)
 	t.Logf("SIGSTOP of %s%s for 2 s (%d tasks): no task moved; its first record %s after SIGCONT; leader now %s", role, victim.id,
-		before.PerNode()[victim.id], r.at.Sub(tc).Round(time.Millisecond), now.id)
+		before.PerNode()[victim.id], r.At.Sub(tc).Round(time.Millisecond), now.id)
 }
 
 // changed lists the tasks whose owner or epoch differs between two overviews: a task that
@@ -801,7 +802,7 @@ func boolInt(b bool) int {
 // restartAll stops every node at once (SIGTERM) and starts them again: the connectors come
 // back, the assignments converge and streaming resumes from the committed offsets. The nodes
 // come back with worker.rebalance.delay, for the rolling restart that follows.
-func (h *harness) restartAll(t *testing.T, cons *consumer) {
+func (h *harness) restartAll(t *testing.T, cons *traffic.Consumer) {
 	before, _ := h.settled(bound)
 	nodes := h.running()
 	var wg sync.WaitGroup
@@ -813,7 +814,7 @@ func (h *harness) restartAll(t *testing.T, cons *consumer) {
 	// Nothing writes now: once the consumer has caught up, any record past these offsets is
 	// from the restarted nodes.
 	time.Sleep(time.Second)
-	ends := cons.ends()
+	ends := cons.Ends()
 	for _, n := range nodes {
 		n.env = append(n.env, "MONGORELAY_WORKER_REBALANCE_DELAY="+rebalanceDelay.String())
 		n.start(t)
@@ -834,13 +835,13 @@ func (h *harness) restartAll(t *testing.T, cons *consumer) {
 	t.Logf("after the restart every task RUNNING in %s (%s after the stop); %d tasks changed node; tasks per node %v",
 		took.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond), len(m), ov.PerNode())
 	h.balanced(ov, len(nodes))
-	var r record
+	var r traffic.Record
 	clusterapi.WaitFor(t, bound, "a record after the restart", func() (bool, string) {
 		var ok bool
-		r, ok = cons.firstAfter(stopped, func(r record) bool { return r.offset >= ends[r.topic+"/"+fmt.Sprint(r.partition)] })
+		r, ok = cons.FirstAfter(stopped, func(r traffic.Record) bool { return r.Offset >= ends[r.Topic+"/"+fmt.Sprint(r.Partition)] })
 		return ok, ""
 	})
-	t.Logf("streaming resumed: first record %s after the nodes were started again (%s)", r.at.Sub(started).Round(time.Millisecond), r.writer)
+	t.Logf("streaming resumed: first record %s after the nodes were started again (%s)", r.At.Sub(started).Round(time.Millisecond), r.Writer)
 }
 
 // logTime reads the time= field of a log line.

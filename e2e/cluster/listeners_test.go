@@ -215,12 +215,12 @@ func TestSecuredListeners(t *testing.T) {
 		}
 	}
 	cons := newConsumer(t, strings.Split(kafka, ","), []string{topic})
-	go cons.run(ctx)
+	go cons.Run(ctx)
 	// A task is RUNNING before its stream has opened (snapshot.mode=never streams from then
 	// on): a new document goes in until one arrives.
 	warm := map[string]string{}
 	clusterapi.WaitFor(t, 30*time.Second, "a record from the stream", func() (bool, string) {
-		if len(warm) > 0 && len(cons.missing(warm)) < len(warm) {
+		if len(warm) > 0 && len(cons.Missing(warm)) < len(warm) {
 			return true, ""
 		}
 		id := fmt.Sprintf("warm-%d", len(warm))
@@ -239,7 +239,7 @@ func TestSecuredListeners(t *testing.T) {
 		written[id] = topic
 	}
 	clusterapi.WaitFor(t, 60*time.Second, "every insert on Kafka", func() (bool, string) {
-		missing := cons.missing(written)
+		missing := cons.Missing(written)
 		return len(missing) == 0, fmt.Sprintf("missing %v", missing)
 	})
 

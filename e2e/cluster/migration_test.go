@@ -75,7 +75,7 @@ func TestOffsetsMoveAStream(t *testing.T) {
 	cons := newConsumer(t, []string{kafka}, []string{topic})
 	consCtx, stopCons := context.WithCancel(ctx)
 	defer stopCons()
-	go cons.run(consCtx)
+	go cons.Run(consCtx)
 	insert := func(batch string) map[string]string {
 		ids := map[string]string{}
 		var docs []any
@@ -92,7 +92,7 @@ func TestOffsetsMoveAStream(t *testing.T) {
 	arrived := func(what string, ids map[string]string, times int) {
 		t.Helper()
 		clusterapi.WaitFor(t, 60*time.Second, what, func() (bool, string) {
-			got := cons.arrivals(ids)
+			got := cons.Arrivals(ids)
 			return got == times*len(ids), fmt.Sprintf("%d of %d records", got, times*len(ids))
 		})
 	}
@@ -143,10 +143,10 @@ func TestOffsetsMoveAStream(t *testing.T) {
 	// its chance. A batch written now marks the end of what the resumed stream reads.
 	z := insert("z")
 	arrived("batch Z on Kafka", z, 1)
-	if got := cons.arrivals(p); got != len(p) {
+	if got := cons.Arrivals(p); got != len(p) {
 		t.Errorf("batch P, written before the cluster time, arrived %d times in all, want %d (once)", got, len(p))
 	}
-	if got := cons.arrivals(map[string]string{`"seed"`: topic, "seed": topic}); got != 0 {
+	if got := cons.Arrivals(map[string]string{`"seed"`: topic, "seed": topic}); got != 0 {
 		t.Errorf("the seed document, inserted before the connector, arrived %d times", got)
 	}
 	if lines := n.logLines("level=ERROR"); len(lines) > 0 {

@@ -94,7 +94,7 @@ func TestAPanicFailsItsTaskOnly(t *testing.T) {
 		return err == nil && len(st.Tasks) == 2 && running == 2, fmt.Sprintf("%+v %v", st.Tasks, err)
 	})
 	cons := newConsumer(t, strings.Split(kafka, ","), []string{prefix + "." + db + ".poisoned", prefix + "." + db + ".healthy"})
-	go cons.run(ctx)
+	go cons.Run(ctx)
 	// Both streams deliver before the poison, so that what follows is the panic's doing. A
 	// task is RUNNING before its stream has opened (snapshot.mode=never streams from then on):
 	// each collection gets a new document until one of its arrives.
@@ -102,7 +102,7 @@ func TestAPanicFailsItsTaskOnly(t *testing.T) {
 	clusterapi.WaitFor(t, 30*time.Second, "a record from each collection", func() (bool, string) {
 		done := true
 		for i, c := range []*mongo.Collection{poisoned, healthy} {
-			if warm[i] != nil && len(cons.missing(warm[i])) < len(warm[i]) {
+			if warm[i] != nil && len(cons.Missing(warm[i])) < len(warm[i]) {
 				continue
 			}
 			done = false
@@ -147,7 +147,7 @@ func TestAPanicFailsItsTaskOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	clusterapi.WaitFor(t, 20*time.Second, "the probe record of the healthy collection", func() (bool, string) {
-		missing := cons.missing(probe)
+		missing := cons.Missing(probe)
 		return len(missing) == 0, fmt.Sprint("missing ", missing)
 	})
 	if !n.running() {

@@ -122,7 +122,7 @@ func TestFileSecretNeverShown(t *testing.T) {
 		return err == nil && len(st.Tasks) == 1 && st.Tasks[0].State == "RUNNING", fmt.Sprintf("%+v %v", st, err)
 	})
 	cons := newConsumer(t, strings.Split(kafka, ","), []string{topic})
-	go cons.run(ctx)
+	go cons.Run(ctx)
 	written := map[string]string{"seed": topic}
 	for i := range 5 {
 		id := fmt.Sprintf("doc-%d", i)
@@ -132,7 +132,7 @@ func TestFileSecretNeverShown(t *testing.T) {
 		written[id] = topic
 	}
 	clusterapi.WaitFor(t, 60*time.Second, "every document on Kafka", func() (bool, string) {
-		missing := cons.missing(written)
+		missing := cons.Missing(written)
 		return len(missing) == 0, fmt.Sprintf("missing %v", missing)
 	})
 

@@ -97,7 +97,7 @@ func TestTwoClustersOnOneKafka(t *testing.T) {
 		}
 	}
 	cons := newConsumer(t, []string{srv.KafkaAddr}, []string{"pa1." + db + "." + coll, "pb1." + db + "." + coll})
-	go cons.run(ctx)
+	go cons.Run(ctx)
 	// Both streams deliver: a new document until one arrives on each cluster's topic.
 	ids := map[string]string{}
 	clusterapi.WaitFor(t, 30*time.Second, "records from both clusters", func() (bool, string) {
@@ -106,7 +106,7 @@ func TestTwoClustersOnOneKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids[id] = coll
-		seen := cons.topicsOf(ids)
+		seen := cons.TopicsOf(ids)
 		return len(seen) == 2, fmt.Sprintf("%d inserted, topics seen: %v", len(ids), seen)
 	})
 	// Some more: both keep streaming, so neither was fenced.
@@ -119,7 +119,7 @@ func TestTwoClustersOnOneKafka(t *testing.T) {
 		more[id] = coll
 	}
 	clusterapi.WaitFor(t, 30*time.Second, "the later records in both clusters' topics", func() (bool, string) {
-		n := cons.arrivals(more)
+		n := cons.Arrivals(more)
 		return n == 2*len(more), fmt.Sprintf("%d of %d", n, 2*len(more))
 	})
 	for _, n := range []*node{a, b} {
@@ -157,30 +157,6 @@ func waitLeader(t *testing.T, n *node) {
 		ov, err := clusterapi.GetOverview(n.http)
 		return err == nil && ov.Leader == n.id, fmt.Sprint(ov.Leader, err)
 	})
-}
-
-// topicsOf returns the topics where records of the given ids arrived.
-func (c *consumer) topicsOf(ids map[string]string) map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]bool{}
-	for _, r := range c.records {
-		if _, ok := ids[r.id]; ok {
-			out[r.topic] = true
-		}
-	}
-	return out
-}
-
-// arrivals returns how many records of the given ids arrived, over all topics.
-func (c *consumer) arrivals(ids map[string]string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for id := range ids {
-		n += c.ids[id]
-	}
-	return n
 }
 
 // readOffsetsTopic reads an offsets topic up to the ends its partitions had when called: the

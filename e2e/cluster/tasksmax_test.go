@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
+	"github.com/mongorelay/mongorelay/e2e/internal/traffic"
 	"github.com/mongorelay/mongorelay/internal/testenv"
 )
 
@@ -107,28 +108,28 @@ func TestTasksMaxSharesCollectionShards(t *testing.T) {
 	}
 
 	cons := newConsumer(t, strings.Split(kafka, ","), topics)
-	go cons.run(ctx)
-	w := newWriter(collections, topics, 300)
+	go cons.Run(ctx)
+	w := traffic.NewWriter(collections, topics, 300)
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	defer stopWriting()
-	go w.run(writeCtx)
+	go w.Run(writeCtx)
 	units := colls * shardsPer
 	clusterapi.WaitFor(t, 30*time.Second, "a record from every collection shard", func() (bool, string) {
-		seen := cons.tasksSeen()
+		seen := cons.TasksSeen()
 		return len(seen) >= units, fmt.Sprintf("%d of %d seen: %v", len(seen), units, seen)
 	})
 	time.Sleep(time.Second) // every shard has committed a position past its first records
-	counted := w.mark()
+	counted := w.Mark()
 	time.Sleep(2 * time.Second)
 	stopWriting()
-	written := w.since(counted)
+	written := w.Since(counted)
 	clusterapi.WaitFor(t, 30*time.Second, "every write on Kafka", func() (bool, string) {
-		missing := cons.missing(written)
+		missing := cons.Missing(written)
 		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(written), missing[:min(5, len(missing))])
 	})
 	if failed := n.logLines("task FAILED"); len(failed) > 0 {
 		t.Errorf("tasks failed: %v", failed)
 	}
 	t.Logf("%d tasks ran %d collection shards; all %d writes made once they streamed are on Kafka (%d records consumed)",
-		tasksMax, units, len(written), cons.count())
+		tasksMax, units, len(written), cons.Count())
 }

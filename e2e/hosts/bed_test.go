@@ -24,6 +24,7 @@ import (
 	"github.com/mongorelay/mongorelay/coordinator"
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
 	"github.com/mongorelay/mongorelay/e2e/internal/netns"
+	"github.com/mongorelay/mongorelay/e2e/internal/traffic"
 	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/internal/testservers"
 )
@@ -62,8 +63,8 @@ type bed struct {
 	nodes  []*node
 	colls  []*mongo.Collection
 	topics []string
-	cons   *consumer
-	w      *writer
+	cons   *traffic.Consumer
+	w      *traffic.Writer
 	mark   int // the writer's acknowledged count once every task streamed: all later writes must arrive
 }
 
@@ -185,24 +186,24 @@ func newBed(ctx context.Context, t *testing.T) *bed {
 	}
 	b.settled(60*time.Second, b.nodes, nil)
 
-	if b.cons, err = newConsumer([]string{b.srv.KafkaAddr}, b.topics); err != nil {
+	if b.cons, err = traffic.NewConsumer([]string{b.srv.KafkaAddr}, b.topics); err != nil {
 		t.Fatal(err)
 	}
 	consCtx, stopCons := context.WithCancel(ctx)
 	t.Cleanup(stopCons)
-	go b.cons.run(consCtx)
-	b.w = newWriter(b.colls, writeRate)
+	go b.cons.Run(consCtx)
+	b.w = traffic.NewWriter(b.colls, b.topics, writeRate)
 	writeCtx, stopWriting := context.WithCancel(ctx)
 	t.Cleanup(stopWriting)
-	go b.w.run(writeCtx)
+	go b.w.Run(writeCtx)
 	clusterapi.WaitFor(t, 60*time.Second, "a record from every task", func() (bool, string) {
-		seen := b.cons.tasksSeen()
+		seen := b.cons.TasksSeen()
 		return len(seen) >= totalTasks, fmt.Sprintf("%d of %d tasks seen", len(seen), totalTasks)
 	})
 	// Every task commits an offset within a second of its first records (heartbeat.interval.ms
 	// is 1000): every write acknowledged from here on must arrive, whatever the network does.
 	time.Sleep(2 * time.Second)
-	b.mark = b.w.mark()
+	b.mark = b.w.Mark()
 	t.Logf("streaming %d tasks at %d writes/s, %s after the start", totalTasks, writeRate, time.Since(start).Round(time.Millisecond))
 	return b
 }
@@ -419,14 +420,14 @@ func holding(n *node) func(clusterapi.Overview) (bool, string) {
 // test with what is missing if they are not there within timeout.
 func (b *bed) delivered(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	want := b.w.since(b.mark)
+	want := b.w.Since(b.mark)
 	var missing []string
 	took := clusterapi.WaitFor(t, timeout, "every write on Kafka", func() (bool, string) {
-		missing = b.cons.missing(want)
+		missing = b.cons.Missing(want)
 		return len(missing) == 0, fmt.Sprintf("%d of %d writes missing, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
 	})
 	t.Logf("lost 0: all %d writes acknowledged since the tasks first streamed are on Kafka (%s to catch up; %d delivered more than once, %d inserts failed and were not counted)",
-		len(want), took.Round(time.Millisecond), b.cons.duplicates(want), b.w.failures())
+		len(want), took.Round(time.Millisecond), b.cons.Duplicates(want), b.w.Failures())
 }
 
 // summary collects the measured figures of every step, for one list at the end.

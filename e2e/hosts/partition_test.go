@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mongorelay/mongorelay/e2e/internal/clusterapi"
+	"github.com/mongorelay/mongorelay/e2e/internal/traffic"
 )
 
 // TestThreeHostsThroughPartitionsRestartsAndALostMajority runs 3 nodes on 3 hosts of their own (network namespaces on
@@ -126,13 +127,13 @@ func (b *bed) cutOff(ctx context.Context, t *testing.T, sum *summary, role strin
 	}
 	first := "none within 10s"
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		r, ok := b.cons.firstAfter(t0, func(r record) bool { return held[r.task] && !strings.HasPrefix(r.writer, victim.id+"/") })
+		r, ok := b.cons.FirstAfter(t0, func(r traffic.Record) bool { return held[r.Task()] && !strings.HasPrefix(r.Writer, victim.id+"/") })
 		if ok {
-			first = fmt.Sprintf("%s (%s by %s)", r.at.Sub(t0).Round(time.Millisecond), r.task, r.writer)
+			first = fmt.Sprintf("%s (%s by %s)", r.At.Sub(t0).Round(time.Millisecond), r.Task(), r.Writer)
 			// No two owners: the old owner had stopped before the first record of a new one arrived.
-			if r.at.Sub(t0) <= fenced {
+			if r.At.Sub(t0) <= fenced {
 				t.Errorf("%s wrote a record of a task of %s %s after the cut, before %s fenced itself (%s)",
-					r.writer, victim.id, r.at.Sub(t0).Round(time.Millisecond), victim.id, fenced.Round(time.Millisecond))
+					r.Writer, victim.id, r.At.Sub(t0).Round(time.Millisecond), victim.id, fenced.Round(time.Millisecond))
 			}
 			break
 		}
