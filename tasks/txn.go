@@ -8,8 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Transactional makes a task the single writer of its records (DESIGN.md 6): it writes through
@@ -85,37 +83,8 @@ func ProducerOpts(compression kgo.CompressionCodec) []kgo.Opt {
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.MaxBufferedRecords(maxBufferedRecords),
 		kgo.ProducerBatchCompression(compression),
-		kgo.MaxVersions(clientAddedPartitions()),
-		kgo.ConcurrentTransactionsBackoff(concurrentTxnBackoff),
 	}
 }
-
-// clientAddedPartitions are the request versions of a task's producer: franz-go's stable ones
-// with Produce capped at v11, which keeps the producer on the transaction protocol where the
-// client adds each partition to its transaction (AddPartitionsToTxn) rather than version 2
-// (KIP-890 part 2, Kafka 4's default), where the produce request adds it.
-//
-// A task commits as soon as it has caught up with its stream, so the first records of its next
-// transaction usually reach the broker while the coordinator is still writing the previous
-// one's commit markers, and the add is refused with CONCURRENT_TRANSACTIONS until they are
-// written. Under version 2 the broker retries the add itself after the broker setting
-// add.partitions.to.txn.retry.backoff.ms, 20 ms by default, which then delays nearly every
-// transaction at 5,000 events/s by 20 ms. With the client adding partitions, the retry is the
-// client's, after concurrentTxnBackoff. The cost is one AddPartitionsToTxn round trip per
-// transaction; the broker's check that a partition was added before a transactional write
-// (KIP-890 part 1) still guards against hanging transactions, and the transactional.id still
-// fences earlier owners.
-func clientAddedPartitions() *kversion.Versions {
-	v := kversion.Stable()
-	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)
-	return v
-}
-
-// concurrentTxnBackoff is how long a task's producer waits before retrying a
-// CONCURRENT_TRANSACTIONS refusal: the previous commit's markers take a few milliseconds on a
-// healthy broker, so a short backoff costs it a few cheap requests per commit; franz-go
-// lengthens the backoff itself (to 200 ms and up) once the refusals have lasted a second.
-const concurrentTxnBackoff = time.Millisecond
 
 // maxBufferedRecords bounds the records a task's producer holds before Kafka acknowledges
 // them: the queue between the task and Kafka that QueueRemainingCapacity measures.

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mongorelay/mongorelay/internal/testenv"
 	"github.com/mongorelay/mongorelay/tasks/config"
@@ -105,62 +102,6 @@ func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
 	cp, ok, err := task.acks.Committable()
 	if err != nil || !ok || cp.key.Index != 0 {
 		t.Fatalf("committable after the stop: %+v %v %v, want the first transaction's checkpoint only", cp.key, ok, err)
-	}
-}
-
-// A task commits as soon as it has caught up, so its next transaction's first records reach
-// the broker while the previous commit's markers may still be being written. Its producer adds
-// the partitions to each transaction itself (AddPartitionsToTxn), so that the refusal this
-// meets is retried after the client's concurrentTxnBackoff, not the broker's
-// add.partitions.to.txn.retry.backoff.ms (20 ms), as it would be were the produce request to
-// add them (transaction protocol 2, Kafka 4's default).
-func TestTaskProducerAddsPartitionsToItsTransactionsItself(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	brokers, topic := txnTestTopic(ctx, t, "txnadd")
-
-	var adds atomic.Int64
-	task := &kafkaWriter{cfg: &config.Config{MaxBatchSize: 1000}, acks: newAckTracker[checkpoint](nil), metrics: new(taskmetrics.Unit),
-		shutdownTimeout: 30 * time.Second}
-	err := task.openTxn(ctx, &Transactional{ID: topic, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)},
-		Instrument: []kgo.Opt{kgo.WithHooks(requestCounter{kmsg.AddPartitionsToTxn, &adds})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer task.txn.cl.Close()
-
-	const txns = 20
-	took := make([]time.Duration, 0, txns)
-	for i := range txns {
-		start := time.Now()
-		g := task.acks.Open()
-		if err := task.beforeProduce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		g.Add()
-		task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
-		cp := checkpoint{key: offsets.ShardKey("c", "db", "coll", i, txns)}
-		if err := task.seal(ctx, g, cp, true, true); err != nil { // caught up: commit now
-			t.Fatalf("transaction %d: %v", i, err)
-		}
-		took = append(took, time.Since(start))
-	}
-	if n := adds.Load(); n < txns {
-		t.Errorf("%d AddPartitionsToTxn requests for %d transactions: the produce requests add the partitions, and the broker's backoff delays the transactions", n, txns)
-	}
-	slices.Sort(took)
-	t.Logf("%d back-to-back transactions of one record: median %s, slowest %s", txns, took[txns/2], took[txns-1])
-}
-
-// requestCounter counts the requests of one kind a client writes.
-type requestCounter struct {
-	key kmsg.Key
-	n   *atomic.Int64
-}
-
-func (c requestCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if key == int16(c.key) && err == nil {
-		c.n.Add(1)
 	}
 }
 
