@@ -216,6 +216,26 @@ func (h *harness) settled(timeout time.Duration, avoid ...string) (clusterapi.Ov
 	return ov, stableSince.Sub(start)
 }
 
+// settledEvenly waits, up to timeout, until the assignments have settled with no running node
+// holding more than its share: a node just restarted may be given tasks a few seconds after
+// the others have settled, which a test that counts moved tasks must not take for its own.
+func (h *harness) settledEvenly(timeout time.Duration) clusterapi.Overview {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ov, _ := h.settled(timeout)
+		limit := (totalTasks + len(h.running()) - 1) / len(h.running())
+		even := true
+		for _, n := range ov.PerNode() {
+			even = even && n <= limit
+		}
+		if even || time.Now().After(deadline) {
+			return ov
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // allRunning reports whether every task runs on a running node not in avoid, and reads the
 // assignments into ov.
 func (h *harness) allRunning(ov *clusterapi.Overview, avoid []string) (bool, string) {
@@ -700,7 +720,7 @@ func (h *harness) pauseNode(t *testing.T, cons *traffic.Consumer) {
 // most tasks, or the leader (the others elect a new one meanwhile): nothing moves, the node does
 // not fence itself, and its tasks go on writing.
 func (h *harness) pauseBriefly(t *testing.T, cons *traffic.Consumer, ofLeader bool) {
-	before, _ := h.settled(bound)
+	before := h.settledEvenly(bound)
 	leader, _ := h.leader(bound)
 	victim := leader
 	if !ofLeader {
