@@ -116,6 +116,30 @@ func (c *cluster) config(id, dir, raftAddr string) Config {
 	}
 }
 
+// startThree starts nodes n1, n2 and n3 as one cluster that n1 bootstraps, each with the test
+// config changed by tune (nil: unchanged), and returns their ids and configs.
+func (c *cluster) startThree(tune func(*Config)) ([]string, map[string]Config) {
+	c.t.Helper()
+	ids := []string{"n1", "n2", "n3"}
+	cfgs := map[string]Config{}
+	var peers []Peer
+	for _, id := range ids {
+		cfg := c.config(id, c.t.TempDir(), freeAddr(c.t))
+		if tune != nil {
+			tune(&cfg)
+		}
+		cfgs[id] = cfg
+		peers = append(peers, Peer{ID: id, RaftAddr: cfg.RaftListen, HTTPAddr: "http-" + id})
+	}
+	boot := cfgs["n1"]
+	boot.Bootstrap, boot.Peers = true, peers
+	cfgs["n1"] = boot
+	for _, id := range ids {
+		c.start(cfgs[id])
+	}
+	return ids, cfgs
+}
+
 func (c *cluster) start(cfg Config) *Node {
 	c.t.Helper()
 	n, err := Open(context.Background(), cfg)
@@ -250,20 +274,8 @@ func ctxT(t *testing.T) context.Context {
 
 func TestClusterFailover(t *testing.T) {
 	c := newCluster(t)
-	ids := []string{"n1", "n2", "n3"}
-	cfgs := map[string]Config{}
-	var peers []Peer
-	for _, id := range ids {
-		cfgs[id] = c.config(id, t.TempDir(), freeAddr(t))
-		peers = append(peers, Peer{ID: id, RaftAddr: cfgs[id].RaftListen, HTTPAddr: "http-" + id})
-	}
-	boot := cfgs["n1"]
-	boot.Bootstrap, boot.Peers = true, peers
-	cfgs["n1"] = boot
 	start := time.Now()
-	for _, id := range ids {
-		c.start(cfgs[id])
-	}
+	ids, cfgs := c.startThree(nil)
 	leader := c.waitLeader(10 * time.Second)
 	t.Logf("first leader %s elected after %v", leader.ID(), time.Since(start))
 
@@ -562,19 +574,7 @@ func TestLeaderStampsTheClusterID(t *testing.T) {
 // restart; a leader that stops cleanly hands the leadership to another voter.
 func TestCleanStopHandsOver(t *testing.T) {
 	c := newCluster(t)
-	ids := []string{"n1", "n2", "n3"}
-	cfgs := map[string]Config{}
-	var peers []Peer
-	for _, id := range ids {
-		cfgs[id] = c.config(id, t.TempDir(), freeAddr(t))
-		peers = append(peers, Peer{ID: id, RaftAddr: cfgs[id].RaftListen, HTTPAddr: "http-" + id})
-	}
-	boot := cfgs["n1"]
-	boot.Bootstrap, boot.Peers = true, peers
-	cfgs["n1"] = boot
-	for _, id := range ids {
-		c.start(cfgs[id])
-	}
+	ids, _ := c.startThree(nil)
 	leader := c.waitLeader(10 * time.Second)
 	ctx := ctxT(t)
 	if err := leader.CreateConnector(ctx, "orders", map[string]string{"collections": "a,b,c", "shards": "2"}, ""); err != nil {

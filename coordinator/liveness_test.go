@@ -58,21 +58,7 @@ func TestStatusOf(t *testing.T) {
 // timeouts long enough that only a reset or a farewell can move tasks within the test.
 func threeNodes(t *testing.T, session time.Duration) (*cluster, *Node, []string, map[string]Config) {
 	c := newCluster(t)
-	ids := []string{"n1", "n2", "n3"}
-	var peers []Peer
-	cfgs := map[string]Config{}
-	for _, id := range ids {
-		cfg := c.config(id, t.TempDir(), freeAddr(t))
-		cfg.SessionTimeout, cfg.Lease = session, session/2
-		cfgs[id] = cfg
-		peers = append(peers, Peer{ID: id, RaftAddr: cfg.RaftListen, HTTPAddr: "http-" + id})
-	}
-	boot := cfgs["n1"]
-	boot.Bootstrap, boot.Peers = true, peers
-	cfgs["n1"] = boot
-	for _, id := range ids {
-		c.start(cfgs[id])
-	}
+	ids, cfgs := c.startThree(func(cfg *Config) { cfg.SessionTimeout, cfg.Lease = session, session/2 })
 	leader := c.waitLeader(10 * time.Second)
 	if err := leader.CreateConnector(ctxT(t), "orders", map[string]string{"collections": "a,b,c", "shards": "2"}, ""); err != nil {
 		t.Fatal(err)

@@ -16,19 +16,7 @@ import (
 // runs every task, deletes the file, and starts normally after that.
 func TestRecoverFromPeersFile(t *testing.T) {
 	c := newCluster(t)
-	ids := []string{"n1", "n2", "n3"}
-	cfgs := map[string]Config{}
-	var peers []Peer
-	for _, id := range ids {
-		cfgs[id] = c.config(id, t.TempDir(), freeAddr(t))
-		peers = append(peers, Peer{ID: id, RaftAddr: cfgs[id].RaftListen, HTTPAddr: "http-" + id})
-	}
-	boot := cfgs["n1"]
-	boot.Bootstrap, boot.Peers = true, peers
-	cfgs["n1"] = boot
-	for _, id := range ids {
-		c.start(cfgs[id])
-	}
+	ids, cfgs := c.startThree(nil)
 	leader := c.waitLeader(10 * time.Second)
 	if err := leader.CreateConnector(ctxT(t), "orders", map[string]string{"collections": "a,b", "shards": "3"}, ""); err != nil {
 		t.Fatal(err)
