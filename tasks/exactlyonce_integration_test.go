@@ -192,13 +192,9 @@ func TestExactlyOnceTaskFencedByANewOwnerCommitsNoOffsetPastItsLastTransaction(t
 	insertInts(t, coll, 0, 50)
 	e.consume(a.topic, 50)
 
-	// A second owner initialises the id: every transaction of A's from now on fails.
-	owner, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.TransactionalID(e.txnID(spec.Name())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	if _, _, err := owner.ProducerID(ctx); err != nil {
+	// A second owner initialises the ids: every transaction of A's from now on fails.
+	owner := tasks.Transactional{ClientOpts: []kgo.Opt{kgo.SeedBrokers(e.brokers...)}}
+	if err := owner.Fence(ctx, e.txnID(spec.Name())); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := coll.Watch(ctx, mongo.Pipeline{})

@@ -100,7 +100,7 @@ func TestExactlyOnceStoreLearnsTheNewestOffsetOfEachKeyOnlyOnceItsTransactionCom
 			if err := w.openTxn(ctx, &Transactional{ID: "eos-" + tt.name, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}}); err != nil {
 				t.Fatal(err)
 			}
-			defer w.txn.cl.Close()
+			defer w.txn.close()
 			a, b := offsets.ShardKey("c", "db", "coll", 0, 2), offsets.ShardKey("c", "db", "coll", 1, 2)
 			for _, cp := range []checkpoint{{key: a, value: at(t, 100)}, {key: a, value: at(t, 101)}, {key: b, value: at(t, 102)}} {
 				g := w.acks.Open()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -11,13 +12,24 @@ import (
 )
 
 // Transactional makes a task the single writer of its records (DESIGN.md 6): it writes through
-// its own producer with a stable transactional.id, so a new owner's first use of the id fences
+// its own producers with stable transactional ids, so a new owner's first use of the ids fences
 // the old owner's pending and future writes, even from a process that was paused and wakes up
 // with batches still buffered. At-least-once, offsets stay outside the transaction: they are
 // committed after the transaction that carried their records. With exactly.once the offset
 // record is produced inside it (endTxn).
+//
+// A task alternates its transactions between two producers, ID and its alternate
+// (TransactionalIDs). A task commits as soon as it has caught up with its stream, so its next
+// transaction's first records usually reach the brokers while the coordinator is still
+// writing the previous one's commit markers. Under one id the brokers refuse to add a
+// partition to a transaction until those markers are written (CONCURRENT_TRANSACTIONS), and
+// under Kafka 4's transaction protocol they retry only after add.partitions.to.txn.retry.backoff.ms,
+// 20 ms by default, which delayed nearly every transaction by 20 ms. The other id's last
+// transaction ended a whole transaction earlier, so nothing waits. Order holds: a transaction
+// begins only after the one before it committed, whose records were all acknowledged first.
 type Transactional struct {
-	// ID is the transactional.id: <cluster.id>-<connector>-<task name>, never the node.
+	// ID is the transactional.id: <cluster.id>-<connector>-<task name>, never the node. The
+	// task's second producer uses its alternate (TransactionalIDs).
 	ID string
 	// ClientOpts reach Kafka (seed brokers, SASL, TLS); the task adds ProducerOpts and its id.
 	ClientOpts []kgo.Opt
@@ -31,10 +43,15 @@ type Transactional struct {
 	// same connector (taskid.ShardName), so that a task taking over from the shards of an
 	// earlier shard count can fence them (reshard.go).
 	RetiredID func(shard string) string
-	// Instrument are options of the task's own producer only, not of the clients that fence
-	// other ids: its client id and metrics hooks.
-	Instrument []kgo.Opt
+	// Instrument, when not nil, returns the options of the task's own producer of
+	// transactional id id, not of the clients that fence other ids: its client id and
+	// metrics hooks.
+	Instrument func(id string) []kgo.Opt
 }
+
+// TransactionalIDs are the transactional ids a task of transactional id id writes under, in
+// turns: id and its alternate, id+"~1". Fencing a task's earlier owners initialises both.
+func TransactionalIDs(id string) [2]string { return [2]string{id, id + "~1"} }
 
 // clientOpts are the options of a producer using transactional id id, and extra.
 func (t *Transactional) clientOpts(id string, extra ...kgo.Opt) []kgo.Opt {
@@ -61,17 +78,20 @@ func (t *Transactional) initID(ctx context.Context, id string, extra ...kgo.Opt)
 	return cl, nil
 }
 
-// Fence initialises the transactional ids of retired collection shards once and closes them:
-// a task that will never run again under an id can leave a transaction open that holds back
-// every read_committed read of the offsets topic until transaction.timeout.ms; fencing aborts
-// it at once, and keeps a paused process that still runs one of them from writing again.
+// Fence initialises the transactional ids of tasks that will not run again under them, both
+// of each (TransactionalIDs), once, and closes them: such a task can leave a transaction open
+// that holds back every read_committed read of the offsets topic until
+// transaction.timeout.ms; fencing aborts it at once, and keeps a paused process that still
+// runs the task from writing again.
 func (t *Transactional) Fence(ctx context.Context, ids ...string) error {
 	for _, id := range ids {
-		cl, err := t.initID(ctx, id)
-		if err != nil {
-			return err
+		for _, id := range TransactionalIDs(id) {
+			cl, err := t.initID(ctx, id)
+			if err != nil {
+				return err
+			}
+			cl.Close()
 		}
-		cl.Close()
 	}
 	return nil
 }
@@ -104,10 +124,12 @@ const (
 
 // txn is a task's open transaction and the groups whose checkpoints wait for its commit.
 type txn struct {
-	cl      *kgo.Client
-	open    bool
-	began   time.Time
-	records int
+	// cl is the producer of the open transaction, or of the next one; rested is the other,
+	// whose last transaction the brokers may still be completing. They swap at each end.
+	cl, rested *kgo.Client
+	open       bool
+	began      time.Time
+	records    int
 	// dropped is the ack tracker's drop count when the transaction began: a change means the
 	// stop failed some of its records, and it must not commit without them.
 	dropped int64
@@ -120,17 +142,34 @@ type pendingSeal struct {
 	hasCP bool
 }
 
-// openTxn creates the transactional producer and initialises its id, which fences any earlier
-// owner of the task, before the task reads its offsets. The producer records its failures to
-// reach the brokers, for the task's degraded reason.
+// openTxn creates the task's two transactional producers and initialises their ids, which
+// fences any earlier owner of the task, before the task reads its offsets. Both ids are
+// initialised at once: a takeover waits for the slower, not for the sum. The producers record
+// their failures to reach the brokers, for the task's degraded reason.
 func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
 	w.stalls.begin(waitOpen)
 	defer w.stalls.end(waitOpen)
-	cl, err := cfg.initID(ctx, cfg.ID, append([]kgo.Opt{kgo.WithHooks(brokerErrors{w.stalls.kafkaErrors()})}, cfg.Instrument...)...)
-	if err != nil {
+	ids := TransactionalIDs(cfg.ID)
+	var cls [len(ids)]*kgo.Client
+	var errs [len(ids)]error
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		opts := []kgo.Opt{kgo.WithHooks(brokerErrors{w.stalls.kafkaErrors()})}
+		if cfg.Instrument != nil {
+			opts = append(opts, cfg.Instrument(id)...)
+		}
+		wg.Go(func() { cls[i], errs[i] = cfg.initID(ctx, id, opts...) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		for _, cl := range cls {
+			if cl != nil {
+				cl.Close()
+			}
+		}
 		return err
 	}
-	w.txn = &txn{cl: cl}
+	w.txn = &txn{cl: cls[0], rested: cls[1]}
 	return nil
 }
 
@@ -250,6 +289,7 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 		}
 	}
 	x.waiting = x.waiting[:0]
+	x.cl, x.rested = x.rested, x.cl
 	switch {
 	case err == nil || !commit || errors.Is(err, context.Canceled):
 		return err
@@ -260,14 +300,20 @@ func (w *kafkaWriter) endTxn(ctx context.Context, commit bool) error {
 }
 
 // closeTxn ends the task's transaction, committing it after a clean stop, and closes the
-// producer.
+// producers.
 func (w *kafkaWriter) closeTxn(ctx context.Context, clean bool) error {
 	err := w.endTxn(ctx, clean)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	w.txn.cl.Close()
+	w.txn.close()
 	return err
+}
+
+// close closes both producers.
+func (x *txn) close() {
+	x.cl.Close()
+	x.rested.Close()
 }
 
 // awaitSlowCommit holds a new transaction back while the offset commit in flight has taken

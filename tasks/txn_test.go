@@ -105,6 +105,52 @@ func TestStopAbortsTheTransactionItCutShort(t *testing.T) {
 	}
 }
 
+// A task's transactions alternate between its two transactional ids, so that one never waits
+// for the commit markers of the one before (Transactional). Fencing the task's id fences both:
+// a paused owner that wakes up can write under neither.
+func TestTransactionsAlternateIDsAndAFenceStopsBoth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	brokers, topic := txnTestTopic(ctx, t, "txnalt")
+	task := newTxnTestTask(ctx, t, brokers, topic)
+	transaction := func(cl *kgo.Client) error {
+		if err := cl.BeginTransaction(); err != nil {
+			return err
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
+			_ = cl.EndTransaction(ctx, kgo.TryAbort)
+			return err
+		}
+		return cl.EndTransaction(ctx, kgo.TryCommit)
+	}
+
+	ids := TransactionalIDs(topic)
+	for i := range 4 {
+		want := ids[i%2]
+		if got := task.txn.cl.OptValue(kgo.TransactionalID); got != want {
+			t.Fatalf("transaction %d runs under %v, want %s", i, got, want)
+		}
+		g := task.acks.Open()
+		if err := task.beforeProduce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		g.Add()
+		task.txn.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}, g.Promise())
+		if err := task.seal(ctx, g, checkpoint{key: offsets.ShardKey("c", "db", "coll", 0, 1)}, true, true); err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+
+	if err := (&Transactional{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}).Fence(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*kgo.Client{task.txn.cl, task.txn.rested} {
+		if err := transaction(cl); err == nil {
+			t.Fatalf("%v committed a transaction after the fence", cl.OptValue(kgo.TransactionalID))
+		}
+	}
+}
+
 // txnTestTopic creates a one-partition topic named after prefix, removed after the test.
 func txnTestTopic(ctx context.Context, t *testing.T, prefix string) (brokers, topic string) {
 	t.Helper()
@@ -132,6 +178,6 @@ func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *kafk
 	if err := task.openTxn(ctx, &Transactional{ID: id, ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers)}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(task.txn.cl.Close)
+	t.Cleanup(task.txn.close)
 	return task
 }

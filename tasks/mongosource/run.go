@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/mongorelay/mongorelay/registry/client"
 	"github.com/mongorelay/mongorelay/tasks"
 	"github.com/mongorelay/mongorelay/tasks/config"
@@ -67,10 +65,6 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 			}
 		}
 		id := taskid.TransactionalID(k.env.ClusterID, t.Connector, u.Name())
-		var instrument []kgo.Opt
-		if t.KafkaClient != nil {
-			instrument = t.KafkaClient(id)
-		}
 		task := tasks.New(spec, tasks.Deps{
 			Mongo:            conn.cl,
 			SplitLargeEvents: conn.splitLargeEvents,
@@ -89,7 +83,7 @@ func (k *Kind) Run(ctx context.Context, t connector.Task) error {
 				RetiredID: func(shard string) string {
 					return taskid.TransactionalID(k.env.ClusterID, t.Connector, shard)
 				},
-				Instrument: instrument,
+				Instrument: t.KafkaClient,
 			},
 			WriterID:         t.WriterID,
 			Degraded:         report,
