@@ -56,6 +56,7 @@ type config struct {
 	latencyWarmup  time.Duration
 	runTimeout     time.Duration
 	repeat         int
+	latencyRepeat  int
 	seed           uint64
 
 	kafkaHeap, standinHeap string
@@ -145,6 +146,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.latencyWarmup, "latency-warmup", 2*time.Second, "latency workload: leading time left out of the percentiles")
 	flag.DurationVar(&c.runTimeout, "run-timeout", 0, "give up on one system's run after this long (default 60s + 1 ms per event)")
 	flag.IntVar(&c.repeat, "repeat", 5, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
+	flag.IntVar(&c.latencyRepeat, "latency-repeat", 3, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
 	seed := flag.Uint64("seed", 1, "workload seed")
 	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
 	flag.StringVar(&c.standinHeap, "standin-heap", "6g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
@@ -412,8 +414,11 @@ func (r *runner) measureSystem(ctx context.Context, sys string) error {
 				true: "a sink workload", false: "a source workload"}[wl == "sink"]})
 			continue
 		}
-		if wl != "latency" && !strings.HasPrefix(sys, "mkc-") && !strings.HasPrefix(sys, "dbz-") {
+		if !strings.HasPrefix(sys, "mkc-") && !strings.HasPrefix(sys, "dbz-") {
 			reps = max(1, r.cfg.repeat)
+			if wl == "latency" {
+				reps = max(1, r.cfg.latencyRepeat)
+			}
 		}
 		group := r.alternates(sys)
 		runs := make([][]*measurement, len(group))
@@ -488,13 +493,27 @@ func median(runs []*measurement) *measurement {
 		return runs[0]
 	}
 	sorted := slices.Clone(done)
-	slices.SortFunc(sorted, func(a, b *measurement) int { return cmp.Compare(a.eventsPerSec(), b.eventsPerSec()) })
-	mid := sorted[len(sorted)/2]
-	var rates []string
-	for _, m := range done {
-		rates = append(rates, fmt.Sprintf("%.0f", m.eventsPerSec()))
+	var note string
+	if done[0].lat != nil {
+		// A latency run is ranked by its median latency: its events/s is the writers' pace.
+		slices.SortFunc(sorted, func(a, b *measurement) int { return cmp.Compare(a.lat.p50, b.lat.p50) })
+		var lats []string
+		var p99s []float64
+		for _, m := range done {
+			lats = append(lats, fmt.Sprintf("%.1f/%.1f", ms(m.lat.p50), ms(m.lat.p99)))
+			p99s = append(p99s, ms(m.lat.p99))
+		}
+		note = fmt.Sprintf("the run of median p50 of %d; the median p99 of the runs is %.1f ms (p50/p99 ms in run order: %s)",
+			len(done), medianOf(p99s), strings.Join(lats, ", "))
+	} else {
+		slices.SortFunc(sorted, func(a, b *measurement) int { return cmp.Compare(a.eventsPerSec(), b.eventsPerSec()) })
+		var rates []string
+		for _, m := range done {
+			rates = append(rates, fmt.Sprintf("%.0f", m.eventsPerSec()))
+		}
+		note = fmt.Sprintf("median of %d runs (events/s in run order: %s)", len(done), strings.Join(rates, ", "))
 	}
-	note := fmt.Sprintf("median of %d runs (events/s in run order: %s)", len(done), strings.Join(rates, ", "))
+	mid := sorted[len(sorted)/2]
 	if len(failures) > 0 {
 		note += "; " + strings.Join(failures, "; ")
 	}

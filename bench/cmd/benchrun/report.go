@@ -273,6 +273,11 @@ func (r *runner) latencyTable(b *strings.Builder) {
 			ratio(ms(m.lat.p50), r50), ratio(ms(m.lat.p99), r99), ratio(ms(m.lat.p50), c50), ratio(ms(m.lat.p99), c99),
 			m.cpuPerMillion(), m.peakRSS>>20)
 	}
+	for _, sys := range r.cfg.systems {
+		if m := r.find(sys, "latency"); m != nil && m.note != "" && m.ok() {
+			fmt.Fprintf(b, "\n%s: %s.\n", sys, m.note)
+		}
+	}
 }
 
 func (r *runner) acceptance() []string {

@@ -154,8 +154,12 @@ func (r *runner) end(w *window, m *measurement) {
 
 func topicOf(prefix, coll string) string { return prefix + "." + benchDB + "." + coll }
 
-// prefix names a run's topics, files and connector: <system>-<workload>[-r<rep>].
+// prefix names a run's topics, files and connector: <system>-<workload>[-r<rep>], or
+// <system>-<workload>-warm-up for the warm-up's run (rep < 0).
 func (m *measurement) prefix() string {
+	if m.rep < 0 {
+		return m.system + "-" + m.workload + "-warm-up"
+	}
 	if m.rep == 0 {
 		return m.system + "-" + m.workload
 	}
