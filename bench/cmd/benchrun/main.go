@@ -146,7 +146,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.latencyWarmup, "latency-warmup", 2*time.Second, "latency workload: leading time left out of the percentiles")
 	flag.DurationVar(&c.runTimeout, "run-timeout", 0, "give up on one system's run after this long (default 60s + 1 ms per event)")
 	flag.IntVar(&c.repeat, "repeat", 5, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
-	flag.IntVar(&c.latencyRepeat, "latency-repeat", 3, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
+	flag.IntVar(&c.latencyRepeat, "latency-repeat", 1, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
 	seed := flag.Uint64("seed", 1, "workload seed")
 	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
 	flag.StringVar(&c.standinHeap, "standin-heap", "6g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
