@@ -35,6 +35,13 @@ type Config struct {
 	// Secure starts a second broker too, Servers.Secure: SASL_SSL its only listener, with the
 	// first one's JVM and log settings.
 	Secure bool
+	// SinkTarget starts a second stand-in too, Servers.SinkMongoURI: the MongoDB a sink writes
+	// into, with a heap of SinkHeap and an oplog of SinkOplogEntries. A stand-in keeps each
+	// document twice in its heap, in its collection and its oplog; the first one's oplog must
+	// hold every source workload, and millions of sink writes on top filled its heap.
+	SinkTarget       bool
+	SinkHeap         string
+	SinkOplogEntries int
 	// Host is the address the broker's client listener and the stand-in bind and advertise;
 	// "": 127.0.0.1. A harness whose clients sit in other network namespaces gives the address
 	// of its bridge.
@@ -60,6 +67,9 @@ type Servers struct {
 	MongoAddr  string // the stand-in's host:port
 	MongoURI   string
 	StandinJar string       // the copy the run uses
+	// SinkStandin and SinkMongoURI are the second stand-in, with Config.SinkTarget.
+	SinkStandin  *proc.Proc
+	SinkMongoURI string
 	Secure     *SecureKafka // with Config.Secure, else nil
 
 	// What StartKafka needs to run the broker again as it first ran.
@@ -99,8 +109,20 @@ func Start(ctx context.Context, cfg Config, reg *proc.Registry) (*Servers, error
 		}
 		cfg.Logf("SASL_SSL Kafka on %s", s.Secure.Addr)
 	}
-	if err := s.startStandin(ctx, cfg, reg); err != nil {
+	if err := s.copyStandinJar(cfg); err != nil {
 		return nil, err
+	}
+	var err error
+	if s.Standin, s.MongoAddr, err = s.startStandin(ctx, cfg, reg, "mongo-standin", cfg.StandinHeap, cfg.OplogEntries); err != nil {
+		return nil, err
+	}
+	s.MongoURI = standinURI(s.MongoAddr)
+	if cfg.SinkTarget {
+		var addr string
+		if s.SinkStandin, addr, err = s.startStandin(ctx, cfg, reg, "mongo-sink", cfg.SinkHeap, cfg.SinkOplogEntries); err != nil {
+			return nil, err
+		}
+		s.SinkMongoURI = standinURI(addr)
 	}
 	return s, nil
 }
@@ -243,34 +265,37 @@ func logged(path string, from int64, substr string) bool {
 
 var listeningRE = regexp.MustCompile(`mongo-standin listening on (\S+)`)
 
-// startStandin runs the MongoDB stand-in from a copy of its jar (a rebuild of the shared jar
-// during the run cannot change what is measured), with a heap for every workload's oplog.
-func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Registry) error {
+// copyStandinJar copies the MongoDB stand-in's jar into the run's directory: a rebuild of the
+// shared jar during the run cannot change what is measured.
+func (s *Servers) copyStandinJar(cfg Config) error {
 	src := filepath.Join(cfg.Root, ".cache/mongo-standin/mongo-standin.jar")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return fmt.Errorf("the MongoDB stand-in jar is missing (deploy/local/env.sh up builds it): %w", err)
 	}
 	s.StandinJar = filepath.Join(cfg.Work, "mongo-standin.jar")
-	if err := os.WriteFile(s.StandinJar, b, 0o644); err != nil {
-		return err
-	}
-	s.Standin, err = reg.Start("mongo-standin", filepath.Join(cfg.Work, "mongo-standin.log"), proc.Options{Lines: true},
-		"java", "-Xms1g", "-Xmx"+cfg.StandinHeap, "-XX:+UseG1GC", "-jar", s.StandinJar,
-		"--bind", cfg.host(), "--port", "0", "--oplog-max-entries", fmt.Sprint(cfg.OplogEntries))
+	return os.WriteFile(s.StandinJar, b, 0o644)
+}
+
+// startStandin runs a MongoDB stand-in named name (its log is Work/<name>.log) from the jar's
+// copy, with heap and an oplog of oplog entries, and returns it and its host:port.
+func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Registry, name, heap string, oplog int) (*proc.Proc, string, error) {
+	p, err := reg.Start(name, filepath.Join(cfg.Work, name+".log"), proc.Options{Lines: true},
+		"java", "-Xms1g", "-Xmx"+heap, "-XX:+UseG1GC", "-jar", s.StandinJar,
+		"--bind", cfg.host(), "--port", "0", "--oplog-max-entries", fmt.Sprint(oplog))
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	line, err := s.Standin.WaitLine(ctx, "mongo-standin listening", 2*time.Minute)
+	line, err := p.WaitLine(ctx, "mongo-standin listening", 2*time.Minute)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	m := listeningRE.FindStringSubmatch(line)
 	if m == nil {
-		return fmt.Errorf("unexpected stand-in banner %q", line)
+		return nil, "", fmt.Errorf("unexpected stand-in banner %q", line)
 	}
-	s.MongoAddr = m[1]
-	s.MongoURI = "mongodb://" + m[1] + "/?directConnection=true"
-	cfg.Logf("MongoDB stand-in on %s", m[1])
-	return nil
+	cfg.Logf("MongoDB stand-in %s on %s", name, m[1])
+	return p, m[1], nil
 }
+
+func standinURI(addr string) string { return "mongodb://" + addr + "/?directConnection=true" }

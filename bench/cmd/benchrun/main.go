@@ -149,7 +149,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.latencyRepeat, "latency-repeat", 1, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
 	seed := flag.Uint64("seed", 1, "workload seed")
 	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
-	flag.StringVar(&c.standinHeap, "standin-heap", "6g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
+	flag.StringVar(&c.standinHeap, "standin-heap", "10g", "MongoDB stand-in heap: every workload's documents and oplog stay in it (6g filled up with -latency-repeat 3)")
 	flag.IntVar(&c.oplogEntries, "oplog-entries", 5_000_000, "stand-in oplog bound (must hold every workload)")
 	flag.BoolVar(&c.microbench, "microbench", true, "run the hot-path Go micro-benchmarks first")
 	flag.StringVar(&c.microbenchTime, "microbench-time", "300ms", "-benchtime of the micro-benchmarks")
@@ -219,6 +219,8 @@ type runner struct {
 	srv      *testservers.Servers
 	mongo    *mongo.Client
 	db       *mongo.Database
+	// sinkDB is the sink workload's database, on the sink's own stand-in.
+	sinkDB *mongo.Database
 	plain    *broker // the broker of every system but tlsSystem
 	secure   *broker // tlsSystem's, SASL_SSL only; nil when it does not run
 	loads    map[string]*prepared
@@ -265,6 +267,14 @@ func run(ctx context.Context) error {
 	}
 	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
 	r.db = r.mongo.Database(benchDB)
+	if r.srv.SinkMongoURI != "" {
+		sinkClient, err := mongo.Connect(options.Client().ApplyURI(r.srv.SinkMongoURI).SetAppName("bench"))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sinkClient.Disconnect(context.WithoutCancel(ctx)) }()
+		r.sinkDB = sinkClient.Database(benchDB)
+	}
 	if r.plain, err = newBroker(r.srv.Kafka, r.srv.KafkaAddr, kafkaconn.Security{EndpointAlgorithm: "https"}); err != nil {
 		return err
 	}

@@ -20,13 +20,15 @@ import (
 // writes, private to the run (own ports, own data under the work directory): other engineers'
 // tests on the shared environment neither disturb the figures nor get disturbed, and each run
 // starts from empty servers. With tlsSystem among the systems it also starts the SASL_SSL-only
-// broker that system writes to, with the same JVM and broker settings.
+// broker that system writes to, with the same JVM and broker settings; with the sink workload,
+// the stand-in the sinks write into, whose oplog need not hold what they write.
 func startServers(ctx context.Context, cfg *config, reg *proc.Registry) (*testservers.Servers, error) {
 	return testservers.Start(ctx, testservers.Config{
 		Root: cfg.root, Work: cfg.work,
 		KafkaHeap: cfg.kafkaHeap, StandinHeap: cfg.standinHeap, OplogEntries: cfg.oplogEntries,
-		Secure: slices.Contains(cfg.systems, tlsSystem),
-		Logf:   logf,
+		Secure:     slices.Contains(cfg.systems, tlsSystem),
+		SinkTarget: slices.Contains(cfg.workloads, "sink"), SinkHeap: "3g", SinkOplogEntries: 10_000,
+		Logf: logf,
 	}, reg)
 }
 

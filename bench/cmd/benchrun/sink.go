@@ -76,7 +76,7 @@ func (r *runner) preloadSink(ctx context.Context) (*prepared, error) {
 	}
 	// The stand-in's upsert path is warmed up as the other workloads' paths are (warmUp), so
 	// that the first sink system measured does not pay for its JIT compilation.
-	warm := r.db.Collection("sink_warmup", options.Collection().SetWriteConcern(writeconcern.Majority()))
+	warm := r.sinkDB.Collection("sink_warmup", options.Collection().SetWriteConcern(writeconcern.Majority()))
 	rng = rand.New(rand.NewPCG(r.cfg.seed, 22))
 	docs := make([]bson.D, 0, 20_000)
 	for i := range cap(docs) {
@@ -98,7 +98,7 @@ func (r *runner) preloadSink(ctx context.Context) (*prepared, error) {
 
 // sink runs system sys on the sink workload into m.
 func (r *runner) sink(ctx context.Context, sys string, m *measurement, worker *connectWorker) {
-	coll := r.db.Collection(strings.ReplaceAll(m.prefix(), "-", "_"))
+	coll := r.sinkDB.Collection(strings.ReplaceAll(m.prefix(), "-", "_"))
 	m.topic = sinkTopic
 	switch sys {
 	case "ceiling-bulk":
@@ -135,8 +135,8 @@ func (r *runner) bulkCeiling(ctx context.Context, coll *mongo.Collection, m *mea
 			}
 		})
 	}
-	target := r.db.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
-	w := r.begin(os.Getpid())
+	target := r.sinkDB.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
+	w := r.beginSink(os.Getpid())
 	if err := upsertAll(ctx, target, docs); err != nil {
 		m.status = err.Error()
 		return
@@ -166,7 +166,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 	prefix := m.prefix()
 	conf := map[string]string{
 		"connector.class":           "mongodb-sink",
-		"mongodb.connection.string": r.srv.MongoURI,
+		"mongodb.connection.string": r.srv.SinkMongoURI,
 		"topics":                    sinkTopic,
 		"database":                  benchDB,
 		"collection":                coll.Name(),
@@ -184,7 +184,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 	env := append(r.plain.env[:len(r.plain.env):len(r.plain.env)],
 		"MONGORELAY_REGISTRY_LISTEN=127.0.0.1:0", "MONGORELAY_HTTP_LISTEN=127.0.0.1:0",
 		"MONGORELAY_OFFSETS_TOPIC=bench-offsets-"+prefix, "MONGORELAY_SCHEMAS_TOPIC=bench-schemas-"+prefix)
-	w := r.begin(0)
+	w := r.beginSink(0)
 	pr, err := r.reg.Start(prefix, filepath.Join(r.cfg.work, prefix+".log"), proc.Options{Env: env}, r.cfg.relayBin, "standalone", file)
 	if err != nil {
 		m.status = err.Error()
@@ -207,7 +207,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 // mkcSink runs the MongoDB Kafka Connector's sink on worker from sinkTopic into coll.
 func (r *runner) mkcSink(ctx context.Context, coll *mongo.Collection, m *measurement, worker *connectWorker) {
 	name := m.prefix()
-	uri := r.srv.MongoURI
+	uri := r.srv.SinkMongoURI
 	if strings.Contains(uri, "?") {
 		uri += "&w=majority"
 	} else {
@@ -234,7 +234,7 @@ func (r *runner) mkcSink(ctx context.Context, coll *mongo.Collection, m *measure
 			m.note = err.Error()
 		}
 	}()
-	w := r.begin(pid)
+	w := r.beginSink(pid)
 	if err := worker.create(ctx, name, conf, false); err != nil {
 		m.status = err.Error()
 		return

@@ -97,6 +97,7 @@ type window struct {
 	standin0, kafka0 time.Duration
 	busy0, self0     time.Duration
 	kafka            *proc.Proc // the broker the measured system writes to
+	standin          *proc.Proc // the stand-in it reads or writes
 }
 
 func cpuOf(pid int) time.Duration {
@@ -109,11 +110,14 @@ func cpuOf(pid int) time.Duration {
 
 // begin opens a window of a system writing to the run's plaintext broker; pid 0 means the
 // measured process starts right after (its CPU is 0).
-func (r *runner) begin(pid int) *window { return r.beginOn(r.plain, pid) }
+func (r *runner) begin(pid int) *window { return r.beginOn(r.plain, r.srv.Standin, pid) }
 
-// beginOn opens a window of a system writing to b.
-func (r *runner) beginOn(b *broker, pid int) *window {
-	w := &window{pid: pid, kafka: b.proc, standin0: cpuOf(r.srv.Standin.Pid()), kafka0: cpuOf(b.proc.Pid()),
+// beginSink opens a window of a system writing into the sink's stand-in.
+func (r *runner) beginSink(pid int) *window { return r.beginOn(r.plain, r.srv.SinkStandin, pid) }
+
+// beginOn opens a window of a system writing to b, and reading or writing standin.
+func (r *runner) beginOn(b *broker, standin *proc.Proc, pid int) *window {
+	w := &window{pid: pid, kafka: b.proc, standin: standin, standin0: cpuOf(standin.Pid()), kafka0: cpuOf(b.proc.Pid()),
 		self0: cpuOf(os.Getpid())}
 	w.busy0, _ = procstat.Busy()
 	if pid != 0 {
@@ -144,7 +148,7 @@ func (r *runner) end(w *window, m *measurement) {
 	} else if m.status == "" {
 		m.status = "could not read /proc of the measured process: " + err.Error()
 	}
-	m.standinCPU = cpuOf(r.srv.Standin.Pid()) - w.standin0
+	m.standinCPU = cpuOf(w.standin.Pid()) - w.standin0
 	m.kafkaCPU = cpuOf(w.kafka.Pid()) - w.kafka0
 	if busy, err := procstat.Busy(); err == nil && w.busy0 > 0 {
 		self := cpuOf(os.Getpid()) - w.self0
@@ -607,7 +611,7 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 		"MONGORELAY_OFFSETS_TOPIC="+offsetsTopic,
 		"MONGORELAY_SCHEMAS_TOPIC="+schemasTopic,
 	)
-	w := r.beginOn(b, 0)
+	w := r.beginOn(b, r.srv.Standin, 0)
 	pr, err := r.reg.Start(prefix, filepath.Join(r.cfg.work, prefix+".log"), proc.Options{Env: env}, argv...)
 	if err != nil {
 		m.status = err.Error()
