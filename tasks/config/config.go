@@ -344,7 +344,7 @@ func check(k Key, v string) (string, string) {
 			}
 		}
 		msg := fmt.Sprintf("%q is not one of %s", v, strings.Join(k.Allowed, ", "))
-		if s := suggest(v, k.Allowed); s != "" {
+		if s := connector.Suggest(v, k.Allowed); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return "", msg

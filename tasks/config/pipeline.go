@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongorelay/mongorelay/tasks/connector"
 )
 
 // pipelineStages are the stages a change stream accepts that keep the event
@@ -81,7 +83,7 @@ func checkStage(s any) string {
 	}
 	if !slices.Contains(pipelineStages, name) {
 		msg := fmt.Sprintf("%q is not a stage a change stream pipeline may use here (%s)", name, strings.Join(pipelineStages, ", "))
-		if s := suggest(name, pipelineStages); s != "" {
+		if s := connector.Suggest(name, pipelineStages); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return msg

@@ -385,7 +385,7 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 		case slices.Contains(connectKeys, k) || k == "transforms":
 		default:
 			msg := "is not a key of the mongodb-sink connector"
-			if s := suggest(k, names); s != "" {
+			if s := connector.Suggest(k, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			add(k, v, msg)
@@ -431,39 +431,6 @@ func Parse(name string, raw map[string]string) (*Config, error) {
 		return nil, &connector.ValidationError{Problems: problems}
 	}
 	return c, nil
-}
-
-// suggest returns the name closest to s when s looks like a typo of it.
-func suggest(s string, names []string) string {
-	best, bestD := "", -1
-	for _, n := range names {
-		d := distance(strings.ToLower(s), n)
-		if d <= max(1, len(n)/4) && (bestD < 0 || d < bestD) {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // configDef lists the kind's keys for GET /connector-plugins and the reference pages.
