@@ -1,5 +1,5 @@
 // Package testservers starts a private Apache Kafka broker (KRaft, one combined node), a second
-// one reachable only over SASL_SSL when asked, and a MongoDB stand-in on free ports (loopback
+// one reachable only over SASL_SSL when asked, and MongoDB stand-ins on free ports (loopback
 // unless Config.Host says otherwise), for harnesses that must neither disturb nor be disturbed
 // by the shared test environment (the benchmark, the chaos test, the multi-host test). It runs the jars
 // deploy/local/env.sh installs under .cache/ with that script's broker settings.
@@ -35,19 +35,24 @@ type Config struct {
 	// Secure starts a second broker too, Servers.Secure: SASL_SSL its only listener, with the
 	// first one's JVM and log settings.
 	Secure bool
-	// SinkTarget starts a second stand-in too, Servers.SinkMongoURI: the MongoDB a sink writes
-	// into, with a heap of SinkHeap and an oplog of SinkOplogEntries. A stand-in keeps each
-	// document twice in its heap, in its collection and its oplog; the first one's oplog must
-	// hold every source workload, and millions of sink writes on top filled its heap.
-	SinkTarget       bool
-	SinkHeap         string
-	SinkOplogEntries int
+	// More are stand-ins started after the first, each with a heap and an oplog of its own: a
+	// stand-in keeps each document twice in its heap, in its collection and its oplog, and
+	// one whose oplog must hold every workload of a run has no room for writes that no later
+	// reader needs (a sink's target, a latency workload streaming from now).
+	More []StandinConfig
 	// Host is the address the broker's client listener and the stand-in bind and advertise;
 	// "": 127.0.0.1. A harness whose clients sit in other network namespaces gives the address
 	// of its bridge.
 	Host string
 	// Logf prints progress lines; nil prints nothing.
 	Logf func(format string, args ...any)
+}
+
+// StandinConfig is one of Config.More.
+type StandinConfig struct {
+	Name         string // its process name and the key of Servers.More
+	Heap         string // -Xmx
+	OplogEntries int    // --oplog-max-entries
 }
 
 // host is the address the servers serve clients on.
@@ -66,11 +71,9 @@ type Servers struct {
 	Standin    *proc.Proc
 	MongoAddr  string // the stand-in's host:port
 	MongoURI   string
-	StandinJar string       // the copy the run uses
-	// SinkStandin and SinkMongoURI are the second stand-in, with Config.SinkTarget.
-	SinkStandin  *proc.Proc
-	SinkMongoURI string
-	Secure     *SecureKafka // with Config.Secure, else nil
+	StandinJar string             // the copy the run uses
+	More       map[string]Standin // Config.More's, by name
+	Secure     *SecureKafka       // with Config.Secure, else nil
 
 	// What StartKafka needs to run the broker again as it first ran.
 	reg        *proc.Registry
@@ -78,6 +81,12 @@ type Servers struct {
 	kafkaArgv  []string
 	kafkaDir   string
 	kafkaStart int // how often the broker has been started
+}
+
+// Standin is a running stand-in of Config.More.
+type Standin struct {
+	Proc *proc.Proc
+	URI  string
 }
 
 // FreePort returns a loopback port nothing listens on now.
@@ -113,16 +122,18 @@ func Start(ctx context.Context, cfg Config, reg *proc.Registry) (*Servers, error
 		return nil, err
 	}
 	var err error
-	if s.Standin, s.MongoAddr, err = s.startStandin(ctx, cfg, reg, "mongo-standin", cfg.StandinHeap, cfg.OplogEntries); err != nil {
+	main := StandinConfig{Name: "mongo-standin", Heap: cfg.StandinHeap, OplogEntries: cfg.OplogEntries}
+	if s.Standin, s.MongoAddr, err = s.startStandin(ctx, cfg, reg, main); err != nil {
 		return nil, err
 	}
 	s.MongoURI = standinURI(s.MongoAddr)
-	if cfg.SinkTarget {
-		var addr string
-		if s.SinkStandin, addr, err = s.startStandin(ctx, cfg, reg, "mongo-sink", cfg.SinkHeap, cfg.SinkOplogEntries); err != nil {
+	s.More = make(map[string]Standin, len(cfg.More))
+	for _, m := range cfg.More {
+		p, addr, err := s.startStandin(ctx, cfg, reg, m)
+		if err != nil {
 			return nil, err
 		}
-		s.SinkMongoURI = standinURI(addr)
+		s.More[m.Name] = Standin{Proc: p, URI: standinURI(addr)}
 	}
 	return s, nil
 }
@@ -277,12 +288,12 @@ func (s *Servers) copyStandinJar(cfg Config) error {
 	return os.WriteFile(s.StandinJar, b, 0o644)
 }
 
-// startStandin runs a MongoDB stand-in named name (its log is Work/<name>.log) from the jar's
-// copy, with heap and an oplog of oplog entries, and returns it and its host:port.
-func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Registry, name, heap string, oplog int) (*proc.Proc, string, error) {
-	p, err := reg.Start(name, filepath.Join(cfg.Work, name+".log"), proc.Options{Lines: true},
-		"java", "-Xms1g", "-Xmx"+heap, "-XX:+UseG1GC", "-jar", s.StandinJar,
-		"--bind", cfg.host(), "--port", "0", "--oplog-max-entries", fmt.Sprint(oplog))
+// startStandin runs the MongoDB stand-in sc (its log is Work/<name>.log) from the jar's copy,
+// and returns it and its host:port.
+func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Registry, sc StandinConfig) (*proc.Proc, string, error) {
+	p, err := reg.Start(sc.Name, filepath.Join(cfg.Work, sc.Name+".log"), proc.Options{Lines: true},
+		"java", "-Xms1g", "-Xmx"+sc.Heap, "-XX:+UseG1GC", "-jar", s.StandinJar,
+		"--bind", cfg.host(), "--port", "0", "--oplog-max-entries", fmt.Sprint(sc.OplogEntries))
 	if err != nil {
 		return nil, "", err
 	}
@@ -294,7 +305,7 @@ func (s *Servers) startStandin(ctx context.Context, cfg Config, reg *proc.Regist
 	if m == nil {
 		return nil, "", fmt.Errorf("unexpected stand-in banner %q", line)
 	}
-	cfg.Logf("MongoDB stand-in %s on %s", name, m[1])
+	cfg.Logf("MongoDB stand-in %s on %s", sc.Name, m[1])
 	return p, m[1], nil
 }
 

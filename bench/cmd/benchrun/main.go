@@ -28,9 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/internal/proc"
 	"github.com/mongorelay/mongorelay/internal/testservers"
@@ -146,10 +143,10 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.latencyWarmup, "latency-warmup", 2*time.Second, "latency workload: leading time left out of the percentiles")
 	flag.DurationVar(&c.runTimeout, "run-timeout", 0, "give up on one system's run after this long (default 60s + 1 ms per event)")
 	flag.IntVar(&c.repeat, "repeat", 5, "runs of the ceilings and mongorelay per throughput workload (the median is kept; the peers run once)")
-	flag.IntVar(&c.latencyRepeat, "latency-repeat", 1, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
+	flag.IntVar(&c.latencyRepeat, "latency-repeat", 5, "runs of the ceilings and mongorelay on the latency workload (the run of median p50 is kept; the peers run once)")
 	seed := flag.Uint64("seed", 1, "workload seed")
 	flag.StringVar(&c.kafkaHeap, "kafka-heap", "1g", "Kafka broker heap (deploy/local/env.sh uses 1g)")
-	flag.StringVar(&c.standinHeap, "standin-heap", "10g", "MongoDB stand-in heap: every workload's documents and oplog stay in it (6g filled up with -latency-repeat 3)")
+	flag.StringVar(&c.standinHeap, "standin-heap", "8g", "MongoDB stand-in heap: every workload's documents and oplog stay in it")
 	flag.IntVar(&c.oplogEntries, "oplog-entries", 5_000_000, "stand-in oplog bound (must hold every workload)")
 	flag.BoolVar(&c.microbench, "microbench", true, "run the hot-path Go micro-benchmarks first")
 	flag.StringVar(&c.microbenchTime, "microbench-time", "300ms", "-benchtime of the micro-benchmarks")
@@ -217,16 +214,17 @@ type runner struct {
 	deadline time.Time // of -budget
 	reg      *proc.Registry
 	srv      *testservers.Servers
-	mongo    *mongo.Client
-	db       *mongo.Database
-	// sinkDB is the sink workload's database, on the sink's own stand-in.
-	sinkDB *mongo.Database
-	plain    *broker // the broker of every system but tlsSystem
-	secure   *broker // tlsSystem's, SASL_SSL only; nil when it does not run
-	loads    map[string]*prepared
-	results  []*measurement // the median run of each system and workload
-	runs     []*measurement // every run, in the order made
-	notes    []string
+	// main is the stand-in every source workload but latency reads: its oplog holds them all.
+	main *standin
+	// latency is the latency workload's, whose oplog need hold only the run under way; sinkTarget
+	// the sink workload's target. Each is nil when its workload does not run.
+	latency, sinkTarget *standin
+	plain               *broker // the broker of every system but tlsSystem
+	secure              *broker // tlsSystem's, SASL_SSL only; nil when it does not run
+	loads               map[string]*prepared
+	results             []*measurement // the median run of each system and workload
+	runs                []*measurement // every run, in the order made
+	notes               []string
 	// relay4 is "" until relay-4 ran once; then "available" or why not.
 	relay4 string
 	micro  string
@@ -262,18 +260,21 @@ func run(ctx context.Context) error {
 	if r.srv, err = startServers(ctx, cfg, reg); err != nil {
 		return err
 	}
-	if r.mongo, err = mongo.Connect(options.Client().ApplyURI(r.srv.MongoURI).SetAppName("bench")); err != nil {
+	if r.main, err = connectStandin(r.srv.Standin, r.srv.MongoURI); err != nil {
 		return err
 	}
-	defer func() { _ = r.mongo.Disconnect(context.WithoutCancel(ctx)) }()
-	r.db = r.mongo.Database(benchDB)
-	if r.srv.SinkMongoURI != "" {
-		sinkClient, err := mongo.Connect(options.Client().ApplyURI(r.srv.SinkMongoURI).SetAppName("bench"))
-		if err != nil {
+	defer r.main.close(ctx)
+	if s, ok := r.srv.More[latencyStandin]; ok {
+		if r.latency, err = connectStandin(s.Proc, s.URI); err != nil {
 			return err
 		}
-		defer func() { _ = sinkClient.Disconnect(context.WithoutCancel(ctx)) }()
-		r.sinkDB = sinkClient.Database(benchDB)
+		defer r.latency.close(ctx)
+	}
+	if s, ok := r.srv.More[sinkStandin]; ok {
+		if r.sinkTarget, err = connectStandin(s.Proc, s.URI); err != nil {
+			return err
+		}
+		defer r.sinkTarget.close(ctx)
 	}
 	if r.plain, err = newBroker(r.srv.Kafka, r.srv.KafkaAddr, kafkaconn.Security{EndpointAlgorithm: "https"}); err != nil {
 		return err
@@ -316,31 +317,31 @@ func (r *runner) measureAll(ctx context.Context) error {
 	cfg := r.cfg
 	if r.wants("insert") || (r.wants("copy") && cfg.copyEvents == cfg.events) {
 		logf("pre-loading the insert workload (%d documents)", cfg.events)
-		p, err := preloadInserts(ctx, r.db, "ins", cfg.events, cfg.seed)
+		p, err := preloadInserts(ctx, r.main.db, "ins", cfg.events, cfg.seed)
 		if err != nil {
 			return err
 		}
 		logf("  %.1f s (%.0f docs/s)", p.preload.Seconds(), float64(cfg.events)/p.preload.Seconds())
 		r.loads["insert"] = p
 		if r.wants("copy") && cfg.copyEvents == cfg.events {
-			if r.loads["copy"], err = prepareCopy(ctx, r.db, p, "the insert workload's collection"); err != nil {
+			if r.loads["copy"], err = prepareCopy(ctx, r.main.db, p, "the insert workload's collection"); err != nil {
 				return err
 			}
 		}
 	}
 	if r.wants("copy") && cfg.copyEvents != cfg.events {
 		logf("pre-loading the copy workload (%d documents)", cfg.copyEvents)
-		p, err := preloadInserts(ctx, r.db, "cp", cfg.copyEvents, cfg.seed+2000)
+		p, err := preloadInserts(ctx, r.main.db, "cp", cfg.copyEvents, cfg.seed+2000)
 		if err != nil {
 			return err
 		}
-		if r.loads["copy"], err = prepareCopy(ctx, r.db, p, fmt.Sprintf("a collection of %d inserted documents", cfg.copyEvents)); err != nil {
+		if r.loads["copy"], err = prepareCopy(ctx, r.main.db, p, fmt.Sprintf("a collection of %d inserted documents", cfg.copyEvents)); err != nil {
 			return err
 		}
 	}
 	if r.wants("mix") {
 		logf("pre-loading the mix workload (%d operations)", cfg.events)
-		p, err := preloadMix(ctx, r.db, cfg.events, cfg.seed+1000)
+		p, err := preloadMix(ctx, r.main.db, cfg.events, cfg.seed+1000)
 		if err != nil {
 			return err
 		}
@@ -349,7 +350,7 @@ func (r *runner) measureAll(ctx context.Context) error {
 	}
 	if r.wants(collsWorkload) {
 		logf("pre-loading the %s workload (%d documents over %d collections)", collsWorkload, cfg.events, collsCount)
-		p, err := preloadCollections(ctx, r.db, collsCount, cfg.events, cfg.seed+3000)
+		p, err := preloadCollections(ctx, r.main.db, collsCount, cfg.events, cfg.seed+3000)
 		if err != nil {
 			return err
 		}

@@ -220,7 +220,7 @@ feed:
 // pacedWindow opens a measuring window on pid, then makes the latency workload's paced inserts
 // (n documents into coll at -latency-rate); it returns the window and the rate achieved.
 func (r *runner) pacedWindow(ctx context.Context, pid int, coll *mongo.Collection, n int64) (*window, float64, error) {
-	w := r.begin(pid)
+	w := r.begin("latency", pid)
 	rate, err := pacedInserts(ctx, coll, int(n), r.cfg.latencyRate, r.cfg.seed+7)
 	return w, rate, err
 }

@@ -33,7 +33,7 @@ func (r *runner) writeResults(started time.Time) (string, error) {
 		p("- %s\n", line)
 	}
 	p("\n### Method\n\n")
-	p("- Each workload is written to MongoDB once; every system then reads the same events, one system at a time, on the same broker and stand-in (private to the run: own ports, empty at start).\n")
+	p("- Each workload is written to MongoDB once; every system then reads the same events, one system at a time, on the same broker and stand-in (private to the run: own ports, empty at start); the latency workload's inserts go to a stand-in of their own, whose oplog need hold only the run under way.\n")
 	p("- Start point of the streaming workloads: a marker document is inserted just before the pre-load and its change event read. mongorelay gets a stream offset at the marker's resume token written into a fresh offsets topic (with tasks/offsets, as a task would commit it), Debezium the same token set through Connect's `PATCH /connectors/{name}/offsets` on a connector created STOPPED, the MongoDB Kafka Connector `startup.mode=timestamp` at the marker's cluster time + 1 increment, ceiling A `resumeAfter` the token. So all read exactly the pre-loaded events.\n")
 	p("- The clock starts when the system is started (process exec for mongorelay and the ceilings, connector create/resume for the Connect peers on an already running worker; ceiling B once its replay records are loaded) and stops when the %s-th record is readable by a read_committed consumer (franz-go) that counts records; ceiling A stops when it has read the last event. \"first\" is the time to the first record.\n", "N")
 	p("- events/s = events ÷ that time (start-up included); \"events/s after first\" = the rate from the first record to the last (start-up left out); MB/s = the bytes of the records' keys and values as consumed (each system's own format) ÷ time; CPU = utime+stime of the measured process (mongorelay, the ceiling process, or the Connect worker JVM) over the window, from /proc/<pid>/stat; peak RSS = VmHWM from /proc/<pid>/status (for the Connect worker, reset through clear_refs before each connector, so it includes the heap the JVM kept from the workloads before it). stand-in / broker CPU = the servers' CPU over the same window, for context.\n")
@@ -124,6 +124,10 @@ func (r *runner) setupLines() []string {
 	lines = append(lines, fmt.Sprintf("MongoDB stand-in: mongo-java-server %s with the bounded oplog (%d entries), heap %s, jar sha256 %s%s; its peak RSS over the run %s.",
 		pomProperty(filepath.Join(cfg.root, "deploy/local/mongo-standin/pom.xml"), "mongo-java-server.version"),
 		cfg.oplogEntries, cfg.standinHeap, r.jarHash(), r.jarAge(), r.standinPeak()))
+	for _, m := range moreStandins(cfg) {
+		what := map[string]string{latencyStandin: "the latency workload's", sinkStandin: "the sink workload's target"}[m.Name]
+		lines = append(lines, fmt.Sprintf("A stand-in of its own for %s: %s, the same jar, heap %s, oplog %d entries.", what, m.Name, m.Heap, m.OplogEntries))
+	}
 	peers := filepath.Join(cfg.root, "bench/peers/pom.xml")
 	lines = append(lines, fmt.Sprintf("Peers (Maven Central): MongoDB Kafka Connector %s (mongo-kafka-connect, -all jar), Debezium MongoDB connector %s (plugin archive).",
 		pomProperty(peers, "mongo-kafka.version"), pomProperty(peers, "debezium.version")))

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongorelay/mongorelay/internal/kafkaconn"
 	"github.com/mongorelay/mongorelay/internal/proc"
@@ -20,16 +22,65 @@ import (
 // writes, private to the run (own ports, own data under the work directory): other engineers'
 // tests on the shared environment neither disturb the figures nor get disturbed, and each run
 // starts from empty servers. With tlsSystem among the systems it also starts the SASL_SSL-only
-// broker that system writes to, with the same JVM and broker settings; with the sink workload,
-// the stand-in the sinks write into, whose oplog need not hold what they write.
+// broker that system writes to, with the same JVM and broker settings. The latency workload
+// and the sink workload get stand-ins of their own: the first stand-in's oplog holds every
+// throughput workload for the length of the run, and the documents the latency runs write
+// (a million with -latency-repeat 5) or the sinks write would fill its heap and slow every
+// later run; theirs need hold only the run under way.
 func startServers(ctx context.Context, cfg *config, reg *proc.Registry) (*testservers.Servers, error) {
 	return testservers.Start(ctx, testservers.Config{
 		Root: cfg.root, Work: cfg.work,
 		KafkaHeap: cfg.kafkaHeap, StandinHeap: cfg.standinHeap, OplogEntries: cfg.oplogEntries,
-		Secure:     slices.Contains(cfg.systems, tlsSystem),
-		SinkTarget: slices.Contains(cfg.workloads, "sink"), SinkHeap: "3g", SinkOplogEntries: 10_000,
-		Logf: logf,
+		Secure: slices.Contains(cfg.systems, tlsSystem),
+		More:   moreStandins(cfg),
+		Logf:   logf,
 	}, reg)
+}
+
+// moreStandins are the stand-ins of the latency and sink workloads that run.
+func moreStandins(cfg *config) []testservers.StandinConfig {
+	var more []testservers.StandinConfig
+	if slices.Contains(cfg.workloads, "latency") {
+		// One latency run writes -latency-rate × -latency-seconds documents (50,000).
+		more = append(more, testservers.StandinConfig{Name: latencyStandin, Heap: "5g",
+			OplogEntries: max(100_000, 2*cfg.latencyRate*cfg.latencySeconds)})
+	}
+	if slices.Contains(cfg.workloads, "sink") {
+		more = append(more, testservers.StandinConfig{Name: sinkStandin, Heap: "3g", OplogEntries: 10_000})
+	}
+	return more
+}
+
+// The stand-ins of the latency and sink workloads (testservers.Config.More).
+const (
+	latencyStandin = "mongo-latency"
+	sinkStandin    = "mongo-sink"
+)
+
+// standin is a MongoDB stand-in of the run as the harness and the systems reach it.
+type standin struct {
+	proc *proc.Proc
+	uri  string
+	cl   *mongo.Client
+	db   *mongo.Database // benchDB
+}
+
+func connectStandin(p *proc.Proc, uri string) (*standin, error) {
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("bench"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the stand-in at %s: %w", uri, err)
+	}
+	return &standin{proc: p, uri: uri, cl: cl, db: cl.Database(benchDB)}, nil
+}
+
+func (s *standin) close(ctx context.Context) { _ = s.cl.Disconnect(context.WithoutCancel(ctx)) }
+
+// source is the stand-in systems read workload wl from.
+func (r *runner) source(wl string) *standin {
+	if wl == "latency" && r.latency != nil {
+		return r.latency
+	}
+	return r.main
 }
 
 // broker is a Kafka of the run as its users reach it: the options every harness client of it

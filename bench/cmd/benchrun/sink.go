@@ -76,7 +76,7 @@ func (r *runner) preloadSink(ctx context.Context) (*prepared, error) {
 	}
 	// The stand-in's upsert path is warmed up as the other workloads' paths are (warmUp), so
 	// that the first sink system measured does not pay for its JIT compilation.
-	warm := r.sinkDB.Collection("sink_warmup", options.Collection().SetWriteConcern(writeconcern.Majority()))
+	warm := r.sinkTarget.db.Collection("sink_warmup", options.Collection().SetWriteConcern(writeconcern.Majority()))
 	rng = rand.New(rand.NewPCG(r.cfg.seed, 22))
 	docs := make([]bson.D, 0, 20_000)
 	for i := range cap(docs) {
@@ -98,7 +98,7 @@ func (r *runner) preloadSink(ctx context.Context) (*prepared, error) {
 
 // sink runs system sys on the sink workload into m.
 func (r *runner) sink(ctx context.Context, sys string, m *measurement, worker *connectWorker) {
-	coll := r.sinkDB.Collection(strings.ReplaceAll(m.prefix(), "-", "_"))
+	coll := r.sinkTarget.db.Collection(strings.ReplaceAll(m.prefix(), "-", "_"))
 	m.topic = sinkTopic
 	switch sys {
 	case "ceiling-bulk":
@@ -135,7 +135,7 @@ func (r *runner) bulkCeiling(ctx context.Context, coll *mongo.Collection, m *mea
 			}
 		})
 	}
-	target := r.sinkDB.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
+	target := r.sinkTarget.db.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
 	w := r.beginSink(os.Getpid())
 	if err := upsertAll(ctx, target, docs); err != nil {
 		m.status = err.Error()
@@ -166,7 +166,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 	prefix := m.prefix()
 	conf := map[string]string{
 		"connector.class":           "mongodb-sink",
-		"mongodb.connection.string": r.srv.SinkMongoURI,
+		"mongodb.connection.string": r.sinkTarget.uri,
 		"topics":                    sinkTopic,
 		"database":                  benchDB,
 		"collection":                coll.Name(),
@@ -207,7 +207,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 // mkcSink runs the MongoDB Kafka Connector's sink on worker from sinkTopic into coll.
 func (r *runner) mkcSink(ctx context.Context, coll *mongo.Collection, m *measurement, worker *connectWorker) {
 	name := m.prefix()
-	uri := r.srv.SinkMongoURI
+	uri := r.sinkTarget.uri
 	if strings.Contains(uri, "?") {
 		uri += "&w=majority"
 	} else {

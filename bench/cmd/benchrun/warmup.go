@@ -26,7 +26,7 @@ func (r *runner) warmUp(ctx context.Context) error {
 		}
 		opts := options.ChangeStream().SetFullDocument(options.UpdateLookup).SetBatchSize(2048).
 			SetResumeAfter(bson.D{{Key: "_data", Value: p.token}})
-		cs, err := r.db.Collection(p.coll).Watch(ctx, mongo.Pipeline{}, opts)
+		cs, err := r.main.db.Collection(p.coll).Watch(ctx, mongo.Pipeline{}, opts)
 		if err != nil {
 			return fmt.Errorf("warm-up: watch %s: %w", p.coll, err)
 		}
@@ -39,7 +39,7 @@ func (r *runner) warmUp(ctx context.Context) error {
 		}
 	}
 	if p := r.loads["copy"]; p != nil {
-		cur, err := r.db.Collection(p.coll).Find(ctx, bson.D{},
+		cur, err := r.main.db.Collection(p.coll).Find(ctx, bson.D{},
 			options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(2048))
 		if err != nil {
 			return fmt.Errorf("warm-up: find in %s: %w", p.coll, err)
