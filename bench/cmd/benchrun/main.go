@@ -135,7 +135,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&c.baseline, "baseline", "", "an older mongorelay binary: run as "+baseSystem+", exactly as relay-1 and alternately with it, and compared with it (bench/README.md)")
 	flag.IntVar(&c.events, "events", 200_000, "events per workload (the same count for every system)")
 	flag.IntVar(&c.copyEvents, "copy-events", 0, "documents of the copy workload (default -events: the insert workload's collection)")
-	flag.DurationVar(&c.budget, "budget", 21*time.Minute, "stop starting runs once the harness has run this long (what is left is reported as skipped)")
+	flag.DurationVar(&c.budget, "budget", 45*time.Minute, "stop starting runs once the harness has run this long (what is left is reported as skipped)")
 	systems := flag.String("systems", strings.Join(allSystems, ","), "systems to run, in this order")
 	workloads := flag.String("workloads", strings.Join(allWorkloads, ","), "workloads to run")
 	flag.IntVar(&c.latencyRate, "latency-rate", 5000, "latency workload: inserts per second")
