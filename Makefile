@@ -100,7 +100,7 @@ contract: env-up ## replay Kafka Connect's REST contract through a follower, the
 # Flags go to bench/cmd/benchrun, e.g. make bench BENCH_FLAGS="-events 100000";
 # BENCH_BASELINE=<git rev> runs that revision's build alternately with relay-1 and compares them.
 .PHONY: bench
-bench: ## measure mongorelay against the ceilings and the peers (about 15 min; bench/README.md)
+bench: ## measure mongorelay against the ceilings and the peers (about 45 min; bench/README.md)
 	@bench/run.sh $(BENCH_FLAGS)
 
 # chaos runs the chaos harness (e2e/chaos/README.md, DESIGN.md 13) on private servers it starts
