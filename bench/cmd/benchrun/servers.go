@@ -75,10 +75,14 @@ func connectStandin(p *proc.Proc, uri string) (*standin, error) {
 
 func (s *standin) close(ctx context.Context) { _ = s.cl.Disconnect(context.WithoutCancel(ctx)) }
 
-// source is the stand-in systems read workload wl from.
-func (r *runner) source(wl string) *standin {
-	if wl == "latency" && r.latency != nil {
+// standinOf is the stand-in systems read workload wl from, or for the sink workload write
+// it into.
+func (r *runner) standinOf(wl string) *standin {
+	switch {
+	case wl == "latency" && r.latency != nil:
 		return r.latency
+	case wl == "sink" && r.sinkTarget != nil:
+		return r.sinkTarget
 	}
 	return r.main
 }

@@ -136,7 +136,7 @@ func (r *runner) bulkCeiling(ctx context.Context, coll *mongo.Collection, m *mea
 		})
 	}
 	target := r.sinkTarget.db.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
-	w := r.beginSink(os.Getpid())
+	w := r.begin("sink", os.Getpid())
 	if err := upsertAll(ctx, target, docs); err != nil {
 		m.status = err.Error()
 		return
@@ -184,7 +184,7 @@ func (r *runner) relaySink(ctx context.Context, coll *mongo.Collection, m *measu
 	env := append(r.plain.env[:len(r.plain.env):len(r.plain.env)],
 		"MONGORELAY_REGISTRY_LISTEN=127.0.0.1:0", "MONGORELAY_HTTP_LISTEN=127.0.0.1:0",
 		"MONGORELAY_OFFSETS_TOPIC=bench-offsets-"+prefix, "MONGORELAY_SCHEMAS_TOPIC=bench-schemas-"+prefix)
-	w := r.beginSink(0)
+	w := r.begin("sink", 0)
 	pr, err := r.reg.Start(prefix, filepath.Join(r.cfg.work, prefix+".log"), proc.Options{Env: env}, r.cfg.relayBin, "standalone", file)
 	if err != nil {
 		m.status = err.Error()
@@ -234,7 +234,7 @@ func (r *runner) mkcSink(ctx context.Context, coll *mongo.Collection, m *measure
 			m.note = err.Error()
 		}
 	}()
-	w := r.beginSink(pid)
+	w := r.begin("sink", pid)
 	if err := worker.create(ctx, name, conf, false); err != nil {
 		m.status = err.Error()
 		return

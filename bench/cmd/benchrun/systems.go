@@ -108,14 +108,12 @@ func cpuOf(pid int) time.Duration {
 	return s.CPU
 }
 
-// begin opens a window of a system writing to the run's plaintext broker on workload wl; pid 0
-// means the measured process starts right after (its CPU is 0).
+// begin opens a window of a system on workload wl, on the run's plaintext broker and the
+// workload's stand-in (standinOf); pid 0 means the measured process starts right after (its
+// CPU is 0).
 func (r *runner) begin(wl string, pid int) *window {
-	return r.beginOn(r.plain, r.source(wl).proc, pid)
+	return r.beginOn(r.plain, r.standinOf(wl).proc, pid)
 }
-
-// beginSink opens a window of a system writing into the sink's stand-in.
-func (r *runner) beginSink(pid int) *window { return r.beginOn(r.plain, r.sinkTarget.proc, pid) }
 
 // beginOn opens a window of a system writing to b, and reading or writing standin.
 func (r *runner) beginOn(b *broker, standin *proc.Proc, pid int) *window {
@@ -214,7 +212,7 @@ func (r *runner) measure(ctx context.Context, sys, wl string, m *measurement, wo
 		// Each latency run writes documents of its own that no later run reads, and the
 		// stand-in keeps them in its heap.
 		defer func() {
-			if err := r.source(wl).db.Collection(r.loads[wl].coll).Drop(context.WithoutCancel(ctx)); err != nil {
+			if err := r.standinOf(wl).db.Collection(r.loads[wl].coll).Drop(context.WithoutCancel(ctx)); err != nil {
 				logf("  dropping the latency run's documents: %v", err)
 			}
 		}()
@@ -253,7 +251,7 @@ var doneRE = regexp.MustCompile(`^DONE events=(\d+) bytes=(\d+)`)
 // collection scan (copy), or the stream from now under paced inserts (latency).
 func (r *runner) ceilingA(ctx context.Context, wl string, m *measurement) {
 	p := r.loads[wl]
-	base := []string{"-mongo", r.source(wl).uri, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected)}
+	base := []string{"-mongo", r.standinOf(wl).uri, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected)}
 	var args []string
 	latFile := filepath.Join(r.cfg.work, m.prefix()+".txt")
 	switch wl {
@@ -276,7 +274,7 @@ func (r *runner) ceilingA(ctx context.Context, wl string, m *measurement) {
 			return
 		}
 		var rate float64
-		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.source(wl).db.Collection(p.coll), p.expected); err != nil {
+		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.standinOf(wl).db.Collection(p.coll), p.expected); err != nil {
 			m.status = err.Error()
 			return
 		}
@@ -401,7 +399,7 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 		m.status = err.Error()
 		return
 	}
-	args := []string{"pipe", "-mongo", r.source(wl).uri, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected),
+	args := []string{"pipe", "-mongo", r.standinOf(wl).uri, "-db", benchDB, "-coll", p.coll, "-count", fmt.Sprint(p.expected),
 		"-brokers", r.srv.KafkaAddr, "-to-topic", topic, "-transactional-id", "bench-" + m.prefix()}
 	switch wl {
 	case "insert", "mix":
@@ -434,7 +432,7 @@ func (r *runner) ceilingAB(ctx context.Context, wl string, m *measurement) {
 			return
 		}
 		var rate float64
-		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.source(wl).db.Collection(p.coll), p.expected); err != nil {
+		if w, rate, err = r.pacedWindow(ctx, pr.Pid(), r.standinOf(wl).db.Collection(p.coll), p.expected); err != nil {
 			m.status = err.Error()
 			return
 		}
@@ -472,7 +470,7 @@ func (r *runner) relayConnector(sys, prefix string, p *prepared, snapshotMode st
 	}
 	conf := map[string]string{
 		"connector.class":           "mongodb",
-		"mongodb.connection.string": r.source(p.name).uri,
+		"mongodb.connection.string": r.standinOf(p.name).uri,
 		"database.include.list":     benchDB,
 		"collection.include.list":   include,
 		"topic.prefix":              prefix,
@@ -611,7 +609,7 @@ func (r *runner) relayRun(ctx context.Context, wl string, m *measurement, shards
 		"MONGORELAY_OFFSETS_TOPIC="+offsetsTopic,
 		"MONGORELAY_SCHEMAS_TOPIC="+schemasTopic,
 	)
-	w := r.beginOn(b, r.source(wl).proc, 0)
+	w := r.beginOn(b, r.standinOf(wl).proc, 0)
 	pr, err := r.reg.Start(prefix, filepath.Join(r.cfg.work, prefix+".log"), proc.Options{Env: env}, argv...)
 	if err != nil {
 		m.status = err.Error()
@@ -696,7 +694,7 @@ func (r *runner) peerConfig(sys, wl string, p *prepared, prefix string) map[stri
 		c := map[string]string{
 			"connector.class": "com.mongodb.kafka.connect.MongoSourceConnector",
 			"tasks.max":       "1",
-			"connection.uri":  r.source(wl).uri,
+			"connection.uri":  r.standinOf(wl).uri,
 			"database":        benchDB,
 			"collection":      p.coll,
 			"topic.prefix":    prefix,
@@ -732,7 +730,7 @@ func (r *runner) peerConfig(sys, wl string, p *prepared, prefix string) map[stri
 		"tasks.max":       "1",
 		// Debezium refuses a replica set connection string without the set's name; the
 		// stand-in is the primary of "rs0".
-		"mongodb.connection.string": strings.Replace(r.source(wl).uri, "directConnection=true", "replicaSet=rs0", 1),
+		"mongodb.connection.string": strings.Replace(r.standinOf(wl).uri, "directConnection=true", "replicaSet=rs0", 1),
 		"topic.prefix":              prefix,
 		"database.include.list":     benchDB,
 		"collection.include.list":   benchDB + "." + p.coll,
@@ -836,7 +834,7 @@ func (r *runner) peer(ctx context.Context, sys, wl string, m *measurement, worke
 // latencyRun waits until the system delivers a probe (it is streaming), then writes the paced
 // inserts and collects each record's latency: consumer receive time − the writer's send time.
 func (r *runner) latencyRun(ctx context.Context, w *window, c *counter, m *measurement, failed func() string) {
-	coll := r.source("latency").db.Collection(r.loads["latency"].coll)
+	coll := r.standinOf("latency").db.Collection(r.loads["latency"].coll)
 	stop := make(chan struct{})
 	probeErr := make(chan error, 1)
 	go func() { probeErr <- probe(ctx, coll, stop) }()
