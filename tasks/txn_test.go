@@ -181,3 +181,18 @@ func newTxnTestTask(ctx context.Context, t *testing.T, brokers, id string) *kafk
 	t.Cleanup(task.txn.close)
 	return task
 }
+
+// A produce answered with CONCURRENT_TRANSACTIONS is retried after a metadata refresh: the
+// transactional producers must not keep franz-go's 5 s between refreshes, which stalled a
+// task's records (and its clean stop) for seconds.
+func TestTransactionalProducersRetrySoon(t *testing.T) {
+	tr := &Transactional{ClientOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}}
+	cl, err := kgo.NewClient(tr.clientOpts("id")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.MetadataMinAge); got != txnRetryBackoff {
+		t.Errorf("metadata min age %v, want %v", got, txnRetryBackoff)
+	}
+}
