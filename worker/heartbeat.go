@@ -58,8 +58,11 @@ type heartbeats struct {
 	lastAddr   string // its HTTP address
 }
 
-// run sends heartbeats until ctx ends (nil) or the node finds it was removed (ErrRemoved).
-func (h *heartbeats) run(ctx context.Context) error {
+// run sends heartbeats until ctx ends or quit is closed (nil), or the node finds it was
+// removed (ErrRemoved). Quit lets the heartbeat in flight finish, so that the leader has taken
+// it by the time run returns: one it took after the node's farewell would call the node alive
+// again, and keep or move back the tasks the farewell moved.
+func (h *heartbeats) run(ctx context.Context, quit <-chan struct{}) error {
 	poll := time.NewTicker(min(100*time.Millisecond, h.interval))
 	defer poll.Stop()
 	var last time.Time
@@ -89,6 +92,8 @@ func (h *heartbeats) run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-quit:
 			return nil
 		case <-poll.C:
 		}
@@ -134,7 +139,7 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
 // that they move at once, or wait restartWithin for the node to come back. Run it after run
-// has returned: a heartbeat after it would call the node alive again. A leader that has just
+// has returned on quit: a heartbeat after it would call the node alive again. A leader that has just
 // handed the leadership over waits to learn who has it, and a farewell that finds an election
 // under way goes again to the next leader, for up to farewellTime. Without an answer the tasks
 // move as a dead node's do: when the leader finds its connection refused once this process has

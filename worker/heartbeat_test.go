@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,7 +182,7 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.send = unknown
-		if err := h.run(context.Background()); !errors.Is(err, ErrRemoved) {
+		if err := h.run(context.Background(), nil); !errors.Is(err, ErrRemoved) {
 			t.Errorf("run = %v, want ErrRemoved", err)
 		}
 	})
@@ -206,7 +207,7 @@ func TestHeartbeatUnknownNode(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := h.run(ctx); !errors.Is(err, ErrRemoved) {
+		if err := h.run(ctx, nil); !errors.Is(err, ErrRemoved) {
 			t.Errorf("run = %v, want ErrRemoved", err)
 		}
 	})
@@ -233,7 +234,7 @@ func TestHeartbeatGoesAtOnceToANewLeader(t *testing.T) {
 	h.interval = time.Hour // only a leader change may send a second one
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.run(ctx) }()
+	go func() { done <- h.run(ctx, nil) }()
 	if got := <-sent; got != "n1:8083" {
 		t.Fatalf("first heartbeat to %s", got)
 	}
@@ -255,6 +256,39 @@ func TestHeartbeatGoesAtOnceToANewLeader(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestQuitLetsTheHeartbeatInFlightFinish: a stopping node quits its heartbeats before its
+// farewell; a heartbeat already sent must be answered first, not abandoned for the leader to
+// take after the farewell, which would call the node alive again.
+func TestQuitLetsTheHeartbeatInFlightFinish(t *testing.T) {
+	n := &fakeHeartbeatNode{id: "n2", leader: "n1", leaderHTTP: "n1:8083"}
+	inFlight, answer := make(chan struct{}), make(chan struct{})
+	var answered atomic.Bool
+	h := newTestHeartbeats(n, func(ctx context.Context, _ string, _ peer.Heartbeat) (peer.HeartbeatAck, error) {
+		close(inFlight)
+		select {
+		case <-answer:
+			answered.Store(true)
+			return peer.HeartbeatAck{}, nil
+		case <-ctx.Done():
+			return peer.HeartbeatAck{}, ctx.Err()
+		}
+	})
+	h.interval = time.Hour
+	quit, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- h.run(context.Background(), quit) }()
+	<-inFlight
+	close(quit)
+	select {
+	case err := <-done:
+		t.Fatalf("run returned (%v) with a heartbeat in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(answer)
+	if err := <-done; err != nil || !answered.Load() {
+		t.Fatalf("run returned %v, heartbeat answered: %t", err, answered.Load())
+	}
 }
 
 // TestJoinerStopsWhenRefused: an unanswered join is tried again, a refused one (another

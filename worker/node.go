@@ -375,7 +375,11 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 		hb.rejoin = join.again
 	}
 	removed := make(chan error, 1)
-	wg.Go(func() { removed <- hb.run(loops) })
+	quitBeats, beatsDone := make(chan struct{}), make(chan struct{})
+	wg.Go(func() {
+		defer close(beatsDone)
+		removed <- hb.run(loops, quitBeats)
+	})
 	wg.Go(func() { n.refreshOffsets(loops) })
 	wg.Go(func() { n.followLogLevels(loops) })
 
@@ -410,7 +414,10 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	stopTasks()
 	<-tasksDone
 	if clean {
-		stopLoops() // no heartbeat may follow the farewell
+		// No heartbeat may follow the farewell, nor reach the leader after it.
+		close(quitBeats)
+		<-beatsDone
+		stopLoops()
 		wg.Wait()
 		hb.farewell(context.WithoutCancel(ctx))
 	}
