@@ -139,11 +139,11 @@ func (h *heartbeats) deliver(ctx context.Context, leader, addr string, hb peer.H
 
 // farewell tells the leader that this node is stopping, its tasks stopped and committed, so
 // that they move at once, or wait restartWithin for the node to come back. Run it after run
-// has returned on quit: a heartbeat after it would call the node alive again. A leader that has just
-// handed the leadership over waits to learn who has it, and a farewell that finds an election
-// under way goes again to the next leader, for up to farewellTime. Without an answer the tasks
-// move as a dead node's do: when the leader finds its connection refused once this process has
-// exited, or after the session timeout if it cannot reach this node at all.
+// has returned on quit: a heartbeat after it would call the node alive again. A leader that
+// has just handed the leadership over waits to learn who has it, and a farewell that finds an
+// election under way goes again to the next leader, for up to farewellTime. Without an answer
+// the tasks move as a dead node's do: when the leader finds its connection refused once this
+// process has exited, or after the session timeout if it cannot reach this node at all.
 func (h *heartbeats) farewell(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(h.interval, farewellTime))
 	defer cancel()
