@@ -374,12 +374,8 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	if join != nil {
 		hb.rejoin = join.again
 	}
-	removed := make(chan error, 1)
-	quitBeats, beatsDone := make(chan struct{}), make(chan struct{})
-	wg.Go(func() {
-		defer close(beatsDone)
-		removed <- hb.run(loops, quitBeats)
-	})
+	removed, quitBeats := make(chan error, 1), make(chan struct{})
+	wg.Go(func() { removed <- hb.run(loops, quitBeats) })
 	wg.Go(func() { n.refreshOffsets(loops) })
 	wg.Go(func() { n.followLogLevels(loops) })
 
@@ -414,9 +410,10 @@ func (n *Node) serve(ctx context.Context, httpAddr string) error {
 	stopTasks()
 	<-tasksDone
 	if clean {
-		// No heartbeat may follow the farewell, nor reach the leader after it.
+		// No heartbeat may follow the farewell, nor reach the leader after it: the heartbeat in
+		// flight is answered before run returns, and so before the loops' context ends.
 		close(quitBeats)
-		<-beatsDone
+		<-removed
 		stopLoops()
 		wg.Wait()
 		hb.farewell(context.WithoutCancel(ctx))
