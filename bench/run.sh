@@ -64,7 +64,10 @@ trap 'exit 143' TERM
 # benchmark runs its own servers from them (private ports and data: other tests running on the
 # shared environment neither disturb the figures nor get disturbed), so it only needs them
 # present. If it has to bring the environment up to install them, it brings it down again.
-if [ -z "$(ls "$CACHE"/kafka/libs/.resolved-* 2>/dev/null)" ] || [ ! -f "$CACHE/mongo-standin/mongo-standin.jar" ]; then
+# A stand-in jar older than its sources is rebuilt, as env.sh up does.
+standin_jar=$CACHE/mongo-standin/mongo-standin.jar
+if [ -z "$(ls "$CACHE"/kafka/libs/.resolved-* 2>/dev/null)" ] || [ ! -f "$standin_jar" ] ||
+	[ -n "$(find deploy/local/mongo-standin -newer "$standin_jar" -type f -print -quit)" ]; then
 	log "installing the test environment's jars (deploy/local/env.sh up)"
 	deploy/local/env.sh status | grep -q 'running' || env_started=1
 	deploy/local/env.sh up

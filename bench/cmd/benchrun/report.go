@@ -37,7 +37,7 @@ func (r *runner) writeResults(started time.Time) (string, error) {
 	p("- Start point of the streaming workloads: a marker document is inserted just before the pre-load and its change event read. mongorelay gets a stream offset at the marker's resume token written into a fresh offsets topic (with tasks/offsets, as a task would commit it), Debezium the same token set through Connect's `PATCH /connectors/{name}/offsets` on a connector created STOPPED, the MongoDB Kafka Connector `startup.mode=timestamp` at the marker's cluster time + 1 increment, ceiling A `resumeAfter` the token. So all read exactly the pre-loaded events.\n")
 	p("- The clock starts when the system is started (process exec for mongorelay and the ceilings, connector create/resume for the Connect peers on an already running worker; ceiling B once its replay records are loaded) and stops when the %s-th record is readable by a read_committed consumer (franz-go) that counts records; ceiling A stops when it has read the last event. \"first\" is the time to the first record.\n", "N")
 	p("- events/s = events ÷ that time (start-up included); \"events/s after first\" = the rate from the first record to the last (start-up left out); MB/s = the bytes of the records' keys and values as consumed (each system's own format) ÷ time; CPU = utime+stime of the measured process (mongorelay, the ceiling process, or the Connect worker JVM) over the window, from /proc/<pid>/stat; peak RSS = VmHWM from /proc/<pid>/status (for the Connect worker, reset through clear_refs before each connector, so it includes the heap the JVM kept from the workloads before it). stand-in / broker CPU = the servers' CPU over the same window, for context.\n")
-	p("- Ceiling A = the Go driver alone reading the change stream (batch 2048, fullDocument updateLookup, as a mongorelay task) or, for the copy, the collection in _id order; ceiling B = franz-go alone producing relay-1's records of the same workload (loaded from relay-1's topic first, same key and value bytes) with mongorelay's producer settings (tasks.ProducerOpts, tasks.TxnMaxAge and tasks.TxnMaxBatches: transactional, committed once 250 ms old or 8 × 2,048 records, linger 5 ms, no compression, mongorelay's default). Ceiling = min(A, B) events/s; the CPU ceiling is A+B. Ceiling AB = both libraries at once in one process: each raw change event (or document) produced as it is read, keyed by its documentKey (_id), in the same transactions, with no envelope, Avro, registry or offsets: on 2 cores shared with both servers, the least a pipeline can do, so relay-1 ÷ ceiling AB is mongorelay's own cost.\n")
+	p("- Ceiling A = the Go driver alone reading the change stream (batch 2048, fullDocument updateLookup, as a mongorelay task) or, for the copy, the collection in _id order; ceiling B = franz-go alone producing relay-1's records of the same workload (loaded from relay-1's topic first, same key and value bytes) with mongorelay's producer settings (tasks.ProducerOpts, tasks.TxnMaxAge and tasks.TxnMaxBatches: transactional, committed once 250 ms old or 8 × 2,048 records, alternating between two transactional ids as a task does, linger 5 ms, no compression, mongorelay's default). Ceiling = min(A, B) events/s; the CPU ceiling is A+B. Ceiling AB = both libraries at once in one process: each raw change event (or document) produced as it is read, keyed by its documentKey (_id), in the same transactions, which also commit as soon as a server batch comes back short (caught up), as a task's do, with no envelope, Avro, registry or offsets: on 2 cores shared with both servers, the least a pipeline can do, so relay-1 ÷ ceiling AB is mongorelay's own cost.\n")
 	p("- Latency: each system is started streaming from now; a probe document is written every 200 ms until one arrives downstream; then %d documents are inserted at %d/s by 8 writers, each carrying its send time in a string field (`~LT<unix ns>~`, found in the record bytes whatever the format). Latency = consumer receive time − send time; the first %s of sends are left out (warm-up). Ceiling A measures driver send → change event received, ceiling B producer send → consumer receive, ceiling AB send → consumer receive through the raw pipe (the latency ceiling). writes/s is the rate the writers achieved, delivered/s the rate records reached the consumer: a system delivering less than is written falls behind, and its latency is then queueing.\n",
 		cfg.latencyRate*cfg.latencySeconds, cfg.latencyRate, cfg.latencyWarmup)
 	p("- Ratios: \"÷ relay-1\" = the system's figure divided by mongorelay 1 task's; \"÷ ceiling\" = divided by the ceiling's.\n")
@@ -252,8 +252,8 @@ func (r *runner) throughputTable(b *strings.Builder, wl string) {
 }
 
 func (r *runner) latencyTable(b *strings.Builder) {
-	fmt.Fprintln(b, "| system | samples | writes/s | delivered/s | p50 ms | p99 ms | max ms | p50 ÷ relay-1 | p99 ÷ relay-1 | p50 ÷ ceiling AB | p99 ÷ ceiling AB | CPU-s / 1M events at this rate | peak RSS MB |")
-	fmt.Fprintln(b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(b, "| system | samples | writes/s | delivered/s | p50 ms | p99 ms | max ms | p50 ÷ relay-1 | p99 ÷ relay-1 | p50 ÷ ceiling AB | p99 ÷ ceiling AB | CPU-s / 1M events at this rate | peak RSS MB | stand-in CPU-s | broker CPU-s |")
+	fmt.Fprintln(b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	relay := r.find("relay-1", "latency")
 	var c50, c99 float64
 	if ab := r.find("ceiling-ab", "latency"); ab != nil && ab.ok() && ab.lat != nil {
@@ -265,17 +265,17 @@ func (r *runner) latencyTable(b *strings.Builder) {
 			continue
 		}
 		if !m.ok() || m.lat == nil {
-			fmt.Fprintf(b, "| %s | %s |  |  |  |  |  |  |  |  |  |  |  |\n", sys, cell(m.status))
+			fmt.Fprintf(b, "| %s | %s |  |  |  |  |  |  |  |  |  |  |  |  |  |\n", sys, cell(m.status))
 			continue
 		}
 		var r50, r99 float64
 		if relay != nil && relay.lat != nil {
 			r50, r99 = ms(relay.lat.p50), ms(relay.lat.p99)
 		}
-		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %s | %s | %s | %.1f | %d |\n",
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %s | %s | %s | %.1f | %d | %.1f | %.1f |\n",
 			sys, m.lat.n, m.lat.rate, m.lat.delivered, ms(m.lat.p50), ms(m.lat.p99), ms(m.lat.max),
 			ratio(ms(m.lat.p50), r50), ratio(ms(m.lat.p99), r99), ratio(ms(m.lat.p50), c50), ratio(ms(m.lat.p99), c99),
-			m.cpuPerMillion(), m.peakRSS>>20)
+			m.cpuPerMillion(), m.peakRSS>>20, m.standinCPU.Seconds(), m.kafkaCPU.Seconds())
 	}
 	for _, sys := range r.cfg.systems {
 		if m := r.find(sys, "latency"); m != nil && m.note != "" && m.ok() {

@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -213,19 +214,22 @@ func runCopy(ctx context.Context, args []string) error {
 	return nil
 }
 
-// producer writes records as a mongorelay task does (tasks/txn.go; DESIGN.md 6): through a
-// transactional producer with the task's settings (tasks.ProducerOpts) whose transaction
-// commits once it is tasks.TxnMaxAge old or holds tasks.TxnMaxBatches × 2,048 records
-// (max.batch.size). It replays
-// from memory, so it is never caught up and never commits for that reason. With an empty id
-// it produces without transactions.
+// producer writes records as a mongorelay task does (tasks/txn.go; DESIGN.md 6): through
+// transactional producers with the task's settings (tasks.ProducerOpts, tasks.TxnRetryBackoff)
+// whose transaction commits once it is tasks.TxnMaxAge old or holds tasks.TxnMaxBatches × 2,048
+// records (max.batch.size), or when the caller says it has caught up. Like a task, it
+// alternates its transactions between the two ids of tasks.TransactionalIDs, so that a
+// transaction does not wait for the markers of the one before. With an empty id it produces
+// without transactions.
 type producer struct {
-	cl       *kgo.Client
-	txn      bool
-	open     bool
-	began    time.Time
-	records  int
-	firstErr error
+	// cl writes the open transaction, or the next one; rested wrote the one before (nil
+	// without transactions).
+	cl, rested *kgo.Client
+	txn        bool
+	open       bool
+	began      time.Time
+	records    int
+	firstErr   error
 }
 
 const txnMaxRecords = tasks.TxnMaxBatches * 2048
@@ -233,9 +237,35 @@ const txnMaxRecords = tasks.TxnMaxBatches * 2048
 func newProducer(ctx context.Context, brokers []string, txnID string) (*producer, error) {
 	// mongorelay's default producer.compression.type is none.
 	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, tasks.ProducerOpts(kgo.NoCompression())...)
-	if txnID != "" {
-		opts = append(opts, kgo.TransactionalID(txnID))
+	if txnID == "" {
+		cl, err := newClient(ctx, brokers, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &producer{cl: cl}, nil
 	}
+	var cls [2]*kgo.Client
+	for i, id := range tasks.TransactionalIDs(txnID) {
+		cl, err := newClient(ctx, brokers, append(slices.Clip(opts), kgo.TransactionalID(id), kgo.MetadataMinAge(tasks.TxnRetryBackoff)))
+		if err == nil {
+			if _, _, err = cl.ProducerID(ctx); err != nil {
+				cl.Close()
+				err = fmt.Errorf("initialise transactional id %s: %w", id, err)
+			}
+		}
+		if err != nil {
+			if i > 0 {
+				cls[0].Close()
+			}
+			return nil, err
+		}
+		cls[i] = cl
+	}
+	return &producer{cl: cls[0], rested: cls[1], txn: true}, nil
+}
+
+// newClient creates a client with opts and checks that it reaches the brokers.
+func newClient(ctx context.Context, brokers []string, opts []kgo.Opt) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
@@ -244,14 +274,7 @@ func newProducer(ctx context.Context, brokers []string, txnID string) (*producer
 		cl.Close()
 		return nil, fmt.Errorf("reach Kafka at %v: %w", brokers, err)
 	}
-	p := &producer{cl: cl, txn: txnID != ""}
-	if p.txn {
-		if _, _, err := cl.ProducerID(ctx); err != nil {
-			cl.Close()
-			return nil, fmt.Errorf("initialise transactional id %s: %w", txnID, err)
-		}
-	}
-	return p, nil
+	return cl, nil
 }
 
 func (p *producer) produce(ctx context.Context, r *kgo.Record) error {
@@ -282,11 +305,17 @@ func (p *producer) commit(ctx context.Context) error {
 		if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			return fmt.Errorf("commit transaction: %w", err)
 		}
+		p.cl, p.rested = p.rested, p.cl
 	}
 	return p.firstErr
 }
 
-func (p *producer) close() { p.cl.Close() }
+func (p *producer) close() {
+	p.cl.Close()
+	if p.rested != nil {
+		p.rested.Close()
+	}
+}
 
 // runProduce produces records to a topic: the records of another topic replayed (the same
 // sizes and contents as a system wrote them, so the same compression ratio), or, with -rate,
@@ -399,8 +428,10 @@ func runPipe(ctx context.Context, args []string) error {
 	}
 	defer pr.close()
 	// next advances the cursor (idle: the server had nothing new); current is its document;
-	// keyField names the record key.
+	// caughtUp says whether it ended a server batch short of the batch size; keyField names the
+	// record key.
 	var next func() (ok, idle bool)
+	caughtUp := func() bool { return false }
 	var current func() bson.Raw
 	var cursorErr func() error
 	keyField := "documentKey"
@@ -418,11 +449,21 @@ func runPipe(ctx context.Context, args []string) error {
 			return fmt.Errorf("watch %s: %w", src, err)
 		}
 		defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
+		inBatch := 0 // events taken from the current server batch
 		next = func() (bool, bool) {
 			if cs.TryNext(ctx) {
+				inBatch++
 				return true, false
 			}
 			return cs.Err() == nil, true
+		}
+		caughtUp = func() bool {
+			if cs.RemainingBatchLength() > 0 {
+				return false
+			}
+			short := inBatch < *src.batch
+			inBatch = 0
+			return short
 		}
 		current, cursorErr = func() bson.Raw { return cs.Current }, cs.Err
 	}
@@ -449,6 +490,13 @@ func runPipe(ctx context.Context, args []string) error {
 			return err
 		}
 		n++
+		// Like a task: a server batch that was not full means the stream has caught up, the
+		// moment to commit what is open rather than wait for more.
+		if caughtUp() && pr.open {
+			if err := pr.commit(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if err := pr.commit(ctx); err != nil {
 		return fmt.Errorf("produce to %s: %w", *to, err)
