@@ -731,6 +731,16 @@ func (h *harness) pauseBriefly(t *testing.T, cons *traffic.Consumer, ofLeader bo
 			}
 		}
 	}
+	// The pause is of a node at work: its tasks write before it. A node restarted by the
+	// subtest before may still be starting them; how long that took is worth seeing.
+	writing := time.Now()
+	took := clusterapi.WaitFor(t, bound, victim.id+" writing before the pause", func() (bool, string) {
+		_, ok := cons.FirstAfter(writing, func(r traffic.Record) bool { return strings.HasPrefix(r.Writer, victim.id+"/") })
+		return ok, "no record from " + victim.id + " since its tasks settled"
+	})
+	if took > 3*time.Second {
+		t.Logf("%s wrote its first record %s after its tasks settled", victim.id, took.Round(time.Millisecond))
+	}
 	t0 := time.Now()
 	victim.signal(t, syscall.SIGSTOP)
 	time.Sleep(2 * time.Second)
