@@ -56,14 +56,14 @@ func TransactionalIDs(id string) [2]string { return [2]string{id, id + "~1"} }
 // clientOpts are the options of a producer using transactional id id, and extra.
 func (t *Transactional) clientOpts(id string, extra ...kgo.Opt) []kgo.Opt {
 	opts := append(append(append(append([]kgo.Opt(nil), t.ClientOpts...), ProducerOpts(t.Compression)...),
-		kgo.TransactionalID(id), kgo.MetadataMinAge(TxnRetryBackoff)), extra...)
+		kgo.TransactionalID(id), kgo.MetadataMinAge(txnRetryBackoff)), extra...)
 	if t.Timeout > 0 {
 		opts = append(opts, kgo.TransactionTimeout(t.Timeout))
 	}
 	return opts
 }
 
-// TxnRetryBackoff is how soon a transactional producer retries a produce the broker answered
+// txnRetryBackoff is how soon a transactional producer retries a produce the broker answered
 // with CONCURRENT_TRANSACTIONS: under transaction protocol 2 a produce that reaches the broker
 // while the markers of the id's transaction before are still being written gets that answer.
 // franz-go retries such a produce after a metadata refresh, which it spaces by MetadataMinAge:
@@ -71,12 +71,12 @@ func (t *Transactional) clientOpts(id string, extra ...kgo.Opt) []kgo.Opt {
 // up to 5 s. The Java producer retries after retry.backoff.ms, 100 ms. The refresh also
 // follows other produce errors, such as a broker gone, where this keeps each producer to 10
 // metadata requests a second.
-const TxnRetryBackoff = 100 * time.Millisecond
+const txnRetryBackoff = 100 * time.Millisecond
 
-// initID creates a producer with transactional id id and initialises the id, which fences
-// every earlier user of it and aborts the transaction it left open. The caller closes the
-// client.
-func (t *Transactional) initID(ctx context.Context, id string, extra ...kgo.Opt) (*kgo.Client, error) {
+// InitID creates a producer with transactional id id and the task's producer settings
+// (clientOpts), and initialises the id, which fences every earlier user of it and aborts the
+// transaction it left open. The caller closes the client.
+func (t *Transactional) InitID(ctx context.Context, id string, extra ...kgo.Opt) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(t.clientOpts(id, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer %s: %w", id, err)
@@ -96,7 +96,7 @@ func (t *Transactional) initID(ctx context.Context, id string, extra ...kgo.Opt)
 func (t *Transactional) Fence(ctx context.Context, ids ...string) error {
 	for _, id := range ids {
 		for _, id := range TransactionalIDs(id) {
-			cl, err := t.initID(ctx, id)
+			cl, err := t.InitID(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -168,7 +168,7 @@ func (w *kafkaWriter) openTxn(ctx context.Context, cfg *Transactional) error {
 		if cfg.Instrument != nil {
 			opts = append(opts, cfg.Instrument(id)...)
 		}
-		wg.Go(func() { cls[i], errs[i] = cfg.initID(ctx, id, opts...) })
+		wg.Go(func() { cls[i], errs[i] = cfg.InitID(ctx, id, opts...) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs[:]...); err != nil {

@@ -192,7 +192,7 @@ func TestTransactionalProducersRetrySoon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if got := cl.OptValue(kgo.MetadataMinAge); got != TxnRetryBackoff {
-		t.Errorf("metadata min age %v, want %v", got, TxnRetryBackoff)
+	if got := cl.OptValue(kgo.MetadataMinAge); got != txnRetryBackoff {
+		t.Errorf("metadata min age %v, want %v", got, txnRetryBackoff)
 	}
 }

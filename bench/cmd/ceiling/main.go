@@ -21,7 +21,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -215,8 +214,8 @@ func runCopy(ctx context.Context, args []string) error {
 }
 
 // producer writes records as a mongorelay task does (tasks/txn.go; DESIGN.md 6): through
-// transactional producers with the task's settings (tasks.ProducerOpts, tasks.TxnRetryBackoff)
-// whose transaction commits once it is tasks.TxnMaxAge old or holds tasks.TxnMaxBatches × 2,048
+// transactional producers with the task's settings (tasks.Transactional.InitID) whose
+// transaction commits once it is tasks.TxnMaxAge old or holds tasks.TxnMaxBatches × 2,048
 // records (max.batch.size), or when the caller says it has caught up. Like a task, it
 // alternates its transactions between the two ids of tasks.TransactionalIDs, so that a
 // transaction does not wait for the markers of the one before. With an empty id it produces
@@ -236,45 +235,29 @@ const txnMaxRecords = tasks.TxnMaxBatches * 2048
 
 func newProducer(ctx context.Context, brokers []string, txnID string) (*producer, error) {
 	// mongorelay's default producer.compression.type is none.
-	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, tasks.ProducerOpts(kgo.NoCompression())...)
 	if txnID == "" {
-		cl, err := newClient(ctx, brokers, opts)
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, tasks.ProducerOpts(kgo.NoCompression())...)...)
 		if err != nil {
 			return nil, err
+		}
+		if err := cl.Ping(ctx); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("reach Kafka at %v: %w", brokers, err)
 		}
 		return &producer{cl: cl}, nil
 	}
-	var cls [2]*kgo.Client
-	for i, id := range tasks.TransactionalIDs(txnID) {
-		cl, err := newClient(ctx, brokers, append(slices.Clip(opts), kgo.TransactionalID(id), kgo.MetadataMinAge(tasks.TxnRetryBackoff)))
-		if err == nil {
-			if _, _, err = cl.ProducerID(ctx); err != nil {
-				cl.Close()
-				err = fmt.Errorf("initialise transactional id %s: %w", id, err)
-			}
-		}
-		if err != nil {
-			if i > 0 {
-				cls[0].Close()
-			}
-			return nil, err
-		}
-		cls[i] = cl
-	}
-	return &producer{cl: cls[0], rested: cls[1], txn: true}, nil
-}
-
-// newClient creates a client with opts and checks that it reaches the brokers.
-func newClient(ctx context.Context, brokers []string, opts []kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(opts...)
+	tx := tasks.Transactional{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Compression: kgo.NoCompression()}
+	ids := tasks.TransactionalIDs(txnID)
+	cl, err := tx.InitID(ctx, ids[0])
 	if err != nil {
 		return nil, err
 	}
-	if err := cl.Ping(ctx); err != nil {
+	rested, err := tx.InitID(ctx, ids[1])
+	if err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("reach Kafka at %v: %w", brokers, err)
+		return nil, err
 	}
-	return cl, nil
+	return &producer{cl: cl, rested: rested, txn: true}, nil
 }
 
 func (p *producer) produce(ctx context.Context, r *kgo.Record) error {
